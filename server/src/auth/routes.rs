@@ -1,0 +1,392 @@
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use chrono::Utc;
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::caller::{Caller, ScopeLevel};
+use super::store::{self, Rotation};
+use super::{password, tokens};
+use crate::db::schema::{divisions, villages};
+use crate::db::{write_transaction, DbConnection};
+use crate::domain::{DivisionCode, Phone, Role};
+use crate::error::{ApiError, ApiResult, ErrorCode, FieldError, Problem};
+use crate::http::{client_addr, ApiJson};
+use crate::startup::AppState;
+
+pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(login)
+        .service(refresh)
+        .service(logout)
+        .service(get_me);
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct LoginRequest {
+    /// The mobile number the account was created with.
+    #[schema(example = "13900000004")]
+    pub phone: String,
+    #[schema(example = "demo-pass-0004")]
+    pub password: String,
+    /// A stable id of the app installation; each device gets its own session.
+    #[schema(example = "a1b2c3")]
+    pub device_id: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenResponse {
+    /// JWT to send as `Authorization: Bearer …`.
+    pub access_token: String,
+    #[schema(example = "Bearer")]
+    pub token_type: &'static str,
+    /// Seconds until the access token expires (900).
+    pub expires_in: u64,
+    /// Single-use token for `POST /auth/refresh`; every use returns a new one.
+    pub refresh_token: String,
+    /// Seconds until the refresh token expires (30 days).
+    pub refresh_expires_in: u64,
+    pub user: Me,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NamedCode {
+    pub code: DivisionCode,
+    pub name: String,
+}
+
+/// The caller: who they are and how far their scope reaches.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Me {
+    pub id: String,
+    pub phone: String,
+    pub name: String,
+    pub role: Role,
+    /// Chinese name of the role.
+    pub role_label: String,
+    pub scope: ScopeLevel,
+    /// 12-digit code of the county: a county reviewer's county, or the county of a field
+    /// user's villages. Absent for the city administrator.
+    pub county_code: Option<DivisionCode>,
+    pub county_name: Option<String>,
+    /// The villages assigned to an enumerator or first secretary (empty for other roles).
+    pub village_codes: Vec<DivisionCode>,
+    pub villages: Vec<NamedCode>,
+}
+
+fn me_of(conn: &mut DbConnection, caller: &Caller) -> ApiResult<Me> {
+    let county_name = match &caller.county_code {
+        Some(code) => divisions::table
+            .find(code.as_str())
+            .select(divisions::name)
+            .first::<String>(conn)
+            .optional()?,
+        None => None,
+    };
+    let codes: Vec<&str> = caller
+        .village_codes
+        .iter()
+        .map(DivisionCode::as_str)
+        .collect();
+    let named: Vec<(String, String)> = villages::table
+        .filter(villages::code.eq_any(&codes))
+        .select((villages::code, villages::name))
+        .order(villages::code)
+        .load(conn)?;
+    let villages = named
+        .into_iter()
+        .filter_map(|(code, name)| {
+            DivisionCode::parse(&code)
+                .ok()
+                .map(|code| NamedCode { code, name })
+        })
+        .collect();
+    Ok(Me {
+        id: caller.user_id.clone(),
+        phone: caller.phone.clone(),
+        name: caller.name.clone(),
+        role: caller.role,
+        role_label: caller.role.label().to_owned(),
+        scope: caller.scope_level(),
+        county_code: caller.county_code.clone(),
+        county_name,
+        village_codes: caller.village_codes.clone(),
+        villages,
+    })
+}
+
+fn check_login_request(body: &LoginRequest) -> ApiResult<Phone> {
+    let mut errors = Vec::new();
+    let phone = Phone::parse(&body.phone)
+        .map_err(|e| errors.push(FieldError::from_invalid("phone", e)))
+        .ok();
+    if body.password.is_empty() {
+        errors.push(FieldError::new("password", "required", "must not be empty"));
+    } else if body.password.len() > 1024 {
+        errors.push(FieldError::new(
+            "password",
+            "too_long",
+            "must be at most 1024 bytes",
+        ));
+    }
+    let device = body.device_id.trim();
+    if device.is_empty() || device.chars().count() > 128 {
+        errors.push(FieldError::new(
+            "device_id",
+            "length",
+            "must have 1 to 128 characters",
+        ));
+    }
+    match phone {
+        Some(phone) if errors.is_empty() => Ok(phone),
+        _ => Err(ApiError::Validation(errors)),
+    }
+}
+
+fn seconds_until_free(
+    oldest: Option<chrono::NaiveDateTime>,
+    window: chrono::Duration,
+    now: chrono::NaiveDateTime,
+) -> u64 {
+    oldest
+        .map(|o| (o + window - now).num_seconds().max(1) as u64)
+        .unwrap_or(1)
+}
+
+/// Logs in with phone number and password.
+///
+/// Failed attempts are limited per phone number and per client address; past the limit the
+/// answer is 429 with `Retry-After` until the oldest failure leaves the window.
+#[utoipa::path(
+    tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Logged in: an access and a refresh token", body = TokenResponse),
+        (status = 401, description = "`invalid_credentials` or `account_disabled`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: too many failed logins for this phone or address", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/auth/login")]
+pub async fn login(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: ApiJson<LoginRequest>,
+) -> ApiResult<web::Json<TokenResponse>> {
+    let body = body.0;
+    let phone = check_login_request(&body)?;
+    let device_id = body.device_id.trim().to_owned();
+    let addr = client_addr(&req, state.settings.trust_proxy_headers);
+    let policy = state.settings.auth.clone();
+    let window = chrono::Duration::from_std(policy.login_window).map_err(ApiError::internal)?;
+    let now = Utc::now();
+
+    let phone_str = phone.as_str().to_owned();
+    let addr_check = addr.clone();
+    let user = state
+        .db
+        .run(move |conn| {
+            let since = (now - window).naive_utc();
+            let by_phone = store::failures_for_phone(conn, &phone_str, since)?;
+            if by_phone.count >= i64::from(policy.max_failures_per_phone) {
+                return Err(ApiError::RateLimited {
+                    retry_after: seconds_until_free(by_phone.oldest, window, now.naive_utc()),
+                    detail: "too many failed logins for this phone number".into(),
+                });
+            }
+            let by_addr = store::failures_for_addr(conn, &addr_check, since)?;
+            if by_addr.count >= i64::from(policy.max_failures_per_addr) {
+                return Err(ApiError::RateLimited {
+                    retry_after: seconds_until_free(by_addr.oldest, window, now.naive_utc()),
+                    detail: "too many failed logins from this address".into(),
+                });
+            }
+            Ok(store::find_user_by_phone(conn, &phone_str)?)
+        })
+        .await?;
+
+    let password = body.password;
+    let (user, verified) = tokio::task::spawn_blocking(move || match user {
+        Some(user) => {
+            let ok = password::verify(&user.password_hash, &password);
+            (Some(user), ok)
+        }
+        None => {
+            password::verify_dummy(&password);
+            (None, false)
+        }
+    })
+    .await
+    .map_err(ApiError::internal)?;
+
+    let refresh_token = tokens::new_refresh_token();
+    let refresh_hash = tokens::refresh_token_hash(&refresh_token);
+    let refresh_ttl =
+        chrono::Duration::from_std(state.settings.auth.refresh_ttl).map_err(ApiError::internal)?;
+    let phone_str = phone.as_str().to_owned();
+    let outcome = state
+        .db
+        .run(move |conn| {
+            write_transaction(conn, |conn| {
+                let user = match user {
+                    Some(user) if verified => user,
+                    _ => {
+                        store::record_attempt(conn, &phone_str, &addr, now, false)?;
+                        return Ok(Err(ErrorCode::InvalidCredentials));
+                    }
+                };
+                store::record_attempt(conn, &phone_str, &addr, now, true)?;
+                if !user.active {
+                    return Ok(Err(ErrorCode::AccountDisabled));
+                }
+                let session_id = store::open_session(
+                    conn,
+                    &user.id,
+                    &device_id,
+                    &refresh_hash,
+                    now,
+                    refresh_ttl,
+                )?;
+                let caller = store::caller_from(conn, user, session_id)?;
+                let me = me_of(conn, &caller)?;
+                Ok::<_, ApiError>(Ok((caller, me)))
+            })
+        })
+        .await?;
+    let (caller, me) = match outcome {
+        Ok(found) => found,
+        Err(ErrorCode::AccountDisabled) => {
+            return Err(ApiError::unauthenticated(
+                ErrorCode::AccountDisabled,
+                "this account has been disabled",
+            ))
+        }
+        Err(code) => {
+            return Err(ApiError::unauthenticated(
+                code,
+                "the phone number or password is wrong",
+            ))
+        }
+    };
+    tracing::info!(user_id = %caller.user_id, session_id = %caller.session_id, "login");
+    token_response(&state, &caller, refresh_token, me, now)
+}
+
+fn token_response(
+    state: &AppState,
+    caller: &Caller,
+    refresh_token: String,
+    me: Me,
+    now: chrono::DateTime<Utc>,
+) -> ApiResult<web::Json<TokenResponse>> {
+    let auth = &state.settings.auth;
+    let access_ttl = chrono::Duration::from_std(auth.access_ttl).map_err(ApiError::internal)?;
+    let access_token = tokens::issue_access(
+        &state.keys,
+        &caller.user_id,
+        &caller.session_id,
+        caller.role,
+        now,
+        access_ttl,
+    )?;
+    Ok(web::Json(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: auth.access_ttl.as_secs(),
+        refresh_token,
+        refresh_expires_in: auth.refresh_ttl.as_secs(),
+        user: me,
+    }))
+}
+
+/// Exchanges a refresh token for a new access token and a new refresh token.
+///
+/// Each refresh token works once. Presenting a spent one again revokes the whole session
+/// (every token descended from the same login): the app must store the new refresh token
+/// before it discards the old one.
+#[utoipa::path(
+    tag = "auth",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "New tokens", body = TokenResponse),
+        (status = 401, description = "`invalid_refresh_token`, `refresh_token_reused` (the session is now revoked), `session_revoked` or `account_disabled`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/auth/refresh")]
+pub async fn refresh(
+    state: web::Data<AppState>,
+    body: ApiJson<RefreshRequest>,
+) -> ApiResult<web::Json<TokenResponse>> {
+    let presented = body.0.refresh_token;
+    if presented.is_empty() || presented.len() > 256 {
+        return Err(ApiError::field(
+            "refresh_token",
+            "length",
+            "must have 1 to 256 characters",
+        ));
+    }
+    let presented_hash = tokens::refresh_token_hash(&presented);
+    let refresh_token = tokens::new_refresh_token();
+    let new_hash = tokens::refresh_token_hash(&refresh_token);
+    let ttl =
+        chrono::Duration::from_std(state.settings.auth.refresh_ttl).map_err(ApiError::internal)?;
+    let now = Utc::now();
+    let (caller, me) = state
+        .db
+        .run(move |conn| match store::rotate_refresh_token(conn, &presented_hash, &new_hash, now, ttl)? {
+            Rotation::Rotated { user, session_id } => {
+                let caller = store::caller_from(conn, user, session_id)?;
+                let me = me_of(conn, &caller)?;
+                Ok((caller, me))
+            }
+            Rotation::Reused => {
+                tracing::warn!("a spent refresh token was presented again; its session is revoked");
+                Err(ApiError::unauthenticated(
+                    ErrorCode::RefreshTokenReused,
+                    "this refresh token was already used; the session has been revoked, log in again",
+                ))
+            }
+            Rotation::Invalid(code, detail) => Err(ApiError::unauthenticated(code, detail)),
+        })
+        .await?;
+    token_response(&state, &caller, refresh_token, me, now)
+}
+
+/// Ends the caller's session: its refresh token and access tokens stop working at once.
+#[utoipa::path(
+    tag = "auth",
+    security(("bearer" = [])),
+    responses((status = 204, description = "Logged out"))
+)]
+#[post("/auth/logout")]
+pub async fn logout(state: web::Data<AppState>, caller: Caller) -> ApiResult<HttpResponse> {
+    let session_id = caller.session_id.clone();
+    state
+        .db
+        .run(move |conn| {
+            Ok(store::revoke_session(
+                conn,
+                &session_id,
+                "logout",
+                Utc::now(),
+            )?)
+        })
+        .await?;
+    tracing::info!(user_id = %caller.user_id, session_id = %caller.session_id, "logout");
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The caller's account: role, county and assigned villages.
+#[utoipa::path(
+    tag = "auth",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The caller", body = Me))
+)]
+#[get("/me")]
+pub async fn get_me(state: web::Data<AppState>, caller: Caller) -> ApiResult<web::Json<Me>> {
+    let me = state.db.run(move |conn| me_of(conn, &caller)).await?;
+    Ok(web::Json(me))
+}

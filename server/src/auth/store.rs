@@ -1,0 +1,337 @@
+//! The queries behind authentication: users, sessions, refresh tokens, login attempts.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+
+use super::caller::Caller;
+use crate::db::schema::{login_attempts, refresh_tokens, sessions, user_villages, users};
+use crate::db::{write_transaction, DbConnection};
+use crate::domain::{DivisionCode, Role};
+use crate::error::{ApiError, ApiResult, ErrorCode};
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = users)]
+pub struct UserRow {
+    pub id: String,
+    pub phone: String,
+    pub name: String,
+    pub role: String,
+    pub county_code: Option<String>,
+    pub password_hash: String,
+    pub active: bool,
+}
+
+impl UserRow {
+    pub fn role(&self) -> ApiResult<Role> {
+        Role::parse(&self.role).ok_or_else(|| {
+            ApiError::internal(anyhow::anyhow!(
+                "user {} has unknown role {}",
+                self.id,
+                self.role
+            ))
+        })
+    }
+}
+
+pub fn find_user_by_phone(conn: &mut DbConnection, phone: &str) -> QueryResult<Option<UserRow>> {
+    users::table
+        .filter(users::phone.eq(phone))
+        .select(UserRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn village_codes_of(conn: &mut DbConnection, user_id: &str) -> QueryResult<Vec<String>> {
+    user_villages::table
+        .filter(user_villages::user_id.eq(user_id))
+        .select(user_villages::village_code)
+        .order(user_villages::village_code)
+        .load(conn)
+}
+
+/// Builds the caller of a request from the token's user and session.
+pub fn load_caller(conn: &mut DbConnection, user_id: &str, session_id: &str) -> ApiResult<Caller> {
+    let found: Option<(UserRow, Option<NaiveDateTime>)> = sessions::table
+        .inner_join(users::table)
+        .filter(sessions::id.eq(session_id))
+        .filter(sessions::user_id.eq(user_id))
+        .select((UserRow::as_select(), sessions::revoked_at))
+        .first(conn)
+        .optional()?;
+    let (user, revoked_at) = found.ok_or_else(|| {
+        ApiError::unauthenticated(
+            ErrorCode::SessionRevoked,
+            "this session no longer exists; log in again",
+        )
+    })?;
+    if revoked_at.is_some() {
+        return Err(ApiError::unauthenticated(
+            ErrorCode::SessionRevoked,
+            "this session has ended; log in again",
+        ));
+    }
+    if !user.active {
+        return Err(ApiError::unauthenticated(
+            ErrorCode::AccountDisabled,
+            "this account has been disabled",
+        ));
+    }
+    caller_from(conn, user, session_id.to_owned())
+}
+
+pub fn caller_from(
+    conn: &mut DbConnection,
+    user: UserRow,
+    session_id: String,
+) -> ApiResult<Caller> {
+    let role = user.role()?;
+    let village_codes = village_codes_of(conn, &user.id)?
+        .iter()
+        .map(|c| {
+            DivisionCode::parse(c)
+                .map_err(|e| ApiError::internal(anyhow::anyhow!("stored village code {c}: {e}")))
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    let county_code = user
+        .county_code
+        .as_deref()
+        .map(|c| {
+            DivisionCode::parse(c)
+                .map_err(|e| ApiError::internal(anyhow::anyhow!("stored county code {c}: {e}")))
+        })
+        .transpose()?;
+    Ok(Caller {
+        user_id: user.id,
+        session_id,
+        name: user.name,
+        phone: user.phone,
+        role,
+        county_code,
+        village_codes,
+    })
+}
+
+/// Failed logins that count against a phone number or client address now, and when the
+/// oldest of them leaves the window.
+pub struct FailureCount {
+    pub count: i64,
+    pub oldest: Option<NaiveDateTime>,
+}
+
+/// Failures for `phone` since the window began or since its last success, whichever is later.
+pub fn failures_for_phone(
+    conn: &mut DbConnection,
+    phone: &str,
+    since: NaiveDateTime,
+) -> QueryResult<FailureCount> {
+    let last_success: Option<NaiveDateTime> = login_attempts::table
+        .filter(login_attempts::phone.eq(phone))
+        .filter(login_attempts::succeeded.eq(true))
+        .filter(login_attempts::attempted_at.ge(since))
+        .select(diesel::dsl::max(login_attempts::attempted_at))
+        .first(conn)?;
+    let since = last_success.map_or(since, |s| s.max(since));
+    let (count, oldest) = login_attempts::table
+        .filter(login_attempts::phone.eq(phone))
+        .filter(login_attempts::succeeded.eq(false))
+        .filter(login_attempts::attempted_at.gt(since))
+        .select((
+            diesel::dsl::count_star(),
+            diesel::dsl::min(login_attempts::attempted_at),
+        ))
+        .first::<(i64, Option<NaiveDateTime>)>(conn)?;
+    Ok(FailureCount { count, oldest })
+}
+
+pub fn failures_for_addr(
+    conn: &mut DbConnection,
+    addr: &str,
+    since: NaiveDateTime,
+) -> QueryResult<FailureCount> {
+    let (count, oldest) = login_attempts::table
+        .filter(login_attempts::client_addr.eq(addr))
+        .filter(login_attempts::succeeded.eq(false))
+        .filter(login_attempts::attempted_at.ge(since))
+        .select((
+            diesel::dsl::count_star(),
+            diesel::dsl::min(login_attempts::attempted_at),
+        ))
+        .first::<(i64, Option<NaiveDateTime>)>(conn)?;
+    Ok(FailureCount { count, oldest })
+}
+
+/// Records a login attempt and drops this phone's and address's attempts older than a day.
+pub fn record_attempt(
+    conn: &mut DbConnection,
+    phone: &str,
+    addr: &str,
+    now: DateTime<Utc>,
+    succeeded: bool,
+) -> QueryResult<()> {
+    let now = now.naive_utc();
+    let day_ago = now - chrono::Duration::days(1);
+    diesel::delete(
+        login_attempts::table
+            .filter(login_attempts::phone.eq(phone))
+            .filter(login_attempts::attempted_at.lt(day_ago)),
+    )
+    .execute(conn)?;
+    diesel::delete(
+        login_attempts::table
+            .filter(login_attempts::client_addr.eq(addr))
+            .filter(login_attempts::attempted_at.lt(day_ago)),
+    )
+    .execute(conn)?;
+    diesel::insert_into(login_attempts::table)
+        .values((
+            login_attempts::id.eq(uuid::Uuid::now_v7().to_string()),
+            login_attempts::phone.eq(phone),
+            login_attempts::client_addr.eq(addr),
+            login_attempts::attempted_at.eq(now),
+            login_attempts::succeeded.eq(succeeded),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Opens a session on a device and issues its first refresh token.
+pub fn open_session(
+    conn: &mut DbConnection,
+    user_id: &str,
+    device_id: &str,
+    refresh_hash: &str,
+    now: DateTime<Utc>,
+    refresh_ttl: chrono::Duration,
+) -> QueryResult<String> {
+    let session_id = uuid::Uuid::now_v7().to_string();
+    let now_naive = now.naive_utc();
+    diesel::insert_into(sessions::table)
+        .values((
+            sessions::id.eq(&session_id),
+            sessions::user_id.eq(user_id),
+            sessions::device_id.eq(device_id),
+            sessions::created_at.eq(now_naive),
+            sessions::last_used_at.eq(now_naive),
+        ))
+        .execute(conn)?;
+    insert_refresh_token(conn, &session_id, refresh_hash, now, refresh_ttl)?;
+    Ok(session_id)
+}
+
+fn insert_refresh_token(
+    conn: &mut DbConnection,
+    session_id: &str,
+    hash: &str,
+    now: DateTime<Utc>,
+    ttl: chrono::Duration,
+) -> QueryResult<()> {
+    diesel::insert_into(refresh_tokens::table)
+        .values((
+            refresh_tokens::token_hash.eq(hash),
+            refresh_tokens::session_id.eq(session_id),
+            refresh_tokens::issued_at.eq(now.naive_utc()),
+            refresh_tokens::expires_at.eq((now + ttl).naive_utc()),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn revoke_session(
+    conn: &mut DbConnection,
+    session_id: &str,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> QueryResult<usize> {
+    diesel::update(
+        sessions::table
+            .filter(sessions::id.eq(session_id))
+            .filter(sessions::revoked_at.is_null()),
+    )
+    .set((
+        sessions::revoked_at.eq(now.naive_utc()),
+        sessions::revoked_reason.eq(reason),
+    ))
+    .execute(conn)
+}
+
+/// What presenting a refresh token led to.
+pub enum Rotation {
+    /// The token was valid: it is now spent and `new_hash` replaces it.
+    Rotated { user: UserRow, session_id: String },
+    /// The token had been spent before: the whole session was revoked.
+    Reused,
+    /// Unknown, expired, or its session already ended.
+    Invalid(ErrorCode, &'static str),
+}
+
+/// Spends a refresh token and issues its successor, in one transaction. A token presented a
+/// second time (stolen, or replayed by a confused client) revokes its whole session; of two
+/// concurrent presentations only one can spend it, the other counts as reuse.
+pub fn rotate_refresh_token(
+    conn: &mut DbConnection,
+    presented_hash: &str,
+    new_hash: &str,
+    now: DateTime<Utc>,
+    ttl: chrono::Duration,
+) -> ApiResult<Rotation> {
+    write_transaction(conn, |conn| {
+        let found: Option<(String, NaiveDateTime, Option<NaiveDateTime>)> = refresh_tokens::table
+            .filter(refresh_tokens::token_hash.eq(presented_hash))
+            .select((
+                refresh_tokens::session_id,
+                refresh_tokens::expires_at,
+                refresh_tokens::used_at,
+            ))
+            .first(conn)
+            .optional()?;
+        let Some((session_id, expires_at, used_at)) = found else {
+            return Ok(Rotation::Invalid(
+                ErrorCode::InvalidRefreshToken,
+                "unknown refresh token",
+            ));
+        };
+        let (user, revoked_at): (UserRow, Option<NaiveDateTime>) = sessions::table
+            .inner_join(users::table)
+            .filter(sessions::id.eq(&session_id))
+            .select((UserRow::as_select(), sessions::revoked_at))
+            .first(conn)?;
+        if revoked_at.is_some() {
+            return Ok(Rotation::Invalid(
+                ErrorCode::SessionRevoked,
+                "this session has ended; log in again",
+            ));
+        }
+        if used_at.is_some() {
+            revoke_session(conn, &session_id, "refresh_token_reused", now)?;
+            return Ok(Rotation::Reused);
+        }
+        if expires_at <= now.naive_utc() {
+            return Ok(Rotation::Invalid(
+                ErrorCode::InvalidRefreshToken,
+                "the refresh token has expired; log in again",
+            ));
+        }
+        if !user.active {
+            return Ok(Rotation::Invalid(
+                ErrorCode::AccountDisabled,
+                "this account has been disabled",
+            ));
+        }
+        let spent = diesel::update(
+            refresh_tokens::table
+                .filter(refresh_tokens::token_hash.eq(presented_hash))
+                .filter(refresh_tokens::used_at.is_null()),
+        )
+        .set(refresh_tokens::used_at.eq(now.naive_utc()))
+        .execute(conn)?;
+        if spent != 1 {
+            revoke_session(conn, &session_id, "refresh_token_reused", now)?;
+            return Ok(Rotation::Reused);
+        }
+        insert_refresh_token(conn, &session_id, new_hash, now, ttl)?;
+        diesel::update(sessions::table.filter(sessions::id.eq(&session_id)))
+            .set(sessions::last_used_at.eq(now.naive_utc()))
+            .execute(conn)?;
+        Ok(Rotation::Rotated { user, session_id })
+    })
+}

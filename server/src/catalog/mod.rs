@@ -1,0 +1,210 @@
+//! `GET /api/v1/catalog`: every enumeration of the API with its Chinese labels, generated from
+//! the enum definitions themselves.
+
+use actix_web::{get, web};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::domain::*;
+use crate::error::ErrorCode;
+use crate::geography::Crs;
+
+pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(get_catalog);
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CatalogEntry {
+    /// The value on the wire.
+    #[schema(example = "out_of_province")]
+    pub value: &'static str,
+    /// Its Simplified Chinese label.
+    #[schema(example = "省外务工")]
+    pub label: &'static str,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CatalogEnum {
+    /// Name of the enumeration, e.g. `employment_status`.
+    pub name: &'static str,
+    /// What it classifies, in Chinese.
+    pub label: &'static str,
+    /// Where it appears in requests and answers.
+    pub used_in: &'static str,
+    pub values: Vec<CatalogEntry>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Catalog {
+    pub enums: Vec<CatalogEnum>,
+}
+
+macro_rules! entries {
+    ($ty:ty) => {
+        <$ty>::ALL
+            .iter()
+            .map(|v| CatalogEntry {
+                value: v.as_str(),
+                label: v.label(),
+            })
+            .collect()
+    };
+}
+
+pub fn build() -> Catalog {
+    let e = |name, label, used_in, values| CatalogEnum {
+        name,
+        label,
+        used_in,
+        values,
+    };
+    Catalog {
+        enums: vec![
+            e("role", "用户角色", "users.role, /me.role", entries!(Role)),
+            e(
+                "division_level",
+                "区划层级",
+                "ledger levels",
+                entries!(DivisionLevel),
+            ),
+            e(
+                "position_source",
+                "村庄坐标来源",
+                "villages[].position_source",
+                entries!(PositionSource),
+            ),
+            e(
+                "geofence_kind",
+                "电子围栏类型",
+                "villages[].geofence_kind",
+                entries!(GeofenceKind),
+            ),
+            e("crs", "坐标系", "location.crs", entries!(Crs)),
+            e(
+                "poverty_status",
+                "贫困户属性",
+                "household.poverty_status",
+                entries!(PovertyStatus),
+            ),
+            e("sex", "性别", "members[].sex", entries!(Sex)),
+            e(
+                "relation",
+                "与户主关系",
+                "members[].relation",
+                entries!(Relation),
+            ),
+            e(
+                "labour_capacity",
+                "劳动能力",
+                "members[].labour_capacity",
+                entries!(LabourCapacity),
+            ),
+            e(
+                "employment_status",
+                "就业状态",
+                "members[].employment.status",
+                entries!(EmploymentStatus),
+            ),
+            e(
+                "post_type",
+                "公益岗位类型",
+                "members[].employment.post_type, posts[].post_type",
+                entries!(PostType),
+            ),
+            e(
+                "safety_net",
+                "兜底保障措施",
+                "members[].safety_net[]",
+                entries!(SafetyNet),
+            ),
+            e(
+                "training_trade",
+                "培训意向工种",
+                "members[].training.trade",
+                entries!(TrainingTrade),
+            ),
+            e(
+                "employer_type",
+                "就业载体类型",
+                "employers[].type",
+                entries!(EmployerType),
+            ),
+            e(
+                "checkin_kind",
+                "打卡类型",
+                "checkins.kind",
+                entries!(CheckinKind),
+            ),
+            e(
+                "checkin_flag",
+                "打卡核验标记",
+                "checkin answers: flags[]",
+                entries!(CheckinFlag),
+            ),
+            e(
+                "survey_flag",
+                "调查核验标记",
+                "survey answers: flags[]",
+                entries!(SurveyFlag),
+            ),
+            e(
+                "review_status",
+                "审核状态",
+                "surveys[].status",
+                entries!(ReviewStatus),
+            ),
+            e(
+                "error_code",
+                "错误代码",
+                "problem+json `code`",
+                ErrorCode::ALL
+                    .iter()
+                    .map(|c| CatalogEntry {
+                        value: c.as_str(),
+                        label: c.label(),
+                    })
+                    .collect(),
+            ),
+        ],
+    }
+}
+
+/// Every enumeration with its Chinese labels. Public: the app needs it before login.
+#[utoipa::path(
+    tag = "reference",
+    responses((status = 200, description = "The catalog", body = Catalog))
+)]
+#[get("/catalog")]
+pub async fn get_catalog() -> web::Json<Catalog> {
+    web::Json(build())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_enum_has_values_and_chinese_labels() {
+        let catalog = build();
+        assert!(catalog.enums.len() >= 18);
+        for e in &catalog.enums {
+            assert!(!e.values.is_empty(), "{}", e.name);
+            for v in &e.values {
+                assert!(
+                    v.value
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+                    "{}",
+                    v.value
+                );
+                assert!(
+                    v.label
+                        .chars()
+                        .any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)),
+                    "{} has no Chinese label",
+                    v.value
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,291 @@
+//! The command line: `taizhang serve | migrate | user add | openapi`.
+//!
+//! Every option can also come from a `TAIZHANG_*` environment variable. Secrets never come from
+//! flags (they would show in `ps` and shell history): the master key comes from
+//! `TAIZHANG_SECRET_KEY` or the file `--secret-key-file` names, a new user's password from
+//! `TAIZHANG_USER_PASSWORD` or `--password-file`.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Settings;
+use crate::db::{default_sqlite_path, DatabaseUrl};
+use crate::domain::Role;
+use crate::secrets::SecretSource;
+use crate::startup::{prepare, Application};
+use crate::telemetry::{self, LogFormat};
+use crate::users::{self, NewUserInput};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "taizhang",
+    version,
+    about = "台账: field data collection and the village employment demand ledger"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP server (migrations and the village fixtures are applied first).
+    Serve(ServeArgs),
+    /// Apply migrations and load the village fixtures, then exit.
+    Migrate(DbArgs),
+    /// Manage user accounts.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Print the OpenAPI document.
+    Openapi,
+}
+
+#[derive(Debug, Args)]
+struct DbArgs {
+    /// Directory for the embedded database, the generated secret key and photos.
+    #[arg(long, env = "TAIZHANG_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+    /// `postgres://…` for PostgreSQL, or a SQLite path (default: DATA_DIR/taizhang.sqlite3).
+    #[arg(long, env = "TAIZHANG_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// File holding the master secret key (otherwise TAIZHANG_SECRET_KEY, otherwise
+    /// DATA_DIR/secret.key, generated on first start).
+    #[arg(long, env = "TAIZHANG_SECRET_KEY_FILE")]
+    secret_key_file: Option<PathBuf>,
+    /// Database connections per server process.
+    #[arg(long, env = "TAIZHANG_DB_POOL_SIZE", default_value_t = 16)]
+    db_pool_size: u32,
+    /// Log format.
+    #[arg(long, env = "TAIZHANG_LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// Address to listen on.
+    #[arg(long, env = "TAIZHANG_BIND", default_value = "127.0.0.1:8080")]
+    bind: String,
+    /// Create the demo users of fixtures/demo_users.json and print them.
+    #[arg(long, env = "TAIZHANG_DEMO")]
+    demo: bool,
+    /// HTTP worker threads (default: one per core).
+    #[arg(long, env = "TAIZHANG_WORKERS")]
+    workers: Option<usize>,
+    /// Largest JSON request body, in bytes.
+    #[arg(long, env = "TAIZHANG_JSON_LIMIT_BYTES", default_value_t = 1024 * 1024)]
+    json_limit_bytes: usize,
+    /// Take client addresses from Forwarded/X-Forwarded-For (only behind a trusted proxy).
+    #[arg(long, env = "TAIZHANG_TRUST_PROXY_HEADERS")]
+    trust_proxy_headers: bool,
+    /// Seconds in-flight requests may take to finish on shutdown.
+    #[arg(long, env = "TAIZHANG_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
+    shutdown_timeout_secs: u64,
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create a user. The password comes from TAIZHANG_USER_PASSWORD or --password-file.
+    Add(UserAddArgs),
+}
+
+#[derive(Debug, Args)]
+struct UserAddArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    #[arg(long)]
+    phone: String,
+    #[arg(long)]
+    name: String,
+    /// enumerator, first_secretary, county_reviewer or city_admin.
+    #[arg(long, value_parser = parse_role)]
+    role: Role,
+    /// 12-digit county code (county reviewers).
+    #[arg(long)]
+    county: Option<String>,
+    /// 12-digit village code; repeat for several (enumerators, first secretaries).
+    #[arg(long = "village")]
+    villages: Vec<String>,
+    /// File holding the password (`-` reads standard input).
+    #[arg(long, env = "TAIZHANG_USER_PASSWORD_FILE")]
+    password_file: Option<PathBuf>,
+}
+
+fn parse_role(value: &str) -> Result<Role, String> {
+    Role::parse(value).ok_or_else(|| {
+        let all: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
+        format!("expected one of {}", all.join(", "))
+    })
+}
+
+impl DbArgs {
+    fn settings(&self) -> anyhow::Result<Settings> {
+        let mut settings = Settings::new(&self.data_dir);
+        settings.database = match &self.database_url {
+            Some(url) => DatabaseUrl::parse(url).map_err(anyhow::Error::msg)?,
+            None => DatabaseUrl::Sqlite(default_sqlite_path(&self.data_dir)),
+        };
+        settings.secret = match (&self.secret_key_file, std::env::var("TAIZHANG_SECRET_KEY")) {
+            (Some(path), _) => SecretSource::File(path.clone()),
+            (None, Ok(value)) if !value.trim().is_empty() => SecretSource::Value(value),
+            _ => SecretSource::DataDir,
+        };
+        settings.db_pool_size = self.db_pool_size.max(1);
+        Ok(settings)
+    }
+}
+
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let format = match &cli.command {
+        Command::Serve(args) => args.db.log_format,
+        Command::Migrate(db) => db.log_format,
+        Command::User {
+            command: UserCommand::Add(args),
+        } => args.db.log_format,
+        Command::Openapi => LogFormat::Text,
+    };
+    telemetry::init(format);
+    match execute(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("taizhang: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn execute(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve(args) => serve(args),
+        Command::Migrate(db) => {
+            let settings = db.settings()?;
+            let prepared = prepare(&settings)?;
+            println!(
+                "database {} is up to date ({} migrations applied now, {} villages loaded now)",
+                settings.database.redacted(),
+                prepared.migrations_applied.len(),
+                prepared.villages_loaded
+            );
+            Ok(())
+        }
+        Command::User {
+            command: UserCommand::Add(args),
+        } => add_user(args),
+        Command::Openapi => {
+            print!("{}", crate::openapi::to_json(&crate::openapi::document()));
+            Ok(())
+        }
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut settings = args.db.settings()?;
+    settings.bind = args.bind;
+    settings.demo = args.demo;
+    settings.workers = args.workers;
+    settings.json_limit = args.json_limit_bytes;
+    settings.trust_proxy_headers = args.trust_proxy_headers;
+    settings.shutdown_timeout = Duration::from_secs(args.shutdown_timeout_secs);
+
+    actix_web::rt::System::new().block_on(async move {
+        let prepare_settings = settings.clone();
+        let prepared = tokio::task::spawn_blocking(move || prepare(&prepare_settings)).await??;
+        tracing::info!(
+            database = %settings.database.redacted(),
+            migrations_applied = prepared.migrations_applied.len(),
+            villages_loaded = prepared.villages_loaded,
+            "database ready"
+        );
+        if settings.demo {
+            print_demo_users(&prepared.demo_users);
+        }
+        let app = Application::build_prepared(settings.clone(), prepared)?;
+        tracing::info!(bind = %settings.bind, port = app.port(), "serving");
+        println!(
+            "Taizhang is serving on http://{} (Ctrl-C stops it)",
+            settings.bind
+        );
+        app.run_until_stopped().await?;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+fn print_demo_users(users: &[(NewUserInput, bool)]) {
+    println!("Demo users (fixtures/demo_users.json):");
+    println!("  {:<13} {:<18} {:<16} scope", "phone", "password", "role");
+    for (user, _) in users {
+        let scope = match (&user.county, user.villages.as_slice()) {
+            (Some(county), _) => format!("county {county}"),
+            (None, []) => "city".to_owned(),
+            (None, villages) => format!("villages {}", villages.join(", ")),
+        };
+        println!(
+            "  {:<13} {:<18} {:<16} {scope}",
+            user.phone,
+            user.password,
+            user.role.as_str()
+        );
+    }
+    println!("  Log in: POST /api/v1/auth/login {{\"phone\", \"password\", \"device_id\"}}");
+}
+
+fn add_user(args: UserAddArgs) -> anyhow::Result<()> {
+    let password = match (&args.password_file, std::env::var("TAIZHANG_USER_PASSWORD")) {
+        (Some(path), _) if path.as_os_str() == "-" => {
+            let mut text = String::new();
+            std::io::stdin().read_to_string(&mut text)?;
+            text
+        }
+        (Some(path), _) => {
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
+        }
+        (None, Ok(value)) => value,
+        (None, Err(_)) => {
+            bail!("give the password in TAIZHANG_USER_PASSWORD or a file with --password-file")
+        }
+    };
+    let settings = args.db.settings()?;
+    let prepared = prepare(&settings)?;
+    let input = NewUserInput {
+        phone: args.phone,
+        name: args.name,
+        role: args.role,
+        county: args.county,
+        villages: args.villages,
+        password: password.trim_end_matches(['\r', '\n']).to_owned(),
+    };
+    let mut conn = prepared.db.get()?;
+    let user = users::validate(&mut conn, &input).map_err(describe)?;
+    let id = users::create(&mut conn, &user).map_err(describe)?;
+    println!(
+        "created {} {} ({}) with id {id}",
+        user.role.as_str(),
+        user.phone,
+        user.name
+    );
+    Ok(())
+}
+
+/// A validation error as lines a person at a terminal can act on.
+fn describe(error: crate::error::ApiError) -> anyhow::Error {
+    match error {
+        crate::error::ApiError::Validation(errors) => {
+            let lines: Vec<String> = errors
+                .iter()
+                .map(|e| format!("  {}: {} ({})", e.field, e.detail, e.rule))
+                .collect();
+            anyhow::anyhow!("the user is not valid:\n{}", lines.join("\n"))
+        }
+        other => anyhow::anyhow!("{other}"),
+    }
+}

@@ -1,0 +1,75 @@
+//! Runtime settings. The command line (`cli.rs`) fills them from flags and `TAIZHANG_*`
+//! environment variables; tests build them directly.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::db::{default_sqlite_path, DatabaseUrl};
+use crate::secrets::SecretSource;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Address to listen on, e.g. `127.0.0.1:8080` (port 0 picks a free port).
+    pub bind: String,
+    /// Where the embedded database, the generated secret key and photos live.
+    pub data_dir: PathBuf,
+    pub database: DatabaseUrl,
+    pub secret: SecretSource,
+    /// Create the demo users of `fixtures/demo_users.json` at start.
+    pub demo: bool,
+    /// HTTP worker threads (default: one per core).
+    pub workers: Option<usize>,
+    pub db_pool_size: u32,
+    /// Largest accepted JSON body, in bytes.
+    pub json_limit: usize,
+    /// Take the client address from `Forwarded`/`X-Forwarded-For` (only behind a trusted proxy).
+    pub trust_proxy_headers: bool,
+    /// How long in-flight requests may take to finish on shutdown.
+    pub shutdown_timeout: Duration,
+    pub auth: AuthPolicy,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthPolicy {
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+    /// Window over which failed logins are counted.
+    pub login_window: Duration,
+    /// Failed logins allowed per phone number within the window.
+    pub max_failures_per_phone: u32,
+    /// Failed logins allowed per client address within the window (a village office or a
+    /// carrier NAT can put many honest users behind one address).
+    pub max_failures_per_addr: u32,
+}
+
+impl Default for AuthPolicy {
+    fn default() -> Self {
+        Self {
+            access_ttl: Duration::from_secs(15 * 60),
+            refresh_ttl: Duration::from_secs(30 * 24 * 3600),
+            login_window: Duration::from_secs(15 * 60),
+            max_failures_per_phone: 5,
+            max_failures_per_addr: 50,
+        }
+    }
+}
+
+impl Settings {
+    /// Defaults for a data directory: SQLite inside it, the generated secret key, port 8080.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        let data_dir = data_dir.into();
+        Self {
+            bind: "127.0.0.1:8080".into(),
+            database: DatabaseUrl::Sqlite(default_sqlite_path(&data_dir)),
+            data_dir,
+            secret: SecretSource::DataDir,
+            demo: false,
+            workers: None,
+            db_pool_size: 16,
+            json_limit: 1024 * 1024,
+            trust_proxy_headers: false,
+            shutdown_timeout: Duration::from_secs(30),
+            auth: AuthPolicy::default(),
+        }
+    }
+}

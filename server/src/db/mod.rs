@@ -1,0 +1,147 @@
+//! Database access for both backends through one connection type.
+//!
+//! Queries are written once against [`DbConnection`] (diesel's `MultiConnection`); the backend
+//! is chosen from the URL scheme, never by trying each in turn. Diesel is synchronous, so every
+//! query runs on tokio's blocking pool through [`Db::run`], never on an actix worker thread.
+
+mod connection;
+pub mod migrations;
+pub mod schema;
+
+use std::path::Path;
+use std::time::Duration;
+
+use diesel::connection::{AnsiTransactionManager, TransactionManager};
+use diesel::r2d2::{Pool, PooledConnection};
+use diesel::Connection;
+
+pub use connection::{Backend, ConnectionManager, DatabaseUrl, DbConnection};
+
+use crate::error::ApiError;
+
+/// A pool of connections to one database, cheap to clone.
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool<ConnectionManager>,
+    backend: Backend,
+}
+
+pub type Conn = PooledConnection<ConnectionManager>;
+
+impl Db {
+    pub fn connect(url: &DatabaseUrl, max_size: u32) -> anyhow::Result<Self> {
+        let manager = ConnectionManager::new(url.clone());
+        let pool = Pool::builder()
+            .max_size(max_size)
+            .min_idle(Some(1))
+            .connection_timeout(Duration::from_secs(10))
+            .test_on_check_out(false)
+            .build(manager)
+            .map_err(|e| anyhow::anyhow!("cannot open the database at {}: {e}", url.redacted()))?;
+        Ok(Self {
+            pool,
+            backend: url.backend(),
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Connections in the pool: (open, idle, configured maximum).
+    pub fn pool_state(&self) -> (u32, u32, u32) {
+        let state = self.pool.state();
+        (
+            state.connections,
+            state.idle_connections,
+            self.pool.max_size(),
+        )
+    }
+
+    /// A connection for start-up and command-line work, outside any request.
+    pub fn get(&self) -> anyhow::Result<Conn> {
+        self.pool
+            .get()
+            .map_err(|e| anyhow::anyhow!("no database connection: {e}"))
+    }
+
+    /// Runs `f` with a pooled connection on the blocking pool.
+    pub async fn run<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.pool.clone();
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            let mut conn = pool
+                .get()
+                .map_err(|e| ApiError::Unavailable(format!("database pool: {e}")))?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("database task failed: {e}")))?
+    }
+}
+
+/// Runs `f` in a transaction that takes the write lock up front.
+///
+/// On SQLite a deferred transaction that reads and then writes can fail with `SQLITE_BUSY`
+/// when another connection wrote in between (the busy timeout cannot help there), so writers
+/// begin with `BEGIN IMMEDIATE` and queue on the busy timeout instead. PostgreSQL takes row
+/// locks as it goes and needs nothing special.
+pub fn write_transaction<T, E, F>(conn: &mut DbConnection, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    match conn {
+        DbConnection::Sqlite(c) => {
+            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?
+        }
+        DbConnection::Postgresql(c) => AnsiTransactionManager::begin_transaction(c)?,
+    }
+    match f(conn) {
+        Ok(value) => {
+            <DbConnection as Connection>::TransactionManager::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(error) => {
+            // The original error matters more than a failed rollback; a broken connection is
+            // detected and discarded by the pool.
+            let _ = <DbConnection as Connection>::TransactionManager::rollback_transaction(conn);
+            Err(error)
+        }
+    }
+}
+
+/// A value from the `app_settings` table.
+pub fn read_setting(conn: &mut DbConnection, key: &str) -> diesel::QueryResult<Option<String>> {
+    use diesel::prelude::*;
+    schema::app_settings::table
+        .find(key)
+        .select(schema::app_settings::value)
+        .first(conn)
+        .optional()
+}
+
+/// Sets a value in the `app_settings` table.
+pub fn write_setting(conn: &mut DbConnection, key: &str, value: &str) -> diesel::QueryResult<()> {
+    use diesel::prelude::*;
+    use schema::app_settings as s;
+    let updated = diesel::update(s::table.find(key))
+        .set(s::value.eq(value))
+        .execute(conn)?;
+    if updated == 0 {
+        diesel::insert_into(s::table)
+            .values((s::key.eq(key), s::value.eq(value)))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// The SQLite file used when no database URL is configured.
+pub fn default_sqlite_path(data_dir: &Path) -> std::path::PathBuf {
+    data_dir.join("taizhang.sqlite3")
+}

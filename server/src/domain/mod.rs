@@ -1,0 +1,35 @@
+//! Domain types that parse and validate at the edge: once a value has one of these types it is
+//! known to be well formed, so code further in never re-checks it.
+
+mod division_code;
+pub mod enums;
+mod phone;
+
+pub use division_code::DivisionCode;
+pub use enums::*;
+pub use phone::Phone;
+
+/// A string that is not one of an enum's wire values.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{value}` is not a known {kind}")]
+pub struct UnknownValue {
+    pub kind: &'static str,
+    pub value: String,
+}
+
+/// Why a value was refused: a stable snake_case rule name for programs, a sentence for people.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Invalid {
+    pub rule: &'static str,
+    pub message: String,
+}
+
+impl Invalid {
+    pub fn new(rule: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            rule,
+            message: message.into(),
+        }
+    }
+}

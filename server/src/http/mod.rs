@@ -1,0 +1,40 @@
+//! HTTP plumbing shared by every route: request ids and observation, body and query
+//! extractors that answer in problem+json, the fallback for unknown routes.
+
+mod extract;
+mod observe;
+pub mod request_id;
+
+pub use extract::{ApiJson, ApiQuery, JsonLimit};
+pub use observe::observe;
+
+use actix_web::{HttpRequest, HttpResponse};
+
+use crate::error::ApiError;
+
+/// Answers requests no route took: 405 when the path exists with another method, else 404.
+pub async fn fallback(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    if req.match_pattern().is_some() {
+        Err(ApiError::MethodNotAllowed)
+    } else {
+        Err(ApiError::NotFound(format!("no route for {}", req.path())))
+    }
+}
+
+/// The client's address for rate limits: the peer, or the `Forwarded`/`X-Forwarded-For`
+/// address when the server is configured to trust its proxy.
+pub fn client_addr(req: &HttpRequest, trust_proxy_headers: bool) -> String {
+    let info = req.connection_info();
+    let addr = if trust_proxy_headers {
+        info.realip_remote_addr()
+    } else {
+        info.peer_addr()
+    };
+    addr.map(|a| {
+        // Drop the port: a client reconnecting gets a new one.
+        a.parse::<std::net::SocketAddr>()
+            .map(|s| s.ip().to_string())
+            .unwrap_or_else(|_| a.to_owned())
+    })
+    .unwrap_or_else(|| "unknown".into())
+}

@@ -1,0 +1,20 @@
+//! Taizhang (台账): field data collection for rural employment programmes and the village-level
+//! employment demand ledger built from it. See `README.md` and `../shared/SPEC.md`.
+
+pub mod auth;
+pub mod catalog;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod geography;
+pub mod http;
+pub mod metrics;
+pub mod openapi;
+pub mod ops;
+pub mod secrets;
+pub mod startup;
+pub mod telemetry;
+pub mod users;
+pub mod villages;

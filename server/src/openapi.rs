@@ -1,0 +1,168 @@
+//! The OpenAPI document, generated from the route handlers themselves (utoipa), committed as
+//! `mobile-api-spec/openapi.json` and served at `/api/v1/openapi.json`. A test fails when the
+//! committed file differs from what the code generates.
+
+use actix_web::{get, web, HttpResponse};
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{Content, OpenApi as OpenApiDoc, RefOr, Response, ResponseBuilder};
+use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa_actix_web::AppExt;
+
+use crate::error::{ErrorCode, Problem};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Taizhang (台账) API",
+        description = "Field data collection for rural employment programmes: household and village surveys, \
+                       attendance check-ins, review and the village demand ledger (需求台账). \
+                       Errors are RFC 9457 `application/problem+json` documents with a stable `code`; \
+                       see `mobile-api-spec/README.md` for the app developers' guide.",
+        license(name = "MIT OR Apache-2.0"),
+    ),
+    servers((url = "/", description = "This server")),
+    components(schemas(Problem, ErrorCode, crate::error::FieldError)),
+    modifiers(&Security, &StandardErrors),
+    tags(
+        (name = "auth", description = "Login, token refresh, logout and the caller's account"),
+        (name = "villages", description = "The 919 administrative villages and their geofences"),
+        (name = "users", description = "Accounts, roles and scopes (administration)"),
+        (name = "reference", description = "Enumerations with Chinese labels"),
+        (name = "operations", description = "Health, readiness, metrics and this document"),
+    )
+)]
+struct ApiDoc;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut OpenApiDoc) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some("Access token from `POST /api/v1/auth/login` or `/auth/refresh`; valid 15 minutes."))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Adds the errors every operation of a kind can give, so each operation lists them all.
+struct StandardErrors;
+
+fn problem(description: &str) -> RefOr<Response> {
+    RefOr::T(
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                crate::error::PROBLEM_JSON,
+                Content::new(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+                    Problem::name(),
+                )))),
+            )
+            .build(),
+    )
+}
+
+fn add(op: &mut Operation, status: &str, description: &str) {
+    op.responses
+        .responses
+        .entry(status.to_owned())
+        .or_insert_with(|| problem(description));
+}
+
+impl Modify for StandardErrors {
+    fn modify(&self, openapi: &mut OpenApiDoc) {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let ops = [
+                item.get.as_mut(),
+                item.put.as_mut(),
+                item.post.as_mut(),
+                item.delete.as_mut(),
+                item.head.as_mut(),
+                item.patch.as_mut(),
+            ];
+            for op in ops.into_iter().flatten() {
+                let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
+                let has_body = op.request_body.is_some();
+                if has_body {
+                    add(op, "400", "`malformed_json`: the body is not valid JSON");
+                    add(op, "413", "`payload_too_large`: the body exceeds the limit");
+                    add(
+                        op,
+                        "415",
+                        "`unsupported_media_type`: the body is not `application/json`",
+                    );
+                    add(op, "422", "`validation_failed`: fields break rules; `errors` lists each field and rule");
+                }
+                if secured {
+                    add(op, "401", "`missing_token`, `invalid_token`, `token_expired`, `session_revoked` or `account_disabled`");
+                }
+                if path.starts_with("/api/") {
+                    add(
+                        op,
+                        "500",
+                        "`internal_error`: a bug; the `request_id` finds it in the server log",
+                    );
+                    add(op, "503", "`service_unavailable`: the database cannot be reached; retry after `Retry-After` seconds");
+                }
+            }
+        }
+    }
+}
+
+/// Registers every route on a utoipa-aware app: `/api/v1/...` and the operations endpoints.
+pub fn register<T>(app: utoipa_actix_web::UtoipaApp<T>) -> utoipa_actix_web::UtoipaApp<T>
+where
+    T: actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+{
+    app.service(
+        utoipa_actix_web::scope("/api/v1")
+            .configure(crate::auth::routes::configure)
+            .configure(crate::villages::routes::configure)
+            .configure(crate::users::routes::configure)
+            .configure(crate::catalog::configure)
+            .service(openapi_json),
+    )
+    .configure(crate::ops::configure)
+}
+
+/// The complete document, as the server serves it and `taizhang openapi` prints it.
+pub fn document() -> OpenApiDoc {
+    let (_, mut api) = register(actix_web::App::new().into_utoipa_app()).split_for_parts();
+    let mut doc = ApiDoc::openapi();
+    // The derive's own modifiers ran on an empty path list: merge, then run them again.
+    doc.merge(std::mem::take(&mut api));
+    Security.modify(&mut doc);
+    StandardErrors.modify(&mut doc);
+    doc
+}
+
+/// The document as committed: pretty JSON with a trailing newline.
+pub fn to_json(doc: &OpenApiDoc) -> String {
+    let mut text = doc.to_pretty_json().unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// The document served at `/api/v1/openapi.json` (built once at start).
+pub struct OpenApiJson(pub String);
+
+/// This OpenAPI document.
+#[utoipa::path(tag = "operations", responses((status = 200, description = "OpenAPI 3.1 document", content_type = "application/json", body = Object)))]
+#[get("/openapi.json")]
+pub async fn openapi_json(doc: web::Data<OpenApiJson>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(doc.0.clone())
+}

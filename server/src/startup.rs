@@ -1,0 +1,198 @@
+//! Building and running the server: prepare the database (migrations, the secret-key check,
+//! fixtures, demo users), bind, serve, and shut down gracefully on SIGTERM or SIGINT.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpServer};
+use anyhow::{bail, Context};
+use diesel::connection::SimpleConnection;
+use utoipa_actix_web::AppExt;
+
+use crate::config::Settings;
+use crate::db::{migrations, read_setting, write_setting, Db, DbConnection};
+use crate::http::{self, JsonLimit};
+use crate::metrics::Metrics;
+use crate::openapi::{self, OpenApiJson};
+use crate::secrets::Keys;
+use crate::users::{demo, NewUserInput};
+use crate::villages::fixtures;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub db: Db,
+    pub keys: Keys,
+    pub settings: Settings,
+    pub metrics: Metrics,
+}
+
+/// What start-up did, for the log and for `--demo` output.
+pub struct Prepared {
+    pub db: Db,
+    pub keys: Keys,
+    pub migrations_applied: Vec<String>,
+    pub villages_loaded: usize,
+    pub demo_users: Vec<(NewUserInput, bool)>,
+}
+
+const KEY_FINGERPRINT: &str = "secret_key_fingerprint";
+/// Serialises start-up work across processes sharing one PostgreSQL database.
+const STARTUP_LOCK: i64 = 0x7461_697a_6861_6e67; // "taizhang"
+
+/// Opens the database and brings it up to date. Blocking: call from a blocking context.
+pub fn prepare(settings: &Settings) -> anyhow::Result<Prepared> {
+    std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+        format!(
+            "creating the data directory {}",
+            settings.data_dir.display()
+        )
+    })?;
+    let db = Db::connect(&settings.database, settings.db_pool_size)?;
+    let keys = Keys::load(&settings.secret, &settings.data_dir)?;
+    let mut conn = db.get()?;
+    let conn: &mut DbConnection = &mut conn;
+    with_startup_lock(conn, |conn| {
+        let migrations_applied = migrations::run_pending(conn)?;
+        match read_setting(conn, KEY_FINGERPRINT)? {
+            Some(stored) if stored != keys.fingerprint() => bail!(
+                "the secret key (fingerprint {}) is not the one this database was set up with \
+                 (fingerprint {stored}); start with the original TAIZHANG_SECRET_KEY or \
+                 TAIZHANG_SECRET_KEY_FILE",
+                keys.fingerprint()
+            ),
+            Some(_) => {}
+            None => write_setting(conn, KEY_FINGERPRINT, keys.fingerprint())?,
+        }
+        let villages_loaded = fixtures::load(conn)?;
+        let demo_users = if settings.demo {
+            demo::ensure(conn)?
+        } else {
+            Vec::new()
+        };
+        Ok(Prepared {
+            db: db.clone(),
+            keys: keys.clone(),
+            migrations_applied,
+            villages_loaded,
+            demo_users,
+        })
+    })
+}
+
+/// Runs `f` holding a PostgreSQL advisory lock, so that servers starting together migrate and
+/// load fixtures one after another. SQLite serialises writers by itself.
+fn with_startup_lock<T>(
+    conn: &mut DbConnection,
+    f: impl FnOnce(&mut DbConnection) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let postgres = matches!(conn, DbConnection::Postgresql(_));
+    if postgres {
+        conn.batch_execute(&format!("SELECT pg_advisory_lock({STARTUP_LOCK})"))?;
+    }
+    let result = f(conn);
+    if postgres {
+        conn.batch_execute(&format!("SELECT pg_advisory_unlock({STARTUP_LOCK})"))?;
+    }
+    result
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: web::Data<AppState>,
+}
+
+impl Application {
+    /// Prepares the database and binds the listener; serving starts with
+    /// [`Application::run_until_stopped`].
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let prepare_settings = settings.clone();
+        let prepared = tokio::task::spawn_blocking(move || prepare(&prepare_settings))
+            .await
+            .context("start-up task")??;
+        Self::build_prepared(settings, prepared)
+    }
+
+    pub fn build_prepared(settings: Settings, prepared: Prepared) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(&settings.bind)
+            .with_context(|| format!("binding {}", settings.bind))?;
+        let port = listener.local_addr()?.port();
+        let state = web::Data::new(AppState {
+            db: prepared.db,
+            keys: prepared.keys,
+            metrics: Metrics::new(),
+            settings: settings.clone(),
+        });
+        let doc = web::Data::new(OpenApiJson(openapi::to_json(&openapi::document())));
+        let json_limit = JsonLimit(settings.json_limit);
+        let app_state = state.clone();
+        let mut server = HttpServer::new(move || {
+            let (app, _) = openapi::register(App::new().into_utoipa_app()).split_for_parts();
+            app.app_data(app_state.clone())
+                .app_data(doc.clone())
+                .app_data(json_limit)
+                .default_service(web::to(http::fallback))
+                .wrap(from_fn(http::observe))
+        })
+        .listen(listener)?
+        .shutdown_timeout(settings.shutdown_timeout.as_secs())
+        // Signals are handled in `run_until_stopped`, for a graceful stop on both.
+        .disable_signals();
+        if let Some(workers) = settings.workers {
+            server = server.workers(workers);
+        }
+        Ok(Self {
+            port,
+            server: server.run(),
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    pub fn state(&self) -> Arc<AppState> {
+        self.state.clone().into_inner()
+    }
+
+    /// Serves until SIGTERM or SIGINT, then lets in-flight requests finish.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutting down: finishing in-flight requests");
+            handle.stop(true).await;
+        });
+        self.server.await
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; only SIGINT stops the server");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,246 @@
+//! User accounts: creation with role and scope rules, shared by `taizhang user add`, the demo
+//! users and the admin API.
+
+pub mod demo;
+pub mod routes;
+
+use std::collections::BTreeSet;
+
+use chrono::Utc;
+use diesel::prelude::*;
+
+use crate::auth::password;
+use crate::db::schema::{divisions, user_villages, users, villages};
+use crate::db::{write_transaction, DbConnection};
+use crate::domain::{DivisionCode, DivisionLevel, Phone, Role};
+use crate::error::{ApiError, ApiResult, FieldError};
+
+/// A user as asked for, before validation.
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
+pub struct NewUserInput {
+    #[schema(example = "13900000009")]
+    pub phone: String,
+    #[schema(example = "王五")]
+    pub name: String,
+    pub role: Role,
+    /// Required for a county reviewer; for field users it follows from their villages.
+    #[schema(example = "220802000000")]
+    pub county: Option<String>,
+    /// Required for enumerators (one or more) and first secretaries (exactly one).
+    #[serde(default)]
+    pub villages: Vec<String>,
+    /// At least 8 characters.
+    pub password: String,
+}
+
+/// A validated user, ready to store.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub phone: Phone,
+    pub name: String,
+    pub role: Role,
+    pub county: Option<DivisionCode>,
+    pub villages: Vec<DivisionCode>,
+    password: String,
+}
+
+/// Checks the input against the role rules and the division tree; every broken rule is
+/// reported, each naming its field.
+pub fn validate(conn: &mut DbConnection, input: &NewUserInput) -> ApiResult<NewUser> {
+    let mut errors = Vec::new();
+    let phone = Phone::parse(&input.phone)
+        .map_err(|e| errors.push(FieldError::from_invalid("phone", e)))
+        .ok();
+    let name = input.name.trim().to_owned();
+    if name.is_empty() || name.chars().count() > 50 {
+        errors.push(FieldError::new(
+            "name",
+            "length",
+            "must have 1 to 50 characters",
+        ));
+    }
+    if let Err(e) = password::check_policy(&input.password) {
+        errors.push(FieldError::from_invalid("password", e));
+    }
+
+    let mut villages_ok = Vec::new();
+    let mut seen = BTreeSet::new();
+    for (i, raw) in input.villages.iter().enumerate() {
+        let field = format!("villages[{i}]");
+        match DivisionCode::parse_level(raw, DivisionLevel::Village) {
+            Err(e) => errors.push(FieldError::from_invalid(field, e)),
+            Ok(code) => {
+                let exists = villages::table
+                    .find(code.as_str())
+                    .count()
+                    .get_result::<i64>(conn)?
+                    > 0;
+                if !exists {
+                    errors.push(FieldError::new(
+                        field,
+                        "unknown_village",
+                        format!("no village {code}"),
+                    ));
+                } else if seen.insert(code.clone()) {
+                    villages_ok.push(code);
+                }
+            }
+        }
+    }
+
+    let county = match input.county.as_deref() {
+        None => None,
+        Some(raw) => match DivisionCode::parse_level(raw, DivisionLevel::County) {
+            Err(e) => {
+                errors.push(FieldError::from_invalid("county", e));
+                None
+            }
+            Ok(code) => {
+                let exists = divisions::table
+                    .find(code.as_str())
+                    .count()
+                    .get_result::<i64>(conn)?
+                    > 0;
+                if !exists {
+                    errors.push(FieldError::new(
+                        "county",
+                        "unknown_county",
+                        format!("no county {code}"),
+                    ));
+                }
+                Some(code)
+            }
+        },
+    };
+
+    let village_counties: BTreeSet<DivisionCode> =
+        villages_ok.iter().map(DivisionCode::county).collect();
+    let county = match input.role {
+        Role::CityAdmin => {
+            if county.is_some() || !input.villages.is_empty() {
+                errors.push(FieldError::new(
+                    "role",
+                    "scope_mismatch",
+                    "a city administrator has neither county nor villages",
+                ));
+            }
+            None
+        }
+        Role::CountyReviewer => {
+            if !input.villages.is_empty() {
+                errors.push(FieldError::new(
+                    "villages",
+                    "scope_mismatch",
+                    "a county reviewer has a county, not villages",
+                ));
+            }
+            if county.is_none() && input.county.is_none() {
+                errors.push(FieldError::new(
+                    "county",
+                    "required",
+                    "a county reviewer needs a county",
+                ));
+            }
+            county
+        }
+        Role::Enumerator | Role::FirstSecretary => {
+            if input.villages.is_empty() {
+                errors.push(FieldError::new(
+                    "villages",
+                    "required",
+                    "a field user needs at least one village",
+                ));
+            }
+            if input.role == Role::FirstSecretary && input.villages.len() > 1 {
+                errors.push(FieldError::new(
+                    "villages",
+                    "one_village",
+                    "a first secretary leads exactly one village",
+                ));
+            }
+            if village_counties.len() > 1 {
+                errors.push(FieldError::new(
+                    "villages",
+                    "one_county",
+                    "a field user's villages must lie in one county",
+                ));
+            }
+            let derived = village_counties.into_iter().next();
+            if let (Some(given), Some(derived)) = (&county, &derived) {
+                if given != derived {
+                    errors.push(FieldError::new(
+                        "county",
+                        "scope_mismatch",
+                        "the county must be the one the villages lie in",
+                    ));
+                }
+            }
+            derived
+        }
+    };
+
+    match phone {
+        Some(phone) if errors.is_empty() => Ok(NewUser {
+            phone,
+            name,
+            role: input.role,
+            county,
+            villages: villages_ok,
+            password: input.password.clone(),
+        }),
+        _ => Err(ApiError::Validation(errors)),
+    }
+}
+
+/// Stores a validated user; its password is hashed here (slow by design: call on a blocking
+/// thread). A phone number already registered answers 409.
+pub fn create(conn: &mut DbConnection, user: &NewUser) -> ApiResult<String> {
+    let hash = password::hash(&user.password).map_err(ApiError::internal)?;
+    let id = uuid::Uuid::now_v7().to_string();
+    write_transaction(conn, |conn| {
+        let taken = users::table
+            .filter(users::phone.eq(user.phone.as_str()))
+            .count()
+            .get_result::<i64>(conn)?
+            > 0;
+        if taken {
+            return Err(ApiError::Conflict(format!(
+                "the phone number {} is already registered",
+                user.phone
+            )));
+        }
+        diesel::insert_into(users::table)
+            .values((
+                users::id.eq(&id),
+                users::phone.eq(user.phone.as_str()),
+                users::name.eq(&user.name),
+                users::role.eq(user.role.as_str()),
+                users::county_code.eq(user.county.as_ref().map(DivisionCode::as_str)),
+                users::password_hash.eq(&hash),
+                users::active.eq(true),
+                users::created_at.eq(Utc::now().naive_utc()),
+            ))
+            .execute(conn)
+            .map_err(unique_phone)?;
+        for village in &user.villages {
+            diesel::insert_into(user_villages::table)
+                .values((
+                    user_villages::user_id.eq(&id),
+                    user_villages::village_code.eq(village.as_str()),
+                ))
+                .execute(conn)?;
+        }
+        Ok(id.clone())
+    })
+}
+
+/// A concurrent insert of the same phone loses on the unique index: that is a conflict too.
+fn unique_phone(error: diesel::result::Error) -> ApiError {
+    match error {
+        diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            _,
+        ) => ApiError::Conflict("the phone number is already registered".into()),
+        other => other.into(),
+    }
+}

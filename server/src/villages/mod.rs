@@ -1,0 +1,4 @@
+//! The division tree (city → counties → townships → villages) and its fixtures.
+
+pub mod fixtures;
+pub mod routes;
