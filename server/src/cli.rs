@@ -209,11 +209,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             print_demo_users(&prepared.demo_users);
         }
         let app = Application::build_prepared(settings.clone(), prepared)?;
-        tracing::info!(bind = %settings.bind, port = app.port(), "serving");
-        println!(
-            "Taizhang is serving on http://{} (Ctrl-C stops it)",
-            settings.bind
-        );
+        let host = settings
+            .bind
+            .rsplit_once(':')
+            .map_or(settings.bind.as_str(), |(host, _)| host);
+        let address = format!("{host}:{}", app.port());
+        tracing::info!(%address, "serving");
+        println!("Taizhang is serving on http://{address} (Ctrl-C stops it)");
         app.run_until_stopped().await?;
         tracing::info!("stopped");
         Ok(())

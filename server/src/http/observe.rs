@@ -8,7 +8,7 @@ use actix_web::web;
 use tracing::Instrument;
 
 use super::request_id::{self, REQUEST_ID};
-use crate::metrics::Metrics;
+use crate::startup::AppState;
 
 /// Gives each request an id (answered in `x-request-id`, included in problem bodies and the
 /// log line), a tracing span, one log line when it ends, and its place in the metrics.
@@ -24,7 +24,7 @@ pub async fn observe(
     let method = req.method().to_string();
     // The route pattern, not the path: it keeps metric labels few and logs free of ids.
     let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
-    let metrics = req.app_data::<web::Data<Metrics>>().cloned();
+    let state = req.app_data::<web::Data<AppState>>().cloned();
     let span = tracing::info_span!("request", request_id = %id, method = %method, route = %route);
     let started = Instant::now();
 
@@ -44,8 +44,10 @@ pub async fn observe(
     } else {
         tracing::info!(parent: &span, status = status.as_u16(), latency_ms, "request");
     }
-    if let Some(metrics) = metrics {
-        metrics.observe_request(&method, &route, status.as_u16(), elapsed.as_secs_f64());
+    if let Some(state) = state {
+        state
+            .metrics
+            .observe_request(&method, &route, status.as_u16(), elapsed.as_secs_f64());
     }
 
     result.map(|mut res| {

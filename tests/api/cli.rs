@@ -1,0 +1,230 @@
+//! The `taizhang` binary itself: subcommands, configuration from the environment, the
+//! secret-key check, graceful shutdown on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_taizhang");
+
+fn taizhang(data_dir: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("TAIZHANG_DATA_DIR", data_dir)
+        .env("TAIZHANG_LOG_FORMAT", "json");
+    cmd
+}
+
+#[test]
+fn openapi_prints_the_committed_document() {
+    let out = Command::new(BIN).arg("openapi").output().expect("run");
+    assert!(out.status.success());
+    let committed = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/mobile-api-spec/openapi.json"
+    ))
+    .expect("committed");
+    assert!(out.stdout == committed);
+}
+
+#[test]
+fn migrate_then_add_users_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = taizhang(dir.path())
+        .arg("migrate")
+        .output()
+        .expect("migrate");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("919 villages"));
+    // Idempotent: a second run has nothing to do.
+    let again = taizhang(dir.path())
+        .arg("migrate")
+        .output()
+        .expect("migrate");
+    assert!(String::from_utf8_lossy(&again.stdout).contains("0 migrations applied now, 0 villages"));
+
+    let add = taizhang(dir.path())
+        .env("TAIZHANG_USER_PASSWORD", "from the environment")
+        .args([
+            "user",
+            "add",
+            "--phone",
+            "13700000001",
+            "--name",
+            "赵六",
+            "--role",
+            "county_reviewer",
+            "--county",
+            "220822000000",
+        ])
+        .output()
+        .expect("user add");
+    assert!(
+        add.status.success(),
+        "{}",
+        String::from_utf8_lossy(&add.stderr)
+    );
+
+    let password_file = dir.path().join("pw");
+    std::fs::write(&password_file, "from a file please\n").expect("write");
+    let add = taizhang(dir.path())
+        .args([
+            "user",
+            "add",
+            "--phone",
+            "13700000002",
+            "--name",
+            "钱七",
+            "--role",
+            "enumerator",
+        ])
+        .args([
+            "--village",
+            "220822100200",
+            "--village",
+            "220822100201",
+            "--password-file",
+        ])
+        .arg(&password_file)
+        .output()
+        .expect("user add");
+    assert!(
+        add.status.success(),
+        "{}",
+        String::from_utf8_lossy(&add.stderr)
+    );
+
+    let bad = taizhang(dir.path())
+        .env("TAIZHANG_USER_PASSWORD", "long enough")
+        .args([
+            "user",
+            "add",
+            "--phone",
+            "13700000003",
+            "--name",
+            "x",
+            "--role",
+            "first_secretary",
+            "--village",
+            "220822100200",
+            "--village",
+            "220821100200",
+        ])
+        .output()
+        .expect("user add");
+    assert!(!bad.status.success());
+    let message = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        message.contains("villages") && message.contains("one_village"),
+        "{message}"
+    );
+
+    let no_password = taizhang(dir.path())
+        .args([
+            "user",
+            "add",
+            "--phone",
+            "13700000004",
+            "--name",
+            "x",
+            "--role",
+            "city_admin",
+        ])
+        .output()
+        .expect("user add");
+    assert!(!no_password.status.success());
+    assert!(String::from_utf8_lossy(&no_password.stderr).contains("TAIZHANG_USER_PASSWORD"));
+}
+
+#[test]
+fn a_different_secret_key_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let first = taizhang(dir.path())
+        .arg("migrate")
+        .output()
+        .expect("migrate");
+    assert!(first.status.success());
+    let other = taizhang(dir.path())
+        .env("TAIZHANG_SECRET_KEY", "ff".repeat(32))
+        .arg("migrate")
+        .output()
+        .expect("migrate");
+    assert!(!other.status.success());
+    let message = String::from_utf8_lossy(&other.stderr);
+    assert!(
+        message.contains("not the one this database was set up with"),
+        "{message}"
+    );
+    assert!(
+        !message.contains(&"ff".repeat(32)),
+        "the secret is never printed"
+    );
+}
+
+#[test]
+fn serve_stops_gracefully_on_sigterm_and_never_logs_secrets() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = "5ec2e7".repeat(11);
+    let mut child = taizhang(dir.path())
+        .env("TAIZHANG_SECRET_KEY", &secret)
+        .env("TAIZHANG_BIND", "127.0.0.1:0")
+        .args(["serve", "--demo"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("serve");
+    let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut printed = String::new();
+    let mut address = None;
+    for line in stdout.lines() {
+        let line = line.expect("line");
+        printed.push_str(&line);
+        printed.push('\n');
+        if let Some(rest) = line.strip_prefix("Taizhang is serving on http://") {
+            address = rest.split_whitespace().next().map(str::to_owned);
+            break;
+        }
+    }
+    let address = address.unwrap_or_else(|| panic!("no serving line in:\n{printed}"));
+    assert!(
+        printed.contains("13900000001") && printed.contains("demo-city-0001"),
+        "demo users are printed"
+    );
+
+    let health = std::net::TcpStream::connect(&address).expect("connect");
+    drop(health);
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let started = Instant::now();
+    let exit = loop {
+        if let Some(exit) = child.try_wait().expect("wait") {
+            break exit;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the server did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "a graceful stop exits 0");
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut log)
+        .expect("log");
+    assert!(
+        log.contains("shutting down") && log.contains("stopped"),
+        "{log}"
+    );
+    assert!(
+        !log.contains(&secret) && !printed.contains(&secret),
+        "the secret key is never logged"
+    );
+}

@@ -1,0 +1,228 @@
+//! Guards on what is generated or kept in step: the OpenAPI document, the two migration
+//! folders, the schema against both databases, and the fixtures against their builder.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use diesel::prelude::*;
+use taizhang::db::schema::*;
+use taizhang::db::{migrations, DbConnection};
+
+use crate::helpers::{Backend, TestDatabase};
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+#[test]
+fn the_committed_openapi_document_is_what_the_code_generates() {
+    let generated = taizhang::openapi::to_json(&taizhang::openapi::document());
+    let path = Path::new(ROOT).join("mobile-api-spec/openapi.json");
+    if std::env::var_os("UPDATE_OPENAPI").is_some() {
+        std::fs::write(&path, &generated).expect("write the document");
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "mobile-api-spec/openapi.json is out of date: run `cargo run -- openapi > mobile-api-spec/openapi.json` \
+         (or the tests with UPDATE_OPENAPI=1) and commit the result"
+    );
+}
+
+#[test]
+fn every_operation_documents_its_errors() {
+    let doc: serde_json::Value =
+        serde_json::from_str(&taizhang::openapi::to_json(&taizhang::openapi::document()))
+            .expect("json");
+    let codes = doc["components"]["schemas"]["ErrorCode"]["enum"]
+        .as_array()
+        .expect("error codes");
+    assert_eq!(codes.len(), taizhang::error::ErrorCode::ALL.len());
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("item") {
+            let responses = op["responses"].as_object().expect("responses");
+            assert!(
+                op["operationId"].is_string(),
+                "{method} {path} has an operationId"
+            );
+            if op.get("security").is_some() {
+                assert!(
+                    responses.contains_key("401"),
+                    "{method} {path} documents 401"
+                );
+            }
+            if op.get("requestBody").is_some() {
+                for status in ["400", "413", "415", "422"] {
+                    assert!(
+                        responses.contains_key(status),
+                        "{method} {path} documents {status}"
+                    );
+                }
+            }
+            if path.starts_with("/api/") {
+                assert!(
+                    responses.contains_key("500") && responses.contains_key("503"),
+                    "{method} {path}"
+                );
+            }
+        }
+    }
+}
+
+fn steps(backend: &str) -> BTreeSet<String> {
+    std::fs::read_dir(Path::new(ROOT).join("migrations").join(backend))
+        .expect("migrations folder")
+        .map(|e| {
+            let e = e.expect("entry");
+            for file in ["up.sql", "down.sql"] {
+                assert!(
+                    e.path().join(file).exists(),
+                    "{} lacks {file}",
+                    e.path().display()
+                );
+            }
+            e.file_name().to_string_lossy().into_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn both_migration_folders_hold_the_same_steps() {
+    assert_eq!(steps("sqlite"), steps("postgres"));
+    let (sqlite, postgres) = migrations::names();
+    assert_eq!(sqlite, postgres, "the embedded migrations match");
+    assert_eq!(sqlite.len(), steps("sqlite").len());
+}
+
+/// Selects every column of every table, loading rows into the schema's Rust types: a column
+/// missing, misnamed or of another type on either backend fails here.
+fn load_every_table(conn: &mut DbConnection) {
+    type Timestamp = chrono::NaiveDateTime;
+    app_settings::table
+        .select(app_settings::all_columns)
+        .load::<(String, String)>(conn)
+        .expect("app_settings");
+    divisions::table
+        .select(divisions::all_columns)
+        .load::<(String, String, String, Option<String>, Option<String>)>(conn)
+        .expect("divisions");
+    villages::table
+        .select(villages::all_columns)
+        .limit(5)
+        .load::<(
+            String,
+            String,
+            String,
+            String,
+            f64,
+            f64,
+            String,
+            String,
+            Option<f64>,
+            String,
+        )>(conn)
+        .expect("villages");
+    users::table
+        .select(users::all_columns)
+        .load::<(
+            String,
+            String,
+            String,
+            String,
+            Option<String>,
+            String,
+            bool,
+            Timestamp,
+        )>(conn)
+        .expect("users");
+    user_villages::table
+        .select(user_villages::all_columns)
+        .load::<(String, String)>(conn)
+        .expect("user_villages");
+    sessions::table
+        .select(sessions::all_columns)
+        .load::<(
+            String,
+            String,
+            String,
+            Timestamp,
+            Timestamp,
+            Option<Timestamp>,
+            Option<String>,
+        )>(conn)
+        .expect("sessions");
+    refresh_tokens::table
+        .select(refresh_tokens::all_columns)
+        .load::<(String, String, Timestamp, Timestamp, Option<Timestamp>)>(conn)
+        .expect("refresh_tokens");
+    login_attempts::table
+        .select(login_attempts::all_columns)
+        .load::<(String, String, String, Timestamp, bool)>(conn)
+        .expect("login_attempts");
+}
+
+/// The tables present in the database, whatever the backend.
+fn tables(conn: &mut DbConnection) -> BTreeSet<String> {
+    #[derive(QueryableByName)]
+    struct Name {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        name: String,
+    }
+    let sql = match conn {
+        DbConnection::Sqlite(_) => "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name <> '__diesel_schema_migrations'",
+        DbConnection::Postgresql(_) => "SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public' AND tablename <> '__diesel_schema_migrations'",
+    };
+    diesel::sql_query(sql)
+        .load::<Name>(conn)
+        .expect("list tables")
+        .into_iter()
+        .map(|n| n.name)
+        .collect()
+}
+
+async fn schema_loads_and_migrations_revert(backend: Backend) {
+    let db = TestDatabase::new(backend);
+    // A server start migrates, loads fixtures and demo users: a realistic database to read.
+    let app = crate::helpers::TestApp::spawn_on(db.clone(), |_| {}).await;
+    app.token(crate::helpers::CITY_ADMIN).await;
+    app.stop().await;
+    let mut conn = db.url.establish().expect("connect");
+    load_every_table(&mut conn);
+    let expected: BTreeSet<String> = taizhang::db::schema::ALL_TABLES
+        .iter()
+        .map(|t| t.to_string())
+        .collect();
+    assert_eq!(
+        tables(&mut conn),
+        expected,
+        "schema.rs lists exactly the tables the migrations make"
+    );
+
+    migrations::revert_all(&mut conn).expect("every down migration runs");
+    assert!(
+        tables(&mut conn).is_empty(),
+        "down migrations leave nothing behind"
+    );
+    migrations::run_pending(&mut conn).expect("and up again");
+    assert_eq!(tables(&mut conn), expected);
+}
+
+crate::helpers::both_backends!(schema_loads_and_migrations_revert);
+
+#[test]
+fn the_committed_fixtures_are_what_the_builder_makes() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_build-fixtures"))
+        .arg(Path::new(ROOT).join("fixtures/source"))
+        .arg(out.path())
+        .status()
+        .expect("run build-fixtures");
+    assert!(status.success());
+    for file in ["divisions.csv", "villages.csv", "county_boundaries.geojson"] {
+        let built = std::fs::read(out.path().join(file)).expect("built file");
+        let committed =
+            std::fs::read(Path::new(ROOT).join("fixtures").join(file)).expect("committed file");
+        assert!(
+            built == committed,
+            "fixtures/{file} differs from what build-fixtures makes: rebuild and commit"
+        );
+    }
+}

@@ -1,0 +1,237 @@
+//! Spawning the real server for a test, on SQLite or PostgreSQL, and talking to it over HTTP.
+
+use std::time::Duration;
+
+use reqwest::{Method, RequestBuilder, Response};
+use serde_json::{json, Value};
+use taizhang::config::Settings;
+use taizhang::db::DatabaseUrl;
+use taizhang::secrets::SecretSource;
+use taizhang::startup::Application;
+use tempfile::TempDir;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A demo user of `fixtures/demo_users.json`.
+#[derive(Debug, Clone, Copy)]
+pub struct DemoUser {
+    pub phone: &'static str,
+    pub password: &'static str,
+}
+
+pub const CITY_ADMIN: DemoUser = DemoUser {
+    phone: "13900000001",
+    password: "demo-city-0001",
+};
+/// County reviewer of 洮北区 (220802).
+pub const REVIEWER_TAOBEI: DemoUser = DemoUser {
+    phone: "13900000002",
+    password: "demo-review-0002",
+};
+/// County reviewer of 洮南市 (220881).
+pub const REVIEWER_TAONAN: DemoUser = DemoUser {
+    phone: "13900000003",
+    password: "demo-review-0003",
+};
+/// Enumerator of 220802100200 and 220802100201.
+pub const ENUMERATOR_TAOBEI: DemoUser = DemoUser {
+    phone: "13900000004",
+    password: "demo-field-0004",
+};
+/// Enumerator of 220881100200 and 220881100201.
+pub const ENUMERATOR_TAONAN: DemoUser = DemoUser {
+    phone: "13900000005",
+    password: "demo-field-0005",
+};
+/// First secretary of 220802100201.
+pub const SECRETARY_TAOBEI: DemoUser = DemoUser {
+    phone: "13900000006",
+    password: "demo-leader-0006",
+};
+
+/// The master key every test server uses, so two servers can share one database.
+pub const TEST_SECRET: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub settings: Settings,
+    handle: actix_web::dev::ServerHandle,
+    _data_dir: std::sync::Arc<TempDir>,
+}
+
+/// Where a test's database lives; clone it to start a second server on the same database.
+#[derive(Clone)]
+pub struct TestDatabase {
+    pub url: DatabaseUrl,
+    data_dir: std::sync::Arc<TempDir>,
+}
+
+impl TestDatabase {
+    pub fn new(backend: Backend) -> Self {
+        let data_dir = std::sync::Arc::new(tempfile::tempdir().expect("temporary data directory"));
+        let url = match backend {
+            Backend::Sqlite => DatabaseUrl::Sqlite(data_dir.path().join("taizhang.sqlite3")),
+            Backend::Postgres => {
+                DatabaseUrl::parse(&crate::pg::fresh_database()).expect("test database url")
+            }
+        };
+        Self { url, data_dir }
+    }
+
+    pub fn settings(&self) -> Settings {
+        let mut settings = Settings::new(self.data_dir.path());
+        settings.database = self.url.clone();
+        settings.bind = "127.0.0.1:0".into();
+        settings.secret = SecretSource::Value(TEST_SECRET.into());
+        settings.demo = true;
+        settings.workers = Some(2);
+        settings.db_pool_size = 4;
+        settings
+    }
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> Self {
+        Self::spawn_on(TestDatabase::new(backend), |_| {}).await
+    }
+
+    pub async fn spawn_with(backend: Backend, configure: impl FnOnce(&mut Settings)) -> Self {
+        Self::spawn_on(TestDatabase::new(backend), configure).await
+    }
+
+    /// Starts a server on an existing test database (a second process, in effect).
+    pub async fn spawn_on(db: TestDatabase, configure: impl FnOnce(&mut Settings)) -> Self {
+        let mut settings = db.settings();
+        configure(&mut settings);
+        let app = Application::build(settings.clone())
+            .await
+            .expect("the server starts");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        let handle = app.handle();
+        actix_web::rt::spawn(app.run_until_stopped());
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("http client");
+        Self {
+            address,
+            client,
+            settings,
+            handle,
+            _data_dir: db.data_dir,
+        }
+    }
+
+    pub fn database(&self) -> TestDatabase {
+        TestDatabase {
+            url: self.settings.database.clone(),
+            data_dir: self._data_dir.clone(),
+        }
+    }
+
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client
+            .request(method, format!("{}{}", self.address, path))
+    }
+
+    pub fn get(&self, path: &str) -> RequestBuilder {
+        self.request(Method::GET, path)
+    }
+
+    pub fn post(&self, path: &str) -> RequestBuilder {
+        self.request(Method::POST, path)
+    }
+
+    pub async fn login_response(&self, phone: &str, password: &str, device_id: &str) -> Response {
+        self.post("/api/v1/auth/login")
+            .json(&json!({"phone": phone, "password": password, "device_id": device_id}))
+            .send()
+            .await
+            .expect("login request")
+    }
+
+    /// Logs a demo user in and returns the whole token answer.
+    pub async fn login(&self, user: DemoUser) -> Value {
+        let response = self
+            .login_response(user.phone, user.password, "test-device")
+            .await;
+        assert_eq!(response.status(), 200, "login of {} failed", user.phone);
+        response.json().await.expect("login JSON")
+    }
+
+    /// Logs a demo user in and returns an access token.
+    pub async fn token(&self, user: DemoUser) -> String {
+        self.login(user).await["access_token"]
+            .as_str()
+            .expect("access token")
+            .to_owned()
+    }
+
+    pub async fn get_as(&self, token: &str, path: &str) -> Response {
+        self.get(path)
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn stop(&self) {
+        self.handle.stop(true).await;
+    }
+}
+
+/// Reads a problem+json answer, checking its content type, status and code.
+pub async fn problem(response: Response, status: u16, code: &str) -> Value {
+    assert_eq!(response.status(), status, "status");
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let request_id = response
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(content_type, "application/problem+json");
+    let body: Value = response.json().await.expect("problem JSON");
+    assert_eq!(body["code"], code, "problem code in {body}");
+    assert_eq!(body["status"], status);
+    assert_eq!(body["type"], format!("urn:taizhang:problem:{code}"));
+    assert!(
+        !request_id.is_empty() && body["request_id"] == request_id.as_str(),
+        "request id in body and header"
+    );
+    body
+}
+
+/// Declares each listed test twice: once on SQLite, once on PostgreSQL.
+macro_rules! both_backends {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[actix_web::test]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Sqlite).await
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[actix_web::test]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Postgres).await
+                }
+            )+
+        }
+    };
+}
+pub(crate) use both_backends;

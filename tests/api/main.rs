@@ -1,0 +1,13 @@
+//! The HTTP API tested end to end: the real server on a random port, against SQLite and
+//! against a PostgreSQL the tests start themselves (see `pg.rs`).
+
+mod helpers;
+mod pg;
+
+mod auth;
+mod cli;
+mod contract;
+mod errors;
+mod ops;
+mod users;
+mod villages;

@@ -1,0 +1,206 @@
+//! A throwaway PostgreSQL for the tests: one cluster per test run, started on first use with
+//! `initdb` and `pg_ctl` in a temporary directory, listening only on a unix socket.
+//!
+//! All test processes of one run (nextest starts one per test) share the cluster: the first to
+//! take the lock file creates it, the others find it ready. A watcher process stops it and
+//! deletes its directory when the test runner (the parent of the test processes) exits, however
+//! the tests end. Each test gets a fresh database cloned from a template that already holds the
+//! migrations and the village fixtures. `initdb` refuses to run as root, and CI runs as root: as
+//! root the cluster belongs to the `postgres` user.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use diesel::connection::SimpleConnection;
+use diesel::{Connection, PgConnection};
+
+const TEMPLATE: &str = "taizhang_template";
+
+struct Cluster {
+    socket_dir: PathBuf,
+}
+
+fn find_bin(name: &str) -> Option<PathBuf> {
+    if let Ok(dir) = std::env::var("TAIZHANG_PG_BIN") {
+        let p = Path::new(&dir).join(name);
+        return p.exists().then_some(p);
+    }
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(name))
+            .find(|p| p.exists())
+    });
+    on_path.or_else(|| {
+        let mut versions: Vec<PathBuf> = fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path().join("bin").join(name)))
+            .filter(|p| p.exists())
+            .collect();
+        versions.sort();
+        versions.pop()
+    })
+}
+
+fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false)
+}
+
+/// Runs a PostgreSQL program, as the `postgres` user when we are root.
+fn pg_command(bin: &Path) -> Command {
+    if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(bin);
+        c
+    } else {
+        Command::new(bin)
+    }
+}
+
+fn run(mut cmd: Command, what: &str) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot start: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn chown_to_postgres(path: &Path) {
+    if is_root() {
+        run(
+            {
+                let mut c = Command::new("chown");
+                c.arg("-R").arg("postgres:").arg(path);
+                c
+            },
+            "chown",
+        );
+    }
+}
+
+fn start() -> Cluster {
+    let (Some(initdb), Some(pg_ctl)) = (find_bin("initdb"), find_bin("pg_ctl")) else {
+        panic!(
+            "PostgreSQL server binaries (initdb, pg_ctl) were not found on PATH or under \
+             /usr/lib/postgresql/*/bin. Install them (Debian: apt-get install postgresql) or \
+             point TAIZHANG_PG_BIN at their directory. .ci/run installs them."
+        );
+    };
+    let runner = std::os::unix::process::parent_id();
+    let root = std::env::temp_dir().join(format!("taizhang-test-pg-{runner}"));
+    fs::create_dir_all(&root).expect("create the cluster directory");
+    fs::set_permissions(&root, fs::Permissions::from_mode(0o777))
+        .expect("chmod the cluster directory");
+    let lock = File::create(root.join("lock")).expect("create the lock file");
+    lock.lock().expect("lock the cluster directory");
+    let data = root.join("data");
+    let ready = root.join("ready");
+    if !ready.exists() {
+        let _ = fs::remove_dir_all(&data);
+        fs::create_dir_all(&data).expect("create the data directory");
+        chown_to_postgres(&data);
+        let mut init = pg_command(&initdb);
+        init.arg("-D").arg(&data).args([
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+            "--locale=C",
+        ]);
+        run(init, "initdb");
+        // Durability is irrelevant for a throwaway cluster; speed is not.
+        let options = format!(
+            "-k {} -c listen_addresses='' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400",
+            root.display()
+        );
+        let mut ctl = pg_command(&pg_ctl);
+        ctl.arg("-D")
+            .arg(&data)
+            .arg("-o")
+            .arg(options)
+            .arg("-l")
+            .arg(root.join("server.log"))
+            .args(["-w", "start"]);
+        run(ctl, "pg_ctl start");
+        spawn_watcher(runner, &pg_ctl, &data, &root);
+        create_template(&root);
+        File::create(&ready)
+            .and_then(|mut f| f.write_all(b"ready"))
+            .expect("mark the cluster ready");
+    }
+    Cluster { socket_dir: root }
+}
+
+/// Stops the cluster and deletes it when the test runner exits.
+fn spawn_watcher(runner: u32, pg_ctl: &Path, data: &Path, root: &Path) {
+    let stop = if is_root() {
+        format!(
+            "runuser -u postgres -- {} -D {} -m immediate stop",
+            pg_ctl.display(),
+            data.display()
+        )
+    } else {
+        format!(
+            "{} -D {} -m immediate stop",
+            pg_ctl.display(),
+            data.display()
+        )
+    };
+    let script = format!(
+        "while kill -0 {runner} 2>/dev/null; do sleep 1; done; {stop} >/dev/null 2>&1; rm -rf {}",
+        root.display()
+    );
+    // `setsid -f` forks the watcher into its own session and returns at once.
+    Command::new("setsid")
+        .args(["-f", "sh", "-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("start the cluster watcher");
+}
+
+fn url(socket_dir: &Path, database: &str) -> String {
+    format!(
+        "postgresql://postgres@/{database}?host={}",
+        socket_dir.display()
+    )
+}
+
+fn create_template(root: &Path) {
+    let mut admin =
+        PgConnection::establish(&url(root, "postgres")).expect("connect to the test cluster");
+    admin
+        .batch_execute(&format!("CREATE DATABASE {TEMPLATE}"))
+        .expect("create the template database");
+    let db = taizhang::db::DatabaseUrl::parse(&url(root, TEMPLATE)).expect("url");
+    let mut conn = db.establish().expect("connect to the template");
+    taizhang::db::migrations::run_pending(&mut conn).expect("migrate the template");
+    taizhang::villages::fixtures::load(&mut conn).expect("load fixtures into the template");
+}
+
+static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+
+/// A new, empty-but-migrated database with the village fixtures; returns its URL.
+pub fn fresh_database() -> String {
+    let cluster = CLUSTER.get_or_init(start);
+    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = PgConnection::establish(&url(&cluster.socket_dir, "postgres"))
+        .expect("connect to the test cluster");
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name} TEMPLATE {TEMPLATE}"))
+        .expect("create a test database");
+    url(&cluster.socket_dir, &name)
+}
