@@ -102,6 +102,7 @@ pub struct Application {
     port: u16,
     server: Server,
     state: web::Data<AppState>,
+    signals: ShutdownSignals,
 }
 
 impl Application {
@@ -147,6 +148,8 @@ impl Application {
             port,
             server: server.run(),
             state,
+            // Installed before anyone learns the address, so an early SIGTERM is never fatal.
+            signals: ShutdownSignals::install(),
         })
     }
 
@@ -165,8 +168,9 @@ impl Application {
     /// Serves until SIGTERM or SIGINT, then lets in-flight requests finish.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let handle = self.server.handle();
+        let signals = self.signals;
         tokio::spawn(async move {
-            wait_for_signal().await;
+            signals.wait().await;
             tracing::info!("shutting down: finishing in-flight requests");
             handle.stop(true).await;
         });
@@ -174,25 +178,48 @@ impl Application {
     }
 }
 
-async fn wait_for_signal() {
+/// SIGTERM and SIGINT listeners, registered as soon as they are made.
+struct ShutdownSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM; only SIGINT stops the server");
-                let _ = tokio::signal::ctrl_c().await;
-            }
+    streams: Vec<tokio::signal::unix::Signal>,
+}
+
+impl ShutdownSignals {
+    fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let streams = [SignalKind::terminate(), SignalKind::interrupt()]
+                .into_iter()
+                .filter_map(|kind| {
+                    signal(kind)
+                        .map_err(
+                            |error| tracing::warn!(%error, "cannot listen for a shutdown signal"),
+                        )
+                        .ok()
+                })
+                .collect();
+            Self { streams }
         }
+        #[cfg(not(unix))]
+        Self {}
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    async fn wait(self) {
+        #[cfg(unix)]
+        {
+            let waits = self
+                .streams
+                .into_iter()
+                .map(|mut s| Box::pin(async move { s.recv().await }));
+            if waits.len() == 0 {
+                std::future::pending::<()>().await;
+            }
+            futures_util::future::select_all(waits).await;
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
