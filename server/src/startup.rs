@@ -5,7 +5,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::middleware::from_fn;
+use actix_web::middleware::{from_fn, Compress};
 use actix_web::{web, App, HttpServer};
 use anyhow::{bail, Context};
 use diesel::connection::SimpleConnection;
@@ -135,6 +135,8 @@ impl Application {
                 .app_data(doc.clone())
                 .app_data(json_limit)
                 .default_service(web::to(http::fallback))
+                // Village lists with geofences are megabytes of JSON; phones are on slow links.
+                .wrap(Compress::default())
                 .wrap(from_fn(http::observe))
         })
         .listen(listener)?

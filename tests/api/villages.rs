@@ -171,3 +171,39 @@ both_backends!(
     field_users_see_their_villages_only,
     single_village_lookup,
 );
+
+mod compression {
+    use crate::helpers::*;
+
+    /// The full village list is large: it travels gzip-compressed when the client accepts it.
+    #[actix_web::test]
+    async fn village_lists_are_compressed_on_request() {
+        let app = TestApp::spawn(Backend::Sqlite).await;
+        let token = app.token(CITY_ADMIN).await;
+        let raw = reqwest::Client::builder()
+            .no_proxy()
+            .gzip(false)
+            .build()
+            .expect("client");
+        let response = raw
+            .get(format!("{}/api/v1/villages", app.address))
+            .bearer_auth(&token)
+            .header("accept-encoding", "gzip")
+            .send()
+            .await
+            .expect("r");
+        assert_eq!(response.headers()["content-encoding"], "gzip");
+        let compressed = response.bytes().await.expect("body").len();
+        let plain = app
+            .get_as(&token, "/api/v1/villages")
+            .await
+            .bytes()
+            .await
+            .expect("body")
+            .len();
+        assert!(
+            compressed * 3 < plain,
+            "{compressed} bytes compressed vs {plain}"
+        );
+    }
+}
