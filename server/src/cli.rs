@@ -16,6 +16,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::Settings;
 use crate::db::{default_sqlite_path, DatabaseUrl};
 use crate::domain::Role;
+use crate::photos::PhotoStoreConfig;
 use crate::secrets::SecretSource;
 use crate::startup::{prepare, Application};
 use crate::telemetry::{self, LogFormat};
@@ -86,6 +87,17 @@ struct ServeArgs {
     /// Take client addresses from Forwarded/X-Forwarded-For (only behind a trusted proxy).
     #[arg(long, env = "TAIZHANG_TRUST_PROXY_HEADERS")]
     trust_proxy_headers: bool,
+    /// Where photos are stored: a directory, file:///dir or s3://bucket/prefix (S3 settings from
+    /// AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY). Default:
+    /// DATA_DIR/photos.
+    #[arg(long, env = "TAIZHANG_PHOTO_STORE")]
+    photo_store: Option<String>,
+    /// Largest photo upload, in bytes.
+    #[arg(long, env = "TAIZHANG_PHOTO_MAX_BYTES", default_value_t = 15 * 1024 * 1024)]
+    photo_max_bytes: usize,
+    /// Largest photo, in pixels (width × height), checked from the header before decoding.
+    #[arg(long, env = "TAIZHANG_PHOTO_MAX_PIXELS", default_value_t = 50_000_000)]
+    photo_max_pixels: u64,
     /// Seconds in-flight requests may take to finish on shutdown.
     #[arg(long, env = "TAIZHANG_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
     shutdown_timeout_secs: u64,
@@ -195,6 +207,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     settings.json_limit = args.json_limit_bytes;
     settings.trust_proxy_headers = args.trust_proxy_headers;
     settings.shutdown_timeout = Duration::from_secs(args.shutdown_timeout_secs);
+    settings.photos.max_bytes = args.photo_max_bytes;
+    settings.photos.max_pixels = args.photo_max_pixels;
+    if let Some(url) = &args.photo_store {
+        settings.photos.store = PhotoStoreConfig::parse(url, |name| {
+            std::env::var(name).ok().filter(|v| !v.is_empty())
+        })?;
+    }
 
     actix_web::rt::System::new().block_on(async move {
         let prepare_settings = settings.clone();

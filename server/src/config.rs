@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::db::{default_sqlite_path, DatabaseUrl};
+use crate::photos::PhotoSettings;
 use crate::secrets::SecretSource;
 
 #[derive(Debug, Clone)]
@@ -27,6 +28,7 @@ pub struct Settings {
     /// How long in-flight requests may take to finish on shutdown.
     pub shutdown_timeout: Duration,
     pub auth: AuthPolicy,
+    pub photos: PhotoSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -61,7 +63,6 @@ impl Settings {
         Self {
             bind: "127.0.0.1:8080".into(),
             database: DatabaseUrl::Sqlite(default_sqlite_path(&data_dir)),
-            data_dir,
             secret: SecretSource::DataDir,
             demo: false,
             workers: None,
@@ -70,6 +71,8 @@ impl Settings {
             trust_proxy_headers: false,
             shutdown_timeout: Duration::from_secs(30),
             auth: AuthPolicy::default(),
+            photos: PhotoSettings::new(&data_dir),
+            data_dir,
         }
     }
 }

@@ -310,7 +310,9 @@ impl ApiError {
                 "an unexpected error occurred; the request id identifies it in the server log"
                     .into()
             }
-            ApiError::Unavailable(_) => "the service cannot reach its database right now".into(),
+            ApiError::Unavailable(_) => {
+                "the service cannot reach its database or photo store right now".into()
+            }
             other => other.to_string(),
         };
         Problem {

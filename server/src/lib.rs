@@ -13,6 +13,8 @@ pub mod http;
 pub mod metrics;
 pub mod openapi;
 pub mod ops;
+pub mod photos;
+pub mod random;
 pub mod secrets;
 pub mod startup;
 pub mod telemetry;

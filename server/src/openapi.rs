@@ -27,6 +27,7 @@ use crate::error::{ErrorCode, Problem};
     tags(
         (name = "auth", description = "Login, token refresh, logout and the caller's account"),
         (name = "villages", description = "The 919 administrative villages and their geofences"),
+        (name = "photos", description = "Content-addressed photo upload, thumbnails"),
         (name = "users", description = "Accounts, roles and scopes (administration)"),
         (name = "reference", description = "Enumerations with Chinese labels"),
         (name = "operations", description = "Health, readiness, metrics and this document"),
@@ -131,6 +132,7 @@ where
             .configure(crate::auth::routes::configure)
             .configure(crate::villages::routes::configure)
             .configure(crate::users::routes::configure)
+            .configure(crate::photos::routes::configure)
             .configure(crate::catalog::configure)
             .service(openapi_json),
     )

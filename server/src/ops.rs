@@ -34,12 +34,13 @@ pub async fn healthz() -> web::Json<Health> {
     web::Json(Health { status: "ok" })
 }
 
-/// Readiness: the database answers and has every migration this binary knows.
+/// Readiness: the database answers and has every migration this binary knows, and the photo
+/// store answers.
 #[utoipa::path(
     tag = "operations",
     responses(
         (status = 200, body = Readiness),
-        (status = 503, description = "`service_unavailable`: database unreachable or not migrated", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`service_unavailable`: database unreachable or not migrated, or photo store unreachable", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[get("/readyz")]
@@ -52,6 +53,11 @@ pub async fn readyz(state: web::Data<AppState>) -> ApiResult<web::Json<Readiness
     if !applied {
         return Err(ApiError::Unavailable("migrations pending".into()));
     }
+    state
+        .photos
+        .check()
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("{e:#}")))?;
     Ok(web::Json(Readiness {
         status: "ready",
         database: backend.as_str(),

@@ -16,6 +16,7 @@ use crate::db::{migrations, read_setting, write_setting, Db, DbConnection};
 use crate::http::{self, JsonLimit};
 use crate::metrics::Metrics;
 use crate::openapi::{self, OpenApiJson};
+use crate::photos::PhotoStore;
 use crate::secrets::Keys;
 use crate::users::{demo, NewUserInput};
 use crate::villages::fixtures;
@@ -23,6 +24,7 @@ use crate::villages::fixtures;
 /// What every handler can reach.
 pub struct AppState {
     pub db: Db,
+    pub photos: PhotoStore,
     pub keys: Keys,
     pub settings: Settings,
     pub metrics: Metrics,
@@ -31,6 +33,7 @@ pub struct AppState {
 /// What start-up did, for the log and for `--demo` output.
 pub struct Prepared {
     pub db: Db,
+    pub photos: PhotoStore,
     pub keys: Keys,
     pub migrations_applied: Vec<String>,
     pub villages_loaded: usize,
@@ -51,6 +54,7 @@ pub fn prepare(settings: &Settings) -> anyhow::Result<Prepared> {
     })?;
     let db = Db::connect(&settings.database, settings.db_pool_size)?;
     let keys = Keys::load(&settings.secret, &settings.data_dir)?;
+    let photos = PhotoStore::open(&settings.photos.store)?;
     let mut conn = db.get()?;
     let conn: &mut DbConnection = &mut conn;
     with_startup_lock(conn, |conn| {
@@ -73,6 +77,7 @@ pub fn prepare(settings: &Settings) -> anyhow::Result<Prepared> {
         };
         Ok(Prepared {
             db: db.clone(),
+            photos: photos.clone(),
             keys: keys.clone(),
             migrations_applied,
             villages_loaded,
@@ -122,6 +127,7 @@ impl Application {
         let port = listener.local_addr()?.port();
         let state = web::Data::new(AppState {
             db: prepared.db,
+            photos: prepared.photos,
             keys: prepared.keys,
             metrics: Metrics::new(),
             settings: settings.clone(),

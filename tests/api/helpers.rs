@@ -16,6 +16,30 @@ pub enum Backend {
     Postgres,
 }
 
+/// Where a test server keeps photos.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Store {
+    Disk,
+    S3,
+}
+
+impl Store {
+    /// Points the settings at a fresh store of this kind.
+    pub async fn configure(self, settings: &mut Settings) {
+        if self == Store::S3 {
+            let (endpoint, bucket) = crate::moto::fresh_bucket().await;
+            settings.photos.store = taizhang::photos::PhotoStoreConfig::S3 {
+                bucket,
+                prefix: "photos".into(),
+                endpoint: Some(endpoint),
+                region: "us-east-1".into(),
+                access_key_id: "test".into(),
+                secret_access_key: "test".into(),
+            };
+        }
+    }
+}
+
 /// A demo user of `fixtures/demo_users.json`.
 #[derive(Debug, Clone, Copy)]
 pub struct DemoUser {
@@ -102,6 +126,23 @@ impl TestApp {
 
     pub async fn spawn_with(backend: Backend, configure: impl FnOnce(&mut Settings)) -> Self {
         Self::spawn_on(TestDatabase::new(backend), configure).await
+    }
+
+    /// A server with its photos in the given store.
+    pub async fn spawn_with_store(
+        backend: Backend,
+        store: Store,
+        configure: impl FnOnce(&mut Settings),
+    ) -> Self {
+        let db = TestDatabase::new(backend);
+        let mut settings = db.settings();
+        store.configure(&mut settings).await;
+        let photos = settings.photos.clone();
+        Self::spawn_on(db, move |s| {
+            s.photos = photos;
+            configure(s)
+        })
+        .await
     }
 
     /// Starts a server on an existing test database (a second process, in effect).
@@ -235,3 +276,23 @@ macro_rules! both_backends {
     };
 }
 pub(crate) use both_backends;
+
+/// Declares each listed test four times: SQLite and PostgreSQL, each with photos on disk and
+/// in S3-compatible storage.
+macro_rules! every_backend_and_store {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite_disk {
+            $( #[actix_web::test] async fn $name() { super::$name($crate::helpers::Backend::Sqlite, $crate::helpers::Store::Disk).await } )+
+        }
+        mod postgres_disk {
+            $( #[actix_web::test] async fn $name() { super::$name($crate::helpers::Backend::Postgres, $crate::helpers::Store::Disk).await } )+
+        }
+        mod sqlite_s3 {
+            $( #[actix_web::test] async fn $name() { super::$name($crate::helpers::Backend::Sqlite, $crate::helpers::Store::S3).await } )+
+        }
+        mod postgres_s3 {
+            $( #[actix_web::test] async fn $name() { super::$name($crate::helpers::Backend::Postgres, $crate::helpers::Store::S3).await } )+
+        }
+    };
+}
+pub(crate) use every_backend_and_store;

@@ -2,6 +2,7 @@
 //! against a PostgreSQL the tests start themselves (see `pg.rs`).
 
 mod helpers;
+mod moto;
 mod pg;
 
 mod auth;
@@ -9,5 +10,7 @@ mod cli;
 mod contract;
 mod errors;
 mod ops;
+mod phash;
+mod photos;
 mod users;
 mod villages;

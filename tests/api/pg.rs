@@ -88,6 +88,33 @@ fn chown_to_postgres(path: &Path) {
     }
 }
 
+/// A directory shared by every test process of this run (they share the runner, our parent),
+/// locked by the caller until the service in it is ready.
+pub fn run_dir(name: &str) -> (PathBuf, File) {
+    let runner = std::os::unix::process::parent_id();
+    let root = std::env::temp_dir().join(format!("taizhang-test-{name}-{runner}"));
+    fs::create_dir_all(&root).expect("create the shared directory");
+    fs::set_permissions(&root, fs::Permissions::from_mode(0o777))
+        .expect("chmod the shared directory");
+    let lock = File::create(root.join("lock")).expect("create the lock file");
+    lock.lock().expect("lock the shared directory");
+    (root, lock)
+}
+
+/// Runs `cleanup` (a shell command) once the test runner exits, however the tests end.
+pub fn when_runner_exits(cleanup: &str) {
+    let runner = std::os::unix::process::parent_id();
+    let script = format!("while kill -0 {runner} 2>/dev/null; do sleep 1; done; {cleanup}");
+    // `setsid -f` forks the watcher into its own session and returns at once.
+    Command::new("setsid")
+        .args(["-f", "sh", "-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("start the watcher");
+}
+
 fn start() -> Cluster {
     let (Some(initdb), Some(pg_ctl)) = (find_bin("initdb"), find_bin("pg_ctl")) else {
         panic!(
@@ -134,42 +161,29 @@ fn start() -> Cluster {
             .arg(root.join("server.log"))
             .args(["-w", "start"]);
         run(ctl, "pg_ctl start");
-        spawn_watcher(runner, &pg_ctl, &data, &root);
+        let stop = if is_root() {
+            format!(
+                "runuser -u postgres -- {} -D {} -m immediate stop",
+                pg_ctl.display(),
+                data.display()
+            )
+        } else {
+            format!(
+                "{} -D {} -m immediate stop",
+                pg_ctl.display(),
+                data.display()
+            )
+        };
+        when_runner_exits(&format!(
+            "{stop} >/dev/null 2>&1; rm -rf {}",
+            root.display()
+        ));
         create_template(&root);
         File::create(&ready)
             .and_then(|mut f| f.write_all(b"ready"))
             .expect("mark the cluster ready");
     }
     Cluster { socket_dir: root }
-}
-
-/// Stops the cluster and deletes it when the test runner exits.
-fn spawn_watcher(runner: u32, pg_ctl: &Path, data: &Path, root: &Path) {
-    let stop = if is_root() {
-        format!(
-            "runuser -u postgres -- {} -D {} -m immediate stop",
-            pg_ctl.display(),
-            data.display()
-        )
-    } else {
-        format!(
-            "{} -D {} -m immediate stop",
-            pg_ctl.display(),
-            data.display()
-        )
-    };
-    let script = format!(
-        "while kill -0 {runner} 2>/dev/null; do sleep 1; done; {stop} >/dev/null 2>&1; rm -rf {}",
-        root.display()
-    );
-    // `setsid -f` forks the watcher into its own session and returns at once.
-    Command::new("setsid")
-        .args(["-f", "sh", "-c", &script])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("start the cluster watcher");
 }
 
 fn url(socket_dir: &Path, database: &str) -> String {

@@ -19,6 +19,7 @@ use geo::{
 use serde_json::{json, Value};
 use taizhang::geography::crs::gcj02_to_wgs84;
 use taizhang::geography::{multi_polygon_from_geojson, multi_polygon_to_geojson};
+use taizhang::random::SplitMix;
 
 /// The statistical-only development zone has no boundary of its own; it lies in 洮北区.
 const GEOFENCE_COUNTY_OVERRIDES: [(&str, &str); 1] = [("220871000000", "220802000000")];
@@ -67,28 +68,10 @@ fn read_csv<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
         .with_context(|| format!("parsing {}", path.display()))
 }
 
-/// SplitMix64: a tiny, well-known generator, so placements depend on the code alone.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn seeded(code: &str) -> Self {
-        Self(code.parse::<u64>().unwrap_or(0) ^ 0x9E37_79B9_7F4A_7C15)
-    }
-
-    fn next_f64(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        (z >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
 /// A point inside `area` drawn deterministically for `code` (rejection sampling in the bbox).
 fn point_in_area(area: &MultiPolygon<f64>, code: &str) -> Result<Point<f64>> {
     let rect = area.bounding_rect().context("empty county boundary")?;
-    let mut rng = SplitMix::seeded(code);
+    let mut rng = SplitMix::new(code.parse::<u64>().unwrap_or(0));
     for _ in 0..10_000 {
         let p = Point::new(
             rect.min().x + rng.next_f64() * rect.width(),

@@ -85,7 +85,44 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    photos (sha256) {
+        sha256 -> Text,
+        format -> Text,
+        byte_size -> BigInt,
+        width -> Integer,
+        height -> Integer,
+        orientation -> Integer,
+        taken_at -> Nullable<Timestamp>,
+        taken_offset_minutes -> Nullable<Integer>,
+        exif_lat -> Nullable<Double>,
+        exif_lon -> Nullable<Double>,
+        phash -> BigInt,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    photo_uploads (photo_sha256, user_id) {
+        photo_sha256 -> Text,
+        user_id -> Text,
+        uploaded_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    photo_links (photo_sha256, submission_id) {
+        photo_sha256 -> Text,
+        submission_id -> Text,
+        village_code -> Text,
+    }
+}
+
 diesel::joinable!(villages -> divisions (township_code));
+diesel::joinable!(photo_uploads -> photos (photo_sha256));
+diesel::joinable!(photo_uploads -> users (user_id));
+diesel::joinable!(photo_links -> photos (photo_sha256));
+diesel::joinable!(photo_links -> villages (village_code));
 diesel::joinable!(user_villages -> users (user_id));
 diesel::joinable!(user_villages -> villages (village_code));
 diesel::joinable!(sessions -> users (user_id));
@@ -100,6 +137,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     sessions,
     refresh_tokens,
     login_attempts,
+    photos,
+    photo_uploads,
+    photo_links,
 );
 
 /// Every table, for the guard tests that check each one loads on both backends.
@@ -112,4 +152,7 @@ pub const ALL_TABLES: &[&str] = &[
     "sessions",
     "refresh_tokens",
     "login_attempts",
+    "photos",
+    "photo_uploads",
+    "photo_links",
 ];

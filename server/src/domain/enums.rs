@@ -90,6 +90,15 @@ labelled_enum! {
 }
 
 labelled_enum! {
+    /// Image formats accepted for photos (check-ins require JPEG).
+    pub enum PhotoFormat {
+        Jpeg = ("jpeg", "JPEG 图片"),
+        Png = ("png", "PNG 图片"),
+        Webp = ("webp", "WebP 图片"),
+    }
+}
+
+labelled_enum! {
     pub enum PovertyStatus {
         Lifted = ("lifted", "脱贫户"),
         NotLifted = ("not_lifted", "未脱贫户"),

@@ -1,0 +1,3 @@
+DROP TABLE photo_links;
+DROP TABLE photo_uploads;
+DROP TABLE photos;

@@ -1,0 +1,44 @@
+//! Thumbnails: longest side 320 px, JPEG, orientation applied. JPEGs are decoded at the
+//! smallest DCT scale that still gives 320 px, so a 12-megapixel photo costs a fraction of a
+//! full decode.
+
+use image::codecs::jpeg::JpegEncoder;
+use image::imageops::{self, FilterType};
+use image::metadata::Orientation;
+use image::DynamicImage;
+
+use super::decode::{self, DecodeError};
+use crate::domain::PhotoFormat;
+
+pub const LONG_SIDE: u32 = 320;
+const QUALITY: u8 = 80;
+
+pub fn make(
+    bytes: &[u8],
+    format: PhotoFormat,
+    orientation: u16,
+    max_pixels: u64,
+) -> Result<Vec<u8>, DecodeError> {
+    let rgb = decode::rgb_at_least(bytes, format, LONG_SIDE as usize, max_pixels)?;
+    let (w, h) = rgb.dimensions();
+    let long = w.max(h);
+    let rgb = if long > LONG_SIDE {
+        let nw = (u64::from(w) * u64::from(LONG_SIDE) / u64::from(long)).max(1) as u32;
+        let nh = (u64::from(h) * u64::from(LONG_SIDE) / u64::from(long)).max(1) as u32;
+        imageops::resize(&rgb, nw, nh, FilterType::Triangle)
+    } else {
+        rgb
+    };
+    let mut image = DynamicImage::ImageRgb8(rgb);
+    if let Some(o) = u8::try_from(orientation)
+        .ok()
+        .and_then(Orientation::from_exif)
+    {
+        image.apply_orientation(o);
+    }
+    let mut out = Vec::new();
+    JpegEncoder::new_with_quality(&mut out, QUALITY)
+        .encode_image(&image)
+        .map_err(|e| DecodeError::Corrupt(e.to_string()))?;
+    Ok(out)
+}
