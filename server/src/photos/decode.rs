@@ -1,12 +1,15 @@
 //! Reading photos: format sniffing, header-only dimensions, and the reduced decodes the hash and
-//! the thumbnail need. JPEGs are decoded by libjpeg-turbo with DCT-domain scaling (1/2 … 1/8),
-//! which skips most of the inverse-DCT and colour work; PNG and WebP go through `image` with
-//! allocation limits.
+//! the thumbnail need. JPEGs are decoded by MozJPEG (libjpeg) with DCT-domain scaling
+//! (1/2 … 1/8), which skips most of the inverse-DCT and colour work; PNG and WebP go through
+//! `image` with allocation limits.
 
 use std::io::Cursor;
+use std::os::raw::c_int;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
 use image::{ImageReader, Limits, RgbImage};
-use turbojpeg::{Decompressor, Image, PixelFormat, ScalingFactor};
+use mozjpeg::{ColorSpace, Decompress};
+use mozjpeg_sys::jpeg_common_struct;
 
 use super::phash::Luma;
 use crate::domain::PhotoFormat;
@@ -42,6 +45,56 @@ fn image_format(format: PhotoFormat) -> image::ImageFormat {
     }
 }
 
+/// A libjpeg error or warning, carried out of the C code by unwinding.
+struct LibjpegMessage(c_int);
+
+extern "C-unwind" fn libjpeg_fail(cinfo: &mut jpeg_common_struct) {
+    // SAFETY: libjpeg calls this with `err` pointing at the error manager it was given.
+    let code = unsafe { cinfo.err.as_ref() }.map_or(0, |e| e.msg_code);
+    resume_unwind(Box::new(LibjpegMessage(code)))
+}
+
+extern "C-unwind" fn libjpeg_message(cinfo: &mut jpeg_common_struct, level: c_int) {
+    // Level -1 is a warning: libjpeg reports truncated or damaged data this way and goes on,
+    // padding the picture with grey. Such a photo is refused, not half-stored.
+    if level < 0 {
+        libjpeg_fail(cinfo)
+    }
+}
+
+/// An error manager under which every libjpeg warning is fatal.
+fn strict_errors() -> mozjpeg_sys::jpeg_error_mgr {
+    // SAFETY: a zeroed jpeg_error_mgr is valid input for jpeg_std_error, which fills in every
+    // field; the two handlers are then replaced with ours.
+    let mut err: mozjpeg_sys::jpeg_error_mgr = unsafe { std::mem::zeroed() };
+    unsafe { mozjpeg_sys::jpeg_std_error(&mut err) };
+    err.error_exit = Some(libjpeg_fail);
+    err.emit_message = Some(libjpeg_message);
+    err
+}
+
+/// Runs libjpeg work, turning its errors (which unwind out of C) into `DecodeError`s.
+fn libjpeg<T>(work: impl FnOnce() -> std::io::Result<T>) -> Result<T, DecodeError> {
+    match catch_unwind(AssertUnwindSafe(work)) {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(DecodeError::Corrupt(e.to_string())),
+        Err(payload) => Err(DecodeError::Corrupt(
+            match payload.downcast_ref::<LibjpegMessage>() {
+                Some(LibjpegMessage(code)) => {
+                    format!("damaged or truncated JPEG data (libjpeg message {code})")
+                }
+                None => "the JPEG decoder failed".into(),
+            },
+        )),
+    }
+}
+
+fn open_jpeg(bytes: &[u8]) -> std::io::Result<Decompress<&[u8]>> {
+    Decompress::builder()
+        .with_err(strict_errors())
+        .from_mem(bytes)
+}
+
 /// Width and height from the header alone: no pixel is decoded, so a decompression bomb costs
 /// no more than its header.
 pub fn dimensions(
@@ -51,9 +104,8 @@ pub fn dimensions(
 ) -> Result<(u32, u32), DecodeError> {
     let (width, height) = match format {
         PhotoFormat::Jpeg => {
-            let header =
-                turbojpeg::read_header(bytes).map_err(|e| DecodeError::Corrupt(e.to_string()))?;
-            (header.width as u64, header.height as u64)
+            let (w, h) = libjpeg(|| open_jpeg(bytes).map(|d| d.size()))?;
+            (w as u64, h as u64)
         }
         _ => {
             let reader = ImageReader::with_format(Cursor::new(bytes), image_format(format));
@@ -76,39 +128,34 @@ pub fn dimensions(
     Ok((width as u32, height as u32))
 }
 
-/// The smallest libjpeg-turbo scaling whose output still satisfies `enough(width, height)`.
-fn jpeg_scale(width: usize, height: usize, enough: impl Fn(usize, usize) -> bool) -> ScalingFactor {
-    [8, 4, 2]
+/// The smallest DCT scaling (n/8) whose output still satisfies `enough(width, height)`.
+fn jpeg_scale(width: usize, height: usize, enough: impl Fn(usize, usize) -> bool) -> u8 {
+    [1u8, 2, 4]
         .into_iter()
-        .map(|d| ScalingFactor::new(1, d))
-        .find(|f| enough(f.scale(width), f.scale(height)))
-        .unwrap_or(ScalingFactor::ONE)
+        .find(|&n| enough(width * usize::from(n) / 8, height * usize::from(n) / 8))
+        .unwrap_or(8)
 }
 
-fn turbo(
+/// Decodes a JPEG at the smallest scale that satisfies `enough`, to grayscale or RGB.
+fn scaled_jpeg(
     bytes: &[u8],
     enough: impl Fn(usize, usize) -> bool,
-    format: PixelFormat,
-) -> Result<Image<Vec<u8>>, DecodeError> {
-    let corrupt = |e: turbojpeg::Error| DecodeError::Corrupt(e.to_string());
-    let mut decompressor = Decompressor::new().map_err(corrupt)?;
-    let header = decompressor.read_header(bytes).map_err(corrupt)?;
-    let factor = jpeg_scale(header.width, header.height, enough);
-    decompressor.set_scaling_factor(factor).map_err(corrupt)?;
-    let scaled = header.scaled(factor);
-    let pitch = scaled.width * format.size();
-    let mut image = Image {
-        pixels: vec![0u8; pitch * scaled.height],
-        width: scaled.width,
-        pitch,
-        height: scaled.height,
-        format,
-    };
-    // Truncated data is a libjpeg warning, which TurboJPEG reports as an error: refused.
-    decompressor
-        .decompress(bytes, image.as_deref_mut())
-        .map_err(corrupt)?;
-    Ok(image)
+    gray: bool,
+) -> Result<(usize, usize, Vec<u8>), DecodeError> {
+    libjpeg(|| {
+        let mut jpeg = open_jpeg(bytes)?;
+        let (w, h) = jpeg.size();
+        jpeg.scale(jpeg_scale(w, h, enough));
+        let mut started = jpeg.to_colorspace(if gray {
+            ColorSpace::JCS_GRAYSCALE
+        } else {
+            ColorSpace::JCS_RGB
+        })?;
+        let (width, height) = (started.width(), started.height());
+        let pixels = started.read_scanlines::<u8>()?;
+        started.finish()?;
+        Ok((width, height, pixels))
+    })
 }
 
 fn decode_with_image(
@@ -136,11 +183,11 @@ pub fn luma_for_hash(
 ) -> Result<Luma, DecodeError> {
     match format {
         PhotoFormat::Jpeg => {
-            let image = turbo(bytes, |w, h| w.min(h) >= 64, PixelFormat::GRAY)?;
+            let (width, height, pixels) = scaled_jpeg(bytes, |w, h| w.min(h) >= 64, true)?;
             Ok(Luma {
-                width: image.width,
-                height: image.height,
-                pixels: image.pixels,
+                width,
+                height,
+                pixels,
             })
         }
         _ => {
@@ -163,8 +210,8 @@ pub fn rgb_at_least(
 ) -> Result<RgbImage, DecodeError> {
     match format {
         PhotoFormat::Jpeg => {
-            let image = turbo(bytes, |w, h| w.max(h) >= long_side, PixelFormat::RGB)?;
-            RgbImage::from_raw(image.width as u32, image.height as u32, image.pixels)
+            let (width, height, pixels) = scaled_jpeg(bytes, |w, h| w.max(h) >= long_side, false)?;
+            RgbImage::from_raw(width as u32, height as u32, pixels)
                 .ok_or_else(|| DecodeError::Corrupt("decoded buffer has the wrong size".into()))
         }
         _ => decode_with_image(bytes, format, max_pixels),
