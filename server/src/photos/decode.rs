@@ -217,3 +217,17 @@ pub fn rgb_at_least(
         _ => decode_with_image(bytes, format, max_pixels),
     }
 }
+
+/// Encodes RGB pixels as a baseline JPEG with libjpeg's fastest settings (no trellis
+/// quantisation or scan optimisation: thumbnails are small and made on request).
+pub fn encode_jpeg(rgb: &RgbImage, quality: u8) -> Result<Vec<u8>, DecodeError> {
+    libjpeg(|| {
+        let mut compress = mozjpeg::Compress::new(ColorSpace::JCS_RGB);
+        compress.set_size(rgb.width() as usize, rgb.height() as usize);
+        compress.set_fastest_defaults();
+        compress.set_quality(f32::from(quality));
+        let mut started = compress.start_compress(Vec::new())?;
+        started.write_scanlines(rgb.as_raw())?;
+        started.finish()
+    })
+}

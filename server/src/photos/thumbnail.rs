@@ -2,7 +2,6 @@
 //! smallest DCT scale that still gives 320 px, so a 12-megapixel photo costs a fraction of a
 //! full decode.
 
-use image::codecs::jpeg::JpegEncoder;
 use image::imageops::{self, FilterType};
 use image::metadata::Orientation;
 use image::DynamicImage;
@@ -36,9 +35,5 @@ pub fn make(
     {
         image.apply_orientation(o);
     }
-    let mut out = Vec::new();
-    JpegEncoder::new_with_quality(&mut out, QUALITY)
-        .encode_image(&image)
-        .map_err(|e| DecodeError::Corrupt(e.to_string()))?;
-    Ok(out)
+    decode::encode_jpeg(&image.to_rgb8(), QUALITY)
 }
