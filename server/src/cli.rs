@@ -222,6 +222,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             database = %settings.database.redacted(),
             migrations_applied = prepared.migrations_applied.len(),
             villages_loaded = prepared.villages_loaded,
+            photo_store = %settings.photos.store.describe(),
             "database ready"
         );
         if settings.demo {
