@@ -19,6 +19,7 @@ use crate::http::request_id;
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     MalformedJson,
+    UnreadableBody,
     InvalidQuery,
     InvalidPath,
     ValidationFailed,
@@ -45,6 +46,7 @@ pub enum ErrorCode {
 impl ErrorCode {
     pub const ALL: &'static [ErrorCode] = &[
         ErrorCode::MalformedJson,
+        ErrorCode::UnreadableBody,
         ErrorCode::InvalidQuery,
         ErrorCode::InvalidPath,
         ErrorCode::ValidationFailed,
@@ -71,7 +73,7 @@ impl ErrorCode {
     pub fn status(self) -> StatusCode {
         use ErrorCode::*;
         match self {
-            MalformedJson | InvalidQuery | InvalidPath => StatusCode::BAD_REQUEST,
+            MalformedJson | UnreadableBody | InvalidQuery | InvalidPath => StatusCode::BAD_REQUEST,
             ValidationFailed => StatusCode::UNPROCESSABLE_ENTITY,
             MissingToken | InvalidToken | TokenExpired | SessionRevoked | AccountDisabled
             | InvalidCredentials | InvalidRefreshToken | RefreshTokenReused => {
@@ -93,6 +95,7 @@ impl ErrorCode {
         use ErrorCode::*;
         match self {
             MalformedJson => "malformed_json",
+            UnreadableBody => "unreadable_body",
             InvalidQuery => "invalid_query",
             InvalidPath => "invalid_path",
             ValidationFailed => "validation_failed",
@@ -122,6 +125,7 @@ impl ErrorCode {
         use ErrorCode::*;
         match self {
             MalformedJson => "请求体不是有效的 JSON",
+            UnreadableBody => "请求体未能完整接收",
             InvalidQuery => "查询参数无效",
             InvalidPath => "路径参数无效",
             ValidationFailed => "提交的数据未通过校验",

@@ -1,7 +1,10 @@
 use actix_web::dev::Payload;
+use actix_web::error::PayloadError;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest};
+use bytes::{Bytes, BytesMut};
 use futures_util::future::LocalBoxFuture;
+use futures_util::Stream;
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 use serde_json::error::Category;
@@ -40,11 +43,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
                     .trim()
                     .to_ascii_lowercase()
             });
-        let declared_length = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok());
+        let declared_length = declared_length(req);
         let mut payload = payload.take();
         Box::pin(async move {
             match content_type.as_deref() {
@@ -57,24 +56,46 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
                     )))
                 }
             }
-            if declared_length.is_some_and(|n| n > limit) {
-                return Err(ApiError::PayloadTooLarge { limit });
-            }
-            let mut body = Vec::with_capacity(declared_length.unwrap_or(0).min(limit));
-            while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|e| ApiError::BadRequest {
-                    code: ErrorCode::MalformedJson,
-                    detail: format!("reading the request body: {e}"),
-                    field: None,
-                })?;
-                if body.len() + chunk.len() > limit {
-                    return Err(ApiError::PayloadTooLarge { limit });
-                }
-                body.extend_from_slice(&chunk);
-            }
+            let body = read_limited(&mut payload, limit, declared_length).await?;
             parse_json(&body).map(ApiJson)
         })
     }
+}
+
+/// Reads a request body, refusing it (413) as soon as it passes `limit` — at once when the
+/// declared length says so — so an oversized body is never read whole.
+pub async fn read_limited<S>(
+    payload: &mut S,
+    limit: usize,
+    declared_length: Option<usize>,
+) -> Result<Bytes, ApiError>
+where
+    S: Stream<Item = Result<Bytes, PayloadError>> + Unpin,
+{
+    if declared_length.is_some_and(|n| n > limit) {
+        return Err(ApiError::PayloadTooLarge { limit });
+    }
+    let mut body = BytesMut::with_capacity(declared_length.unwrap_or(0).min(limit));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::BadRequest {
+            code: ErrorCode::UnreadableBody,
+            detail: format!("reading the request body: {e}"),
+            field: None,
+        })?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// The Content-Length a request declares, if any.
+pub fn declared_length(req: &HttpRequest) -> Option<usize> {
+    req.headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
 }
 
 /// Parses JSON, reporting the path of a bad field.

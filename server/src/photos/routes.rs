@@ -1,8 +1,7 @@
 use actix_web::http::header::{self, CacheControl, CacheDirective, ContentType, EntityTag};
 use actix_web::{get, head, put, web, HttpRequest, HttpResponse};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use chrono::{DateTime, FixedOffset, Utc};
-use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -13,6 +12,7 @@ use super::thumbnail;
 use crate::auth::Caller;
 use crate::domain::{PhotoFormat, Role};
 use crate::error::{ApiError, ApiResult, ErrorCode, Problem};
+use crate::http::{declared_length, read_limited};
 use crate::startup::AppState;
 
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
@@ -130,30 +130,6 @@ fn mime(format: PhotoFormat) -> &'static str {
     }
 }
 
-/// Reads the body, refusing it (413) as soon as it passes `limit`, before it is read whole.
-async fn read_limited(
-    mut payload: web::Payload,
-    limit: usize,
-    declared: Option<usize>,
-) -> ApiResult<Bytes> {
-    if declared.is_some_and(|n| n > limit) {
-        return Err(ApiError::PayloadTooLarge { limit });
-    }
-    let mut body = BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::BadRequest {
-            code: ErrorCode::MalformedJson,
-            detail: format!("reading the request body: {e}"),
-            field: None,
-        })?;
-        if body.len() + chunk.len() > limit {
-            return Err(ApiError::PayloadTooLarge { limit });
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body.freeze())
-}
-
 fn store_error(error: anyhow::Error) -> ApiError {
     tracing::error!(error = format!("{error:#}"), "photo store");
     ApiError::Unavailable("photo store".into())
@@ -218,11 +194,7 @@ pub async fn upload_photo(
     let sha = parse_sha256(&path.into_inner())?;
     let declared = declared_format(&req)?;
     let limits = state.settings.photos.clone();
-    let length = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
+    let length = declared_length(&req);
     if length.is_some_and(|n| n > limits.max_bytes) {
         return Err(ApiError::PayloadTooLarge {
             limit: limits.max_bytes,
@@ -247,7 +219,8 @@ pub async fn upload_photo(
         return Ok(HttpResponse::Ok().json(PhotoInfo::from(&row)));
     }
 
-    let bytes = read_limited(payload, limits.max_bytes, length).await?;
+    let mut payload = payload;
+    let bytes = read_limited(&mut payload, limits.max_bytes, length).await?;
     let claimed = sha.clone();
     let body = bytes.clone();
     let analysis = tokio::task::spawn_blocking(move || {

@@ -47,6 +47,24 @@ type Row = (
     bool,
     NaiveDateTime,
 );
+type RowColumns = (
+    users::id,
+    users::phone,
+    users::name,
+    users::role,
+    users::county_code,
+    users::active,
+    users::created_at,
+);
+const ROW: RowColumns = (
+    users::id,
+    users::phone,
+    users::name,
+    users::role,
+    users::county_code,
+    users::active,
+    users::created_at,
+);
 
 fn summaries(conn: &mut DbConnection, rows: Vec<Row>) -> ApiResult<Vec<UserSummary>> {
     let ids: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
@@ -95,18 +113,7 @@ pub async fn list_users(
     let list = state
         .db
         .run(move |conn| {
-            let mut query = users::table
-                .select((
-                    users::id,
-                    users::phone,
-                    users::name,
-                    users::role,
-                    users::county_code,
-                    users::active,
-                    users::created_at,
-                ))
-                .order(users::phone)
-                .into_boxed();
+            let mut query = users::table.select(ROW).order(users::phone).into_boxed();
             if caller.scope_level() == ScopeLevel::County {
                 let county = caller.county_code.as_ref().map(|c| c.as_str().to_owned());
                 query = query.filter(users::county_code.eq(county));
@@ -145,18 +152,7 @@ pub async fn create_user(
         .run(move |conn| {
             let user = validate(conn, &input)?;
             let id = create(conn, &user)?;
-            let row: Row = users::table
-                .find(&id)
-                .select((
-                    users::id,
-                    users::phone,
-                    users::name,
-                    users::role,
-                    users::county_code,
-                    users::active,
-                    users::created_at,
-                ))
-                .first(conn)?;
+            let row: Row = users::table.find(&id).select(ROW).first(conn)?;
             let mut list = summaries(conn, vec![row])?;
             list.pop()
                 .ok_or_else(|| ApiError::internal(anyhow::anyhow!("created user {id} vanished")))
