@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod ops;
 pub mod photos;
+pub mod privacy;
 pub mod random;
 pub mod secrets;
 pub mod startup;

@@ -3,11 +3,15 @@
 
 mod division_code;
 pub mod enums;
+mod id_number;
 mod phone;
+mod submission_id;
 
 pub use division_code::DivisionCode;
 pub use enums::*;
+pub use id_number::IdNumber;
 pub use phone::Phone;
+pub use submission_id::SubmissionId;
 
 /// A string that is not one of an enum's wire values.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
