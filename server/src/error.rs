@@ -36,6 +36,7 @@ pub enum ErrorCode {
     NotFound,
     MethodNotAllowed,
     Conflict,
+    SubmissionIdReused,
     PayloadTooLarge,
     UnsupportedMediaType,
     RateLimited,
@@ -63,6 +64,7 @@ impl ErrorCode {
         ErrorCode::NotFound,
         ErrorCode::MethodNotAllowed,
         ErrorCode::Conflict,
+        ErrorCode::SubmissionIdReused,
         ErrorCode::PayloadTooLarge,
         ErrorCode::UnsupportedMediaType,
         ErrorCode::RateLimited,
@@ -82,7 +84,7 @@ impl ErrorCode {
             ForbiddenRole | OutOfScope => StatusCode::FORBIDDEN,
             NotFound => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Conflict => StatusCode::CONFLICT,
+            Conflict | SubmissionIdReused => StatusCode::CONFLICT,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             RateLimited => StatusCode::TOO_MANY_REQUESTS,
@@ -112,6 +114,7 @@ impl ErrorCode {
             NotFound => "not_found",
             MethodNotAllowed => "method_not_allowed",
             Conflict => "conflict",
+            SubmissionIdReused => "submission_id_reused",
             PayloadTooLarge => "payload_too_large",
             UnsupportedMediaType => "unsupported_media_type",
             RateLimited => "rate_limited",
@@ -142,6 +145,7 @@ impl ErrorCode {
             NotFound => "资源不存在",
             MethodNotAllowed => "不支持该请求方法",
             Conflict => "与已有数据冲突",
+            SubmissionIdReused => "该提交编号已用于其他内容",
             PayloadTooLarge => "请求体过大",
             UnsupportedMediaType => "不支持的内容类型",
             RateLimited => "请求过于频繁，请稍后再试",
@@ -230,8 +234,8 @@ pub enum ApiError {
     NotFound(String),
     #[error("method not allowed")]
     MethodNotAllowed,
-    #[error("{0}")]
-    Conflict(String),
+    #[error("{detail}")]
+    Conflict { code: ErrorCode, detail: String },
     #[error("request body larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("{0}")]
@@ -269,6 +273,13 @@ impl ApiError {
         }
     }
 
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Self::Conflict {
+            code: ErrorCode::Conflict,
+            detail: detail.into(),
+        }
+    }
+
     pub fn forbidden(code: ErrorCode, detail: impl Into<String>) -> Self {
         Self::Forbidden {
             code,
@@ -284,7 +295,7 @@ impl ApiError {
             ApiError::Forbidden { code, .. } => *code,
             ApiError::NotFound(_) => ErrorCode::NotFound,
             ApiError::MethodNotAllowed => ErrorCode::MethodNotAllowed,
-            ApiError::Conflict(_) => ErrorCode::Conflict,
+            ApiError::Conflict { code, .. } => *code,
             ApiError::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
             ApiError::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
             ApiError::RateLimited { .. } => ErrorCode::RateLimited,

@@ -1,6 +1,7 @@
 //! Taizhang (台账): field data collection for rural employment programmes and the village-level
 //! employment demand ledger built from it. See `README.md` and `../shared/SPEC.md`.
 
+pub mod audit;
 pub mod auth;
 pub mod catalog;
 pub mod cli;
@@ -18,6 +19,8 @@ pub mod privacy;
 pub mod random;
 pub mod secrets;
 pub mod startup;
+pub mod submissions;
+pub mod surveys;
 pub mod telemetry;
 pub mod users;
 pub mod villages;

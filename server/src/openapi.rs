@@ -27,6 +27,7 @@ use crate::error::{ErrorCode, Problem};
     tags(
         (name = "auth", description = "Login, token refresh, logout and the caller's account"),
         (name = "villages", description = "The 919 administrative villages and their geofences"),
+        (name = "surveys", description = "Household and village surveys: exactly-once intake, households, reads"),
         (name = "photos", description = "Content-addressed photo upload, thumbnails"),
         (name = "users", description = "Accounts, roles and scopes (administration)"),
         (name = "reference", description = "Enumerations with Chinese labels"),
@@ -133,6 +134,7 @@ where
             .configure(crate::villages::routes::configure)
             .configure(crate::users::routes::configure)
             .configure(crate::photos::routes::configure)
+            .configure(crate::surveys::routes::configure)
             .configure(crate::catalog::configure)
             .service(openapi_json),
     )

@@ -19,6 +19,7 @@ const NONCE_LEN: usize = 12;
 #[derive(Debug, Clone, Copy)]
 pub enum Purpose {
     IdNumber,
+    Phone,
     Submission,
 }
 
@@ -26,6 +27,7 @@ impl Purpose {
     fn aad(self) -> &'static [u8] {
         match self {
             Purpose::IdNumber => b"taizhang/v1/id-number",
+            Purpose::Phone => b"taizhang/v1/phone",
             Purpose::Submission => b"taizhang/v1/submission",
         }
     }

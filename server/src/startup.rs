@@ -17,6 +17,7 @@ use crate::http::{self, JsonLimit};
 use crate::metrics::Metrics;
 use crate::openapi::{self, OpenApiJson};
 use crate::photos::PhotoStore;
+use crate::privacy::Vault;
 use crate::secrets::Keys;
 use crate::users::{demo, NewUserInput};
 use crate::villages::fixtures;
@@ -25,6 +26,8 @@ use crate::villages::fixtures;
 pub struct AppState {
     pub db: Db,
     pub photos: PhotoStore,
+    /// Seals and indexes personal data (ID numbers, phones, submissions).
+    pub vault: Vault,
     pub keys: Keys,
     pub settings: Settings,
     pub metrics: Metrics,
@@ -128,6 +131,7 @@ impl Application {
         let state = web::Data::new(AppState {
             db: prepared.db,
             photos: prepared.photos,
+            vault: Vault::new(&prepared.keys),
             keys: prepared.keys,
             metrics: Metrics::new(),
             settings: settings.clone(),

@@ -12,5 +12,6 @@ mod errors;
 mod ops;
 mod phash;
 mod photos;
+mod surveys;
 mod users;
 mod villages;

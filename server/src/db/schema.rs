@@ -118,7 +118,146 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    submissions (id) {
+        id -> Text,
+        kind -> Text,
+        user_id -> Text,
+        village_code -> Text,
+        content_hash -> Text,
+        body_sealed -> Text,
+        response_status -> Integer,
+        response -> Text,
+        received_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    households (id) {
+        id -> Text,
+        village_code -> Text,
+        household_number -> Nullable<Text>,
+        head_id_hash -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    people (id_hash) {
+        id_hash -> Text,
+        id_sealed -> Text,
+        sex -> Text,
+        birth_date -> Date,
+    }
+}
+
+diesel::table! {
+    household_surveys (id) {
+        id -> Text,
+        household_id -> Text,
+        version -> Integer,
+        village_code -> Text,
+        enumerator_id -> Text,
+        form_version -> Text,
+        surveyed_at -> Timestamp,
+        month -> Text,
+        received_at -> Timestamp,
+        household_number -> Nullable<Text>,
+        head_name -> Text,
+        head_name_norm -> Text,
+        head_id_hash -> Nullable<Text>,
+        head_id_sealed -> Nullable<Text>,
+        poverty_status -> Text,
+        relocated -> Bool,
+        phone_sealed -> Nullable<Text>,
+        member_count -> Integer,
+        lat -> Double,
+        lon -> Double,
+        accuracy_m -> Nullable<Double>,
+        answers_hash -> Text,
+        replaces -> Nullable<Text>,
+        status -> Text,
+        status_changed_at -> Timestamp,
+        review_comment -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    survey_members (survey_id, position) {
+        survey_id -> Text,
+        position -> Integer,
+        person_id_hash -> Text,
+        name -> Text,
+        relation -> Text,
+        labour_capacity -> Text,
+        employment_status -> Nullable<Text>,
+        employer_id -> Nullable<Text>,
+        post_type -> Nullable<Text>,
+        monthly_income_yuan -> Nullable<BigInt>,
+        wants_public_post -> Bool,
+        training_wanted -> Bool,
+        training_trade -> Nullable<Text>,
+        at_risk -> Bool,
+        safety_net -> Text,
+    }
+}
+
+diesel::table! {
+    survey_flags (survey_id, flag, related_household_id) {
+        survey_id -> Text,
+        flag -> Text,
+        related_household_id -> Text,
+        detail -> Text,
+    }
+}
+
+diesel::table! {
+    village_surveys (id) {
+        id -> Text,
+        village_code -> Text,
+        month -> Text,
+        surveyor_id -> Text,
+        surveyed_at -> Timestamp,
+        received_at -> Timestamp,
+        willing_people -> Integer,
+        lat -> Nullable<Double>,
+        lon -> Nullable<Double>,
+        accuracy_m -> Nullable<Double>,
+        status -> Text,
+        status_changed_at -> Timestamp,
+        review_comment -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    village_post_demand (survey_id, post_type) {
+        survey_id -> Text,
+        post_type -> Text,
+        needed -> Integer,
+        filled -> Integer,
+    }
+}
+
+diesel::table! {
+    audit_log (id) {
+        id -> Text,
+        at -> Timestamp,
+        user_id -> Text,
+        action -> Text,
+        subject_type -> Text,
+        subject_id -> Text,
+        reason -> Nullable<Text>,
+        detail -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(villages -> divisions (township_code));
+diesel::joinable!(household_surveys -> households (household_id));
+diesel::joinable!(household_surveys -> submissions (id));
+diesel::joinable!(survey_members -> household_surveys (survey_id));
+diesel::joinable!(survey_members -> people (person_id_hash));
+diesel::joinable!(survey_flags -> household_surveys (survey_id));
+diesel::joinable!(village_post_demand -> village_surveys (survey_id));
 diesel::joinable!(photo_uploads -> photos (photo_sha256));
 diesel::joinable!(photo_uploads -> users (user_id));
 diesel::joinable!(photo_links -> photos (photo_sha256));
@@ -140,6 +279,15 @@ diesel::allow_tables_to_appear_in_same_query!(
     photos,
     photo_uploads,
     photo_links,
+    submissions,
+    households,
+    people,
+    household_surveys,
+    survey_members,
+    survey_flags,
+    village_surveys,
+    village_post_demand,
+    audit_log,
 );
 
 /// Every table, for the guard tests that check each one loads on both backends.
@@ -155,4 +303,13 @@ pub const ALL_TABLES: &[&str] = &[
     "photos",
     "photo_uploads",
     "photo_links",
+    "submissions",
+    "households",
+    "people",
+    "household_surveys",
+    "survey_members",
+    "survey_flags",
+    "village_surveys",
+    "village_post_demand",
+    "audit_log",
 ];

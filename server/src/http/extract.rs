@@ -98,6 +98,27 @@ pub fn declared_length(req: &HttpRequest) -> Option<usize> {
         .and_then(|v| v.parse::<usize>().ok())
 }
 
+/// A JSON body both as a typed value and as the JSON it was parsed from (submissions keep
+/// their canonical JSON). Errors as for [`ApiJson`].
+pub struct ApiJsonValue<T> {
+    pub typed: T,
+    pub value: serde_json::Value,
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for ApiJsonValue<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let raw = ApiJson::<serde_json::Value>::from_request(req, payload);
+        Box::pin(async move {
+            let ApiJson(value) = raw.await?;
+            let typed = serde_path_to_error::deserialize(&value).map_err(json_error)?;
+            Ok(Self { typed, value })
+        })
+    }
+}
+
 /// Parses JSON, reporting the path of a bad field.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(body);

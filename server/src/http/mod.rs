@@ -5,7 +5,7 @@ mod extract;
 mod observe;
 pub mod request_id;
 
-pub use extract::{declared_length, read_limited, ApiJson, ApiQuery, JsonLimit};
+pub use extract::{declared_length, read_limited, ApiJson, ApiJsonValue, ApiQuery, JsonLimit};
 pub use observe::observe;
 
 use actix_web::{HttpRequest, HttpResponse};

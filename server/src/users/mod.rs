@@ -204,7 +204,7 @@ pub fn create(conn: &mut DbConnection, user: &NewUser) -> ApiResult<String> {
             .get_result::<i64>(conn)?
             > 0;
         if taken {
-            return Err(ApiError::Conflict(format!(
+            return Err(ApiError::conflict(format!(
                 "the phone number {} is already registered",
                 user.phone
             )));
@@ -240,7 +240,7 @@ fn unique_phone(error: diesel::result::Error) -> ApiError {
         diesel::result::Error::DatabaseError(
             diesel::result::DatabaseErrorKind::UniqueViolation,
             _,
-        ) => ApiError::Conflict("the phone number is already registered".into()),
+        ) => ApiError::conflict("the phone number is already registered"),
         other => other.into(),
     }
 }

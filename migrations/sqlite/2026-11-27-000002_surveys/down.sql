@@ -1,0 +1,9 @@
+DROP TABLE audit_log;
+DROP TABLE village_post_demand;
+DROP TABLE village_surveys;
+DROP TABLE survey_flags;
+DROP TABLE survey_members;
+DROP TABLE household_surveys;
+DROP TABLE people;
+DROP TABLE households;
+DROP TABLE submissions;

@@ -1,0 +1,230 @@
+//! Exactly-once receipts shared by surveys and check-ins (SPEC §4.1).
+//!
+//! Every submission carries a client-made UUID. The first request with an id stores the
+//! submission, its canonical JSON (sealed) and the answer it got, all in one transaction whose
+//! first write claims the id's primary key. A later request with the same id and the same
+//! content gets that answer again with 200; with other content, 409. Two requests racing on
+//! two servers meet at the primary key: on PostgreSQL the second insert waits for the first
+//! transaction and then fails, on SQLite writers queue; either way the loser retries, finds the
+//! receipt and replays it.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use serde_json::Value;
+
+use crate::db::schema::submissions;
+use crate::db::{write_transaction, DbConnection};
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::privacy::{Purpose, Vault};
+
+/// What kind of submission a receipt belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    HouseholdSurvey,
+    VillageSurvey,
+    Checkin,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::HouseholdSurvey => "household_survey",
+            Kind::VillageSurvey => "village_survey",
+            Kind::Checkin => "checkin",
+        }
+    }
+}
+
+/// JSON with object keys sorted at every level and no insignificant whitespace, so the same
+/// content always has the same bytes however the app ordered or spaced it.
+pub fn canonical_json(value: &Value) -> String {
+    fn sorted(value: &Value) -> Value {
+        match value {
+            Value::Object(map) => {
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort();
+                Value::Object(
+                    keys.into_iter()
+                        .map(|k| (k.clone(), sorted(&map[k])))
+                        .collect(),
+                )
+            }
+            Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+    sorted(value).to_string()
+}
+
+/// The stored answer to a submission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub status: u16,
+    pub body: String,
+}
+
+/// A submission as it is about to be stored.
+pub struct Incoming<'a> {
+    pub id: &'a str,
+    pub kind: Kind,
+    pub user_id: &'a str,
+    pub village_code: &'a str,
+    pub canonical: &'a str,
+}
+
+/// How a submission ended: stored now (201) or replayed (200). A reused id with other content is
+/// an error (409).
+pub enum Outcome {
+    Stored(Answer),
+    Replayed(Answer),
+}
+
+impl Outcome {
+    pub fn into_response(self) -> actix_web::HttpResponse {
+        let (status, answer) = match self {
+            Outcome::Stored(a) => (actix_web::http::StatusCode::CREATED, a),
+            Outcome::Replayed(a) => (actix_web::http::StatusCode::OK, a),
+        };
+        actix_web::HttpResponse::build(status)
+            .content_type("application/json")
+            .body(answer.body)
+    }
+}
+
+/// The stored answer when this submission id was received before: a replay with the same
+/// content, or 409 with other content.
+pub fn replay(
+    conn: &mut DbConnection,
+    vault: &Vault,
+    incoming: &Incoming<'_>,
+) -> ApiResult<Option<Outcome>> {
+    let content_hash = vault.keyed_hash(incoming.canonical.as_bytes());
+    replay_with_hash(conn, incoming, &content_hash)
+}
+
+fn replay_with_hash(
+    conn: &mut DbConnection,
+    incoming: &Incoming<'_>,
+    content_hash: &str,
+) -> ApiResult<Option<Outcome>> {
+    let Some((kind, hash, status, response)) = stored(conn, incoming.id)? else {
+        return Ok(None);
+    };
+    if kind != incoming.kind.as_str() || hash != content_hash {
+        return Err(ApiError::Conflict {
+            code: ErrorCode::SubmissionIdReused,
+            detail: format!(
+                "submission {} was already received with other content; a new submission needs a new id",
+                incoming.id
+            ),
+        });
+    }
+    Ok(Some(Outcome::Replayed(Answer {
+        status: u16::try_from(status).unwrap_or(201),
+        body: response,
+    })))
+}
+
+fn stored(conn: &mut DbConnection, id: &str) -> QueryResult<Option<(String, String, i32, String)>> {
+    submissions::table
+        .find(id)
+        .select((
+            submissions::kind,
+            submissions::content_hash,
+            submissions::response_status,
+            submissions::response,
+        ))
+        .first(conn)
+        .optional()
+}
+
+/// Stores a submission exactly once. `store` writes the submission's own rows and returns the
+/// answer body; it runs inside the transaction that claims the id, after the claim. Any unique
+/// violation (a racing replay, or a racing first survey of the same household) rolls everything
+/// back and the whole attempt is repeated, so it then sees what the other request committed.
+pub fn ingest<F>(
+    conn: &mut DbConnection,
+    vault: &Vault,
+    incoming: &Incoming<'_>,
+    now: DateTime<Utc>,
+    mut store: F,
+) -> ApiResult<Outcome>
+where
+    F: FnMut(&mut DbConnection) -> ApiResult<Value>,
+{
+    let content_hash = vault.keyed_hash(incoming.canonical.as_bytes());
+    const ATTEMPTS: usize = 4;
+    for attempt in 1..=ATTEMPTS {
+        if let Some(outcome) = replay_with_hash(conn, incoming, &content_hash)? {
+            return Ok(outcome);
+        }
+        let result = write_transaction(conn, |conn| -> ApiResult<Answer> {
+            // Claim the id first: a concurrent request for the same id now waits or fails here.
+            diesel::insert_into(submissions::table)
+                .values((
+                    submissions::id.eq(incoming.id),
+                    submissions::kind.eq(incoming.kind.as_str()),
+                    submissions::user_id.eq(incoming.user_id),
+                    submissions::village_code.eq(incoming.village_code),
+                    submissions::content_hash.eq(&content_hash),
+                    submissions::body_sealed
+                        .eq(vault.seal(Purpose::Submission, incoming.canonical.as_bytes())),
+                    submissions::response_status.eq(201),
+                    submissions::response.eq(""),
+                    submissions::received_at.eq(now.naive_utc()),
+                ))
+                .execute(conn)?;
+            let body = store(conn)?.to_string();
+            diesel::update(submissions::table.find(incoming.id))
+                .set(submissions::response.eq(&body))
+                .execute(conn)?;
+            Ok(Answer { status: 201, body })
+        });
+        match result {
+            Ok(answer) => return Ok(Outcome::Stored(answer)),
+            Err(ApiError::Internal(error)) if is_unique_violation(&error) && attempt < ATTEMPTS => {
+                tracing::debug!(
+                    submission = incoming.id,
+                    attempt,
+                    "unique violation; retrying"
+                );
+            }
+            Err(other) => return Err(other),
+        }
+    }
+    Err(ApiError::Unavailable(
+        "the submission kept colliding with concurrent writes".into(),
+    ))
+}
+
+fn is_unique_violation(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<DieselError>(),
+            Some(DieselError::DatabaseError(
+                DatabaseErrorKind::UniqueViolation,
+                _
+            ))
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_json_ignores_key_order_and_spacing() {
+        let a: Value =
+            serde_json::from_str(r#"{"b": 1, "a": {"y": [1, {"d": 2, "c": 3}], "x": null}}"#)
+                .expect("json");
+        let b: Value =
+            serde_json::from_str(r#"{"a":{"x":null,"y":[1,{"c":3,"d":2}]},"b":1}"#).expect("json");
+        assert_eq!(canonical_json(&a), canonical_json(&b));
+        assert_eq!(
+            canonical_json(&a),
+            r#"{"a":{"x":null,"y":[1,{"c":3,"d":2}]},"b":1}"#
+        );
+    }
+}

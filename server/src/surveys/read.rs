@@ -1,0 +1,892 @@
+//! Reading surveys and households, always within the caller's scope. ID numbers are masked
+//! unless a reviewer or the city asks to reveal them, and every revealed view is audited.
+
+use std::collections::HashMap;
+
+use actix_web::{get, web};
+use base64::Engine;
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::routes::FlagDetail;
+use crate::audit;
+use crate::auth::{Caller, ScopeLevel};
+use crate::db::schema::{
+    household_surveys, households, people, photo_links, survey_flags, survey_members,
+    village_surveys,
+};
+use crate::db::DbConnection;
+use crate::domain::*;
+use crate::error::{ApiError, ApiResult, ErrorCode, Problem};
+use crate::http::ApiQuery;
+use crate::privacy::{Purpose, Vault};
+use crate::startup::AppState;
+
+pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(list_surveys)
+        .service(get_survey)
+        .service(get_household)
+        .service(my_submissions);
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SurveySummary {
+    pub id: String,
+    pub household_id: String,
+    pub version: i32,
+    pub village_code: String,
+    pub enumerator_id: String,
+    pub head_name: String,
+    pub member_count: i32,
+    pub poverty_status: PovertyStatus,
+    pub surveyed_at: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+    pub status: ReviewStatus,
+    pub flags: Vec<SurveyFlag>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SurveyPage {
+    pub items: Vec<SurveySummary>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SurveyQuery {
+    /// 12-digit village code.
+    pub village: Option<String>,
+    /// 12-digit county code.
+    pub county: Option<String>,
+    pub status: Option<ReviewStatus>,
+    pub flag: Option<SurveyFlag>,
+    /// User id of the enumerator.
+    pub enumerator: Option<String>,
+    /// First survey day (`YYYY-MM-DD`, Asia/Shanghai), inclusive.
+    pub from: Option<String>,
+    /// Last survey day (`YYYY-MM-DD`, Asia/Shanghai), inclusive.
+    pub to: Option<String>,
+    /// From `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Page size, 1–200 (default 50).
+    pub limit: Option<i64>,
+}
+
+type SummaryRow = (
+    String,
+    String,
+    i32,
+    String,
+    String,
+    String,
+    i32,
+    String,
+    NaiveDateTime,
+    NaiveDateTime,
+    String,
+);
+
+fn bad_query(field: &str, detail: impl Into<String>) -> ApiError {
+    ApiError::BadRequest {
+        code: ErrorCode::InvalidQuery,
+        detail: format!("{field}: {}", detail.into()),
+        field: Some(field.into()),
+    }
+}
+
+fn code(field: &str, value: &str, level: DivisionLevel) -> ApiResult<DivisionCode> {
+    DivisionCode::parse_level(value, level).map_err(|e| bad_query(field, e.message))
+}
+
+fn day_start(field: &str, value: &str, plus_days: i64) -> ApiResult<NaiveDateTime> {
+    let day = NaiveDate::parse_from_str(value, "%Y-%m-%d")
+        .map_err(|_| bad_query(field, "must be YYYY-MM-DD"))?;
+    let local = (day + chrono::Duration::days(plus_days))
+        .and_hms_opt(0, 0, 0)
+        .unwrap_or_default();
+    Ok(local - chrono::Duration::hours(8))
+}
+
+fn encode_cursor(at: NaiveDateTime, id: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(format!("{}|{id}", at.and_utc().timestamp_micros()))
+}
+
+fn decode_cursor(cursor: &str) -> ApiResult<(NaiveDateTime, String)> {
+    let bad = || bad_query("cursor", "is not a cursor this server issued");
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .map_err(|_| bad())?;
+    let text = String::from_utf8(raw).map_err(|_| bad())?;
+    let (micros, id) = text.split_once('|').ok_or_else(bad)?;
+    let at = DateTime::from_timestamp_micros(micros.parse().map_err(|_| bad())?).ok_or_else(bad)?;
+    Ok((at.naive_utc(), id.to_owned()))
+}
+
+fn flags_of(
+    conn: &mut DbConnection,
+    ids: &[String],
+) -> QueryResult<HashMap<String, Vec<SurveyFlag>>> {
+    let mut out: HashMap<String, Vec<SurveyFlag>> = HashMap::new();
+    for (survey, flag) in survey_flags::table
+        .filter(survey_flags::survey_id.eq_any(ids))
+        .select((survey_flags::survey_id, survey_flags::flag))
+        .load::<(String, String)>(conn)?
+    {
+        if let Some(flag) = SurveyFlag::parse(&flag) {
+            let list = out.entry(survey).or_default();
+            if !list.contains(&flag) {
+                list.push(flag);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn corrupt(what: &str) -> ApiError {
+    ApiError::internal(anyhow::anyhow!("stored {what} is invalid"))
+}
+
+fn summaries(conn: &mut DbConnection, rows: Vec<SummaryRow>) -> ApiResult<Vec<SurveySummary>> {
+    let ids: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
+    let mut flags = flags_of(conn, &ids)?;
+    rows.into_iter()
+        .map(
+            |(
+                id,
+                household_id,
+                version,
+                village_code,
+                enumerator_id,
+                head_name,
+                member_count,
+                poverty,
+                surveyed_at,
+                received_at,
+                status,
+            )| {
+                Ok(SurveySummary {
+                    flags: flags.remove(&id).unwrap_or_default(),
+                    id,
+                    household_id,
+                    version,
+                    village_code,
+                    enumerator_id,
+                    head_name,
+                    member_count,
+                    poverty_status: PovertyStatus::parse(&poverty)
+                        .ok_or_else(|| corrupt("poverty status"))?,
+                    surveyed_at: surveyed_at.and_utc(),
+                    received_at: received_at.and_utc(),
+                    status: ReviewStatus::parse(&status).ok_or_else(|| corrupt("status"))?,
+                })
+            },
+        )
+        .collect()
+}
+
+macro_rules! summary_columns {
+    () => {
+        (
+            household_surveys::id,
+            household_surveys::household_id,
+            household_surveys::version,
+            household_surveys::village_code,
+            household_surveys::enumerator_id,
+            household_surveys::head_name,
+            household_surveys::member_count,
+            household_surveys::poverty_status,
+            household_surveys::surveyed_at,
+            household_surveys::received_at,
+            household_surveys::status,
+        )
+    };
+}
+
+/// Household surveys in the caller's scope, newest received first, in pages.
+#[utoipa::path(
+    tag = "surveys",
+    security(("bearer" = [])),
+    params(SurveyQuery),
+    responses(
+        (status = 200, description = "A page of surveys", body = SurveyPage),
+        (status = 400, description = "`invalid_query`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`out_of_scope`: the village or county filter is outside the caller's scope", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/surveys")]
+pub async fn list_surveys(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: ApiQuery<SurveyQuery>,
+) -> ApiResult<web::Json<SurveyPage>> {
+    let q = query.0;
+    let village = q
+        .village
+        .as_deref()
+        .map(|v| code("village", v, DivisionLevel::Village))
+        .transpose()?;
+    let county = q
+        .county
+        .as_deref()
+        .map(|c| code("county", c, DivisionLevel::County))
+        .transpose()?;
+    if let Some(v) = &village {
+        caller.require_village(v)?;
+    }
+    if let Some(c) = &county {
+        caller.require_county(c)?;
+    }
+    let from = q
+        .from
+        .as_deref()
+        .map(|d| day_start("from", d, 0))
+        .transpose()?;
+    let to = q.to.as_deref().map(|d| day_start("to", d, 1)).transpose()?;
+    let cursor = q.cursor.as_deref().map(decode_cursor).transpose()?;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(bad_query("limit", "must be 1 to 200"));
+    }
+    let page = state
+        .db
+        .run(move |conn| {
+            let mut select = household_surveys::table
+                .select(summary_columns!())
+                .into_boxed();
+            match caller.scope_level() {
+                ScopeLevel::City => {}
+                ScopeLevel::County => {
+                    let prefix = caller
+                        .county_code
+                        .as_ref()
+                        .map(|c| c.as_str()[..6].to_owned())
+                        .unwrap_or_default();
+                    select =
+                        select.filter(household_surveys::village_code.like(format!("{prefix}%")));
+                }
+                ScopeLevel::Villages => {
+                    let own: Vec<String> = caller
+                        .village_codes
+                        .iter()
+                        .map(|c| c.as_str().to_owned())
+                        .collect();
+                    select = select.filter(household_surveys::village_code.eq_any(own));
+                }
+            }
+            if let Some(v) = village {
+                select = select.filter(household_surveys::village_code.eq(v.as_str().to_owned()));
+            }
+            if let Some(c) = county {
+                select = select
+                    .filter(household_surveys::village_code.like(format!("{}%", &c.as_str()[..6])));
+            }
+            if let Some(status) = q.status {
+                select = select.filter(household_surveys::status.eq(status.as_str()));
+            }
+            if let Some(flag) = q.flag {
+                let flagged = survey_flags::table
+                    .filter(survey_flags::flag.eq(flag.as_str()))
+                    .select(survey_flags::survey_id);
+                select = select.filter(household_surveys::id.eq_any(flagged));
+            }
+            if let Some(enumerator) = q.enumerator {
+                select = select.filter(household_surveys::enumerator_id.eq(enumerator));
+            }
+            if let Some(from) = from {
+                select = select.filter(household_surveys::surveyed_at.ge(from));
+            }
+            if let Some(to) = to {
+                select = select.filter(household_surveys::surveyed_at.lt(to));
+            }
+            if let Some((at, id)) = cursor {
+                select = select.filter(
+                    household_surveys::received_at
+                        .lt(at)
+                        .or(household_surveys::received_at
+                            .eq(at)
+                            .and(household_surveys::id.lt(id))),
+                );
+            }
+            let mut rows: Vec<SummaryRow> = select
+                .order((
+                    household_surveys::received_at.desc(),
+                    household_surveys::id.desc(),
+                ))
+                .limit(limit + 1)
+                .load(conn)?;
+            let more = rows.len() as i64 > limit;
+            rows.truncate(limit as usize);
+            let next_cursor = if more {
+                rows.last().map(|r| encode_cursor(r.9, &r.0))
+            } else {
+                None
+            };
+            Ok(SurveyPage {
+                items: summaries(conn, rows)?,
+                next_cursor,
+            })
+        })
+        .await?;
+    Ok(web::Json(page))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RevealQuery {
+    /// Show ID numbers and phone numbers in full (county reviewers and the city only; audited).
+    pub reveal: Option<bool>,
+    /// Why they are revealed, for the audit log.
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EmploymentView {
+    pub status: EmploymentStatus,
+    pub employer_id: Option<String>,
+    pub post_type: Option<PostType>,
+    pub monthly_income_yuan: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MemberView {
+    pub name: String,
+    /// Masked (`220802********1238`) unless revealed.
+    pub id_number: String,
+    pub sex: Sex,
+    pub birth_date: NaiveDate,
+    pub relation: Relation,
+    pub labour_capacity: LabourCapacity,
+    pub employment: Option<EmploymentView>,
+    pub wants_public_post: bool,
+    pub training_wanted: bool,
+    pub training_trade: Option<TrainingTrade>,
+    pub at_risk: bool,
+    pub safety_net: Vec<SafetyNet>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SurveyDetail {
+    #[serde(flatten)]
+    pub summary: SurveySummary,
+    pub form_version: String,
+    #[schema(example = "2020-07")]
+    pub month: String,
+    pub household_number: Option<String>,
+    /// The head's ID number, masked unless revealed.
+    pub head_id_number: Option<String>,
+    /// Masked (`138****0000`) unless revealed.
+    pub phone: Option<String>,
+    pub relocated: bool,
+    pub lat: f64,
+    pub lon: f64,
+    pub accuracy_m: Option<f64>,
+    pub replaces: Option<String>,
+    pub review_comment: Option<String>,
+    pub status_changed_at: DateTime<Utc>,
+    /// Whether ID and phone numbers are shown in full.
+    pub revealed: bool,
+    pub members: Vec<MemberView>,
+    pub photos: Vec<String>,
+    pub flag_details: Vec<FlagDetail>,
+}
+
+fn mask_phone(phone: &str) -> String {
+    if phone.len() == 11 {
+        format!("{}****{}", &phone[..3], &phone[7..])
+    } else {
+        "****".into()
+    }
+}
+
+fn id_text(vault: &Vault, sealed: &str, reveal: bool) -> ApiResult<String> {
+    let id = vault.open_id(sealed).map_err(ApiError::internal)?;
+    Ok(if reveal {
+        id.expose().to_owned()
+    } else {
+        id.masked()
+    })
+}
+
+/// Checks a reveal request: only reviewers and the city may, and each reveal is audited.
+fn reveal_allowed(caller: &Caller, query: &RevealQuery) -> ApiResult<bool> {
+    if query.reveal != Some(true) {
+        return Ok(false);
+    }
+    caller.require_role(&[Role::CountyReviewer, Role::CityAdmin])?;
+    if query
+        .reason
+        .as_ref()
+        .is_some_and(|r| r.chars().count() > 200)
+    {
+        return Err(bad_query("reason", "must have at most 200 characters"));
+    }
+    Ok(true)
+}
+
+fn survey_detail(
+    conn: &mut DbConnection,
+    vault: &Vault,
+    caller: &Caller,
+    id: &str,
+    reveal: bool,
+    reason: Option<&str>,
+) -> ApiResult<SurveyDetail> {
+    let not_found = || ApiError::NotFound(format!("no household survey {id}"));
+    let row: SummaryRow = household_surveys::table
+        .find(id)
+        .select(summary_columns!())
+        .first(conn)
+        .optional()?
+        .ok_or_else(not_found)?;
+    let village = DivisionCode::parse(&row.3).map_err(|_| corrupt("village code"))?;
+    if !caller.can_access_village(&village) {
+        return Err(not_found());
+    }
+    type Extra = (
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        bool,
+        f64,
+        f64,
+        Option<f64>,
+        Option<String>,
+        Option<String>,
+        NaiveDateTime,
+    );
+    let extra: Extra = household_surveys::table
+        .find(id)
+        .select((
+            household_surveys::form_version,
+            household_surveys::month,
+            household_surveys::household_number,
+            household_surveys::head_id_sealed,
+            household_surveys::phone_sealed,
+            household_surveys::relocated,
+            household_surveys::lat,
+            household_surveys::lon,
+            household_surveys::accuracy_m,
+            household_surveys::replaces,
+            household_surveys::review_comment,
+            household_surveys::status_changed_at,
+        ))
+        .first(conn)?;
+    type MemberRow = (
+        String,
+        String,
+        String,
+        NaiveDate,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<i64>,
+        bool,
+        bool,
+        Option<String>,
+        bool,
+        String,
+    );
+    let members: Vec<MemberRow> = survey_members::table
+        .inner_join(people::table)
+        .filter(survey_members::survey_id.eq(id))
+        .order(survey_members::position)
+        .select((
+            survey_members::name,
+            people::id_sealed,
+            people::sex,
+            people::birth_date,
+            survey_members::relation,
+            survey_members::labour_capacity,
+            survey_members::employment_status,
+            survey_members::employer_id,
+            survey_members::post_type,
+            survey_members::monthly_income_yuan,
+            survey_members::wants_public_post,
+            survey_members::training_wanted,
+            survey_members::training_trade,
+            survey_members::at_risk,
+            survey_members::safety_net,
+        ))
+        .load(conn)?;
+    let members = members
+        .into_iter()
+        .map(|m| {
+            Ok(MemberView {
+                name: m.0,
+                id_number: id_text(vault, &m.1, reveal)?,
+                sex: Sex::parse(&m.2).ok_or_else(|| corrupt("sex"))?,
+                birth_date: m.3,
+                relation: Relation::parse(&m.4).ok_or_else(|| corrupt("relation"))?,
+                labour_capacity: LabourCapacity::parse(&m.5)
+                    .ok_or_else(|| corrupt("labour capacity"))?,
+                employment: match m.6.as_deref() {
+                    Some(status) => Some(EmploymentView {
+                        status: EmploymentStatus::parse(status)
+                            .ok_or_else(|| corrupt("employment status"))?,
+                        employer_id: m.7,
+                        post_type: m.8.as_deref().and_then(PostType::parse),
+                        monthly_income_yuan: m.9,
+                    }),
+                    None => None,
+                },
+                wants_public_post: m.10,
+                training_wanted: m.11,
+                training_trade: m.12.as_deref().and_then(TrainingTrade::parse),
+                at_risk: m.13,
+                safety_net: m.14.split(',').filter_map(SafetyNet::parse).collect(),
+            })
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    let photos: Vec<String> = photo_links::table
+        .filter(photo_links::submission_id.eq(id))
+        .select(photo_links::photo_sha256)
+        .order(photo_links::photo_sha256)
+        .load(conn)?;
+    let flag_details = flag_details(conn, &[id.to_owned()])?;
+    let head_id_number = extra
+        .3
+        .as_deref()
+        .map(|s| id_text(vault, s, reveal))
+        .transpose()?;
+    let phone = match extra.4.as_deref() {
+        Some(sealed) => {
+            let clear = String::from_utf8(
+                vault
+                    .open(Purpose::Phone, sealed)
+                    .map_err(ApiError::internal)?,
+            )
+            .map_err(ApiError::internal)?;
+            Some(if reveal { clear } else { mask_phone(&clear) })
+        }
+        None => None,
+    };
+    if reveal {
+        audit::record(
+            conn,
+            &caller.user_id,
+            "reveal_personal_data",
+            "household_survey",
+            id,
+            reason,
+            None,
+        )?;
+    }
+    let summary = summaries(conn, vec![row])?
+        .pop()
+        .ok_or_else(|| corrupt("survey"))?;
+    Ok(SurveyDetail {
+        summary,
+        form_version: extra.0,
+        month: extra.1,
+        household_number: extra.2,
+        head_id_number,
+        phone,
+        relocated: extra.5,
+        lat: extra.6,
+        lon: extra.7,
+        accuracy_m: extra.8,
+        replaces: extra.9,
+        review_comment: extra.10,
+        status_changed_at: extra.11.and_utc(),
+        revealed: reveal,
+        members,
+        photos,
+        flag_details,
+    })
+}
+
+fn flag_details(conn: &mut DbConnection, surveys: &[String]) -> ApiResult<Vec<FlagDetail>> {
+    let rows: Vec<(String, String, String)> = survey_flags::table
+        .filter(survey_flags::survey_id.eq_any(surveys))
+        .select((
+            survey_flags::flag,
+            survey_flags::related_household_id,
+            survey_flags::detail,
+        ))
+        .order((survey_flags::flag, survey_flags::related_household_id))
+        .load(conn)?;
+    rows.into_iter()
+        .map(|(flag, related, detail)| {
+            Ok(FlagDetail {
+                flag: SurveyFlag::parse(&flag).ok_or_else(|| corrupt("flag"))?,
+                related_household_id: (!related.is_empty()).then_some(related),
+                detail,
+            })
+        })
+        .collect()
+}
+
+/// One household survey with its members. ID and phone numbers are masked; county reviewers
+/// and the city may ask for them in full with `reveal=true`, which is recorded in the audit log.
+#[utoipa::path(
+    tag = "surveys",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Submission id of the survey"), RevealQuery),
+    responses(
+        (status = 200, description = "The survey", body = SurveyDetail),
+        (status = 403, description = "`forbidden_role`: field users cannot reveal ID numbers", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such survey in the caller's scope", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/surveys/{id}")]
+pub async fn get_survey(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    query: ApiQuery<RevealQuery>,
+) -> ApiResult<web::Json<SurveyDetail>> {
+    let id = SubmissionId::parse(&path.into_inner()).map_err(|e| ApiError::BadRequest {
+        code: ErrorCode::InvalidPath,
+        detail: format!("id: {}", e.message),
+        field: Some("id".into()),
+    })?;
+    let reveal = reveal_allowed(&caller, &query.0)?;
+    let reason = query.0.reason;
+    let state = state.into_inner();
+    let db = state.db.clone();
+    let detail = db
+        .run(move |conn| {
+            survey_detail(
+                conn,
+                &state.vault,
+                &caller,
+                id.as_str(),
+                reveal,
+                reason.as_deref(),
+            )
+        })
+        .await?;
+    Ok(web::Json(detail))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HouseholdView {
+    pub id: String,
+    pub village_code: String,
+    pub household_number: Option<String>,
+    /// The head's ID number from the latest version, masked unless revealed.
+    pub head_id_number: Option<String>,
+    pub revealed: bool,
+    /// Every version, oldest first.
+    pub versions: Vec<SurveySummary>,
+    /// The flags of all its versions.
+    pub flags: Vec<FlagDetail>,
+}
+
+/// A household: its versions (one per survey) and their flags.
+#[utoipa::path(
+    tag = "surveys",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Household id"), RevealQuery),
+    responses(
+        (status = 200, description = "The household", body = HouseholdView),
+        (status = 404, description = "`not_found`: no such household in the caller's scope", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/households/{id}")]
+pub async fn get_household(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    query: ApiQuery<RevealQuery>,
+) -> ApiResult<web::Json<HouseholdView>> {
+    let id = path.into_inner();
+    let reveal = reveal_allowed(&caller, &query.0)?;
+    let reason = query.0.reason;
+    let state = state.into_inner();
+    let db = state.db.clone();
+    let view = db
+        .run(move |conn| {
+            let not_found = || ApiError::NotFound(format!("no household {id}"));
+            let (village_code, household_number): (String, Option<String>) = households::table
+                .find(&id)
+                .select((households::village_code, households::household_number))
+                .first(conn)
+                .optional()?
+                .ok_or_else(not_found)?;
+            let village =
+                DivisionCode::parse(&village_code).map_err(|_| corrupt("village code"))?;
+            if !caller.can_access_village(&village) {
+                return Err(not_found());
+            }
+            let rows: Vec<SummaryRow> = household_surveys::table
+                .filter(household_surveys::household_id.eq(&id))
+                .select(summary_columns!())
+                .order(household_surveys::version)
+                .load(conn)?;
+            let ids: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
+            let head_sealed: Option<String> = household_surveys::table
+                .filter(household_surveys::household_id.eq(&id))
+                .order(household_surveys::version.desc())
+                .select(household_surveys::head_id_sealed)
+                .first::<Option<String>>(conn)
+                .optional()?
+                .flatten();
+            let head_id_number = head_sealed
+                .as_deref()
+                .map(|s| id_text(&state.vault, s, reveal))
+                .transpose()?;
+            if reveal {
+                audit::record(
+                    conn,
+                    &caller.user_id,
+                    "reveal_personal_data",
+                    "household",
+                    &id,
+                    reason.as_deref(),
+                    None,
+                )?;
+            }
+            Ok(HouseholdView {
+                flags: flag_details(conn, &ids)?,
+                versions: summaries(conn, rows)?,
+                id,
+                village_code,
+                household_number,
+                head_id_number,
+                revealed: reveal,
+            })
+        })
+        .await?;
+    Ok(web::Json(view))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SinceQuery {
+    /// RFC 3339: only submissions received or changed after this moment (use the previous
+    /// answer's `next_since`). Omit for all.
+    pub since: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubmissionStatus {
+    pub id: String,
+    /// `household_survey` or `village_survey`.
+    pub kind: String,
+    pub village_code: String,
+    pub status: ReviewStatus,
+    /// The reviewer's reason or request, when there is one.
+    pub review_comment: Option<String>,
+    pub flags: Vec<SurveyFlag>,
+    pub received_at: DateTime<Utc>,
+    pub status_changed_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MySubmissions {
+    pub items: Vec<SubmissionStatus>,
+    /// Pass as `since` next time.
+    pub next_since: Option<DateTime<Utc>>,
+}
+
+/// The caller's own submissions with their review status and comments, for the app to show
+/// ("approved", "revision requested: …"). Poll with `since` to get only what changed.
+#[utoipa::path(
+    tag = "surveys",
+    security(("bearer" = [])),
+    params(SinceQuery),
+    responses(
+        (status = 200, description = "The caller's submissions changed since `since`, oldest change first", body = MySubmissions),
+        (status = 400, description = "`invalid_query`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/me/submissions")]
+pub async fn my_submissions(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: ApiQuery<SinceQuery>,
+) -> ApiResult<web::Json<MySubmissions>> {
+    let since = match query.0.since.as_deref() {
+        Some(s) => Some(
+            DateTime::parse_from_rfc3339(s)
+                .map_err(|_| bad_query("since", "must be an RFC 3339 time"))?
+                .with_timezone(&Utc)
+                .naive_utc(),
+        ),
+        None => None,
+    };
+    let floor = since.unwrap_or(NaiveDateTime::MIN);
+    let items = state
+        .db
+        .run(move |conn| {
+            type Row = (
+                String,
+                String,
+                String,
+                Option<String>,
+                NaiveDateTime,
+                NaiveDateTime,
+            );
+            let households: Vec<Row> = household_surveys::table
+                .filter(household_surveys::enumerator_id.eq(&caller.user_id))
+                .filter(
+                    household_surveys::received_at
+                        .gt(floor)
+                        .or(household_surveys::status_changed_at.gt(floor)),
+                )
+                .select((
+                    household_surveys::id,
+                    household_surveys::village_code,
+                    household_surveys::status,
+                    household_surveys::review_comment,
+                    household_surveys::received_at,
+                    household_surveys::status_changed_at,
+                ))
+                .load(conn)?;
+            let villages: Vec<Row> = village_surveys::table
+                .filter(village_surveys::surveyor_id.eq(&caller.user_id))
+                .filter(
+                    village_surveys::received_at
+                        .gt(floor)
+                        .or(village_surveys::status_changed_at.gt(floor)),
+                )
+                .select((
+                    village_surveys::id,
+                    village_surveys::village_code,
+                    village_surveys::status,
+                    village_surveys::review_comment,
+                    village_surveys::received_at,
+                    village_surveys::status_changed_at,
+                ))
+                .load(conn)?;
+            let ids: Vec<String> = households.iter().map(|r| r.0.clone()).collect();
+            let mut flags = flags_of(conn, &ids)?;
+            let mut items = households
+                .into_iter()
+                .map(|r| (r, "household_survey"))
+                .chain(villages.into_iter().map(|r| (r, "village_survey")))
+                .map(
+                    |(
+                        (id, village_code, status, review_comment, received_at, changed_at),
+                        kind,
+                    )| {
+                        Ok(SubmissionStatus {
+                            flags: flags.remove(&id).unwrap_or_default(),
+                            id,
+                            kind: kind.into(),
+                            village_code,
+                            status: ReviewStatus::parse(&status)
+                                .ok_or_else(|| corrupt("status"))?,
+                            review_comment,
+                            received_at: received_at.and_utc(),
+                            status_changed_at: changed_at.max(received_at).and_utc(),
+                        })
+                    },
+                )
+                .collect::<ApiResult<Vec<_>>>()?;
+            items.sort_by(|a, b| (a.status_changed_at, &a.id).cmp(&(b.status_changed_at, &b.id)));
+            Ok(items)
+        })
+        .await?;
+    let next_since = items.iter().map(|i| i.status_changed_at).max();
+    Ok(web::Json(MySubmissions { items, next_since }))
+}

@@ -1,0 +1,482 @@
+//! Storing validated surveys: household identity, versions, duplicate flags, and the rows of
+//! the village post-demand survey. Runs inside the transaction that claimed the submission id.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use geo::Point;
+use serde_json::{json, Value};
+
+use super::validate::{HouseholdSurvey, VillageSurvey};
+use crate::db::schema::{
+    household_surveys, households, people, photos, survey_flags, survey_members,
+    village_post_demand, village_surveys, villages,
+};
+use crate::db::DbConnection;
+use crate::domain::SurveyFlag;
+use crate::error::{ApiError, ApiResult, FieldError};
+use crate::geography::distance_m;
+use crate::privacy::Vault;
+
+/// Households this close (metres) with the same head name and size are possible duplicates.
+pub const DUPLICATE_RADIUS_M: f64 = 100.0;
+
+#[derive(Debug, Clone)]
+pub struct Flag {
+    pub flag: SurveyFlag,
+    /// The other household concerned, if any.
+    pub related_household_id: Option<String>,
+    pub detail: String,
+}
+
+fn checks_against_stored(
+    conn: &mut DbConnection,
+    village: &str,
+    photo_list: &[String],
+) -> ApiResult<Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let known = villages::table
+        .find(village)
+        .count()
+        .get_result::<i64>(conn)?
+        > 0;
+    if !known {
+        errors.push(FieldError::new(
+            "village_code",
+            "unknown_village",
+            format!("no village {village}"),
+        ));
+    }
+    let present: Vec<String> = photos::table
+        .filter(photos::sha256.eq_any(photo_list))
+        .select(photos::sha256)
+        .load(conn)?;
+    for (i, sha) in photo_list.iter().enumerate() {
+        if !present.contains(sha) {
+            errors.push(FieldError::new(
+                format!("photos[{i}]"),
+                "photo_missing",
+                format!("photo {sha} has not been uploaded: PUT /api/v1/photos/{sha}, then retry"),
+            ));
+        }
+    }
+    Ok(errors)
+}
+
+fn link_photos(
+    conn: &mut DbConnection,
+    photo_list: &[String],
+    submission_id: &str,
+    village: &str,
+) -> ApiResult<()> {
+    for sha in photo_list {
+        crate::photos::db::link(conn, sha, submission_id, village)?;
+    }
+    Ok(())
+}
+
+/// Finds the household a survey is about (by household number, else by the head's ID-number
+/// hash) or creates it. Returns the id and, for a keyless survey, a household it may duplicate.
+fn resolve_household(
+    conn: &mut DbConnection,
+    survey: &HouseholdSurvey,
+    head_hash: Option<&str>,
+    now: DateTime<Utc>,
+) -> ApiResult<(String, Option<String>)> {
+    type Found = (String, Option<String>, Option<String>);
+    let select = (
+        households::id,
+        households::household_number,
+        households::head_id_hash,
+    );
+    let mut found: Option<Found> = None;
+    if let Some(number) = &survey.household_number {
+        found = households::table
+            .filter(households::household_number.eq(number))
+            .select(select)
+            .first(conn)
+            .optional()?;
+    }
+    if found.is_none() {
+        if let Some(hash) = head_hash {
+            found = households::table
+                .filter(households::head_id_hash.eq(hash))
+                .select(select)
+                .first(conn)
+                .optional()?;
+        }
+    }
+    if let Some((id, number, hash)) = found {
+        // A key learnt later is kept; a unique violation here (another household holds it) is
+        // resolved by the retry, which then finds that household first.
+        if number.is_none() && survey.household_number.is_some() {
+            diesel::update(households::table.find(&id))
+                .set(households::household_number.eq(&survey.household_number))
+                .execute(conn)?;
+        }
+        if hash.is_none() && head_hash.is_some() {
+            diesel::update(households::table.find(&id))
+                .set(households::head_id_hash.eq(head_hash))
+                .execute(conn)?;
+        }
+        diesel::update(households::table.find(&id))
+            .set(households::village_code.eq(survey.village.as_str()))
+            .execute(conn)?;
+        return Ok((id, None));
+    }
+
+    let possible_duplicate = if survey.household_number.is_none() && head_hash.is_none() {
+        similar_household(conn, survey)?
+    } else {
+        None
+    };
+    let id = uuid::Uuid::now_v7().to_string();
+    diesel::insert_into(households::table)
+        .values((
+            households::id.eq(&id),
+            households::village_code.eq(survey.village.as_str()),
+            households::household_number.eq(&survey.household_number),
+            households::head_id_hash.eq(head_hash),
+            households::created_at.eq(now.naive_utc()),
+        ))
+        .execute(conn)?;
+    Ok((id, possible_duplicate))
+}
+
+/// The nearest household of the village whose latest survey has the same normalised head
+/// name, a size within one member, and a position within 100 m.
+fn similar_household(
+    conn: &mut DbConnection,
+    survey: &HouseholdSurvey,
+) -> ApiResult<Option<String>> {
+    let name = super::validate::normalise_name(&survey.head_name);
+    let size = survey.members.len() as i32;
+    let candidates: Vec<(String, i32, i32, f64, f64)> = household_surveys::table
+        .filter(household_surveys::village_code.eq(survey.village.as_str()))
+        .filter(household_surveys::head_name_norm.eq(&name))
+        .select((
+            household_surveys::household_id,
+            household_surveys::version,
+            household_surveys::member_count,
+            household_surveys::lat,
+            household_surveys::lon,
+        ))
+        .order((
+            household_surveys::household_id,
+            household_surveys::version.desc(),
+        ))
+        .load(conn)?;
+    let here = Point::new(survey.position.lon, survey.position.lat);
+    let mut best: Option<(f64, String)> = None;
+    let mut seen = std::collections::HashSet::new();
+    for (household, _, count, lat, lon) in candidates {
+        // Rows come newest version first per household: judge each by its latest survey.
+        if !seen.insert(household.clone()) {
+            continue;
+        }
+        let distance = distance_m(here, Point::new(lon, lat));
+        if (count - size).abs() <= 1
+            && distance <= DUPLICATE_RADIUS_M
+            && best.as_ref().is_none_or(|(d, _)| distance < *d)
+        {
+            best = Some((distance, household));
+        }
+    }
+    Ok(best.map(|(_, h)| h))
+}
+
+fn latest_survey_of(conn: &mut DbConnection, household: &str) -> QueryResult<Option<String>> {
+    household_surveys::table
+        .filter(household_surveys::household_id.eq(household))
+        .order(household_surveys::version.desc())
+        .select(household_surveys::id)
+        .first(conn)
+        .optional()
+}
+
+/// Stores a household survey as a new version of its household and returns the answer.
+pub fn household(
+    conn: &mut DbConnection,
+    vault: &Vault,
+    survey: &HouseholdSurvey,
+    answers_hash: &str,
+    enumerator_id: &str,
+    now: DateTime<Utc>,
+) -> ApiResult<Value> {
+    let mut errors = checks_against_stored(conn, survey.village.as_str(), &survey.photos)?;
+    if let Some(replaced) = &survey.replaces {
+        let village: Option<String> = household_surveys::table
+            .find(replaced.as_str())
+            .select(household_surveys::village_code)
+            .first(conn)
+            .optional()?;
+        match village {
+            None => errors.push(FieldError::new(
+                "replaces",
+                "unknown_submission",
+                format!("no household survey {replaced}"),
+            )),
+            Some(v) if v != survey.village.as_str() => errors.push(FieldError::new(
+                "replaces",
+                "other_village",
+                "the corrected survey is of another village",
+            )),
+            Some(_) => {}
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+
+    let head_hash = survey.head_id.as_ref().map(|id| vault.index_id(id));
+    let (household_id, possible_duplicate) =
+        resolve_household(conn, survey, head_hash.as_deref(), now)?;
+    let version = household_surveys::table
+        .filter(household_surveys::household_id.eq(&household_id))
+        .select(diesel::dsl::max(household_surveys::version))
+        .first::<Option<i32>>(conn)?
+        .unwrap_or(0)
+        + 1;
+
+    let mut flags = Vec::new();
+    if let Some(other) = possible_duplicate {
+        flags.push(Flag {
+            flag: SurveyFlag::PossibleDuplicate,
+            detail: format!("same head name and size within one member, within {DUPLICATE_RADIUS_M} m of household {other}"),
+            related_household_id: Some(other),
+        });
+    }
+    // Same household, same month, another enumerator, other answers — unless it corrects it.
+    let same_month: Vec<(String, String, String)> = household_surveys::table
+        .filter(household_surveys::household_id.eq(&household_id))
+        .filter(household_surveys::month.eq(&survey.month))
+        .select((
+            household_surveys::id,
+            household_surveys::enumerator_id,
+            household_surveys::answers_hash,
+        ))
+        .load(conn)?;
+    for (other_id, other_enumerator, other_answers) in &same_month {
+        let corrected = survey
+            .replaces
+            .as_ref()
+            .is_some_and(|r| r.as_str() == other_id);
+        if !corrected && other_enumerator != enumerator_id && other_answers != answers_hash {
+            flags.push(Flag {
+                flag: SurveyFlag::ConflictingVersions,
+                related_household_id: None,
+                detail: format!(
+                    "survey {other_id} of {} by another enumerator has other answers",
+                    survey.month
+                ),
+            });
+            break;
+        }
+    }
+
+    let head_sealed = survey.head_id.as_ref().map(|id| vault.seal_id(id));
+    diesel::insert_into(household_surveys::table)
+        .values((
+            household_surveys::id.eq(survey.id.as_str()),
+            household_surveys::household_id.eq(&household_id),
+            household_surveys::version.eq(version),
+            household_surveys::village_code.eq(survey.village.as_str()),
+            household_surveys::enumerator_id.eq(enumerator_id),
+            household_surveys::form_version.eq(&survey.form_version),
+            household_surveys::surveyed_at.eq(survey.surveyed_at.naive_utc()),
+            household_surveys::month.eq(&survey.month),
+            household_surveys::received_at.eq(now.naive_utc()),
+            household_surveys::household_number.eq(&survey.household_number),
+            household_surveys::head_name.eq(&survey.head_name),
+            household_surveys::head_name_norm
+                .eq(super::validate::normalise_name(&survey.head_name)),
+            household_surveys::head_id_hash.eq(&head_hash),
+            household_surveys::head_id_sealed.eq(&head_sealed),
+            household_surveys::poverty_status.eq(survey.poverty_status.as_str()),
+            household_surveys::relocated.eq(survey.relocated),
+            household_surveys::phone_sealed.eq(survey
+                .phone
+                .as_ref()
+                .map(|p| vault.seal(crate::privacy::Purpose::Phone, p.as_str().as_bytes()))),
+            household_surveys::member_count.eq(survey.members.len() as i32),
+            household_surveys::lat.eq(survey.position.lat),
+            household_surveys::lon.eq(survey.position.lon),
+            household_surveys::accuracy_m.eq(survey.position.accuracy_m),
+            household_surveys::answers_hash.eq(answers_hash),
+            household_surveys::replaces.eq(survey.replaces.as_ref().map(|r| r.as_str())),
+            household_surveys::status.eq("pending"),
+            household_surveys::status_changed_at.eq(now.naive_utc()),
+        ))
+        .execute(conn)?;
+
+    for (position, m) in survey.members.iter().enumerate() {
+        let person = vault.index_id(&m.id);
+        let known = people::table
+            .find(&person)
+            .count()
+            .get_result::<i64>(conn)?
+            > 0;
+        if !known {
+            diesel::insert_into(people::table)
+                .values((
+                    people::id_hash.eq(&person),
+                    people::id_sealed.eq(vault.seal_id(&m.id)),
+                    people::sex.eq(m.sex.as_str()),
+                    people::birth_date.eq(m.birth_date),
+                ))
+                .execute(conn)?;
+        }
+        let employment = m.employment.as_ref();
+        diesel::insert_into(survey_members::table)
+            .values((
+                survey_members::survey_id.eq(survey.id.as_str()),
+                survey_members::position.eq(position as i32),
+                survey_members::person_id_hash.eq(&person),
+                survey_members::name.eq(&m.name),
+                survey_members::relation.eq(m.relation.as_str()),
+                survey_members::labour_capacity.eq(m.labour_capacity.as_str()),
+                survey_members::employment_status.eq(employment.map(|e| e.status.as_str())),
+                survey_members::employer_id.eq(employment.and_then(|e| e.employer_id.as_deref())),
+                survey_members::post_type
+                    .eq(employment.and_then(|e| e.post_type).map(|p| p.as_str())),
+                survey_members::monthly_income_yuan
+                    .eq(employment.and_then(|e| e.monthly_income_yuan)),
+                survey_members::wants_public_post.eq(m.wants_public_post),
+                survey_members::training_wanted.eq(m.training_wanted),
+                survey_members::training_trade.eq(m.training.map(|t| t.as_str())),
+                survey_members::at_risk.eq(m.at_risk),
+                survey_members::safety_net.eq(m
+                    .safety_net
+                    .iter()
+                    .map(|n| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")),
+            ))
+            .execute(conn)?;
+
+        // The same person in the latest version of another household.
+        let elsewhere: Vec<String> = survey_members::table
+            .inner_join(household_surveys::table)
+            .filter(survey_members::person_id_hash.eq(&person))
+            .filter(household_surveys::household_id.ne(&household_id))
+            .select(household_surveys::household_id)
+            .distinct()
+            .load(conn)?;
+        for other in elsewhere {
+            let Some(latest) = latest_survey_of(conn, &other)? else {
+                continue;
+            };
+            let still_there = survey_members::table
+                .filter(survey_members::survey_id.eq(&latest))
+                .filter(survey_members::person_id_hash.eq(&person))
+                .count()
+                .get_result::<i64>(conn)?
+                > 0;
+            if still_there
+                && !flags.iter().any(|f| {
+                    f.related_household_id.as_deref() == Some(other.as_str())
+                        && f.flag == SurveyFlag::PersonInMultipleHouseholds
+                })
+            {
+                flags.push(Flag {
+                    flag: SurveyFlag::PersonInMultipleHouseholds,
+                    detail: format!("members[{position}] is also a member of household {other}"),
+                    related_household_id: Some(other),
+                });
+            }
+        }
+    }
+
+    for f in &flags {
+        diesel::insert_into(survey_flags::table)
+            .values((
+                survey_flags::survey_id.eq(survey.id.as_str()),
+                survey_flags::flag.eq(f.flag.as_str()),
+                survey_flags::related_household_id
+                    .eq(f.related_household_id.as_deref().unwrap_or("")),
+                survey_flags::detail.eq(&f.detail),
+            ))
+            .execute(conn)?;
+    }
+    link_photos(
+        conn,
+        &survey.photos,
+        survey.id.as_str(),
+        survey.village.as_str(),
+    )?;
+
+    Ok(json!({
+        "id": survey.id,
+        "household_id": household_id,
+        "version": version,
+        "status": "pending",
+        "flags": flags.iter().map(|f| f.flag.as_str()).collect::<Vec<_>>(),
+        "flag_details": flags.iter().map(|f| json!({
+            "flag": f.flag,
+            "related_household_id": f.related_household_id,
+            "detail": f.detail,
+        })).collect::<Vec<_>>(),
+        "received_at": now,
+    }))
+}
+
+/// Stores a village post-demand survey and returns the answer.
+pub fn village(
+    conn: &mut DbConnection,
+    survey: &VillageSurvey,
+    surveyor_id: &str,
+    now: DateTime<Utc>,
+) -> ApiResult<Value> {
+    let errors = checks_against_stored(conn, survey.village.as_str(), &survey.photos)?;
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    diesel::insert_into(village_surveys::table)
+        .values((
+            village_surveys::id.eq(survey.id.as_str()),
+            village_surveys::village_code.eq(survey.village.as_str()),
+            village_surveys::month.eq(&survey.month),
+            village_surveys::surveyor_id.eq(surveyor_id),
+            village_surveys::surveyed_at.eq(survey.surveyed_at.naive_utc()),
+            village_surveys::received_at.eq(now.naive_utc()),
+            village_surveys::willing_people.eq(survey.willing_people),
+            village_surveys::lat.eq(survey.position.map(|p| p.lat)),
+            village_surveys::lon.eq(survey.position.map(|p| p.lon)),
+            village_surveys::accuracy_m.eq(survey.position.and_then(|p| p.accuracy_m)),
+            village_surveys::status.eq("pending"),
+            village_surveys::status_changed_at.eq(now.naive_utc()),
+        ))
+        .execute(conn)?;
+    for p in &survey.posts {
+        diesel::insert_into(village_post_demand::table)
+            .values((
+                village_post_demand::survey_id.eq(survey.id.as_str()),
+                village_post_demand::post_type.eq(p.post_type.as_str()),
+                village_post_demand::needed.eq(p.needed),
+                village_post_demand::filled.eq(p.filled),
+            ))
+            .execute(conn)?;
+    }
+    link_photos(
+        conn,
+        &survey.photos,
+        survey.id.as_str(),
+        survey.village.as_str(),
+    )?;
+    // Earlier surveys of the same village and month stay stored; the latest is the month's.
+    let earlier = village_surveys::table
+        .filter(village_surveys::village_code.eq(survey.village.as_str()))
+        .filter(village_surveys::month.eq(&survey.month))
+        .filter(village_surveys::id.ne(survey.id.as_str()))
+        .count()
+        .get_result::<i64>(conn)?;
+    Ok(json!({
+        "id": survey.id,
+        "village_code": survey.village,
+        "month": survey.month,
+        "status": "pending",
+        "supersedes_earlier": earlier > 0,
+        "needed": survey.posts.iter().map(|p| i64::from(p.needed)).sum::<i64>(),
+        "filled": survey.posts.iter().map(|p| i64::from(p.filled)).sum::<i64>(),
+        "received_at": now,
+    }))
+}

@@ -1,0 +1,665 @@
+//! Parsing the app's surveys into validated domain values. Every rule that fails is reported,
+//! each with the path of its field (`members[2].id_number`) and a stable rule name; nothing is
+//! stored unless all pass.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
+
+use super::input::*;
+use crate::auth::Caller;
+use crate::domain::*;
+use crate::error::FieldError;
+
+/// A position in WGS-84, converted from whatever system the app reported.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Position {
+    pub lat: f64,
+    pub lon: f64,
+    pub accuracy_m: Option<f64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Employment {
+    pub status: EmploymentStatus,
+    pub employer_id: Option<String>,
+    pub post_type: Option<PostType>,
+    pub monthly_income_yuan: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub name: String,
+    pub id: IdNumber,
+    pub sex: Sex,
+    pub birth_date: NaiveDate,
+    pub relation: Relation,
+    pub labour_capacity: LabourCapacity,
+    pub employment: Option<Employment>,
+    pub wants_public_post: bool,
+    /// The trade, when training is wanted.
+    pub training: Option<TrainingTrade>,
+    pub training_wanted: bool,
+    pub at_risk: bool,
+    pub safety_net: Vec<SafetyNet>,
+}
+
+#[derive(Debug, Clone)]
+pub struct HouseholdSurvey {
+    pub id: SubmissionId,
+    pub form_version: String,
+    pub village: DivisionCode,
+    pub surveyed_at: DateTime<FixedOffset>,
+    /// `YYYY-MM` of `surveyed_at` in Asia/Shanghai.
+    pub month: String,
+    pub position: Position,
+    pub household_number: Option<String>,
+    pub head_name: String,
+    pub head_id: Option<IdNumber>,
+    pub poverty_status: PovertyStatus,
+    pub relocated: bool,
+    pub phone: Option<Phone>,
+    pub members: Vec<Member>,
+    pub photos: Vec<String>,
+    pub replaces: Option<SubmissionId>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PostDemand {
+    pub post_type: PostType,
+    pub needed: i32,
+    pub filled: i32,
+}
+
+#[derive(Debug, Clone)]
+pub struct VillageSurvey {
+    pub id: SubmissionId,
+    pub village: DivisionCode,
+    pub month: String,
+    pub surveyed_at: DateTime<FixedOffset>,
+    pub position: Option<Position>,
+    pub posts: Vec<PostDemand>,
+    pub willing_people: i32,
+    pub photos: Vec<String>,
+}
+
+pub const MAX_MEMBERS: usize = 30;
+pub const MAX_PHOTOS: usize = 20;
+const MAX_INCOME_YUAN: i64 = 1_000_000;
+const MAX_POSTS: i64 = 10_000;
+
+/// Collects field errors while values are parsed.
+#[derive(Default)]
+struct Errors(Vec<FieldError>);
+
+impl Errors {
+    fn add(&mut self, field: impl Into<String>, rule: &str, detail: impl Into<String>) {
+        self.0.push(FieldError::new(field, rule, detail));
+    }
+
+    fn invalid(&mut self, field: impl Into<String>, invalid: Invalid) {
+        self.0.push(FieldError::from_invalid(field, invalid));
+    }
+
+    /// The parsed value, or `None` with its error recorded.
+    fn check<T>(&mut self, field: impl Into<String>, parsed: Result<T, Invalid>) -> Option<T> {
+        parsed.map_err(|e| self.invalid(field, e)).ok()
+    }
+
+    fn text(&mut self, field: &str, value: &str, max: usize) -> String {
+        let trimmed = value.trim();
+        let n = trimmed.chars().count();
+        if n == 0 || n > max {
+            self.add(field, "length", format!("must have 1 to {max} characters"));
+        }
+        trimmed.to_owned()
+    }
+}
+
+/// Asia/Shanghai, which has kept UTC+8 all year since 1991.
+pub fn china() -> FixedOffset {
+    FixedOffset::east_opt(8 * 3600).expect("UTC+8 is a valid offset")
+}
+
+/// `YYYY-MM` of an instant in Asia/Shanghai.
+pub fn month_of(at: DateTime<FixedOffset>) -> String {
+    at.with_timezone(&china()).format("%Y-%m").to_string()
+}
+
+fn instant(
+    errors: &mut Errors,
+    field: &str,
+    value: &str,
+    now: DateTime<Utc>,
+) -> Option<DateTime<FixedOffset>> {
+    let Ok(at) = DateTime::parse_from_rfc3339(value.trim()) else {
+        errors.add(
+            field,
+            "datetime_format",
+            "must be an RFC 3339 time with offset, e.g. 2020-07-20T09:31:00+08:00",
+        );
+        return None;
+    };
+    let earliest = DateTime::parse_from_rfc3339("2015-01-01T00:00:00+08:00").expect("constant");
+    if at < earliest {
+        errors.add(field, "too_early", "is before 2015");
+    } else if at.with_timezone(&Utc) > now + chrono::Duration::days(1) {
+        errors.add(field, "in_future", "is more than a day in the future");
+    }
+    Some(at)
+}
+
+fn position(errors: &mut Errors, field: &str, input: &LocationInput) -> Option<Position> {
+    let mut ok = true;
+    if !(-90.0..=90.0).contains(&input.lat) {
+        errors.add(
+            format!("{field}.lat"),
+            "range",
+            "must be between -90 and 90",
+        );
+        ok = false;
+    }
+    if !(-180.0..=180.0).contains(&input.lon) {
+        errors.add(
+            format!("{field}.lon"),
+            "range",
+            "must be between -180 and 180",
+        );
+        ok = false;
+    }
+    if let Some(accuracy) = input.accuracy_m {
+        if !(0.0..=100_000.0).contains(&accuracy) {
+            errors.add(
+                format!("{field}.accuracy_m"),
+                "range",
+                "must be between 0 and 100000 metres",
+            );
+            ok = false;
+        }
+    }
+    if ok && input.lat == 0.0 && input.lon == 0.0 {
+        errors.add(
+            field,
+            "no_fix",
+            "0, 0 is what a phone reports without a position fix",
+        );
+        ok = false;
+    }
+    ok.then(|| {
+        let (lat, lon) = input.crs.to_wgs84(input.lat, input.lon);
+        Position {
+            lat,
+            lon,
+            accuracy_m: input.accuracy_m,
+        }
+    })
+}
+
+fn village(errors: &mut Errors, value: &str, caller: &Caller) -> Option<DivisionCode> {
+    let code = errors.check(
+        "village_code",
+        DivisionCode::parse_level(value, DivisionLevel::Village),
+    )?;
+    if !caller.can_access_village(&code) {
+        errors.add(
+            "village_code",
+            "out_of_scope",
+            format!("village {code} is not one of yours"),
+        );
+        return None;
+    }
+    Some(code)
+}
+
+fn photos(errors: &mut Errors, photos: &[String]) -> Vec<String> {
+    if photos.len() > MAX_PHOTOS {
+        errors.add("photos", "count", format!("at most {MAX_PHOTOS} photos"));
+    }
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for (i, sha) in photos.iter().enumerate() {
+        let sha = sha.trim().to_ascii_lowercase();
+        if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+            errors.add(
+                format!("photos[{i}]"),
+                "sha256_format",
+                "must be the 64-hex-digit SHA-256 of an uploaded photo",
+            );
+        } else if !seen.insert(sha.clone()) {
+            errors.add(
+                format!("photos[{i}]"),
+                "duplicate",
+                "names the same photo twice",
+            );
+        } else {
+            out.push(sha);
+        }
+    }
+    out
+}
+
+fn device(errors: &mut Errors, device: &DeviceInput) {
+    errors.text("device.device_id", &device.device_id, 128);
+    errors.text("device.app_version", &device.app_version, 32);
+}
+
+/// Folds the spellings of one name together: whitespace (full-width too) dropped, full-width
+/// Latin letters and digits made half-width, the middle-dot variants of minority names unified.
+pub fn normalise_name(name: &str) -> String {
+    name.chars()
+        .filter(|c| !c.is_whitespace())
+        .map(|c| match c {
+            '•' | '・' | '．' | '‧' | '∙' => '·',
+            '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+            other => other,
+        })
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+fn member(
+    errors: &mut Errors,
+    i: usize,
+    input: &MemberInput,
+    surveyed: NaiveDate,
+    seen_ids: &mut HashSet<String>,
+) -> Option<Member> {
+    let at = |name: &str| format!("members[{i}].{name}");
+    let name = errors.text(&at("name"), &input.name, 30);
+    let id = errors.check(at("id_number"), IdNumber::parse(&input.id_number));
+    let birth = match NaiveDate::parse_from_str(input.birth_date.trim(), "%Y-%m-%d") {
+        Ok(d) => Some(d),
+        Err(_) => {
+            errors.add(at("birth_date"), "date_format", "must be YYYY-MM-DD");
+            None
+        }
+    };
+    if let Some(id) = &id {
+        if !seen_ids.insert(id.expose().to_owned()) {
+            errors.add(
+                at("id_number"),
+                "duplicate_member",
+                "the same ID number appears twice in this household",
+            );
+        }
+        if birth.is_some_and(|b| b != id.birth_date()) {
+            errors.add(
+                at("birth_date"),
+                "birth_date_mismatch",
+                "differs from the birth date in the ID number",
+            );
+        }
+        if input.sex != id.sex() {
+            errors.add(
+                at("sex"),
+                "sex_mismatch",
+                "differs from the sex the ID number encodes",
+            );
+        }
+    }
+    if birth.is_some_and(|b| b > surveyed) {
+        errors.add(at("birth_date"), "in_future", "is after the survey");
+    }
+    let able = matches!(
+        input.labour_capacity,
+        LabourCapacity::Able | LabourCapacity::Weak
+    );
+    let employment = match &input.employment {
+        None if able => {
+            errors.add(
+                at("employment"),
+                "required",
+                "a member able to work needs an employment status",
+            );
+            None
+        }
+        None => None,
+        Some(e) => {
+            match (e.status, e.post_type) {
+                (EmploymentStatus::PublicWelfarePost, None) => errors.add(
+                    at("employment.post_type"),
+                    "required",
+                    "a public-welfare post needs its type",
+                ),
+                (status, Some(_)) if status != EmploymentStatus::PublicWelfarePost => errors.add(
+                    at("employment.post_type"),
+                    "not_allowed",
+                    "only a public-welfare post has a post type",
+                ),
+                _ => {}
+            }
+            if let Some(income) = e.monthly_income_yuan {
+                if !(0..=MAX_INCOME_YUAN).contains(&income) {
+                    errors.add(
+                        at("employment.monthly_income_yuan"),
+                        "range",
+                        format!("must be 0 to {MAX_INCOME_YUAN} yuan"),
+                    );
+                }
+            }
+            let employer_id = e
+                .employer_id
+                .as_deref()
+                .map(str::trim)
+                .filter(|s| !s.is_empty());
+            if employer_id.is_some_and(|s| s.chars().count() > 64) {
+                errors.add(
+                    at("employment.employer_id"),
+                    "length",
+                    "must have at most 64 characters",
+                );
+            }
+            Some(Employment {
+                status: e.status,
+                employer_id: employer_id.map(str::to_owned),
+                post_type: e.post_type,
+                monthly_income_yuan: e.monthly_income_yuan,
+            })
+        }
+    };
+    let (training_wanted, training) = match &input.training {
+        Some(TrainingInput {
+            wanted: true,
+            trade: None,
+        }) => {
+            errors.add(
+                at("training.trade"),
+                "required",
+                "wanted training needs a trade",
+            );
+            (true, None)
+        }
+        Some(TrainingInput {
+            wanted: false,
+            trade: Some(_),
+        }) => {
+            errors.add(
+                at("training.trade"),
+                "not_allowed",
+                "a trade is given only when training is wanted",
+            );
+            (false, None)
+        }
+        Some(t) => (t.wanted, t.trade),
+        None => (false, None),
+    };
+    let mut nets = HashSet::new();
+    if input.safety_net.iter().any(|n| !nets.insert(*n)) {
+        errors.add(at("safety_net"), "duplicate", "lists a measure twice");
+    }
+    Some(Member {
+        name,
+        id: id?,
+        sex: input.sex,
+        birth_date: birth?,
+        relation: input.relation,
+        labour_capacity: input.labour_capacity,
+        employment,
+        wants_public_post: input.wants_public_post,
+        training,
+        training_wanted,
+        at_risk: input.at_risk,
+        safety_net: input.safety_net.clone(),
+    })
+}
+
+pub fn household(
+    input: &HouseholdSurveyRequest,
+    caller: &Caller,
+    now: DateTime<Utc>,
+) -> Result<HouseholdSurvey, Vec<FieldError>> {
+    let mut errors = Errors::default();
+    let id = errors.check("submission_id", SubmissionId::parse(&input.submission_id));
+    let form_version = errors.text("form_version", &input.form_version, 20);
+    let village = village(&mut errors, &input.village_code, caller);
+    let surveyed_at = instant(&mut errors, "surveyed_at", &input.surveyed_at, now);
+    let position = position(&mut errors, "location", &input.location);
+
+    let h = &input.household;
+    let household_number = match h.household_number.as_deref().map(str::trim) {
+        None => None,
+        Some(n)
+            if !n.is_empty()
+                && n.len() <= 32
+                && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') =>
+        {
+            Some(n.to_owned())
+        }
+        Some(_) => {
+            errors.add(
+                "household.household_number",
+                "household_number_format",
+                "must be 1 to 32 letters, digits or dashes",
+            );
+            None
+        }
+    };
+    let head_name = errors.text("household.head_name", &h.head_name, 30);
+    let head_id = match &h.head_id_number {
+        Some(raw) => errors.check("household.head_id_number", IdNumber::parse(raw)),
+        None => None,
+    };
+    let phone = match &h.phone {
+        Some(raw) if !raw.trim().is_empty() => errors.check("household.phone", Phone::parse(raw)),
+        _ => None,
+    };
+
+    if input.members.is_empty() || input.members.len() > MAX_MEMBERS {
+        errors.add(
+            "members",
+            "count",
+            format!("a household has 1 to {MAX_MEMBERS} members"),
+        );
+    }
+    let surveyed_day = surveyed_at.map_or_else(
+        || now.date_naive(),
+        |t| t.with_timezone(&china()).date_naive(),
+    );
+    let mut seen_ids = HashSet::new();
+    let members: Vec<Option<Member>> = input
+        .members
+        .iter()
+        .take(MAX_MEMBERS)
+        .enumerate()
+        .map(|(i, m)| member(&mut errors, i, m, surveyed_day, &mut seen_ids))
+        .collect();
+    let heads: Vec<usize> = input
+        .members
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| m.relation == Relation::Head)
+        .map(|(i, _)| i)
+        .collect();
+    match heads.as_slice() {
+        [i] => {
+            let head = &input.members[*i];
+            if normalise_name(&head.name) != normalise_name(&h.head_name) {
+                errors.add(
+                    "household.head_name",
+                    "head_mismatch",
+                    format!("differs from the name of members[{i}], the head"),
+                );
+            }
+            if let (Some(head_id), Ok(member_id)) = (&head_id, IdNumber::parse(&head.id_number)) {
+                if *head_id != member_id {
+                    errors.add(
+                        "household.head_id_number",
+                        "head_mismatch",
+                        format!("differs from the ID number of members[{i}], the head"),
+                    );
+                }
+            }
+        }
+        [] if !input.members.is_empty() => errors.add(
+            "members",
+            "one_head",
+            "one member must have the relation `head`",
+        ),
+        [] => {}
+        _ => errors.add(
+            "members",
+            "one_head",
+            "only one member may have the relation `head`",
+        ),
+    }
+
+    let photos = photos(&mut errors, &input.photos);
+    let replaces = match &input.replaces {
+        Some(raw) => errors.check("replaces", SubmissionId::parse(raw)),
+        None => None,
+    };
+    if let (Some(r), Some(id)) = (&replaces, &id) {
+        if r == id {
+            errors.add(
+                "replaces",
+                "self_reference",
+                "a survey cannot replace itself",
+            );
+        }
+    }
+    device(&mut errors, &input.device);
+
+    if !errors.0.is_empty() {
+        return Err(errors.0);
+    }
+    let (Some(id), Some(village), Some(surveyed_at), Some(position)) =
+        (id, village, surveyed_at, position)
+    else {
+        return Err(vec![FieldError::new(
+            "body",
+            "invalid",
+            "the survey could not be read",
+        )]);
+    };
+    Ok(HouseholdSurvey {
+        id,
+        form_version,
+        village,
+        month: month_of(surveyed_at),
+        surveyed_at,
+        position,
+        household_number,
+        head_name,
+        head_id,
+        poverty_status: h.poverty_status,
+        relocated: h.relocated,
+        phone,
+        members: members.into_iter().flatten().collect(),
+        photos,
+        replaces,
+    })
+}
+
+pub fn village_survey(
+    input: &VillageSurveyRequest,
+    caller: &Caller,
+    now: DateTime<Utc>,
+) -> Result<VillageSurvey, Vec<FieldError>> {
+    let mut errors = Errors::default();
+    let id = errors.check("submission_id", SubmissionId::parse(&input.submission_id));
+    let village = village(&mut errors, &input.village_code, caller);
+    let surveyed_at = instant(&mut errors, "surveyed_at", &input.surveyed_at, now);
+    let month = match NaiveDate::parse_from_str(&format!("{}-01", input.month.trim()), "%Y-%m-%d") {
+        Ok(first) if input.month.trim().len() == 7 => {
+            let month = first.format("%Y-%m").to_string();
+            if let Some(at) = surveyed_at {
+                let surveyed = month_of(at);
+                // A month's survey is made in that month or, uploaded late, the next.
+                let next = (first + chrono::Months::new(1)).format("%Y-%m").to_string();
+                if surveyed != month && surveyed != next {
+                    errors.add(
+                        "month",
+                        "month_mismatch",
+                        format!("a survey made in {surveyed} cannot be for {month}"),
+                    );
+                }
+            }
+            Some(month)
+        }
+        _ => {
+            errors.add("month", "month_format", "must be YYYY-MM");
+            None
+        }
+    };
+    let position = input
+        .location
+        .as_ref()
+        .and_then(|l| position(&mut errors, "location", l));
+    let mut seen = HashSet::new();
+    let mut posts = Vec::new();
+    for (i, p) in input.posts.iter().enumerate() {
+        if !seen.insert(p.post_type) {
+            errors.add(
+                format!("posts[{i}].post_type"),
+                "duplicate",
+                "each post type once",
+            );
+        }
+        for (name, value) in [("needed", p.needed), ("filled", p.filled)] {
+            if !(0..=MAX_POSTS).contains(&value) {
+                errors.add(
+                    format!("posts[{i}].{name}"),
+                    "range",
+                    format!("must be 0 to {MAX_POSTS}"),
+                );
+            }
+        }
+        posts.push(PostDemand {
+            post_type: p.post_type,
+            needed: p.needed.clamp(0, MAX_POSTS) as i32,
+            filled: p.filled.clamp(0, MAX_POSTS) as i32,
+        });
+    }
+    if !(0..=MAX_POSTS).contains(&input.willing_people) {
+        errors.add(
+            "willing_people",
+            "range",
+            format!("must be 0 to {MAX_POSTS}"),
+        );
+    }
+    let photos = photos(&mut errors, &input.photos);
+    device(&mut errors, &input.device);
+    if !errors.0.is_empty() {
+        return Err(errors.0);
+    }
+    let (Some(id), Some(village), Some(surveyed_at), Some(month)) =
+        (id, village, surveyed_at, month)
+    else {
+        return Err(vec![FieldError::new(
+            "body",
+            "invalid",
+            "the survey could not be read",
+        )]);
+    };
+    Ok(VillageSurvey {
+        id,
+        village,
+        month,
+        surveyed_at,
+        position,
+        posts,
+        willing_people: input.willing_people as i32,
+        photos,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_fold_their_spellings_together() {
+        assert_eq!(normalise_name(" 张　三 "), "张三");
+        assert_eq!(normalise_name("ＡＢＣ１"), "abc1");
+        assert_eq!(
+            normalise_name("阿不都•热合曼"),
+            normalise_name("阿不都·热合曼")
+        );
+    }
+
+    #[test]
+    fn months_are_counted_in_china() {
+        let late = DateTime::parse_from_rfc3339("2020-07-31T17:30:00Z").expect("time");
+        assert_eq!(month_of(late), "2020-08");
+    }
+}
