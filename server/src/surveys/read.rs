@@ -672,7 +672,7 @@ pub struct HouseholdView {
     pub id: String,
     pub village_code: String,
     pub household_number: Option<String>,
-    /// The head's ID number from the latest version, masked unless revealed.
+    /// The head's ID number from the latest version that gives one, masked unless revealed.
     pub head_id_number: Option<String>,
     pub revealed: bool,
     /// Every version, oldest first.
@@ -725,6 +725,7 @@ pub async fn get_household(
             let ids: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
             let head_sealed: Option<String> = household_surveys::table
                 .filter(household_surveys::household_id.eq(&id))
+                .filter(household_surveys::head_id_sealed.is_not_null())
                 .order(household_surveys::version.desc())
                 .select(household_surveys::head_id_sealed)
                 .first::<Option<String>>(conn)
@@ -814,7 +815,13 @@ pub async fn my_submissions(
         ),
         None => None,
     };
-    let floor = since.unwrap_or(NaiveDateTime::MIN);
+    // Before any submission this service can have received (PostgreSQL's timestamps do not
+    // reach NaiveDateTime::MIN).
+    let floor = since.unwrap_or_else(|| {
+        DateTime::from_timestamp(0, 0)
+            .unwrap_or_default()
+            .naive_utc()
+    });
     let items = state
         .db
         .run(move |conn| {

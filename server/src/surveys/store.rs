@@ -245,22 +245,29 @@ pub fn household(
             related_household_id: Some(other),
         });
     }
-    // Same household, same month, another enumerator, other answers — unless it corrects it.
+    // Same household, same month: each other enumerator's latest answers this month (unless this
+    // survey corrects that one) must be these answers, or the versions conflict.
     let same_month: Vec<(String, String, String)> = household_surveys::table
         .filter(household_surveys::household_id.eq(&household_id))
         .filter(household_surveys::month.eq(&survey.month))
+        .filter(household_surveys::enumerator_id.ne(enumerator_id))
+        .order(household_surveys::version.desc())
         .select((
             household_surveys::id,
             household_surveys::enumerator_id,
             household_surveys::answers_hash,
         ))
         .load(conn)?;
+    let mut judged = std::collections::HashSet::new();
     for (other_id, other_enumerator, other_answers) in &same_month {
+        if !judged.insert(other_enumerator) {
+            continue;
+        }
         let corrected = survey
             .replaces
             .as_ref()
             .is_some_and(|r| r.as_str() == other_id);
-        if !corrected && other_enumerator != enumerator_id && other_answers != answers_hash {
+        if !corrected && other_answers != answers_hash {
             flags.push(Flag {
                 flag: SurveyFlag::ConflictingVersions,
                 related_household_id: None,
@@ -409,7 +416,7 @@ pub fn household(
         "household_id": household_id,
         "version": version,
         "status": "pending",
-        "flags": flags.iter().map(|f| f.flag.as_str()).collect::<Vec<_>>(),
+        "flags": distinct_flags(&flags),
         "flag_details": flags.iter().map(|f| json!({
             "flag": f.flag,
             "related_household_id": f.related_household_id,
@@ -417,6 +424,17 @@ pub fn household(
         })).collect::<Vec<_>>(),
         "received_at": now,
     }))
+}
+
+/// Each flag once, in the order first raised.
+fn distinct_flags(flags: &[Flag]) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    for f in flags {
+        if !out.contains(&f.flag.as_str()) {
+            out.push(f.flag.as_str());
+        }
+    }
+    out
 }
 
 /// Stores a village post-demand survey and returns the answer.
