@@ -254,7 +254,11 @@ async fn every_rule_names_its_field(backend: Backend) {
             "head_mismatch",
         ),
         (
-            |v| v["members"][2]["id_number"] = json!("220802200506071339"),
+            |v| {
+                v["members"][2]["id_number"] = json!(broken_check(
+                    v["members"][2]["id_number"].as_str().unwrap_or_default()
+                ))
+            },
             "members[2].id_number",
             "id_number_check_digit",
         ),
