@@ -1012,3 +1012,67 @@ mod more {
         village_surveys_are_exactly_once_and_validated,
     );
 }
+
+/// Two real server processes on one PostgreSQL database, the same survey sent to both at once,
+/// several times: one is stored, every answer is the first one.
+#[actix_web::test]
+async fn two_server_processes_on_postgres_store_one_survey() {
+    let url = crate::pg::fresh_database();
+    let (a, b) = (ServerProcess::start(&url), ServerProcess::start(&url));
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    let mut tokens = Vec::new();
+    for server in [&a, &b] {
+        let login: Value = client
+            .post(format!("{}/api/v1/auth/login", server.address))
+            .json(&json!({"phone": ENUMERATOR_TAOBEI.phone, "password": ENUMERATOR_TAOBEI.password, "device_id": "d"}))
+            .send()
+            .await
+            .expect("login")
+            .json()
+            .await
+            .expect("json");
+        tokens.push(login["access_token"].as_str().expect("token").to_owned());
+    }
+    let body = household_survey(
+        &new_id(),
+        "周九",
+        &id_number("220802", "19690909", 251),
+        &[],
+    );
+    let requests = (0..10).map(|i| {
+        let (server, token) = if i % 2 == 0 {
+            (&a, &tokens[0])
+        } else {
+            (&b, &tokens[1])
+        };
+        client
+            .post(format!("{}/api/v1/surveys/households", server.address))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+    });
+    let responses = futures_util::future::join_all(requests).await;
+    let mut statuses = Vec::new();
+    let mut bodies = Vec::new();
+    for r in responses {
+        let r = r.expect("response");
+        statuses.push(r.status().as_u16());
+        bodies.push(r.json::<Value>().await.expect("json"));
+    }
+    statuses.sort();
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 200, 200, 200, 200, 201]);
+    assert!(bodies.windows(2).all(|w| w[0] == w[1]));
+    use diesel::prelude::*;
+    let mut conn = taizhang::db::DatabaseUrl::parse(&url)
+        .expect("url")
+        .establish()
+        .expect("db");
+    let stored: i64 = taizhang::db::schema::household_surveys::table
+        .count()
+        .get_result(&mut conn)
+        .expect("count");
+    assert_eq!(stored, 1);
+}
