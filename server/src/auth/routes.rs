@@ -229,7 +229,7 @@ pub async fn login(
     let phone_str = phone.as_str().to_owned();
     let outcome = state
         .db
-        .run(move |conn| {
+        .write(move |conn| {
             write_transaction(conn, |conn| {
                 let user = match user {
                     Some(user) if verified => user,
@@ -336,7 +336,7 @@ pub async fn refresh(
     let now = Utc::now();
     let (caller, me) = state
         .db
-        .run(move |conn| match store::rotate_refresh_token(conn, &presented_hash, &new_hash, now, ttl)? {
+        .write(move |conn| match store::rotate_refresh_token(conn, &presented_hash, &new_hash, now, ttl)? {
             Rotation::Rotated { user, session_id } => {
                 let caller = store::caller_from(conn, user, session_id)?;
                 let me = me_of(conn, &caller)?;
@@ -366,7 +366,7 @@ pub async fn logout(state: web::Data<AppState>, caller: Caller) -> ApiResult<Htt
     let session_id = caller.session_id.clone();
     state
         .db
-        .run(move |conn| {
+        .write(move |conn| {
             Ok(store::revoke_session(
                 conn,
                 &session_id,

@@ -9,6 +9,7 @@ pub mod migrations;
 pub mod schema;
 
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use diesel::connection::{AnsiTransactionManager, TransactionManager};
@@ -24,6 +25,10 @@ use crate::error::ApiError;
 pub struct Db {
     pool: Pool<ConnectionManager>,
     backend: Backend,
+    /// SQLite admits one writer at a time and makes the others sleep-and-retry on its busy
+    /// timeout, which collapses throughput under concurrent writes; writers of this process
+    /// queue here instead. (Other processes on the same file still meet the busy timeout.)
+    sqlite_writer: Option<Arc<Mutex<()>>>,
 }
 
 pub type Conn = PooledConnection<ConnectionManager>;
@@ -41,6 +46,7 @@ impl Db {
         Ok(Self {
             pool,
             backend: url.backend(),
+            sqlite_writer: (url.backend() == Backend::Sqlite).then(|| Arc::new(Mutex::new(()))),
         })
     }
 
@@ -71,10 +77,31 @@ impl Db {
         F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
         T: Send + 'static,
     {
+        self.run_inner(None, f).await
+    }
+
+    /// Like [`Db::run`], for work that writes: on SQLite it first waits its turn among this
+    /// process's writers.
+    pub async fn write<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.run_inner(self.sqlite_writer.clone(), f).await
+    }
+
+    async fn run_inner<T, F>(&self, turn: Option<Arc<Mutex<()>>>, f: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
+        T: Send + 'static,
+    {
         let pool = self.pool.clone();
         let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
+            let _turn = turn
+                .as_ref()
+                .map(|t| t.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
             let mut conn = pool
                 .get()
                 .map_err(|e| ApiError::Unavailable(format!("database pool: {e}")))?;

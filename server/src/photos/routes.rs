@@ -207,7 +207,7 @@ pub async fn upload_photo(
     let lookup = (sha.clone(), user_id.clone());
     let existing = state
         .db
-        .run(move |conn| {
+        .write(move |conn| {
             let row = db::find(conn, &lookup.0)?;
             if row.is_some() {
                 db::record_upload(conn, &lookup.0, &lookup.1, now)?;
@@ -238,7 +238,7 @@ pub async fn upload_photo(
         .map_err(store_error)?;
     let (created, row) = state
         .db
-        .run(move |conn| {
+        .write(move |conn| {
             let created = db::insert(conn, &analysis, &user_id, now)?;
             let row = db::find(conn, &analysis.sha256)?
                 .ok_or_else(|| ApiError::internal(anyhow::anyhow!("photo row vanished")))?;

@@ -102,7 +102,7 @@ pub async fn submit_household_survey(
     let state = state.into_inner();
     let db = state.db.clone();
     let outcome = db
-        .run(move |conn| {
+        .write(move |conn| {
             let vault = &state.vault;
             let id = SubmissionId::parse(&input.submission_id).ok();
             let village = input.village_code.clone();
@@ -113,6 +113,7 @@ pub async fn submit_household_survey(
                     user_id: &caller.user_id,
                     village_code: &village,
                     canonical: &canonical,
+                    replay_checked: false,
                 };
                 if let Some(replayed) = submissions::replay(conn, vault, &incoming)? {
                     return Ok(replayed);
@@ -126,6 +127,7 @@ pub async fn submit_household_survey(
                 user_id: &caller.user_id,
                 village_code: survey.village.as_str(),
                 canonical: &canonical,
+                replay_checked: true,
             };
             submissions::ingest(conn, vault, &incoming, now, |conn| {
                 store::household(conn, vault, &survey, &answers_hash, &caller.user_id, now)
@@ -166,7 +168,7 @@ pub async fn submit_village_survey(
     let state = state.into_inner();
     let db = state.db.clone();
     let outcome = db
-        .run(move |conn| {
+        .write(move |conn| {
             let vault = &state.vault;
             if let Ok(id) = SubmissionId::parse(&input.submission_id) {
                 let incoming = Incoming {
@@ -175,6 +177,7 @@ pub async fn submit_village_survey(
                     user_id: &caller.user_id,
                     village_code: &input.village_code,
                     canonical: &canonical,
+                    replay_checked: false,
                 };
                 if let Some(replayed) = submissions::replay(conn, vault, &incoming)? {
                     return Ok(replayed);
@@ -188,6 +191,7 @@ pub async fn submit_village_survey(
                 user_id: &caller.user_id,
                 village_code: survey.village.as_str(),
                 canonical: &canonical,
+                replay_checked: true,
             };
             submissions::ingest(conn, vault, &incoming, now, |conn| {
                 store::village(conn, &survey, &caller.user_id, now)

@@ -8,8 +8,8 @@ use serde_json::{json, Value};
 
 use super::validate::{HouseholdSurvey, VillageSurvey};
 use crate::db::schema::{
-    household_surveys, households, people, photos, survey_flags, survey_members,
-    village_post_demand, village_surveys, villages,
+    household_surveys, households, people, photo_links, photos, survey_flags, survey_members,
+    village_post_demand, village_surveys,
 };
 use crate::db::DbConnection;
 use crate::domain::SurveyFlag;
@@ -28,38 +28,28 @@ pub struct Flag {
     pub detail: String,
 }
 
-fn checks_against_stored(
-    conn: &mut DbConnection,
-    village: &str,
-    photo_list: &[String],
-) -> ApiResult<Vec<FieldError>> {
-    let mut errors = Vec::new();
-    let known = villages::table
-        .find(village)
-        .count()
-        .get_result::<i64>(conn)?
-        > 0;
-    if !known {
-        errors.push(FieldError::new(
-            "village_code",
-            "unknown_village",
-            format!("no village {village}"),
-        ));
+/// A field error for every named photo the server does not have. (The village needs no
+/// check here: only field users submit, and their villages are foreign keys.)
+fn missing_photos(conn: &mut DbConnection, photo_list: &[String]) -> ApiResult<Vec<FieldError>> {
+    if photo_list.is_empty() {
+        return Ok(Vec::new());
     }
     let present: Vec<String> = photos::table
         .filter(photos::sha256.eq_any(photo_list))
         .select(photos::sha256)
         .load(conn)?;
-    for (i, sha) in photo_list.iter().enumerate() {
-        if !present.contains(sha) {
-            errors.push(FieldError::new(
+    Ok(photo_list
+        .iter()
+        .enumerate()
+        .filter(|(_, sha)| !present.contains(sha))
+        .map(|(i, sha)| {
+            FieldError::new(
                 format!("photos[{i}]"),
                 "photo_missing",
                 format!("photo {sha} has not been uploaded: PUT /api/v1/photos/{sha}, then retry"),
-            ));
-        }
-    }
-    Ok(errors)
+            )
+        })
+        .collect())
 }
 
 fn link_photos(
@@ -68,23 +58,40 @@ fn link_photos(
     submission_id: &str,
     village: &str,
 ) -> ApiResult<()> {
+    // A new submission has no links yet: insert without looking.
     for sha in photo_list {
-        crate::photos::db::link(conn, sha, submission_id, village)?;
+        diesel::insert_into(photo_links::table)
+            .values((
+                photo_links::photo_sha256.eq(sha),
+                photo_links::submission_id.eq(submission_id),
+                photo_links::village_code.eq(village),
+            ))
+            .execute(conn)?;
     }
     Ok(())
 }
 
+/// The household a survey is about.
+struct Resolved {
+    id: String,
+    /// Made by this survey (so it has no earlier versions).
+    created: bool,
+    /// For a keyless survey: an existing household it may duplicate.
+    possible_duplicate: Option<String>,
+}
+
 /// Finds the household a survey is about (by household number, else by the head's ID-number
-/// hash) or creates it. Returns the id and, for a keyless survey, a household it may duplicate.
+/// hash) or creates it.
 fn resolve_household(
     conn: &mut DbConnection,
     survey: &HouseholdSurvey,
     head_hash: Option<&str>,
     now: DateTime<Utc>,
-) -> ApiResult<(String, Option<String>)> {
-    type Found = (String, Option<String>, Option<String>);
+) -> ApiResult<Resolved> {
+    type Found = (String, String, Option<String>, Option<String>);
     let select = (
         households::id,
+        households::village_code,
         households::household_number,
         households::head_id_hash,
     );
@@ -105,23 +112,25 @@ fn resolve_household(
                 .optional()?;
         }
     }
-    if let Some((id, number, hash)) = found {
-        // A key learnt later is kept; a unique violation here (another household holds it) is
-        // resolved by the retry, which then finds that household first.
-        if number.is_none() && survey.household_number.is_some() {
+    if let Some((id, village, number, hash)) = found {
+        // Keys learnt later are kept, and the household lives where it was last surveyed. A
+        // unique violation here (a racing survey took the key) is resolved by the retry.
+        let number = number.or_else(|| survey.household_number.clone());
+        let hash = hash.or_else(|| head_hash.map(str::to_owned));
+        if village != survey.village.as_str() || number.is_some() || hash.is_some() {
             diesel::update(households::table.find(&id))
-                .set(households::household_number.eq(&survey.household_number))
+                .set((
+                    households::village_code.eq(survey.village.as_str()),
+                    households::household_number.eq(&number),
+                    households::head_id_hash.eq(&hash),
+                ))
                 .execute(conn)?;
         }
-        if hash.is_none() && head_hash.is_some() {
-            diesel::update(households::table.find(&id))
-                .set(households::head_id_hash.eq(head_hash))
-                .execute(conn)?;
-        }
-        diesel::update(households::table.find(&id))
-            .set(households::village_code.eq(survey.village.as_str()))
-            .execute(conn)?;
-        return Ok((id, None));
+        return Ok(Resolved {
+            id,
+            created: false,
+            possible_duplicate: None,
+        });
     }
 
     let possible_duplicate = if survey.household_number.is_none() && head_hash.is_none() {
@@ -139,7 +148,11 @@ fn resolve_household(
             households::created_at.eq(now.naive_utc()),
         ))
         .execute(conn)?;
-    Ok((id, possible_duplicate))
+    Ok(Resolved {
+        id,
+        created: true,
+        possible_duplicate,
+    })
 }
 
 /// The nearest household of the village whose latest survey has the same normalised head
@@ -193,6 +206,97 @@ fn latest_survey_of(conn: &mut DbConnection, household: &str) -> QueryResult<Opt
         .optional()
 }
 
+/// Same household, same month: each other enumerator's latest answers this month (unless this
+/// survey corrects that one) must be these answers, or the versions conflict.
+fn conflicting_version(
+    conn: &mut DbConnection,
+    survey: &HouseholdSurvey,
+    household_id: &str,
+    answers_hash: &str,
+    enumerator_id: &str,
+) -> ApiResult<Option<Flag>> {
+    let same_month: Vec<(String, String, String)> = household_surveys::table
+        .filter(household_surveys::household_id.eq(household_id))
+        .filter(household_surveys::month.eq(&survey.month))
+        .filter(household_surveys::enumerator_id.ne(enumerator_id))
+        .order(household_surveys::version.desc())
+        .select((
+            household_surveys::id,
+            household_surveys::enumerator_id,
+            household_surveys::answers_hash,
+        ))
+        .load(conn)?;
+    let mut judged = std::collections::HashSet::new();
+    for (other_id, other_enumerator, other_answers) in &same_month {
+        if !judged.insert(other_enumerator) {
+            continue;
+        }
+        let corrected = survey
+            .replaces
+            .as_ref()
+            .is_some_and(|r| r.as_str() == other_id);
+        if !corrected && other_answers != answers_hash {
+            return Ok(Some(Flag {
+                flag: SurveyFlag::ConflictingVersions,
+                related_household_id: None,
+                detail: format!(
+                    "survey {other_id} of {} by another enumerator has other answers",
+                    survey.month
+                ),
+            }));
+        }
+    }
+    Ok(None)
+}
+
+/// Members who are also in the latest version of another household, one flag per household.
+fn people_elsewhere(
+    conn: &mut DbConnection,
+    member_hashes: &[String],
+    household_id: &str,
+) -> ApiResult<Vec<Flag>> {
+    let appearances: Vec<(String, String)> = survey_members::table
+        .inner_join(household_surveys::table)
+        .filter(survey_members::person_id_hash.eq_any(member_hashes))
+        .filter(household_surveys::household_id.ne(household_id))
+        .select((
+            household_surveys::household_id,
+            survey_members::person_id_hash,
+        ))
+        .distinct()
+        .load(conn)?;
+    let mut flags: Vec<Flag> = Vec::new();
+    for (other, person) in appearances {
+        if flags
+            .iter()
+            .any(|f| f.related_household_id.as_deref() == Some(other.as_str()))
+        {
+            continue;
+        }
+        let Some(latest) = latest_survey_of(conn, &other)? else {
+            continue;
+        };
+        let still_there = survey_members::table
+            .filter(survey_members::survey_id.eq(&latest))
+            .filter(survey_members::person_id_hash.eq(&person))
+            .count()
+            .get_result::<i64>(conn)?
+            > 0;
+        if still_there {
+            let position = member_hashes
+                .iter()
+                .position(|h| *h == person)
+                .unwrap_or_default();
+            flags.push(Flag {
+                flag: SurveyFlag::PersonInMultipleHouseholds,
+                detail: format!("members[{position}] is also a member of household {other}"),
+                related_household_id: Some(other),
+            });
+        }
+    }
+    Ok(flags)
+}
+
 /// Stores a household survey as a new version of its household and returns the answer.
 pub fn household(
     conn: &mut DbConnection,
@@ -202,7 +306,7 @@ pub fn household(
     enumerator_id: &str,
     now: DateTime<Utc>,
 ) -> ApiResult<Value> {
-    let mut errors = checks_against_stored(conn, survey.village.as_str(), &survey.photos)?;
+    let mut errors = missing_photos(conn, &survey.photos)?;
     if let Some(replaced) = &survey.replaces {
         let village: Option<String> = household_surveys::table
             .find(replaced.as_str())
@@ -228,57 +332,40 @@ pub fn household(
     }
 
     let head_hash = survey.head_id.as_ref().map(|id| vault.index_id(id));
-    let (household_id, possible_duplicate) =
-        resolve_household(conn, survey, head_hash.as_deref(), now)?;
-    let version = household_surveys::table
-        .filter(household_surveys::household_id.eq(&household_id))
-        .select(diesel::dsl::max(household_surveys::version))
-        .first::<Option<i32>>(conn)?
-        .unwrap_or(0)
-        + 1;
+    let household = resolve_household(conn, survey, head_hash.as_deref(), now)?;
+    let household_id = household.id.clone();
+    let version = if household.created {
+        1
+    } else {
+        household_surveys::table
+            .filter(household_surveys::household_id.eq(&household_id))
+            .select(diesel::dsl::max(household_surveys::version))
+            .first::<Option<i32>>(conn)?
+            .unwrap_or(0)
+            + 1
+    };
 
     let mut flags = Vec::new();
-    if let Some(other) = possible_duplicate {
+    if let Some(other) = household.possible_duplicate {
         flags.push(Flag {
             flag: SurveyFlag::PossibleDuplicate,
             detail: format!("same head name and size within one member, within {DUPLICATE_RADIUS_M} m of household {other}"),
             related_household_id: Some(other),
         });
     }
-    // Same household, same month: each other enumerator's latest answers this month (unless this
-    // survey corrects that one) must be these answers, or the versions conflict.
-    let same_month: Vec<(String, String, String)> = household_surveys::table
-        .filter(household_surveys::household_id.eq(&household_id))
-        .filter(household_surveys::month.eq(&survey.month))
-        .filter(household_surveys::enumerator_id.ne(enumerator_id))
-        .order(household_surveys::version.desc())
-        .select((
-            household_surveys::id,
-            household_surveys::enumerator_id,
-            household_surveys::answers_hash,
-        ))
-        .load(conn)?;
-    let mut judged = std::collections::HashSet::new();
-    for (other_id, other_enumerator, other_answers) in &same_month {
-        if !judged.insert(other_enumerator) {
-            continue;
-        }
-        let corrected = survey
-            .replaces
-            .as_ref()
-            .is_some_and(|r| r.as_str() == other_id);
-        if !corrected && other_answers != answers_hash {
-            flags.push(Flag {
-                flag: SurveyFlag::ConflictingVersions,
-                related_household_id: None,
-                detail: format!(
-                    "survey {other_id} of {} by another enumerator has other answers",
-                    survey.month
-                ),
-            });
-            break;
+    if !household.created {
+        if let Some(flag) =
+            conflicting_version(conn, survey, &household_id, answers_hash, enumerator_id)?
+        {
+            flags.push(flag);
         }
     }
+    let member_hashes: Vec<String> = survey
+        .members
+        .iter()
+        .map(|m| vault.index_id(&m.id))
+        .collect();
+    flags.extend(people_elsewhere(conn, &member_hashes, &household_id)?);
 
     let head_sealed = survey.head_id.as_ref().map(|id| vault.seal_id(id));
     diesel::insert_into(household_surveys::table)
@@ -315,17 +402,15 @@ pub fn household(
         ))
         .execute(conn)?;
 
-    for (position, m) in survey.members.iter().enumerate() {
-        let person = vault.index_id(&m.id);
-        let known = people::table
-            .find(&person)
-            .count()
-            .get_result::<i64>(conn)?
-            > 0;
-        if !known {
+    let known: Vec<String> = people::table
+        .filter(people::id_hash.eq_any(&member_hashes))
+        .select(people::id_hash)
+        .load(conn)?;
+    for (position, (m, person)) in survey.members.iter().zip(&member_hashes).enumerate() {
+        if !known.contains(person) {
             diesel::insert_into(people::table)
                 .values((
-                    people::id_hash.eq(&person),
+                    people::id_hash.eq(person),
                     people::id_sealed.eq(vault.seal_id(&m.id)),
                     people::sex.eq(m.sex.as_str()),
                     people::birth_date.eq(m.birth_date),
@@ -337,7 +422,7 @@ pub fn household(
             .values((
                 survey_members::survey_id.eq(survey.id.as_str()),
                 survey_members::position.eq(position as i32),
-                survey_members::person_id_hash.eq(&person),
+                survey_members::person_id_hash.eq(person),
                 survey_members::name.eq(&m.name),
                 survey_members::relation.eq(m.relation.as_str()),
                 survey_members::labour_capacity.eq(m.labour_capacity.as_str()),
@@ -359,38 +444,6 @@ pub fn household(
                     .join(",")),
             ))
             .execute(conn)?;
-
-        // The same person in the latest version of another household.
-        let elsewhere: Vec<String> = survey_members::table
-            .inner_join(household_surveys::table)
-            .filter(survey_members::person_id_hash.eq(&person))
-            .filter(household_surveys::household_id.ne(&household_id))
-            .select(household_surveys::household_id)
-            .distinct()
-            .load(conn)?;
-        for other in elsewhere {
-            let Some(latest) = latest_survey_of(conn, &other)? else {
-                continue;
-            };
-            let still_there = survey_members::table
-                .filter(survey_members::survey_id.eq(&latest))
-                .filter(survey_members::person_id_hash.eq(&person))
-                .count()
-                .get_result::<i64>(conn)?
-                > 0;
-            if still_there
-                && !flags.iter().any(|f| {
-                    f.related_household_id.as_deref() == Some(other.as_str())
-                        && f.flag == SurveyFlag::PersonInMultipleHouseholds
-                })
-            {
-                flags.push(Flag {
-                    flag: SurveyFlag::PersonInMultipleHouseholds,
-                    detail: format!("members[{position}] is also a member of household {other}"),
-                    related_household_id: Some(other),
-                });
-            }
-        }
     }
 
     for f in &flags {
@@ -444,7 +497,7 @@ pub fn village(
     surveyor_id: &str,
     now: DateTime<Utc>,
 ) -> ApiResult<Value> {
-    let errors = checks_against_stored(conn, survey.village.as_str(), &survey.photos)?;
+    let errors = missing_photos(conn, &survey.photos)?;
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }

@@ -149,7 +149,7 @@ pub async fn create_user(
     let input = body.0;
     let summary = state
         .db
-        .run(move |conn| {
+        .write(move |conn| {
             let user = validate(conn, &input)?;
             let id = create(conn, &user)?;
             let row: Row = users::table.find(&id).select(ROW).first(conn)?;

@@ -1,0 +1,298 @@
+//! Survey ingest over HTTP against a baseline of bare inserts, on SQLite and on PostgreSQL.
+//!
+//! ```text
+//! cargo bench --bench ingest                    # 400 surveys per backend
+//! TAIZHANG_BENCH_SURVEYS=2000 TAIZHANG_BENCH_BACKENDS=sqlite cargo bench --bench ingest
+//! ```
+//!
+//! For each backend the real server runs in-process on a fresh database. The baseline is the
+//! same number of single-row inserts of each survey's raw JSON into a one-table scratch table of
+//! the same database, one after another on one connection. The ingest is the same surveys
+//! (4 members, 2 photos each, every head a new household) POSTed to
+//! `/api/v1/surveys/households` by 8 concurrent clients. To show where the time goes, it also
+//! times the same number of authenticated `GET /api/v1/me` (HTTP, token check, session
+//! lookup). PostgreSQL is the throwaway cluster the tests use (fsync off), so both backends are
+//! measured without disk flushes.
+
+#[path = "../../tests/api/pg.rs"]
+#[allow(dead_code)]
+mod pg;
+
+use std::time::Instant;
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use taizhang::auth::Caller;
+use taizhang::config::Settings;
+use taizhang::db::DatabaseUrl;
+use taizhang::domain::{DivisionCode, Role};
+use taizhang::privacy::Vault;
+use taizhang::secrets::Keys;
+use taizhang::secrets::SecretSource;
+use taizhang::startup::Application;
+use taizhang::submissions::{self, canonical_json, Incoming, Kind};
+use taizhang::surveys::input::HouseholdSurveyRequest;
+use taizhang::surveys::{store, validate};
+
+diesel::table! {
+    bench_raw (id) {
+        id -> Text,
+        body -> Text,
+    }
+}
+
+const CONCURRENCY: usize = 8;
+
+fn id_number(birth: &str, sequence: u32) -> String {
+    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    let first = format!("220802{birth}{sequence:03}");
+    let sum: u32 = first
+        .bytes()
+        .zip(WEIGHTS)
+        .map(|(b, w)| u32::from(b - b'0') * w)
+        .sum();
+    format!("{first}{}", b"10X98765432"[(sum % 11) as usize] as char)
+}
+
+/// Survey `i`: a new household of four (its own birth dates), two photos.
+fn survey(i: usize, photos: &[String]) -> Value {
+    let day = |year: u32| format!("{year}{:02}{:02}", 1 + (i / 28) % 12, 1 + i % 28);
+    let seq = (i / 336) as u32 % 499;
+    let member = |name: &str, id: String, relation: &str, capacity: &str| {
+        let sex = if (id.as_bytes()[16] - b'0') % 2 == 1 {
+            "male"
+        } else {
+            "female"
+        };
+        let employment = if capacity == "able" {
+            json!({"status": "out_of_province", "employer_id": null, "post_type": null, "monthly_income_yuan": 3000})
+        } else {
+            Value::Null
+        };
+        json!({"name": name, "id_number": id, "sex": sex,
+               "birth_date": format!("{}-{}-{}", &id[6..10], &id[10..12], &id[12..14]),
+               "relation": relation, "labour_capacity": capacity, "employment": employment,
+               "wants_public_post": i.is_multiple_of(3), "training": {"wanted": true, "trade": "electrician"},
+               "at_risk": false, "safety_net": []})
+    };
+    let head = id_number(&day(1970), seq * 2 + 1);
+    json!({
+        "submission_id": uuid::Uuid::now_v7().to_string(),
+        "form_version": "2020.07",
+        "village_code": "220802100201",
+        "surveyed_at": "2020-07-20T09:31:00+08:00",
+        "location": {"lat": 45.736537, "lon": 122.566161, "accuracy_m": 12.5},
+        "household": {"household_number": null, "head_name": "张三", "head_id_number": head,
+                      "poverty_status": "lifted", "relocated": false, "phone": "13800000000"},
+        "members": [
+            member("张三", head.clone(), "head", "able"),
+            member("李秀兰", id_number(&day(1972), seq * 2), "spouse", "able"),
+            member("张小明", id_number(&day(2005), seq * 2 + 1), "child", "none"),
+            member("张小红", id_number(&day(2008), seq * 2), "child", "none"),
+        ],
+        "photos": photos,
+        "replaces": null,
+        "device": {"device_id": "bench", "app_version": "1.0.0"}
+    })
+}
+
+/// Sends a request and reads the whole answer (an unread body would cost the connection).
+async fn status_after_body(request: reqwest::RequestBuilder) -> u16 {
+    match request.send().await {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            let _ = response.bytes().await;
+            status
+        }
+        Err(_) => 0,
+    }
+}
+
+fn rate(n: usize, started: Instant) -> f64 {
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
+async fn run(name: &str, database: DatabaseUrl, n: usize) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut settings = Settings::new(dir.path());
+    settings.database = database.clone();
+    settings.bind = "127.0.0.1:0".into();
+    settings.secret = SecretSource::Value("ab".repeat(32));
+    settings.demo = true;
+    settings.workers = Some(2);
+    settings.db_pool_size = 8;
+    let app = Application::build(settings).await?;
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let handle = app.handle();
+    actix_web::rt::spawn(app.run_until_stopped());
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(CONCURRENCY)
+        .build()?;
+    let login: Value = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"phone": "13900000004", "password": "demo-field-0004", "device_id": "bench"}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let token = login["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let mut photos = Vec::new();
+    for file in ["doorplate.jpg", "household.jpg"] {
+        let bytes = std::fs::read(format!(
+            "{}/fixtures/photos/{file}",
+            env!("CARGO_MANIFEST_DIR")
+        ))?;
+        let sha = hex::encode(Sha256::digest(&bytes));
+        client
+            .put(format!("{base}/api/v1/photos/{sha}"))
+            .bearer_auth(&token)
+            .header("content-type", "image/jpeg")
+            .body(bytes)
+            .send()
+            .await?
+            .error_for_status()?;
+        photos.push(sha);
+    }
+    let bodies: Vec<Value> = (0..n).map(|i| survey(i, &photos)).collect();
+
+    // Baseline: bare single-row inserts of the raw JSON, one connection, one after another.
+    let mut conn = database.establish()?;
+    conn.batch_execute(
+        "CREATE TABLE bench_raw (id TEXT PRIMARY KEY NOT NULL, body TEXT NOT NULL)",
+    )?;
+    let raw: Vec<(String, String)> = bodies
+        .iter()
+        .map(|b| {
+            (
+                b["submission_id"].as_str().unwrap_or_default().to_owned(),
+                b.to_string(),
+            )
+        })
+        .collect();
+    let started = Instant::now();
+    for (id, body) in &raw {
+        diesel::insert_into(bench_raw::table)
+            .values((bench_raw::id.eq(id), bench_raw::body.eq(body)))
+            .execute(&mut conn)?;
+    }
+    let baseline = rate(n, started);
+
+    // The same surveys over HTTP.
+    let started = Instant::now();
+    let statuses: Vec<u16> = futures_util::stream::iter(bodies.iter())
+        .map(|body| {
+            let request = client
+                .post(format!("{base}/api/v1/surveys/households"))
+                .bearer_auth(&token)
+                .json(body);
+            async move { status_after_body(request).await }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    let ingest = rate(n, started);
+    let created = statuses.iter().filter(|s| **s == 201).count();
+    anyhow::ensure!(
+        created == n,
+        "{created} of {n} surveys were stored (statuses {:?})",
+        &statuses[..statuses.len().min(5)]
+    );
+
+    let started = Instant::now();
+    futures_util::stream::iter(0..n)
+        .map(|_| {
+            let request = client.get(format!("{base}/api/v1/me")).bearer_auth(&token);
+            async move { status_after_body(request).await }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await;
+    let me = rate(n, started);
+    let user_id = login["user"]["id"].as_str().unwrap_or_default().to_owned();
+    handle.stop(true).await;
+
+    // The same work without HTTP: parse, validate, seal and store on one connection.
+    let vault = Vault::new(&Keys::from_master(&[0xab; 32]));
+    let caller = Caller {
+        user_id: user_id.clone(),
+        session_id: String::new(),
+        name: String::new(),
+        phone: String::new(),
+        role: Role::Enumerator,
+        county_code: DivisionCode::parse("220802000000").ok(),
+        village_codes: ["220802100200", "220802100201"]
+            .iter()
+            .filter_map(|c| DivisionCode::parse(c).ok())
+            .collect(),
+    };
+    let direct_bodies: Vec<Value> = (n..2 * n).map(|i| survey(i, &photos)).collect();
+    let started = Instant::now();
+    for value in &direct_bodies {
+        let input: HouseholdSurveyRequest = serde_json::from_value(value.clone())?;
+        let canonical = canonical_json(value);
+        let answers =
+            canonical_json(&json!({"household": value["household"], "members": value["members"]}));
+        let now = chrono::Utc::now();
+        let survey =
+            validate::household(&input, &caller, now).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let answers_hash = vault.keyed_hash(answers.as_bytes());
+        let incoming = Incoming {
+            id: survey.id.as_str(),
+            kind: Kind::HouseholdSurvey,
+            user_id: &user_id,
+            village_code: survey.village.as_str(),
+            canonical: &canonical,
+            replay_checked: false,
+        };
+        submissions::ingest(&mut conn, &vault, &incoming, now, |conn| {
+            store::household(conn, &vault, &survey, &answers_hash, &user_id, now)
+        })
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    let direct = rate(n, started);
+
+    println!(
+        "{name:<9} baseline {baseline:>6.0} inserts/s | HTTP ingest {ingest:>5.0} surveys/s = {:.3} of baseline | \
+         without HTTP, one connection: {direct:>5.0} surveys/s = {:.3} of baseline | authenticated GET /me {me:>5.0}/s",
+        ingest / baseline,
+        direct / baseline,
+    );
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let n: usize = std::env::var("TAIZHANG_BENCH_SURVEYS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(400);
+    // TAIZHANG_BENCH_BACKENDS=sqlite (or postgres) measures one backend only.
+    let only = std::env::var("TAIZHANG_BENCH_BACKENDS").unwrap_or_default();
+    actix_web::rt::System::new().block_on(async move {
+        if only.is_empty() || only.contains("sqlite") {
+            let dir = tempfile::tempdir()?;
+            run(
+                "sqlite",
+                DatabaseUrl::Sqlite(dir.path().join("bench.sqlite3")),
+                n,
+            )
+            .await?;
+        }
+        if only.is_empty() || only.contains("postgres") {
+            let url = tokio::task::spawn_blocking(pg::fresh_database).await?;
+            run(
+                "postgres",
+                DatabaseUrl::parse(&url).map_err(anyhow::Error::msg)?,
+                n,
+            )
+            .await?;
+        }
+        Ok(())
+    })
+}
