@@ -73,9 +73,28 @@ pub struct VillageSurveyAnswer {
 #[utoipa::path(
     tag = "surveys",
     security(("bearer" = [])),
-    request_body = HouseholdSurveyRequest,
+    request_body(content = HouseholdSurveyRequest, example = json!({
+        "submission_id": "0190b7c2-6d1e-7c3a-9a51-3f2d8e0b4c11",
+        "form_version": "2020.07",
+        "village_code": "220802100201",
+        "surveyed_at": "2020-07-20T09:31:00+08:00",
+        "location": {"lat": 45.6194, "lon": 122.8391, "accuracy_m": 12.5, "crs": "wgs84"},
+        "household": {"household_number": null, "head_name": "张三", "head_id_number": "220802197001011238",
+                      "poverty_status": "lifted", "relocated": false, "phone": "13800000000"},
+        "members": [{"name": "张三", "id_number": "220802197001011238", "sex": "male", "birth_date": "1970-01-01",
+                     "relation": "head", "labour_capacity": "able",
+                     "employment": {"status": "out_of_province", "employer_id": null, "post_type": null, "monthly_income_yuan": 3000},
+                     "wants_public_post": false, "training": {"wanted": true, "trade": "electrician"},
+                     "at_risk": false, "safety_net": []}],
+        "photos": ["9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"],
+        "replaces": null,
+        "device": {"device_id": "a1b2c3", "app_version": "1.0.0"}
+    })),
     responses(
-        (status = 201, description = "Stored", body = HouseholdSurveyAnswer),
+        (status = 201, description = "Stored", body = HouseholdSurveyAnswer, example = json!({
+            "id": "0190b7c2-6d1e-7c3a-9a51-3f2d8e0b4c11", "household_id": "0193a6c4-2f0e-7b9a-8c1d-5e6f7a8b9c0d",
+            "version": 1, "status": "pending", "flags": [], "flag_details": [], "received_at": "2020-07-20T11:02:03.123Z"
+        })),
         (status = 200, description = "A replay: stored before, answered as then", body = HouseholdSurveyAnswer),
         (status = 403, description = "`forbidden_role`: only enumerators and first secretaries submit surveys", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`submission_id_reused`: this id was used for other content", body = Problem, content_type = "application/problem+json"),
@@ -143,7 +162,12 @@ pub async fn submit_household_survey(
 #[utoipa::path(
     tag = "surveys",
     security(("bearer" = [])),
-    request_body = VillageSurveyRequest,
+    request_body(content = VillageSurveyRequest, example = json!({
+        "submission_id": "0190b7c2-7a00-7c3a-9a51-3f2d8e0b4c12", "village_code": "220802100201", "month": "2020-07",
+        "surveyed_at": "2020-07-21T10:00:00+08:00", "location": {"lat": 45.62, "lon": 122.84, "accuracy_m": 8},
+        "posts": [{"post_type": "cleaner", "needed": 5, "filled": 3}], "willing_people": 7,
+        "photos": [], "device": {"device_id": "a1b2c3", "app_version": "1.0.0"}
+    })),
     responses(
         (status = 201, description = "Stored", body = VillageSurveyAnswer),
         (status = 200, description = "A replay", body = VillageSurveyAnswer),
