@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::checkins::CheckinPolicy;
 use crate::db::{default_sqlite_path, DatabaseUrl};
 use crate::photos::PhotoSettings;
 use crate::secrets::SecretSource;
@@ -29,6 +30,7 @@ pub struct Settings {
     pub shutdown_timeout: Duration,
     pub auth: AuthPolicy,
     pub photos: PhotoSettings,
+    pub checkins: CheckinPolicy,
 }
 
 #[derive(Debug, Clone)]
@@ -72,6 +74,7 @@ impl Settings {
             shutdown_timeout: Duration::from_secs(30),
             auth: AuthPolicy::default(),
             photos: PhotoSettings::new(&data_dir),
+            checkins: CheckinPolicy::default(),
             data_dir,
         }
     }

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod auth;
 pub mod catalog;
+pub mod checkins;
 pub mod cli;
 pub mod config;
 pub mod db;

@@ -21,6 +21,7 @@ use crate::privacy::Vault;
 use crate::secrets::Keys;
 use crate::users::{demo, NewUserInput};
 use crate::villages::fixtures;
+use crate::villages::geofences::Geofences;
 
 /// What every handler can reach.
 pub struct AppState {
@@ -28,6 +29,7 @@ pub struct AppState {
     pub photos: PhotoStore,
     /// Seals and indexes personal data (ID numbers, phones, submissions).
     pub vault: Vault,
+    pub geofences: Geofences,
     pub keys: Keys,
     pub settings: Settings,
     pub metrics: Metrics,
@@ -132,6 +134,7 @@ impl Application {
             db: prepared.db,
             photos: prepared.photos,
             vault: Vault::new(&prepared.keys),
+            geofences: Geofences::default(),
             keys: prepared.keys,
             metrics: Metrics::new(),
             settings: settings.clone(),

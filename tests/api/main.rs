@@ -6,6 +6,7 @@ mod moto;
 mod pg;
 
 mod auth;
+mod checkins;
 mod cli;
 mod contract;
 mod errors;

@@ -251,6 +251,28 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    checkins (id) {
+        id -> Text,
+        user_id -> Text,
+        kind -> Text,
+        subject -> Text,
+        worker_id_sealed -> Nullable<Text>,
+        village_code -> Text,
+        captured_at -> Timestamp,
+        attendance_date -> Date,
+        lat -> Double,
+        lon -> Double,
+        accuracy_m -> Nullable<Double>,
+        mock_location -> Bool,
+        photo_sha256 -> Text,
+        photo_phash -> BigInt,
+        status -> Text,
+        flags -> Text,
+        received_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(villages -> divisions (township_code));
 diesel::joinable!(household_surveys -> households (household_id));
 diesel::joinable!(household_surveys -> submissions (id));
@@ -288,6 +310,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     village_surveys,
     village_post_demand,
     audit_log,
+    checkins,
 );
 
 /// Every table, for the guard tests that check each one loads on both backends.
@@ -312,4 +335,5 @@ pub const ALL_TABLES: &[&str] = &[
     "village_surveys",
     "village_post_demand",
     "audit_log",
+    "checkins",
 ];

@@ -1,0 +1,287 @@
+//! Monthly attendance, computed from the raw check-ins: a day counts once however many
+//! check-ins it has; a day with only flagged check-ins counts apart.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chrono::NaiveDate;
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::policy::CheckinPolicy;
+use crate::auth::{Caller, ScopeLevel};
+use crate::db::schema::{checkins, survey_members, users};
+use crate::db::DbConnection;
+use crate::domain::{CheckinKind, DivisionCode, DivisionLevel, Role};
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::privacy::Vault;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AttendanceQuery {
+    /// `YYYY-MM`.
+    pub month: String,
+    /// 12-digit village code.
+    pub village: Option<String>,
+    /// 12-digit county code.
+    pub county: Option<String>,
+    /// A user id: only that user's own (resident-duty) attendance.
+    pub user: Option<String>,
+}
+
+pub struct Filter {
+    month: String,
+    first: NaiveDate,
+    next: NaiveDate,
+    village: Option<DivisionCode>,
+    county: Option<DivisionCode>,
+    user: Option<String>,
+}
+
+fn bad(field: &str, detail: &str) -> ApiError {
+    ApiError::BadRequest {
+        code: ErrorCode::InvalidQuery,
+        detail: format!("{field}: {detail}"),
+        field: Some(field.into()),
+    }
+}
+
+impl Filter {
+    pub fn parse(q: AttendanceQuery, caller: &Caller) -> ApiResult<Self> {
+        let first = NaiveDate::parse_from_str(&format!("{}-01", q.month.trim()), "%Y-%m-%d")
+            .ok()
+            .filter(|_| q.month.trim().len() == 7)
+            .ok_or_else(|| bad("month", "must be YYYY-MM"))?;
+        let next = first + chrono::Months::new(1);
+        let village = q
+            .village
+            .as_deref()
+            .map(|v| {
+                DivisionCode::parse_level(v, DivisionLevel::Village)
+                    .map_err(|e| bad("village", &e.message))
+            })
+            .transpose()?;
+        let county = q
+            .county
+            .as_deref()
+            .map(|c| {
+                DivisionCode::parse_level(c, DivisionLevel::County)
+                    .map_err(|e| bad("county", &e.message))
+            })
+            .transpose()?;
+        if let Some(v) = &village {
+            caller.require_village(v)?;
+        }
+        if let Some(c) = &county {
+            caller.require_county(c)?;
+        }
+        Ok(Self {
+            month: first.format("%Y-%m").to_string(),
+            first,
+            next,
+            village,
+            county,
+            user: q.user,
+        })
+    }
+}
+
+/// One person's attendance in one village.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PersonAttendance {
+    /// `user:<id>` for resident duty, `person:<keyed hash>` for a special-post worker.
+    pub subject: String,
+    pub kind: CheckinKind,
+    pub user_id: Option<String>,
+    pub name: Option<String>,
+    pub role: Option<Role>,
+    /// A special-post worker's ID number, masked.
+    pub worker_id_number: Option<String>,
+    pub village_code: String,
+    /// Days with at least one accepted check-in.
+    pub days_present: u32,
+    /// Days with check-ins, all of them flagged.
+    pub days_flagged: u32,
+    pub days_required: u32,
+    pub requirement_met: bool,
+}
+
+/// Totals for a village or a county.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct Rollup {
+    pub code: String,
+    pub people: u32,
+    pub requirement_met: u32,
+    pub days_present: u32,
+    pub days_flagged: u32,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Attendance {
+    #[schema(example = "2020-07")]
+    pub month: String,
+    pub people: Vec<PersonAttendance>,
+    pub villages: Vec<Rollup>,
+    pub counties: Vec<Rollup>,
+}
+
+type Row = (
+    String,
+    String,
+    String,
+    String,
+    NaiveDate,
+    String,
+    Option<String>,
+);
+
+pub fn compute(
+    conn: &mut DbConnection,
+    vault: &Vault,
+    policy: &CheckinPolicy,
+    caller: &Caller,
+    f: &Filter,
+) -> ApiResult<Attendance> {
+    let mut select = checkins::table
+        .filter(checkins::attendance_date.ge(f.first))
+        .filter(checkins::attendance_date.lt(f.next))
+        .select((
+            checkins::subject,
+            checkins::kind,
+            checkins::user_id,
+            checkins::village_code,
+            checkins::attendance_date,
+            checkins::status,
+            checkins::worker_id_sealed,
+        ))
+        .into_boxed();
+    match caller.scope_level() {
+        ScopeLevel::City => {}
+        ScopeLevel::County => {
+            let prefix = caller
+                .county_code
+                .as_ref()
+                .map(|c| c.as_str()[..6].to_owned())
+                .unwrap_or_default();
+            select = select.filter(checkins::village_code.like(format!("{prefix}%")));
+        }
+        ScopeLevel::Villages => {
+            let own: Vec<String> = caller
+                .village_codes
+                .iter()
+                .map(|c| c.as_str().to_owned())
+                .collect();
+            select = select.filter(checkins::village_code.eq_any(own));
+        }
+    }
+    if let Some(v) = &f.village {
+        select = select.filter(checkins::village_code.eq(v.as_str().to_owned()));
+    }
+    if let Some(c) = &f.county {
+        select = select.filter(checkins::village_code.like(format!("{}%", &c.as_str()[..6])));
+    }
+    if let Some(user) = &f.user {
+        select = select.filter(checkins::subject.eq(format!("user:{user}")));
+    }
+    let rows: Vec<Row> = select.load(conn)?;
+
+    struct Days {
+        kind: String,
+        user_id: String,
+        worker_sealed: Option<String>,
+        present: BTreeSet<NaiveDate>,
+        seen: BTreeSet<NaiveDate>,
+    }
+    let mut by_person: BTreeMap<(String, String), Days> = BTreeMap::new();
+    for (subject, kind, user_id, village, date, status, worker_sealed) in rows {
+        let days = by_person.entry((subject, village)).or_insert_with(|| Days {
+            kind,
+            user_id,
+            worker_sealed,
+            present: BTreeSet::new(),
+            seen: BTreeSet::new(),
+        });
+        days.seen.insert(date);
+        if status == "accepted" {
+            days.present.insert(date);
+        }
+    }
+
+    let user_ids: Vec<&str> = by_person.values().map(|d| d.user_id.as_str()).collect();
+    let people_users: HashMap<String, (String, String)> = users::table
+        .filter(users::id.eq_any(&user_ids))
+        .select((users::id, users::name, users::role))
+        .load::<(String, String, String)>(conn)?
+        .into_iter()
+        .map(|(id, name, role)| (id, (name, role)))
+        .collect();
+
+    let mut people = Vec::new();
+    for ((subject, village), days) in by_person {
+        let kind = CheckinKind::parse(&days.kind).unwrap_or(CheckinKind::ResidentDuty);
+        let (user_id, name, role, worker_id_number) = match subject.strip_prefix("person:") {
+            Some(hash) => {
+                let name: Option<String> = survey_members::table
+                    .filter(survey_members::person_id_hash.eq(hash))
+                    .select(survey_members::name)
+                    .first(conn)
+                    .optional()?;
+                let masked = days
+                    .worker_sealed
+                    .as_deref()
+                    .and_then(|s| vault.open_id(s).ok())
+                    .map(|id| id.masked());
+                (None, name, None, masked)
+            }
+            None => {
+                let (name, role) = people_users.get(&days.user_id).cloned().unzip();
+                (
+                    Some(days.user_id.clone()),
+                    name,
+                    role.as_deref().and_then(Role::parse),
+                    None,
+                )
+            }
+        };
+        let days_present = days.present.len() as u32;
+        let days_required = policy.required_days(kind, role);
+        people.push(PersonAttendance {
+            subject,
+            kind,
+            user_id,
+            name,
+            role,
+            worker_id_number,
+            village_code: village,
+            days_present,
+            days_flagged: days.seen.difference(&days.present).count() as u32,
+            days_required,
+            requirement_met: days_present >= days_required,
+        });
+    }
+
+    let mut villages: BTreeMap<String, Rollup> = BTreeMap::new();
+    let mut counties: BTreeMap<String, Rollup> = BTreeMap::new();
+    for p in &people {
+        let county = format!("{}000000", &p.village_code[..6]);
+        for (map, code) in [
+            (&mut villages, p.village_code.clone()),
+            (&mut counties, county),
+        ] {
+            let r = map.entry(code.clone()).or_insert_with(|| Rollup {
+                code,
+                ..Rollup::default()
+            });
+            r.people += 1;
+            r.requirement_met += u32::from(p.requirement_met);
+            r.days_present += p.days_present;
+            r.days_flagged += p.days_flagged;
+        }
+    }
+    Ok(Attendance {
+        month: f.month.clone(),
+        people,
+        villages: villages.into_values().collect(),
+        counties: counties.into_values().collect(),
+    })
+}

@@ -1,0 +1,175 @@
+use chrono::{DateTime, FixedOffset, Utc};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use crate::auth::Caller;
+use crate::domain::{CheckinKind, DivisionCode, DivisionLevel, IdNumber, SubmissionId};
+use crate::error::FieldError;
+use crate::surveys::input::{DeviceInput, LocationInput};
+
+/// `POST /api/v1/checkins`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct CheckinRequest {
+    #[schema(example = "0190b7c2-8b00-7c3a-9a51-3f2d8e0b4c13")]
+    pub submission_id: String,
+    pub kind: CheckinKind,
+    #[schema(example = "220802100201")]
+    pub village_code: String,
+    /// The special-post worker being checked in (`kind: special_post` only).
+    pub worker_id_number: Option<String>,
+    /// When the photo was taken and the position read, RFC 3339 with offset (device clock).
+    #[schema(example = "2020-07-20T08:02:11+08:00")]
+    pub captured_at: String,
+    pub location: LocationInput,
+    /// The phone reports a mock (simulated) location.
+    #[serde(default)]
+    pub mock_location: bool,
+    /// SHA-256 of the check-in photo (JPEG), uploaded beforehand.
+    pub photo: String,
+    pub device: DeviceInput,
+}
+
+#[derive(Debug, Clone)]
+pub struct Checkin {
+    pub id: SubmissionId,
+    pub kind: CheckinKind,
+    pub village: DivisionCode,
+    pub worker: Option<IdNumber>,
+    pub captured_at: DateTime<FixedOffset>,
+    pub lat: f64,
+    pub lon: f64,
+    pub accuracy_m: Option<f64>,
+    pub mock_location: bool,
+    pub photo: String,
+}
+
+/// Checks the shape of a check-in. Doubtful facts (time, place, photo) are not refused: they
+/// become flags, so nothing a field worker sends is lost.
+pub fn validate(
+    input: &CheckinRequest,
+    caller: &Caller,
+    _now: DateTime<Utc>,
+) -> Result<Checkin, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let mut invalid =
+        |field: &str, e: crate::domain::Invalid| errors.push(FieldError::from_invalid(field, e));
+    let id = SubmissionId::parse(&input.submission_id)
+        .map_err(|e| invalid("submission_id", e))
+        .ok();
+    let village = DivisionCode::parse_level(&input.village_code, DivisionLevel::Village)
+        .map_err(|e| invalid("village_code", e))
+        .ok();
+    let worker = match (input.kind, &input.worker_id_number) {
+        (CheckinKind::SpecialPost, Some(raw)) => IdNumber::parse(raw)
+            .map_err(|e| invalid("worker_id_number", e))
+            .ok(),
+        (CheckinKind::SpecialPost, None) => {
+            errors.push(FieldError::new(
+                "worker_id_number",
+                "required",
+                "a special-post check-in names the worker",
+            ));
+            None
+        }
+        (CheckinKind::ResidentDuty, Some(_)) => {
+            errors.push(FieldError::new(
+                "worker_id_number",
+                "not_allowed",
+                "only special-post check-ins name a worker",
+            ));
+            None
+        }
+        (CheckinKind::ResidentDuty, None) => None,
+    };
+    if let Some(v) = &village {
+        if !caller.can_access_village(v) {
+            errors.push(FieldError::new(
+                "village_code",
+                "out_of_scope",
+                format!("village {v} is not one of yours"),
+            ));
+        }
+    }
+    let captured_at = match DateTime::parse_from_rfc3339(input.captured_at.trim()) {
+        Ok(t) if (2015..=2100).contains(&chrono::Datelike::year(&t)) => Some(t),
+        Ok(_) => {
+            errors.push(FieldError::new(
+                "captured_at",
+                "absurd_time",
+                "must be a time between 2015 and 2100",
+            ));
+            None
+        }
+        Err(_) => {
+            errors.push(FieldError::new(
+                "captured_at",
+                "datetime_format",
+                "must be an RFC 3339 time with offset",
+            ));
+            None
+        }
+    };
+    let l = &input.location;
+    if !(-90.0..=90.0).contains(&l.lat) {
+        errors.push(FieldError::new(
+            "location.lat",
+            "range",
+            "must be between -90 and 90",
+        ));
+    }
+    if !(-180.0..=180.0).contains(&l.lon) {
+        errors.push(FieldError::new(
+            "location.lon",
+            "range",
+            "must be between -180 and 180",
+        ));
+    }
+    if l.accuracy_m
+        .is_some_and(|a| !(0.0..=100_000.0).contains(&a))
+    {
+        errors.push(FieldError::new(
+            "location.accuracy_m",
+            "range",
+            "must be between 0 and 100000 metres",
+        ));
+    }
+    let photo = input.photo.trim().to_ascii_lowercase();
+    if photo.len() != 64 || !photo.bytes().all(|b| b.is_ascii_hexdigit()) {
+        errors.push(FieldError::new(
+            "photo",
+            "sha256_format",
+            "must be the 64-hex-digit SHA-256 of an uploaded photo",
+        ));
+    }
+    for (field, value, max) in [
+        ("device.device_id", &input.device.device_id, 128),
+        ("device.app_version", &input.device.app_version, 32),
+    ] {
+        let n = value.trim().chars().count();
+        if n == 0 || n > max {
+            errors.push(FieldError::new(
+                field,
+                "length",
+                format!("must have 1 to {max} characters"),
+            ));
+        }
+    }
+    match (id, village, captured_at) {
+        (Some(id), Some(village), Some(captured_at)) if errors.is_empty() => {
+            let (lat, lon) = l.crs.to_wgs84(l.lat, l.lon);
+            Ok(Checkin {
+                id,
+                kind: input.kind,
+                village,
+                worker,
+                captured_at,
+                lat,
+                lon,
+                accuracy_m: l.accuracy_m,
+                mock_location: input.mock_location,
+                photo,
+            })
+        }
+        _ => Err(errors),
+    }
+}
