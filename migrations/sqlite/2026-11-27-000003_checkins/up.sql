@@ -25,5 +25,6 @@ CREATE TABLE checkins (
     flags              TEXT NOT NULL,
     received_at        TIMESTAMP NOT NULL
 );
-CREATE INDEX checkins_subject ON checkins (subject, captured_at);
-CREATE INDEX checkins_village ON checkins (village_code, attendance_date);
+-- photo_phash trails both indexes so the reuse lookup reads the index alone.
+CREATE INDEX checkins_subject ON checkins (subject, captured_at, photo_phash);
+CREATE INDEX checkins_village ON checkins (village_code, attendance_date, photo_phash);

@@ -76,11 +76,12 @@ impl DatabaseUrl {
             }
             DatabaseUrl::Sqlite(path) => {
                 let mut conn = SqliteConnection::establish(&path.to_string_lossy())?;
-                // WAL lets readers proceed during a write; the busy timeout queues writers
-                // instead of failing them; foreign keys are off by default in SQLite.
+                // The busy timeout comes first: switching to WAL itself needs a lock, and without
+                // a timeout a connection opened while another writes fails at once. WAL lets
+                // readers proceed during a write; foreign keys are off by default in SQLite.
                 conn.batch_execute(
-                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                    "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
+                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
                 )
                 .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
                 Ok(DbConnection::Sqlite(conn))

@@ -1,0 +1,303 @@
+//! Check-in benchmarks.
+//!
+//! ```text
+//! cargo bench --bench checkins
+//! TAIZHANG_BENCH_CHECKINS=500 TAIZHANG_BENCH_ROWS=1300000 cargo bench --bench checkins
+//! TAIZHANG_BENCH_CHECKINS=0 cargo bench --bench checkins      # the lookup only
+//! ```
+//!
+//! 1. End to end over HTTP on SQLite: each item is a 1600×1200 photo upload followed by the
+//!    check-in that names it, 8 clients at once. Baselines in the same run: the photo uploads
+//!    alone (other photos of the same size), and bare single-row inserts of the check-in JSON.
+//! 2. The photo-reuse lookup with a year of data (1.3 million check-ins over the 919 villages,
+//!    on SQLite and PostgreSQL): the query the server runs for each check-in (the hashes of the
+//!    same village or person, compared in memory), beside a primary-key lookup.
+
+#[path = "../../tests/api/pg.rs"]
+#[allow(dead_code)]
+mod pg;
+
+use std::time::Instant;
+
+use chrono::{Duration, FixedOffset, Utc};
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use taizhang::config::Settings;
+use taizhang::db::schema::checkins;
+use taizhang::db::{DatabaseUrl, DbConnection};
+use taizhang::photos::phash::distance;
+use taizhang::photos::synthetic::{jpeg, with_exif, ExifSpec, Scene};
+use taizhang::secrets::SecretSource;
+use taizhang::startup::Application;
+
+diesel::table! {
+    bench_raw (id) {
+        id -> Text,
+        body -> Text,
+    }
+}
+
+const CONCURRENCY: usize = 8;
+const CENTRE: (f64, f64) = (45.736537, 122.566161);
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn photo(seed: u64, taken: chrono::DateTime<Utc>) -> Vec<u8> {
+    let stamp = taken
+        .with_timezone(&FixedOffset::east_opt(8 * 3600).expect("offset"))
+        .format("%Y:%m:%d %H:%M:%S")
+        .to_string();
+    let spec = ExifSpec {
+        taken_at: &stamp,
+        offset: "+08:00",
+        lat: CENTRE.0,
+        lon: CENTRE.1,
+        orientation: 1,
+    };
+    with_exif(&jpeg(&Scene::new(seed).render(1600, 1200, 0.0), 85), &spec)
+}
+
+async fn status_after_body(request: reqwest::RequestBuilder) -> u16 {
+    match request.send().await {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            let _ = response.bytes().await;
+            status
+        }
+        Err(_) => 0,
+    }
+}
+
+async fn end_to_end(n: usize) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut settings = Settings::new(dir.path());
+    settings.bind = "127.0.0.1:0".into();
+    settings.secret = SecretSource::Value("cd".repeat(32));
+    settings.demo = true;
+    settings.workers = Some(2);
+    settings.db_pool_size = 8;
+    let database = settings.database.clone();
+    let app = Application::build(settings).await?;
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let handle = app.handle();
+    actix_web::rt::spawn(app.run_until_stopped());
+    // Idle connections are dropped before the server's 5-second keep-alive would close them under us.
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(CONCURRENCY)
+        .pool_idle_timeout(std::time::Duration::from_secs(2))
+        .build()?;
+    let login: Value = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(
+            &json!({"phone": "13900000006", "password": "demo-leader-0006", "device_id": "bench"}),
+        )
+        .send()
+        .await?
+        .json()
+        .await?;
+    let token = login["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+
+    // One check-in an hour over the last n hours: no travel or time flags to distract.
+    let start = Utc::now() - Duration::hours(n as i64 + 1);
+    let render = |offset: u64| -> Vec<(Vec<u8>, chrono::DateTime<Utc>)> {
+        (0..n as u64)
+            .map(|i| {
+                let at = start + Duration::hours(i as i64);
+                (photo(offset + i, at), at)
+            })
+            .collect()
+    };
+    let baseline_photos = render(1_000_000);
+    let photos = render(0);
+
+    let put = |bytes: Vec<u8>| {
+        let sha = hex::encode(Sha256::digest(&bytes));
+        client
+            .put(format!("{base}/api/v1/photos/{sha}"))
+            .bearer_auth(&token)
+            .header("content-type", "image/jpeg")
+            .body(bytes)
+    };
+    let started = Instant::now();
+    let uploads: Vec<u16> = futures_util::stream::iter(baseline_photos)
+        .map(|(bytes, _)| status_after_body(put(bytes)))
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    let upload_rate = n as f64 / started.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        uploads.iter().all(|s| *s == 201),
+        "uploads failed: {:?}",
+        &uploads[..uploads.len().min(5)]
+    );
+
+    let bodies: Vec<Value> = photos
+        .iter()
+        .map(|(bytes, at)| {
+            json!({
+                "submission_id": uuid::Uuid::now_v7().to_string(), "kind": "resident_duty", "village_code": "220802100201",
+                "worker_id_number": null, "captured_at": at.with_timezone(&FixedOffset::east_opt(8 * 3600).expect("offset")).to_rfc3339(),
+                "location": {"lat": CENTRE.0, "lon": CENTRE.1, "accuracy_m": 10.0}, "mock_location": false,
+                "photo": hex::encode(Sha256::digest(bytes)), "device": {"device_id": "bench", "app_version": "1.0.0"}
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    let results: Vec<(u16, u16)> =
+        futures_util::stream::iter(photos.into_iter().zip(bodies.iter()))
+            .map(|((bytes, _), body)| {
+                let upload = put(bytes);
+                let checkin = client
+                    .post(format!("{base}/api/v1/checkins"))
+                    .bearer_auth(&token)
+                    .json(body);
+                async move {
+                    (
+                        status_after_body(upload).await,
+                        status_after_body(checkin).await,
+                    )
+                }
+            })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+    let e2e_rate = n as f64 / started.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        results.iter().all(|r| *r == (201, 201)),
+        "check-ins failed: {:?}",
+        &results[..results.len().min(3)]
+    );
+    handle.stop(true).await;
+
+    let mut conn = database.establish()?;
+    conn.batch_execute(
+        "CREATE TABLE bench_raw (id TEXT PRIMARY KEY NOT NULL, body TEXT NOT NULL)",
+    )?;
+    let started = Instant::now();
+    for body in &bodies {
+        diesel::insert_into(bench_raw::table)
+            .values((
+                bench_raw::id.eq(uuid::Uuid::now_v7().to_string()),
+                bench_raw::body.eq(body.to_string()),
+            ))
+            .execute(&mut conn)?;
+    }
+    let insert_rate = n as f64 / started.elapsed().as_secs_f64();
+    println!(
+        "sqlite end to end: {e2e_rate:.0} photo+check-in/s | photo upload alone {upload_rate:.0}/s (ratio {:.2}) | \
+         bare insert {insert_rate:.0}/s (ratio {:.4})",
+        e2e_rate / upload_rate,
+        e2e_rate / insert_rate
+    );
+    Ok(())
+}
+
+/// Fills `checkins` with `rows` synthetic check-ins (a year over 919 villages) in SQL, without
+/// the foreign keys a benchmark table needs no more than it needs the photos.
+fn fill(conn: &mut DbConnection, rows: usize) -> anyhow::Result<()> {
+    let select = "SELECT 'c' || n, 'u', 'resident_duty', 'user:' || (n % 3700), NULL, \
+                  '220802100' || (200 + n % 919), '2020-07-01 00:00:00', '2020-07-01', 45.7, 122.5, 10.0, FALSE, \
+                  'p' || n, (n * 2654435761) % 9223372036854775807, 'accepted', '', '2020-07-01 00:00:00' FROM nums";
+    let columns = "id, user_id, kind, subject, worker_id_sealed, village_code, captured_at, attendance_date, lat, lon, \
+                   accuracy_m, mock_location, photo_sha256, photo_phash, status, flags, received_at";
+    match conn {
+        DbConnection::Sqlite(c) => {
+            c.batch_execute("PRAGMA foreign_keys = OFF")?;
+            c.batch_execute(&format!(
+                "WITH RECURSIVE nums(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM nums WHERE n < {rows}) \
+                 INSERT INTO checkins ({columns}) {select}"
+            ))?;
+        }
+        DbConnection::Postgresql(c) => {
+            c.batch_execute("ALTER TABLE checkins DROP CONSTRAINT checkins_id_fkey, DROP CONSTRAINT checkins_user_id_fkey, \
+                             DROP CONSTRAINT checkins_photo_sha256_fkey, DROP CONSTRAINT checkins_village_code_fkey")?;
+            c.batch_execute(&format!(
+                "WITH nums AS (SELECT generate_series(1, {rows})::bigint AS n) \
+                 INSERT INTO checkins ({columns}) {}",
+                select
+            ))?;
+            // As autovacuum would have done to a year-old table: index-only scans need the
+            // visibility map.
+            c.batch_execute("VACUUM (FREEZE, ANALYZE) checkins")?;
+        }
+    }
+    Ok(())
+}
+
+fn lookup(name: &str, database: DatabaseUrl, rows: usize) -> anyhow::Result<()> {
+    let mut conn = database.establish()?;
+    taizhang::db::migrations::run_pending(&mut conn)?;
+    let started = Instant::now();
+    fill(&mut conn, rows)?;
+    let filled = started.elapsed();
+    let probes = 500;
+    let started = Instant::now();
+    let mut matches = 0usize;
+    let mut scanned = 0usize;
+    for i in 0..probes {
+        let village = format!("220802100{}", 200 + (i * 7) % 919);
+        let subject = format!("user:{}", (i * 13) % 3700);
+        let hashes = taizhang::checkins::store::reuse_candidates(&mut conn, &village, &subject)?;
+        scanned += hashes.len();
+        matches += hashes
+            .iter()
+            .filter(|h| distance(**h as u64, 0x0123_4567_89ab_cdef) <= 10)
+            .count();
+    }
+    let per_lookup = started.elapsed().as_secs_f64() * 1000.0 / probes as f64;
+    let started = Instant::now();
+    for i in 0..probes {
+        let _: Option<i64> = checkins::table
+            .find(format!("c{}", 1 + i * 2111 % rows))
+            .select(checkins::photo_phash)
+            .first(&mut conn)
+            .optional()?;
+    }
+    let per_key = started.elapsed().as_secs_f64() * 1000.0 / probes as f64;
+    println!(
+        "{name:<8} reuse lookup over {rows} check-ins (filled in {:.1} s): {per_lookup:.3} ms each, {} hashes compared \
+         on average ({matches} near matches) | primary-key lookup {per_key:.3} ms (ratio {:.1})",
+        filled.as_secs_f64(),
+        scanned / probes,
+        per_lookup / per_key
+    );
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let n = env("TAIZHANG_BENCH_CHECKINS", 300);
+    let rows = env("TAIZHANG_BENCH_ROWS", 1_300_000);
+    if n > 0 {
+        actix_web::rt::System::new().block_on(end_to_end(n))?;
+    }
+    let dir = tempfile::tempdir()?;
+    lookup(
+        "sqlite",
+        DatabaseUrl::Sqlite(dir.path().join("lookup.sqlite3")),
+        rows,
+    )?;
+    let url = pg::fresh_database();
+    let mut conn = DatabaseUrl::parse(&url)
+        .map_err(anyhow::Error::msg)?
+        .establish()?;
+    // The template holds migrations and fixtures; start from the migrated schema.
+    conn.batch_execute("SELECT 1")?;
+    drop(conn);
+    lookup(
+        "postgres",
+        DatabaseUrl::parse(&url).map_err(anyhow::Error::msg)?,
+        rows,
+    )
+}
