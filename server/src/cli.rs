@@ -98,6 +98,35 @@ struct ServeArgs {
     /// Largest photo, in pixels (width × height), checked from the header before decoding.
     #[arg(long, env = "TAIZHANG_PHOTO_MAX_PIXELS", default_value_t = 50_000_000)]
     photo_max_pixels: u64,
+    /// Check-ins with a worse reported accuracy are flagged `poor_accuracy` (metres).
+    #[arg(long, env = "TAIZHANG_CHECKIN_MAX_ACCURACY_M", default_value_t = 100.0)]
+    checkin_max_accuracy_m: f64,
+    /// Check-ins arriving later than this after capture are flagged `stale_time` (days).
+    #[arg(long, env = "TAIZHANG_CHECKIN_UPLOAD_WINDOW_DAYS", default_value_t = 7)]
+    checkin_upload_window_days: u64,
+    /// Speed between a person's consecutive check-ins above which travel is impossible (km/h).
+    #[arg(long, env = "TAIZHANG_CHECKIN_MAX_SPEED_KMH", default_value_t = 150.0)]
+    checkin_max_speed_kmh: f64,
+    /// Perceptual-hash distance (bits of 64) at or below which a check-in photo is reused.
+    #[arg(long, env = "TAIZHANG_PHOTO_REUSE_BITS", default_value_t = crate::photos::REUSE_THRESHOLD)]
+    photo_reuse_bits: u32,
+    /// Days a month a first secretary must be present.
+    #[arg(
+        long,
+        env = "TAIZHANG_REQUIRED_DAYS_FIRST_SECRETARY",
+        default_value_t = 20
+    )]
+    required_days_first_secretary: u32,
+    /// Days a month an enumerator must be present.
+    #[arg(long, env = "TAIZHANG_REQUIRED_DAYS_ENUMERATOR", default_value_t = 20)]
+    required_days_enumerator: u32,
+    /// Days a month a special-post worker must be present.
+    #[arg(
+        long,
+        env = "TAIZHANG_REQUIRED_DAYS_SPECIAL_POST",
+        default_value_t = 20
+    )]
+    required_days_special_post: u32,
     /// Seconds in-flight requests may take to finish on shutdown.
     #[arg(long, env = "TAIZHANG_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
     shutdown_timeout_secs: u64,
@@ -207,6 +236,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     settings.json_limit = args.json_limit_bytes;
     settings.trust_proxy_headers = args.trust_proxy_headers;
     settings.shutdown_timeout = Duration::from_secs(args.shutdown_timeout_secs);
+    settings.checkins.max_accuracy_m = args.checkin_max_accuracy_m;
+    settings.checkins.upload_window =
+        Duration::from_secs(args.checkin_upload_window_days * 24 * 3600);
+    settings.checkins.max_speed_kmh = args.checkin_max_speed_kmh;
+    settings.checkins.photo_reuse_bits = args.photo_reuse_bits.min(64);
+    settings.checkins.required_days_first_secretary = args.required_days_first_secretary;
+    settings.checkins.required_days_enumerator = args.required_days_enumerator;
+    settings.checkins.required_days_special_post = args.required_days_special_post;
     settings.photos.max_bytes = args.photo_max_bytes;
     settings.photos.max_pixels = args.photo_max_pixels;
     if let Some(url) = &args.photo_store {
