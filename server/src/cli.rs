@@ -46,6 +46,18 @@ enum Command {
     },
     /// Print the OpenAPI document.
     Openapi,
+    /// Check the audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Walk the hash chain of the audit log: exit 0 when every entry is present and unaltered,
+    /// 1 naming the first broken entry otherwise.
+    Verify(DbArgs),
 }
 
 #[derive(Debug, Args)]
@@ -193,6 +205,9 @@ pub fn run() -> ExitCode {
             command: UserCommand::Add(args),
         } => args.db.log_format,
         Command::Openapi => LogFormat::Text,
+        Command::Audit {
+            command: AuditCommand::Verify(db),
+        } => db.log_format,
     };
     telemetry::init(format);
     match execute(cli.command) {
@@ -223,6 +238,16 @@ fn execute(command: Command) -> anyhow::Result<()> {
         } => add_user(args),
         Command::Openapi => {
             print!("{}", crate::openapi::to_json(&crate::openapi::document()));
+            Ok(())
+        }
+        Command::Audit {
+            command: AuditCommand::Verify(db),
+        } => {
+            let settings = db.settings()?;
+            let prepared = prepare(&settings)?;
+            let mut conn = prepared.db.get()?;
+            let entries = crate::audit::verify(&mut conn)?;
+            println!("the audit chain is intact: {entries} entries");
             Ok(())
         }
     }
@@ -325,7 +350,7 @@ fn add_user(args: UserAddArgs) -> anyhow::Result<()> {
     };
     let mut conn = prepared.db.get()?;
     let user = users::validate(&mut conn, &input).map_err(describe)?;
-    let id = users::create(&mut conn, &user).map_err(describe)?;
+    let id = users::create(&mut conn, &user, None, "taizhang user add").map_err(describe)?;
     println!(
         "created {} {} ({}) with id {id}",
         user.role.as_str(),

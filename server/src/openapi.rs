@@ -28,6 +28,8 @@ use crate::error::{ErrorCode, Problem};
         (name = "auth", description = "Login, token refresh, logout and the caller's account"),
         (name = "villages", description = "The 919 administrative villages and their geofences"),
         (name = "surveys", description = "Household and village surveys: exactly-once intake, households, reads"),
+        (name = "review", description = "County review: the queue, decisions, bulk decisions, duplicate households"),
+        (name = "audit", description = "The append-only, hash-chained audit log (city admins)"),
         (name = "checkins", description = "Attendance check-ins with verification flags, monthly attendance"),
         (name = "photos", description = "Content-addressed photo upload, thumbnails"),
         (name = "users", description = "Accounts, roles and scopes (administration)"),
@@ -137,6 +139,7 @@ where
             .configure(crate::photos::routes::configure)
             .configure(crate::surveys::routes::configure)
             .configure(crate::checkins::routes::configure)
+            .configure(crate::audit::routes::configure)
             .configure(crate::catalog::configure)
             .service(openapi_json),
     )

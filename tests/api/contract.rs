@@ -227,6 +227,8 @@ fn load_every_table(conn: &mut DbConnection) {
                 household_surveys::status,
                 household_surveys::status_changed_at,
                 household_surveys::review_comment,
+                household_surveys::review_version,
+                household_surveys::reviewed_by,
             ),
         ))
         .load::<(
@@ -258,6 +260,8 @@ fn load_every_table(conn: &mut DbConnection) {
                 Opt<Text>,
                 Text,
                 Timestamp,
+                Opt<Text>,
+                i32,
                 Opt<Text>,
             ),
         )>(conn)
@@ -311,6 +315,7 @@ fn load_every_table(conn: &mut DbConnection) {
     audit_log::table
         .select(audit_log::all_columns)
         .load::<(
+            i64,
             Text,
             Timestamp,
             Text,
@@ -319,6 +324,11 @@ fn load_every_table(conn: &mut DbConnection) {
             Text,
             Opt<Text>,
             Opt<Text>,
+            Opt<Text>,
+            Opt<Text>,
+            Opt<Text>,
+            Text,
+            Text,
         )>(conn)
         .expect("audit_log");
     checkins::table

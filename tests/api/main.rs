@@ -13,6 +13,7 @@ mod errors;
 mod ops;
 mod phash;
 mod photos;
+mod review;
 mod surveys;
 mod users;
 mod villages;

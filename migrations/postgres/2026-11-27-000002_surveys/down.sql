@@ -1,4 +1,5 @@
 DROP TABLE audit_log;
+DROP FUNCTION audit_log_append_only();
 DROP TABLE village_post_demand;
 DROP TABLE village_surveys;
 DROP TABLE survey_flags;

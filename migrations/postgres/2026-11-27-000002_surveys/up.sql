@@ -63,9 +63,13 @@ CREATE TABLE household_surveys (
     -- Keyed hash of the answers alone (not who, when or where): equal answers, equal hash.
     answers_hash      TEXT NOT NULL,
     replaces          TEXT REFERENCES household_surveys (id),
-    status            TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'rejected', 'revision_requested')),
+    status            TEXT NOT NULL CHECK (status IN ('submitted', 'approved', 'rejected', 'revision_requested', 'superseded', 'reopened')),
     status_changed_at TIMESTAMP NOT NULL,
     review_comment    TEXT,
+    -- Counts state changes: a decision names the one it saw, so two reviewers cannot overwrite
+    -- each other.
+    review_version    INTEGER NOT NULL,
+    reviewed_by       TEXT REFERENCES users (id),
     UNIQUE (household_id, version)
 );
 CREATE INDEX household_surveys_village ON household_surveys (village_code, received_at);
@@ -114,7 +118,7 @@ CREATE TABLE village_surveys (
     lat               DOUBLE PRECISION,
     lon               DOUBLE PRECISION,
     accuracy_m        DOUBLE PRECISION,
-    status            TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'rejected', 'revision_requested')),
+    status            TEXT NOT NULL CHECK (status IN ('submitted', 'approved', 'rejected', 'revision_requested', 'superseded', 'reopened')),
     status_changed_at TIMESTAMP NOT NULL,
     review_comment    TEXT
 );
@@ -128,16 +132,30 @@ CREATE TABLE village_post_demand (
     PRIMARY KEY (survey_id, post_type)
 );
 
--- Append-only: who did or saw what, when, and why.
+-- Append-only: who did or saw what, when, and why. Each entry carries the hash of the one
+-- before it (seq orders the chain), so a removed or altered entry breaks the chain.
 CREATE TABLE audit_log (
-    id           TEXT PRIMARY KEY NOT NULL,
+    seq          BIGINT PRIMARY KEY NOT NULL,
+    id           TEXT NOT NULL UNIQUE,
     at           TIMESTAMP NOT NULL,
     user_id      TEXT NOT NULL REFERENCES users (id),
     action       TEXT NOT NULL,
     subject_type TEXT NOT NULL,
     subject_id   TEXT NOT NULL,
+    from_state   TEXT,
+    to_state     TEXT,
     reason       TEXT,
-    detail       TEXT
+    detail       TEXT,
+    request_id   TEXT,
+    prev_hash    TEXT NOT NULL,
+    hash         TEXT NOT NULL
 );
 CREATE INDEX audit_log_subject ON audit_log (subject_type, subject_id);
+CREATE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'audit_log is append-only';
+END
+$$;
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE OR DELETE ON audit_log
+    FOR EACH ROW EXECUTE FUNCTION audit_log_append_only();
 CREATE INDEX audit_log_user ON audit_log (user_id, at);

@@ -90,6 +90,21 @@ impl Db {
         self.run_inner(self.sqlite_writer.clone(), f).await
     }
 
+    /// [`Db::write`] when `writes`, else [`Db::run`]: for reads that sometimes append to the
+    /// audit log.
+    pub async fn run_as<T, F>(&self, writes: bool, f: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let turn = if writes {
+            self.sqlite_writer.clone()
+        } else {
+            None
+        };
+        self.run_inner(turn, f).await
+    }
+
     async fn run_inner<T, F>(&self, turn: Option<Arc<Mutex<()>>>, f: F) -> Result<T, ApiError>
     where
         F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
@@ -97,8 +112,10 @@ impl Db {
     {
         let pool = self.pool.clone();
         let span = tracing::Span::current();
+        let request_id = crate::http::request_id::current();
         tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
+            let _request = crate::http::request_id::enter_blocking(request_id);
             let _turn = turn
                 .as_ref()
                 .map(|t| t.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));

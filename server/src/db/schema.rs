@@ -179,6 +179,8 @@ diesel::table! {
         status -> Text,
         status_changed_at -> Timestamp,
         review_comment -> Nullable<Text>,
+        review_version -> Integer,
+        reviewed_by -> Nullable<Text>,
     }
 }
 
@@ -239,15 +241,21 @@ diesel::table! {
 }
 
 diesel::table! {
-    audit_log (id) {
+    audit_log (seq) {
+        seq -> BigInt,
         id -> Text,
         at -> Timestamp,
         user_id -> Text,
         action -> Text,
         subject_type -> Text,
         subject_id -> Text,
+        from_state -> Nullable<Text>,
+        to_state -> Nullable<Text>,
         reason -> Nullable<Text>,
         detail -> Nullable<Text>,
+        request_id -> Nullable<Text>,
+        prev_hash -> Text,
+        hash -> Text,
     }
 }
 
@@ -274,6 +282,32 @@ diesel::table! {
 }
 
 diesel::joinable!(villages -> divisions (township_code));
+diesel::table! {
+    duplicate_pairs (household_a, household_b) {
+        household_a -> Text,
+        household_b -> Text,
+        state -> Text,
+        survivor_id -> Nullable<Text>,
+        flagged_at -> Timestamp,
+        flagged_by_survey -> Text,
+        decided_by -> Nullable<Text>,
+        decided_at -> Nullable<Timestamp>,
+        reason -> Nullable<Text>,
+        version -> Integer,
+    }
+}
+
+diesel::table! {
+    merge_moves (household_a, household_b, survey_id) {
+        household_a -> Text,
+        household_b -> Text,
+        survey_id -> Text,
+        from_household -> Text,
+        from_version -> Integer,
+        to_version -> Integer,
+    }
+}
+
 diesel::joinable!(household_surveys -> households (household_id));
 diesel::joinable!(household_surveys -> submissions (id));
 diesel::joinable!(survey_members -> household_surveys (survey_id));
@@ -310,6 +344,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     village_surveys,
     village_post_demand,
     audit_log,
+    duplicate_pairs,
+    merge_moves,
     checkins,
 );
 
@@ -336,4 +372,6 @@ pub const ALL_TABLES: &[&str] = &[
     "village_post_demand",
     "audit_log",
     "checkins",
+    "duplicate_pairs",
+    "merge_moves",
 ];

@@ -234,11 +234,14 @@ labelled_enum! {
 }
 
 labelled_enum! {
+    /// Where a survey stands in review (`review.rs` holds the transitions).
     pub enum ReviewStatus {
-        Pending = ("pending", "待审核"),
+        Submitted = ("submitted", "已提交，待审核"),
         Approved = ("approved", "已通过"),
         Rejected = ("rejected", "已驳回"),
         RevisionRequested = ("revision_requested", "退回修改"),
+        Superseded = ("superseded", "已被更正调查替代"),
+        Reopened = ("reopened", "重新审核"),
     }
 }
 

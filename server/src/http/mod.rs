@@ -1,6 +1,7 @@
 //! HTTP plumbing shared by every route: request ids and observation, body and query
 //! extractors that answer in problem+json, the fallback for unknown routes.
 
+pub mod export;
 mod extract;
 mod observe;
 pub mod request_id;

@@ -7,9 +7,32 @@ tokio::task_local! {
 
 pub const HEADER: &str = "x-request-id";
 
-/// The current request's id, if called while serving a request.
+std::thread_local! {
+    // The id carried into work the request hands to the blocking pool, where task-locals are
+    // not visible (the audit log records it).
+    static BLOCKING: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The current request's id, if called while serving a request (also from its blocking work).
 pub fn current() -> Option<String> {
-    REQUEST_ID.try_with(Clone::clone).ok()
+    REQUEST_ID
+        .try_with(Clone::clone)
+        .ok()
+        .or_else(|| BLOCKING.with(|b| b.borrow().clone()))
+}
+
+/// Makes `id` the current request id on this (blocking-pool) thread until the guard drops.
+pub fn enter_blocking(id: Option<String>) -> BlockingGuard {
+    BLOCKING.with(|b| *b.borrow_mut() = id);
+    BlockingGuard(())
+}
+
+pub struct BlockingGuard(());
+
+impl Drop for BlockingGuard {
+    fn drop(&mut self) {
+        BLOCKING.with(|b| *b.borrow_mut() = None);
+    }
 }
 
 /// Accepts a caller-supplied id when it is short and plain, so ids from a proxy or the app

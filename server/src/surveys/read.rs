@@ -14,7 +14,7 @@ use super::routes::FlagDetail;
 use crate::audit;
 use crate::auth::{Caller, ScopeLevel};
 use crate::db::schema::{
-    household_surveys, households, people, photo_links, survey_flags, survey_members,
+    household_surveys, households, people, photo_links, survey_flags, survey_members, users,
     village_surveys,
 };
 use crate::db::DbConnection;
@@ -44,7 +44,42 @@ pub struct SurveySummary {
     pub surveyed_at: DateTime<Utc>,
     pub received_at: DateTime<Utc>,
     pub status: ReviewStatus,
+    /// Counts the survey's state changes: name it as `seen_version` when deciding.
+    pub review_version: i32,
     pub flags: Vec<SurveyFlag>,
+    /// Each flag with the other household concerned and why it was raised.
+    pub flag_details: Vec<FlagDetail>,
+    /// WGS-84, where the survey was made.
+    pub lat: f64,
+    pub lon: f64,
+    pub accuracy_m: Option<f64>,
+    pub photos: Vec<PhotoRef>,
+}
+
+/// A photo of a submission, with the URLs a reviewer's page loads.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PhotoRef {
+    pub sha256: String,
+    /// The photo as uploaded.
+    #[schema(
+        example = "/api/v1/photos/9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+    )]
+    pub url: String,
+    /// A JPEG with its longest side 320 px.
+    #[schema(
+        example = "/api/v1/photos/9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08?size=thumb"
+    )]
+    pub thumbnail_url: String,
+}
+
+impl PhotoRef {
+    pub fn new(sha256: String) -> Self {
+        PhotoRef {
+            url: format!("/api/v1/photos/{sha256}"),
+            thumbnail_url: format!("/api/v1/photos/{sha256}?size=thumb"),
+            sha256,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -65,6 +100,9 @@ pub struct SurveyQuery {
     pub flag: Option<SurveyFlag>,
     /// User id of the enumerator.
     pub enumerator: Option<String>,
+    /// `true`: the review queue — surveys awaiting a decision (`submitted` or `reopened`),
+    /// oldest received first. Otherwise newest received first.
+    pub needs_review: Option<bool>,
     /// First survey day (`YYYY-MM-DD`, Asia/Shanghai), inclusive.
     pub from: Option<String>,
     /// Last survey day (`YYYY-MM-DD`, Asia/Shanghai), inclusive.
@@ -87,9 +125,13 @@ type SummaryRow = (
     NaiveDateTime,
     NaiveDateTime,
     String,
+    i32,
+    f64,
+    f64,
+    Option<f64>,
 );
 
-fn bad_query(field: &str, detail: impl Into<String>) -> ApiError {
+pub(crate) fn bad_query(field: &str, detail: impl Into<String>) -> ApiError {
     ApiError::BadRequest {
         code: ErrorCode::InvalidQuery,
         detail: format!("{field}: {}", detail.into()),
@@ -97,11 +139,11 @@ fn bad_query(field: &str, detail: impl Into<String>) -> ApiError {
     }
 }
 
-fn code(field: &str, value: &str, level: DivisionLevel) -> ApiResult<DivisionCode> {
+pub(crate) fn code(field: &str, value: &str, level: DivisionLevel) -> ApiResult<DivisionCode> {
     DivisionCode::parse_level(value, level).map_err(|e| bad_query(field, e.message))
 }
 
-fn day_start(field: &str, value: &str, plus_days: i64) -> ApiResult<NaiveDateTime> {
+pub(crate) fn day_start(field: &str, value: &str, plus_days: i64) -> ApiResult<NaiveDateTime> {
     let day = NaiveDate::parse_from_str(value, "%Y-%m-%d")
         .map_err(|_| bad_query(field, "must be YYYY-MM-DD"))?;
     let local = (day + chrono::Duration::days(plus_days))
@@ -110,19 +152,21 @@ fn day_start(field: &str, value: &str, plus_days: i64) -> ApiResult<NaiveDateTim
     Ok(local - chrono::Duration::hours(8))
 }
 
-fn encode_cursor(at: NaiveDateTime, id: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(format!("{}|{id}", at.and_utc().timestamp_micros()))
+/// A position in a list ordered by a time and an id. The time keeps every digit the database
+/// stored (SQLite keeps nanoseconds), so the next page starts exactly after the last item.
+pub(crate) fn encode_cursor(at: NaiveDateTime, id: &str) -> String {
+    let nanos = at.and_utc().timestamp_nanos_opt().unwrap_or_default();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{nanos}|{id}"))
 }
 
-fn decode_cursor(cursor: &str) -> ApiResult<(NaiveDateTime, String)> {
+pub(crate) fn decode_cursor(cursor: &str) -> ApiResult<(NaiveDateTime, String)> {
     let bad = || bad_query("cursor", "is not a cursor this server issued");
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(cursor)
         .map_err(|_| bad())?;
     let text = String::from_utf8(raw).map_err(|_| bad())?;
-    let (micros, id) = text.split_once('|').ok_or_else(bad)?;
-    let at = DateTime::from_timestamp_micros(micros.parse().map_err(|_| bad())?).ok_or_else(bad)?;
+    let (nanos, id) = text.split_once('|').ok_or_else(bad)?;
+    let at = DateTime::from_timestamp_nanos(nanos.parse().map_err(|_| bad())?);
     Ok((at.naive_utc(), id.to_owned()))
 }
 
@@ -153,6 +197,19 @@ fn corrupt(what: &str) -> ApiError {
 fn summaries(conn: &mut DbConnection, rows: Vec<SummaryRow>) -> ApiResult<Vec<SurveySummary>> {
     let ids: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
     let mut flags = flags_of(conn, &ids)?;
+    let mut details: HashMap<String, Vec<FlagDetail>> = HashMap::new();
+    for (survey, detail) in flag_details(conn, &ids)? {
+        details.entry(survey).or_default().push(detail);
+    }
+    let mut photos: HashMap<String, Vec<PhotoRef>> = HashMap::new();
+    for (survey, sha) in photo_links::table
+        .filter(photo_links::submission_id.eq_any(&ids))
+        .select((photo_links::submission_id, photo_links::photo_sha256))
+        .order((photo_links::submission_id, photo_links::photo_sha256))
+        .load::<(String, String)>(conn)?
+    {
+        photos.entry(survey).or_default().push(PhotoRef::new(sha));
+    }
     rows.into_iter()
         .map(
             |(
@@ -167,9 +224,19 @@ fn summaries(conn: &mut DbConnection, rows: Vec<SummaryRow>) -> ApiResult<Vec<Su
                 surveyed_at,
                 received_at,
                 status,
+                review_version,
+                lat,
+                lon,
+                accuracy_m,
             )| {
                 Ok(SurveySummary {
                     flags: flags.remove(&id).unwrap_or_default(),
+                    flag_details: details.remove(&id).unwrap_or_default(),
+                    photos: photos.remove(&id).unwrap_or_default(),
+                    review_version,
+                    lat,
+                    lon,
+                    accuracy_m,
                     id,
                     household_id,
                     version,
@@ -202,11 +269,20 @@ macro_rules! summary_columns {
             household_surveys::surveyed_at,
             household_surveys::received_at,
             household_surveys::status,
+            household_surveys::review_version,
+            household_surveys::lat,
+            household_surveys::lon,
+            household_surveys::accuracy_m,
         )
     };
 }
 
-/// Household surveys in the caller's scope, newest received first, in pages.
+/// The states a reviewer still has to decide.
+pub const AWAITING_REVIEW: [&str; 2] = ["submitted", "reopened"];
+
+/// Household surveys in the caller's scope, newest received first, in pages; with
+/// `needs_review=true`, the review queue, oldest first. Each item carries what a reviewer's
+/// list needs: flags with their details, position, photo and thumbnail URLs, review version.
 #[utoipa::path(
     tag = "surveys",
     security(("bearer" = [])),
@@ -302,22 +378,40 @@ pub async fn list_surveys(
             if let Some(to) = to {
                 select = select.filter(household_surveys::surveyed_at.lt(to));
             }
-            if let Some((at, id)) = cursor {
-                select = select.filter(
-                    household_surveys::received_at
-                        .lt(at)
-                        .or(household_surveys::received_at
-                            .eq(at)
-                            .and(household_surveys::id.lt(id))),
-                );
+            let queue = q.needs_review == Some(true);
+            if queue {
+                select = select.filter(household_surveys::status.eq_any(AWAITING_REVIEW));
             }
-            let mut rows: Vec<SummaryRow> = select
-                .order((
+            match cursor {
+                Some((at, id)) if queue => {
+                    select = select.filter(
+                        household_surveys::received_at
+                            .gt(at)
+                            .or(household_surveys::received_at
+                                .eq(at)
+                                .and(household_surveys::id.gt(id))),
+                    );
+                }
+                Some((at, id)) => {
+                    select = select.filter(
+                        household_surveys::received_at
+                            .lt(at)
+                            .or(household_surveys::received_at
+                                .eq(at)
+                                .and(household_surveys::id.lt(id))),
+                    );
+                }
+                None => {}
+            }
+            select = if queue {
+                select.order((household_surveys::received_at, household_surveys::id))
+            } else {
+                select.order((
                     household_surveys::received_at.desc(),
                     household_surveys::id.desc(),
                 ))
-                .limit(limit + 1)
-                .load(conn)?;
+            };
+            let mut rows: Vec<SummaryRow> = select.limit(limit + 1).load(conn)?;
             let more = rows.len() as i64 > limit;
             rows.truncate(limit as usize);
             let next_cursor = if more {
@@ -381,17 +475,12 @@ pub struct SurveyDetail {
     /// Masked (`138****0000`) unless revealed.
     pub phone: Option<String>,
     pub relocated: bool,
-    pub lat: f64,
-    pub lon: f64,
-    pub accuracy_m: Option<f64>,
     pub replaces: Option<String>,
     pub review_comment: Option<String>,
     pub status_changed_at: DateTime<Utc>,
     /// Whether ID and phone numbers are shown in full.
     pub revealed: bool,
     pub members: Vec<MemberView>,
-    pub photos: Vec<String>,
-    pub flag_details: Vec<FlagDetail>,
 }
 
 fn mask_phone(phone: &str) -> String {
@@ -545,12 +634,6 @@ fn survey_detail(
             })
         })
         .collect::<ApiResult<Vec<_>>>()?;
-    let photos: Vec<String> = photo_links::table
-        .filter(photo_links::submission_id.eq(id))
-        .select(photo_links::photo_sha256)
-        .order(photo_links::photo_sha256)
-        .load(conn)?;
-    let flag_details = flag_details(conn, &[id.to_owned()])?;
     let head_id_number = extra
         .3
         .as_deref()
@@ -569,14 +652,16 @@ fn survey_detail(
         None => None,
     };
     if reveal {
-        audit::record(
+        audit::append(
             conn,
-            &caller.user_id,
-            "reveal_personal_data",
-            "household_survey",
-            id,
-            reason,
-            None,
+            &audit::Entry {
+                user_id: &caller.user_id,
+                action: "reveal_personal_data",
+                subject_type: "household_survey",
+                subject_id: id,
+                reason,
+                ..Default::default()
+            },
         )?;
     }
     let summary = summaries(conn, vec![row])?
@@ -590,36 +675,43 @@ fn survey_detail(
         head_id_number,
         phone,
         relocated: extra.5,
-        lat: extra.6,
-        lon: extra.7,
-        accuracy_m: extra.8,
         replaces: extra.9,
         review_comment: extra.10,
         status_changed_at: extra.11.and_utc(),
         revealed: reveal,
         members,
-        photos,
-        flag_details,
     })
 }
 
-fn flag_details(conn: &mut DbConnection, surveys: &[String]) -> ApiResult<Vec<FlagDetail>> {
-    let rows: Vec<(String, String, String)> = survey_flags::table
+/// The flags of the surveys, each with its survey id.
+fn flag_details(
+    conn: &mut DbConnection,
+    surveys: &[String],
+) -> ApiResult<Vec<(String, FlagDetail)>> {
+    let rows: Vec<(String, String, String, String)> = survey_flags::table
         .filter(survey_flags::survey_id.eq_any(surveys))
         .select((
+            survey_flags::survey_id,
             survey_flags::flag,
             survey_flags::related_household_id,
             survey_flags::detail,
         ))
-        .order((survey_flags::flag, survey_flags::related_household_id))
+        .order((
+            survey_flags::survey_id,
+            survey_flags::flag,
+            survey_flags::related_household_id,
+        ))
         .load(conn)?;
     rows.into_iter()
-        .map(|(flag, related, detail)| {
-            Ok(FlagDetail {
-                flag: SurveyFlag::parse(&flag).ok_or_else(|| corrupt("flag"))?,
-                related_household_id: (!related.is_empty()).then_some(related),
-                detail,
-            })
+        .map(|(survey, flag, related, detail)| {
+            Ok((
+                survey,
+                FlagDetail {
+                    flag: SurveyFlag::parse(&flag).ok_or_else(|| corrupt("flag"))?,
+                    related_household_id: (!related.is_empty()).then_some(related),
+                    detail,
+                },
+            ))
         })
         .collect()
 }
@@ -653,7 +745,7 @@ pub async fn get_survey(
     let state = state.into_inner();
     let db = state.db.clone();
     let detail = db
-        .run(move |conn| {
+        .run_as(reveal, move |conn| {
             survey_detail(
                 conn,
                 &state.vault,
@@ -679,6 +771,8 @@ pub struct HouseholdView {
     pub versions: Vec<SurveySummary>,
     /// The flags of all its versions.
     pub flags: Vec<FlagDetail>,
+    /// Set when a reviewer merged this household into another: its versions are there now.
+    pub merged_into: Option<String>,
 }
 
 /// A household: its versions (one per survey) and their flags.
@@ -704,7 +798,7 @@ pub async fn get_household(
     let state = state.into_inner();
     let db = state.db.clone();
     let view = db
-        .run(move |conn| {
+        .run_as(reveal, move |conn| {
             let not_found = || ApiError::NotFound(format!("no household {id}"));
             let (village_code, household_number): (String, Option<String>) = households::table
                 .find(&id)
@@ -736,18 +830,25 @@ pub async fn get_household(
                 .map(|s| id_text(&state.vault, s, reveal))
                 .transpose()?;
             if reveal {
-                audit::record(
+                audit::append(
                     conn,
-                    &caller.user_id,
-                    "reveal_personal_data",
-                    "household",
-                    &id,
-                    reason.as_deref(),
-                    None,
+                    &audit::Entry {
+                        user_id: &caller.user_id,
+                        action: "reveal_personal_data",
+                        subject_type: "household",
+                        subject_id: &id,
+                        reason: reason.as_deref(),
+                        ..Default::default()
+                    },
                 )?;
             }
+            let survivor = super::duplicates::survivor_of(conn, &id)?;
             Ok(HouseholdView {
-                flags: flag_details(conn, &ids)?,
+                flags: flag_details(conn, &ids)?
+                    .into_iter()
+                    .map(|(_, f)| f)
+                    .collect(),
+                merged_into: (survivor != id).then_some(survivor),
                 versions: summaries(conn, rows)?,
                 id,
                 village_code,
@@ -777,6 +878,10 @@ pub struct SubmissionStatus {
     pub status: ReviewStatus,
     /// The reviewer's reason or request, when there is one.
     pub review_comment: Option<String>,
+    /// User id of the reviewer who last decided (household surveys).
+    pub reviewed_by: Option<String>,
+    /// Their name, for the app to show.
+    pub reviewer_name: Option<String>,
     pub flags: Vec<SurveyFlag>,
     pub received_at: DateTime<Utc>,
     pub status_changed_at: DateTime<Utc>,
@@ -832,6 +937,7 @@ pub async fn my_submissions(
                 Option<String>,
                 NaiveDateTime,
                 NaiveDateTime,
+                Option<String>,
             );
             let households: Vec<Row> = household_surveys::table
                 .filter(household_surveys::enumerator_id.eq(&caller.user_id))
@@ -847,6 +953,7 @@ pub async fn my_submissions(
                     household_surveys::review_comment,
                     household_surveys::received_at,
                     household_surveys::status_changed_at,
+                    household_surveys::reviewed_by,
                 ))
                 .load(conn)?;
             let villages: Vec<Row> = village_surveys::table
@@ -863,20 +970,31 @@ pub async fn my_submissions(
                     village_surveys::review_comment,
                     village_surveys::received_at,
                     village_surveys::status_changed_at,
+                    None::<String>
+                        .into_sql::<diesel::sql_types::Nullable<diesel::sql_types::Text>>(),
                 ))
                 .load(conn)?;
             let ids: Vec<String> = households.iter().map(|r| r.0.clone()).collect();
             let mut flags = flags_of(conn, &ids)?;
+            let reviewers: Vec<String> = households.iter().filter_map(|r| r.6.clone()).collect();
+            let names: HashMap<String, String> = users::table
+                .filter(users::id.eq_any(&reviewers))
+                .select((users::id, users::name))
+                .load::<(String, String)>(conn)?
+                .into_iter()
+                .collect();
             let mut items = households
                 .into_iter()
                 .map(|r| (r, "household_survey"))
                 .chain(villages.into_iter().map(|r| (r, "village_survey")))
                 .map(
                     |(
-                        (id, village_code, status, review_comment, received_at, changed_at),
+                        (id, village_code, status, review_comment, received_at, changed_at, by),
                         kind,
                     )| {
                         Ok(SubmissionStatus {
+                            reviewer_name: by.as_ref().and_then(|b| names.get(b).cloned()),
+                            reviewed_by: by,
                             flags: flags.remove(&id).unwrap_or_default(),
                             id,
                             kind: kind.into(),

@@ -17,6 +17,8 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(submit_household_survey)
         .service(submit_village_survey);
     super::read::configure(cfg);
+    super::review_routes::configure(cfg);
+    super::duplicates_routes::configure(cfg);
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -35,8 +37,8 @@ pub struct HouseholdSurveyAnswer {
     pub household_id: String,
     /// This survey's version of the household (1 for its first survey).
     pub version: i32,
-    /// Review status: `pending` until a county reviewer decides.
-    #[schema(example = "pending")]
+    /// Review status: `submitted` until a county reviewer decides.
+    #[schema(example = "submitted")]
     pub status: String,
     pub flags: Vec<SurveyFlag>,
     pub flag_details: Vec<FlagDetail>,
@@ -50,7 +52,7 @@ pub struct VillageSurveyAnswer {
     pub village_code: String,
     #[schema(example = "2020-07")]
     pub month: String,
-    #[schema(example = "pending")]
+    #[schema(example = "submitted")]
     pub status: String,
     /// An earlier survey of this village and month exists; the latest one counts.
     pub supersedes_earlier: bool,
@@ -93,7 +95,7 @@ pub struct VillageSurveyAnswer {
     responses(
         (status = 201, description = "Stored", body = HouseholdSurveyAnswer, example = json!({
             "id": "0190b7c2-6d1e-7c3a-9a51-3f2d8e0b4c11", "household_id": "0193a6c4-2f0e-7b9a-8c1d-5e6f7a8b9c0d",
-            "version": 1, "status": "pending", "flags": [], "flag_details": [], "received_at": "2020-07-20T11:02:03.123Z"
+            "version": 1, "status": "submitted", "flags": [], "flag_details": [], "received_at": "2020-07-20T11:02:03.123Z"
         })),
         (status = 200, description = "A replay: stored before, answered as then", body = HouseholdSurveyAnswer),
         (status = 403, description = "`forbidden_role`: only enumerators and first secretaries submit surveys", body = Problem, content_type = "application/problem+json"),

@@ -76,30 +76,22 @@ struct Resolved {
     id: String,
     /// Made by this survey (so it has no earlier versions).
     created: bool,
-    /// For a keyless survey: an existing household it may duplicate.
-    possible_duplicate: Option<String>,
 }
 
-/// Finds the household a survey is about (by household number, else by the head's ID-number
-/// hash) or creates it.
+/// Finds the household a survey is about — by household number, else by the head's ID-number
+/// hash, else (for a correction) the household of the survey it replaces — or creates it. A
+/// household merged into another resolves to the survivor.
 fn resolve_household(
     conn: &mut DbConnection,
     survey: &HouseholdSurvey,
     head_hash: Option<&str>,
     now: DateTime<Utc>,
 ) -> ApiResult<Resolved> {
-    type Found = (String, String, Option<String>, Option<String>);
-    let select = (
-        households::id,
-        households::village_code,
-        households::household_number,
-        households::head_id_hash,
-    );
-    let mut found: Option<Found> = None;
+    let mut found: Option<String> = None;
     if let Some(number) = &survey.household_number {
         found = households::table
             .filter(households::household_number.eq(number))
-            .select(select)
+            .select(households::id)
             .first(conn)
             .optional()?;
     }
@@ -107,37 +99,46 @@ fn resolve_household(
         if let Some(hash) = head_hash {
             found = households::table
                 .filter(households::head_id_hash.eq(hash))
-                .select(select)
+                .select(households::id)
                 .first(conn)
                 .optional()?;
         }
     }
-    if let Some((id, village, number, hash)) = found {
+    if found.is_none() {
+        if let Some(replaced) = &survey.replaces {
+            found = household_surveys::table
+                .find(replaced.as_str())
+                .select(household_surveys::household_id)
+                .first(conn)
+                .optional()?;
+        }
+    }
+    if let Some(found) = found {
+        let id = super::duplicates::survivor_of(conn, &found)?;
+        let (village, number, hash): (String, Option<String>, Option<String>) = households::table
+            .find(&id)
+            .select((
+                households::village_code,
+                households::household_number,
+                households::head_id_hash,
+            ))
+            .first(conn)?;
         // Keys learnt later are kept, and the household lives where it was last surveyed. A
         // unique violation here (a racing survey took the key) is resolved by the retry.
-        let number = number.or_else(|| survey.household_number.clone());
-        let hash = hash.or_else(|| head_hash.map(str::to_owned));
-        if village != survey.village.as_str() || number.is_some() || hash.is_some() {
+        let learnt = (number.is_none() && survey.household_number.is_some())
+            || (hash.is_none() && head_hash.is_some());
+        if village != survey.village.as_str() || learnt {
             diesel::update(households::table.find(&id))
                 .set((
                     households::village_code.eq(survey.village.as_str()),
-                    households::household_number.eq(&number),
-                    households::head_id_hash.eq(&hash),
+                    households::household_number
+                        .eq(number.or_else(|| survey.household_number.clone())),
+                    households::head_id_hash.eq(hash.or_else(|| head_hash.map(str::to_owned))),
                 ))
                 .execute(conn)?;
         }
-        return Ok(Resolved {
-            id,
-            created: false,
-            possible_duplicate: None,
-        });
+        return Ok(Resolved { id, created: false });
     }
-
-    let possible_duplicate = if survey.household_number.is_none() && head_hash.is_none() {
-        similar_household(conn, survey)?
-    } else {
-        None
-    };
     let id = uuid::Uuid::now_v7().to_string();
     diesel::insert_into(households::table)
         .values((
@@ -148,24 +149,23 @@ fn resolve_household(
             households::created_at.eq(now.naive_utc()),
         ))
         .execute(conn)?;
-    Ok(Resolved {
-        id,
-        created: true,
-        possible_duplicate,
-    })
+    Ok(Resolved { id, created: true })
 }
 
-/// The nearest household of the village whose latest survey has the same normalised head
-/// name, a size within one member, and a position within 100 m.
+/// For a survey without either key: the nearest other household of the village whose latest
+/// survey has the same normalised head name, a size within one member, and a position within
+/// 100 m — unless a reviewer already kept the two apart or merged them.
 fn similar_household(
     conn: &mut DbConnection,
     survey: &HouseholdSurvey,
+    own: &str,
 ) -> ApiResult<Option<String>> {
     let name = super::validate::normalise_name(&survey.head_name);
     let size = survey.members.len() as i32;
     let candidates: Vec<(String, i32, i32, f64, f64)> = household_surveys::table
         .filter(household_surveys::village_code.eq(survey.village.as_str()))
         .filter(household_surveys::head_name_norm.eq(&name))
+        .filter(household_surveys::household_id.ne(own))
         .select((
             household_surveys::household_id,
             household_surveys::version,
@@ -178,12 +178,13 @@ fn similar_household(
             household_surveys::version.desc(),
         ))
         .load(conn)?;
+    let decided = super::duplicates::decided_partners(conn, own)?;
     let here = Point::new(survey.position.lon, survey.position.lat);
     let mut best: Option<(f64, String)> = None;
     let mut seen = std::collections::HashSet::new();
     for (household, _, count, lat, lon) in candidates {
         // Rows come newest version first per household: judge each by its latest survey.
-        if !seen.insert(household.clone()) {
+        if !seen.insert(household.clone()) || decided.contains(&household) {
             continue;
         }
         let distance = distance_m(here, Point::new(lon, lat));
@@ -346,11 +347,17 @@ pub fn household(
     };
 
     let mut flags = Vec::new();
-    if let Some(other) = household.possible_duplicate {
+    let keyless = survey.household_number.is_none() && head_hash.is_none();
+    let possible_duplicate = if keyless {
+        similar_household(conn, survey, &household_id)?
+    } else {
+        None
+    };
+    if let Some(other) = &possible_duplicate {
         flags.push(Flag {
             flag: SurveyFlag::PossibleDuplicate,
             detail: format!("same head name and size within one member, within {DUPLICATE_RADIUS_M} m of household {other}"),
-            related_household_id: Some(other),
+            related_household_id: Some(other.clone()),
         });
     }
     if !household.created {
@@ -397,10 +404,21 @@ pub fn household(
             household_surveys::accuracy_m.eq(survey.position.accuracy_m),
             household_surveys::answers_hash.eq(answers_hash),
             household_surveys::replaces.eq(survey.replaces.as_ref().map(|r| r.as_str())),
-            household_surveys::status.eq("pending"),
+            household_surveys::status.eq("submitted"),
             household_surveys::status_changed_at.eq(now.naive_utc()),
+            household_surveys::review_version.eq(1),
         ))
         .execute(conn)?;
+
+    if let Some(replaced) = &survey.replaces {
+        super::review::supersede(
+            conn,
+            replaced.as_str(),
+            survey.id.as_str(),
+            enumerator_id,
+            now,
+        )?;
+    }
 
     let known: Vec<String> = people::table
         .filter(people::id_hash.eq_any(&member_hashes))
@@ -446,6 +464,9 @@ pub fn household(
             .execute(conn)?;
     }
 
+    if let Some(other) = &possible_duplicate {
+        super::duplicates::record_pair(conn, &household_id, other, survey.id.as_str(), now)?;
+    }
     for f in &flags {
         diesel::insert_into(survey_flags::table)
             .values((
@@ -468,7 +489,7 @@ pub fn household(
         "id": survey.id,
         "household_id": household_id,
         "version": version,
-        "status": "pending",
+        "status": "submitted",
         "flags": distinct_flags(&flags),
         "flag_details": flags.iter().map(|f| json!({
             "flag": f.flag,
@@ -513,7 +534,7 @@ pub fn village(
             village_surveys::lat.eq(survey.position.map(|p| p.lat)),
             village_surveys::lon.eq(survey.position.map(|p| p.lon)),
             village_surveys::accuracy_m.eq(survey.position.and_then(|p| p.accuracy_m)),
-            village_surveys::status.eq("pending"),
+            village_surveys::status.eq("submitted"),
             village_surveys::status_changed_at.eq(now.naive_utc()),
         ))
         .execute(conn)?;
@@ -544,7 +565,7 @@ pub fn village(
         "id": survey.id,
         "village_code": survey.village,
         "month": survey.month,
-        "status": "pending",
+        "status": "submitted",
         "supersedes_earlier": earlier > 0,
         "needed": survey.posts.iter().map(|p| i64::from(p.needed)).sum::<i64>(),
         "filled": survey.posts.iter().map(|p| i64::from(p.filled)).sum::<i64>(),

@@ -194,7 +194,14 @@ pub fn validate(conn: &mut DbConnection, input: &NewUserInput) -> ApiResult<NewU
 
 /// Stores a validated user; its password is hashed here (slow by design: call on a blocking
 /// thread). A phone number already registered answers 409.
-pub fn create(conn: &mut DbConnection, user: &NewUser) -> ApiResult<String> {
+/// Creates a user, audited as done by `created_by` (`None`: from the command line or the demo
+/// loader, recorded as the new user's own act).
+pub fn create(
+    conn: &mut DbConnection,
+    user: &NewUser,
+    created_by: Option<&str>,
+    how: &str,
+) -> ApiResult<String> {
     let hash = password::hash(&user.password).map_err(ApiError::internal)?;
     let id = uuid::Uuid::now_v7().to_string();
     write_transaction(conn, |conn| {
@@ -230,6 +237,24 @@ pub fn create(conn: &mut DbConnection, user: &NewUser) -> ApiResult<String> {
                 ))
                 .execute(conn)?;
         }
+        let villages: Vec<&str> = user.villages.iter().map(DivisionCode::as_str).collect();
+        let scope = match (&user.county, villages.as_slice()) {
+            (Some(county), _) => format!("county {}", county.as_str()),
+            (None, []) => "city".to_owned(),
+            (None, villages) => format!("villages {}", villages.join(",")),
+        };
+        crate::audit::append(
+            conn,
+            &crate::audit::Entry {
+                user_id: created_by.unwrap_or(&id),
+                action: "create_user",
+                subject_type: "user",
+                subject_id: &id,
+                to_state: Some(user.role.as_str()),
+                detail: Some(&format!("{scope}; {how}")),
+                ..Default::default()
+            },
+        )?;
         Ok(id.clone())
     })
 }

@@ -147,11 +147,12 @@ pub async fn create_user(
 ) -> ApiResult<HttpResponse> {
     caller.require_role(&[Role::CityAdmin])?;
     let input = body.0;
+    let by = caller.user_id.clone();
     let summary = state
         .db
         .write(move |conn| {
             let user = validate(conn, &input)?;
-            let id = create(conn, &user)?;
+            let id = create(conn, &user, Some(&by), "POST /api/v1/users")?;
             let row: Row = users::table.find(&id).select(ROW).first(conn)?;
             let mut list = summaries(conn, vec![row])?;
             list.pop()

@@ -1,0 +1,2 @@
+DROP TABLE merge_moves;
+DROP TABLE duplicate_pairs;
