@@ -12,6 +12,7 @@ pub mod domain;
 pub mod error;
 pub mod geography;
 pub mod http;
+pub mod ledger;
 pub mod metrics;
 pub mod openapi;
 pub mod ops;

@@ -30,6 +30,7 @@ use crate::error::{ErrorCode, Problem};
         (name = "surveys", description = "Household and village surveys: exactly-once intake, households, reads"),
         (name = "review", description = "County review: the queue, decisions, bulk decisions, duplicate households"),
         (name = "audit", description = "The append-only, hash-chained audit log (city admins)"),
+        (name = "ledger", description = "The demand ledger: inventory by node and month, monthly close, quotas"),
         (name = "checkins", description = "Attendance check-ins with verification flags, monthly attendance"),
         (name = "photos", description = "Content-addressed photo upload, thumbnails"),
         (name = "users", description = "Accounts, roles and scopes (administration)"),
@@ -140,6 +141,7 @@ where
             .configure(crate::surveys::routes::configure)
             .configure(crate::checkins::routes::configure)
             .configure(crate::audit::routes::configure)
+            .configure(crate::ledger::routes::configure)
             .configure(crate::catalog::configure)
             .service(openapi_json),
     )

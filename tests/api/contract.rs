@@ -353,6 +353,45 @@ fn load_every_table(conn: &mut DbConnection) {
             Timestamp,
         )>(conn)
         .expect("checkins");
+    duplicate_pairs::table
+        .select(duplicate_pairs::all_columns)
+        .load::<(
+            Text,
+            Text,
+            Text,
+            Opt<Text>,
+            Timestamp,
+            Text,
+            Opt<Text>,
+            Opt<Timestamp>,
+            Opt<Text>,
+            i32,
+        )>(conn)
+        .expect("duplicate_pairs");
+    merge_moves::table
+        .select(merge_moves::all_columns)
+        .load::<(Text, Text, Text, Text, i32, i32)>(conn)
+        .expect("merge_moves");
+    ledger_generations::table
+        .select(ledger_generations::all_columns)
+        .load::<(Text, i64)>(conn)
+        .expect("ledger_generations");
+    ledger_cache::table
+        .select(ledger_cache::all_columns)
+        .load::<(Text, Text, i64, Text, Text)>(conn)
+        .expect("ledger_cache");
+    closed_months::table
+        .select(closed_months::all_columns)
+        .load::<(Text, Timestamp, Text)>(conn)
+        .expect("closed_months");
+    month_snapshots::table
+        .select(month_snapshots::all_columns)
+        .load::<(Text, Text, Text, Text)>(conn)
+        .expect("month_snapshots");
+    quotas::table
+        .select(quotas::all_columns)
+        .load::<(i32, Text, i32, i32, i32, Text, Timestamp)>(conn)
+        .expect("quotas");
 }
 
 /// The tables present in the database, whatever the backend.

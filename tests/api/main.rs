@@ -10,6 +10,7 @@ mod checkins;
 mod cli;
 mod contract;
 mod errors;
+mod ledger;
 mod ops;
 mod phash;
 mod photos;

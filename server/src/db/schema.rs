@@ -308,6 +308,52 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    ledger_generations (village_code) {
+        village_code -> Text,
+        generation -> BigInt,
+    }
+}
+
+diesel::table! {
+    ledger_cache (month, village_code) {
+        village_code -> Text,
+        month -> Text,
+        generation -> BigInt,
+        approved -> Text,
+        pending -> Text,
+    }
+}
+
+diesel::table! {
+    closed_months (month) {
+        month -> Text,
+        closed_at -> Timestamp,
+        closed_by -> Text,
+    }
+}
+
+diesel::table! {
+    month_snapshots (month, village_code) {
+        month -> Text,
+        village_code -> Text,
+        approved -> Text,
+        pending -> Text,
+    }
+}
+
+diesel::table! {
+    quotas (year, county_code) {
+        year -> Integer,
+        county_code -> Text,
+        special_posts -> Integer,
+        temporary_posts -> Integer,
+        temporary_post_monthly_yuan -> Integer,
+        updated_by -> Text,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(household_surveys -> households (household_id));
 diesel::joinable!(household_surveys -> submissions (id));
 diesel::joinable!(survey_members -> household_surveys (survey_id));
@@ -347,6 +393,11 @@ diesel::allow_tables_to_appear_in_same_query!(
     duplicate_pairs,
     merge_moves,
     checkins,
+    ledger_generations,
+    ledger_cache,
+    closed_months,
+    month_snapshots,
+    quotas,
 );
 
 /// Every table, for the guard tests that check each one loads on both backends.
@@ -374,4 +425,9 @@ pub const ALL_TABLES: &[&str] = &[
     "checkins",
     "duplicate_pairs",
     "merge_moves",
+    "ledger_generations",
+    "ledger_cache",
+    "closed_months",
+    "month_snapshots",
+    "quotas",
 ];

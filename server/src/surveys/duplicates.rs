@@ -318,6 +318,7 @@ pub fn decide(
     if changed != 1 {
         return Err(stale());
     }
+    crate::ledger::cache::touch_households(conn, &[pair.a.as_str(), pair.b.as_str()])?;
     let detail = match (&survivor, decision.action) {
         (Some(s), _) => format!("survivor {s}; {moved} survey versions moved"),
         (None, PairAction::Unmerge) => format!("{moved} survey versions moved back"),

@@ -116,16 +116,18 @@ pub fn decide(
     now: DateTime<Utc>,
 ) -> ApiResult<ReviewOutcome> {
     let not_found = || ApiError::NotFound(format!("no household survey {id}"));
-    let (village, status, version): (String, String, i32) = household_surveys::table
-        .find(id)
-        .select((
-            household_surveys::village_code,
-            household_surveys::status,
-            household_surveys::review_version,
-        ))
-        .first(conn)
-        .optional()?
-        .ok_or_else(not_found)?;
+    let (village, status, version, household): (String, String, i32, String) =
+        household_surveys::table
+            .find(id)
+            .select((
+                household_surveys::village_code,
+                household_surveys::status,
+                household_surveys::review_version,
+                household_surveys::household_id,
+            ))
+            .first(conn)
+            .optional()?
+            .ok_or_else(not_found)?;
     let village = DivisionCode::parse(&village)
         .map_err(|_| ApiError::internal(anyhow::anyhow!("survey {id} has a bad village")))?;
     if !caller.can_access_village(&village) {
@@ -171,6 +173,7 @@ pub fn decide(
             detail: "another reviewer decided this survey just now; reload it".into(),
         });
     }
+    crate::ledger::cache::touch_households(conn, &[household.as_str()])?;
     audit::append(
         conn,
         &audit::Entry {

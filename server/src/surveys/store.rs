@@ -484,6 +484,19 @@ pub fn household(
         survey.id.as_str(),
         survey.village.as_str(),
     )?;
+    let mut touched = vec![household_id.as_str()];
+    let replaced_household: Option<String> = match &survey.replaces {
+        Some(r) => household_surveys::table
+            .find(r.as_str())
+            .select(household_surveys::household_id)
+            .first(conn)
+            .optional()?,
+        None => None,
+    };
+    if let Some(h) = &replaced_household {
+        touched.push(h);
+    }
+    crate::ledger::cache::touch_households(conn, &touched)?;
 
     Ok(json!({
         "id": survey.id,
@@ -553,6 +566,10 @@ pub fn village(
         &survey.photos,
         survey.id.as_str(),
         survey.village.as_str(),
+    )?;
+    crate::ledger::cache::touch_villages(
+        conn,
+        &std::collections::BTreeSet::from([survey.village.as_str().to_owned()]),
     )?;
     // Earlier surveys of the same village and month stay stored; the latest is the month's.
     let earlier = village_surveys::table

@@ -1,0 +1,248 @@
+//! Keeping per-village figures ready: every change that can alter a village's figures bumps the
+//! village's generation in the same transaction ([`touch_households`], [`touch_villages`]);
+//! a cached figure set counts only while its generation is current, and stale or missing ones
+//! are recomputed for the villages concerned alone. Closed months are read from their snapshot.
+
+use std::collections::{BTreeSet, HashMap};
+
+use diesel::prelude::*;
+
+use super::figures::{self, Figures, VillageFigures};
+use crate::db::schema::{
+    closed_months, household_surveys, ledger_cache, ledger_generations, month_snapshots,
+    survey_members,
+};
+use crate::db::DbConnection;
+use crate::error::{ApiError, ApiResult};
+
+/// Marks the villages' figures as changed.
+pub fn touch_villages(conn: &mut DbConnection, villages: &BTreeSet<String>) -> QueryResult<()> {
+    for village in villages {
+        let bumped = diesel::update(ledger_generations::table.find(village))
+            .set(ledger_generations::generation.eq(ledger_generations::generation + 1))
+            .execute(conn)?;
+        if bumped == 0 {
+            // First change in this village. A racing first change inserts too: whichever
+            // loses does nothing, and the update below counts its change.
+            let first = diesel::insert_into(ledger_generations::table)
+                .values((
+                    ledger_generations::village_code.eq(village),
+                    ledger_generations::generation.eq(1i64),
+                ))
+                .on_conflict_do_nothing();
+            // `ON CONFLICT` is spelt the same on both backends, but diesel's multi-backend
+            // connection does not build it: run it on the concrete connection.
+            match conn {
+                DbConnection::Sqlite(c) => first.execute(c)?,
+                DbConnection::Postgresql(c) => first.execute(c)?,
+            };
+            diesel::update(ledger_generations::table.find(village))
+                .set(ledger_generations::generation.eq(ledger_generations::generation + 1))
+                .execute(conn)?;
+        }
+    }
+    Ok(())
+}
+
+/// Marks as changed every village whose figures the households' versions can reach: where
+/// they were surveyed, and where any of their people are counted.
+pub fn touch_households(conn: &mut DbConnection, households: &[&str]) -> QueryResult<()> {
+    let mut villages: BTreeSet<String> = household_surveys::table
+        .filter(household_surveys::household_id.eq_any(households))
+        .select(household_surveys::village_code)
+        .distinct()
+        .load::<String>(conn)?
+        .into_iter()
+        .collect();
+    let persons: Vec<String> = survey_members::table
+        .inner_join(household_surveys::table)
+        .filter(household_surveys::household_id.eq_any(households))
+        .select(survey_members::person_id_hash)
+        .distinct()
+        .load(conn)?;
+    for chunk in persons.chunks(500) {
+        let elsewhere: Vec<String> = survey_members::table
+            .inner_join(household_surveys::table)
+            .filter(survey_members::person_id_hash.eq_any(chunk))
+            .select(household_surveys::village_code)
+            .distinct()
+            .load(conn)?;
+        villages.extend(elsewhere);
+    }
+    touch_villages(conn, &villages)
+}
+
+fn parse(text: &str) -> ApiResult<Figures> {
+    serde_json::from_str(text)
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("cached figures: {e}")))
+}
+
+fn encode(figures: &Figures) -> String {
+    serde_json::to_string(figures).unwrap_or_else(|_| "{}".into())
+}
+
+/// Whether a month is closed.
+pub fn is_closed(conn: &mut DbConnection, month: &str) -> QueryResult<bool> {
+    Ok(closed_months::table
+        .find(month)
+        .count()
+        .get_result::<i64>(conn)?
+        > 0)
+}
+
+/// Figures computed on a read, to store in the cache (with the generation they were computed
+/// at).
+pub struct Fresh {
+    month: String,
+    rows: Vec<(String, i64, VillageFigures)>,
+}
+
+impl Fresh {
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+}
+
+/// The villages' figures for a month: from the snapshot of a closed month, else from the cache,
+/// computing what is stale. Returns what it computed, for [`store`].
+pub fn figures_for(
+    conn: &mut DbConnection,
+    villages: &[String],
+    month: &str,
+) -> ApiResult<(HashMap<String, VillageFigures>, Fresh)> {
+    let mut out = HashMap::with_capacity(villages.len());
+    let mut fresh = Fresh {
+        month: month.to_owned(),
+        rows: Vec::new(),
+    };
+    let all = villages.len() > 200;
+    if is_closed(conn, month)? {
+        let mut q = month_snapshots::table
+            .filter(month_snapshots::month.eq(month))
+            .select((
+                month_snapshots::village_code,
+                month_snapshots::approved,
+                month_snapshots::pending,
+            ))
+            .into_boxed();
+        if !all {
+            q = q.filter(month_snapshots::village_code.eq_any(villages));
+        }
+        let wanted: BTreeSet<&str> = villages.iter().map(String::as_str).collect();
+        for (village, approved, pending) in q.load::<(String, String, String)>(conn)? {
+            if wanted.contains(village.as_str()) {
+                out.insert(
+                    village,
+                    VillageFigures {
+                        approved: parse(&approved)?,
+                        including_pending: parse(&pending)?,
+                    },
+                );
+            }
+        }
+        return Ok((out, fresh));
+    }
+    // Generations first: data read afterwards is at least as new as them, so a stored
+    // figure set is never newer-labelled than its data.
+    let generations: HashMap<String, i64> = {
+        let mut q = ledger_generations::table.into_boxed();
+        if !all {
+            q = q.filter(ledger_generations::village_code.eq_any(villages));
+        }
+        q.select((
+            ledger_generations::village_code,
+            ledger_generations::generation,
+        ))
+        .load::<(String, i64)>(conn)?
+        .into_iter()
+        .collect()
+    };
+    let cached: HashMap<String, (i64, String, String)> = {
+        let mut q = ledger_cache::table
+            .filter(ledger_cache::month.eq(month))
+            .into_boxed();
+        if !all {
+            q = q.filter(ledger_cache::village_code.eq_any(villages));
+        }
+        q.select((
+            ledger_cache::village_code,
+            ledger_cache::generation,
+            ledger_cache::approved,
+            ledger_cache::pending,
+        ))
+        .load::<(String, i64, String, String)>(conn)?
+        .into_iter()
+        .map(|(v, g, a, p)| (v, (g, a, p)))
+        .collect()
+    };
+    for village in villages {
+        let generation = generations.get(village).copied().unwrap_or(0);
+        match cached.get(village) {
+            Some((g, approved, pending)) if *g == generation => {
+                out.insert(
+                    village.clone(),
+                    VillageFigures {
+                        approved: parse(approved)?,
+                        including_pending: parse(pending)?,
+                    },
+                );
+            }
+            _ => {
+                let computed = figures::village(conn, village, month)?;
+                fresh
+                    .rows
+                    .push((village.clone(), generation, computed.clone()));
+                out.insert(village.clone(), computed);
+            }
+        }
+    }
+    Ok((out, fresh))
+}
+
+/// Stores freshly computed figures, unless a change has made them stale meanwhile.
+pub fn store(conn: &mut DbConnection, fresh: &Fresh) -> QueryResult<()> {
+    for (village, generation, figures) in &fresh.rows {
+        let current: i64 = ledger_generations::table
+            .find(village)
+            .select(ledger_generations::generation)
+            .first(conn)
+            .optional()?
+            .unwrap_or(0);
+        if current != *generation {
+            continue;
+        }
+        diesel::delete(ledger_cache::table.find((&fresh.month, village))).execute(conn)?;
+        // Another process may store the same figures at once: either row will do.
+        let insert = diesel::insert_into(ledger_cache::table)
+            .values((
+                ledger_cache::village_code.eq(village),
+                ledger_cache::month.eq(&fresh.month),
+                ledger_cache::generation.eq(generation),
+                ledger_cache::approved.eq(encode(&figures.approved)),
+                ledger_cache::pending.eq(encode(&figures.including_pending)),
+            ))
+            .on_conflict_do_nothing();
+        match conn {
+            DbConnection::Sqlite(c) => insert.execute(c)?,
+            DbConnection::Postgresql(c) => insert.execute(c)?,
+        };
+    }
+    Ok(())
+}
+
+/// Every village's figures for a month computed from the normalised tables, ignoring the
+/// cache: what a close freezes, and the benchmark's baseline.
+pub fn recompute_all(
+    conn: &mut DbConnection,
+    villages: &[String],
+    month: &str,
+) -> QueryResult<HashMap<String, VillageFigures>> {
+    villages
+        .iter()
+        .map(|v| Ok((v.clone(), figures::village(conn, v, month)?)))
+        .collect()
+}
+
+pub(super) fn encode_figures(figures: &Figures) -> String {
+    encode(figures)
+}

@@ -1,0 +1,9 @@
+//! The village-level demand ledger (需求台账, SPEC §7): figures per village and month, rolled up
+//! to township, county and city; monthly closes; quotas.
+
+pub mod cache;
+pub mod figures;
+pub mod inventory;
+pub mod months;
+pub mod quotas;
+pub mod routes;

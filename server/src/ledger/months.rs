@@ -1,0 +1,132 @@
+//! Monthly close (月调度): a city admin freezes a month's figures at every level as a snapshot.
+//! Later changes to that month's surveys do not alter it; they count from the next month on.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::cache;
+use crate::audit;
+use crate::db::schema::{closed_months, household_surveys, month_snapshots, users, villages};
+use crate::db::DbConnection;
+use crate::error::{ApiError, ApiResult, ErrorCode};
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct MonthState {
+    #[schema(example = "2020-07")]
+    pub month: String,
+    /// `open` (figures live) or `closed` (frozen).
+    #[schema(example = "closed")]
+    pub state: String,
+    pub closed_at: Option<DateTime<Utc>>,
+    pub closed_by: Option<String>,
+    pub closed_by_name: Option<String>,
+}
+
+/// Every month from the first surveyed one to the current one, newest first.
+pub fn list(conn: &mut DbConnection, current: &str) -> QueryResult<Vec<MonthState>> {
+    let first: Option<String> = household_surveys::table
+        .select(diesel::dsl::min(household_surveys::month))
+        .first(conn)?;
+    let closed: Vec<(String, NaiveDateTime, String, String)> = closed_months::table
+        .inner_join(users::table.on(users::id.eq(closed_months::closed_by)))
+        .select((
+            closed_months::month,
+            closed_months::closed_at,
+            closed_months::closed_by,
+            users::name,
+        ))
+        .load(conn)?;
+    let mut months: Vec<String> = Vec::new();
+    let start = first
+        .into_iter()
+        .chain(closed.iter().map(|c| c.0.clone()))
+        .min()
+        .unwrap_or_else(|| current.to_owned());
+    let mut m = current.to_owned();
+    // Bounded: the service keeps at most a few decades of months.
+    while m >= start && months.len() < 1200 {
+        months.push(m.clone());
+        match super::inventory::previous_month(&m) {
+            Some(p) => m = p,
+            None => break,
+        }
+    }
+    Ok(months
+        .into_iter()
+        .map(|month| {
+            let c = closed.iter().find(|c| c.0 == month);
+            MonthState {
+                state: if c.is_some() { "closed" } else { "open" }.into(),
+                closed_at: c.map(|c| c.1.and_utc()),
+                closed_by: c.map(|c| c.2.clone()),
+                closed_by_name: c.map(|c| c.3.clone()),
+                month,
+            }
+        })
+        .collect())
+}
+
+/// Closes a month inside the caller's write transaction: computes every village's figures from
+/// the normalised tables and stores them as the month's snapshot.
+pub fn close(
+    conn: &mut DbConnection,
+    month: &str,
+    user_id: &str,
+    now: DateTime<Utc>,
+) -> ApiResult<MonthState> {
+    if cache::is_closed(conn, month)? {
+        return Err(ApiError::Conflict {
+            code: ErrorCode::IllegalTransition,
+            detail: format!("{month} is already closed"),
+        });
+    }
+    // The row first: on PostgreSQL a second close racing this one waits on it and then fails
+    // on the primary key, rather than computing the snapshot twice.
+    diesel::insert_into(closed_months::table)
+        .values((
+            closed_months::month.eq(month),
+            closed_months::closed_at.eq(now.naive_utc()),
+            closed_months::closed_by.eq(user_id),
+        ))
+        .execute(conn)?;
+    let all: Vec<String> = villages::table
+        .select(villages::code)
+        .order(villages::code)
+        .load(conn)?;
+    let figures = cache::recompute_all(conn, &all, month)?;
+    for village in &all {
+        let Some(f) = figures.get(village) else {
+            continue;
+        };
+        diesel::insert_into(month_snapshots::table)
+            .values((
+                month_snapshots::month.eq(month),
+                month_snapshots::village_code.eq(village),
+                month_snapshots::approved.eq(cache::encode_figures(&f.approved)),
+                month_snapshots::pending.eq(cache::encode_figures(&f.including_pending)),
+            ))
+            .execute(conn)?;
+    }
+    audit::append(
+        conn,
+        &audit::Entry {
+            user_id,
+            action: "close_month",
+            subject_type: "month",
+            subject_id: month,
+            from_state: Some("open"),
+            to_state: Some("closed"),
+            detail: Some(&format!("{} village snapshots", all.len())),
+            ..Default::default()
+        },
+    )?;
+    Ok(MonthState {
+        month: month.to_owned(),
+        state: "closed".into(),
+        closed_at: Some(now),
+        closed_by: Some(user_id.to_owned()),
+        closed_by_name: None,
+    })
+}

@@ -1,0 +1,239 @@
+//! Yearly post quotas per county (the seed's city totals: 2,592 special posts, 620 temporary
+//! posts at 800 yuan a month) and progress against them.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::inventory::{Node, QuotaProgress};
+use crate::audit;
+use crate::db::schema::{divisions, quotas};
+use crate::db::DbConnection;
+use crate::domain::{DivisionCode, DivisionLevel};
+use crate::error::{ApiError, ApiResult, FieldError};
+
+/// The seed's subsidy for a temporary public-welfare post, yuan a month.
+pub const DEFAULT_TEMPORARY_POST_YUAN: i64 = 800;
+
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+pub struct CountyQuota {
+    /// 12-digit county code.
+    #[schema(example = "220802000000")]
+    pub county: String,
+    pub special_posts: i32,
+    pub temporary_posts: i32,
+}
+
+/// A year's quotas: every county named is set; counties not named keep what they had.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct QuotaRequest {
+    /// Yuan a month per temporary post (default 800).
+    pub temporary_post_monthly_yuan: Option<i32>,
+    pub counties: Vec<CountyQuota>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StoredQuota {
+    pub county: String,
+    pub county_name: String,
+    pub special_posts: i32,
+    pub temporary_posts: i32,
+    pub temporary_post_monthly_yuan: i32,
+    pub updated_by: String,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct YearQuotas {
+    pub year: i32,
+    pub counties: Vec<StoredQuota>,
+    pub special_posts_total: i64,
+    pub temporary_posts_total: i64,
+}
+
+/// Validates a quota request against the division tree.
+pub fn validate(conn: &mut DbConnection, year: i32, request: &QuotaRequest) -> ApiResult<()> {
+    let mut errors = Vec::new();
+    if !(2015..=2100).contains(&year) {
+        errors.push(FieldError::new("year", "range", "a year from 2015 to 2100"));
+    }
+    if request.counties.is_empty() || request.counties.len() > 50 {
+        errors.push(FieldError::new("counties", "count", "1 to 50 counties"));
+    }
+    if request
+        .temporary_post_monthly_yuan
+        .is_some_and(|y| !(0..=100_000).contains(&y))
+    {
+        errors.push(FieldError::new(
+            "temporary_post_monthly_yuan",
+            "range",
+            "0 to 100000 yuan",
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (i, c) in request.counties.iter().enumerate() {
+        let field = format!("counties[{i}]");
+        match DivisionCode::parse_level(&c.county, DivisionLevel::County) {
+            Err(e) => errors.push(FieldError::new(
+                format!("{field}.county"),
+                e.rule,
+                e.message,
+            )),
+            Ok(code) => {
+                let known = divisions::table
+                    .find(code.as_str())
+                    .filter(divisions::level.eq("county"))
+                    .count()
+                    .get_result::<i64>(conn)?
+                    > 0;
+                if !known {
+                    errors.push(FieldError::new(
+                        format!("{field}.county"),
+                        "unknown_county",
+                        "not a county of the city",
+                    ));
+                } else if !seen.insert(code.as_str().to_owned()) {
+                    errors.push(FieldError::new(
+                        format!("{field}.county"),
+                        "duplicate",
+                        "each county once",
+                    ));
+                }
+            }
+        }
+        for (name, value) in [
+            ("special_posts", c.special_posts),
+            ("temporary_posts", c.temporary_posts),
+        ] {
+            if !(0..=100_000).contains(&value) {
+                errors.push(FieldError::new(
+                    format!("{field}.{name}"),
+                    "range",
+                    "0 to 100000 posts",
+                ));
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Validation(errors))
+    }
+}
+
+/// Sets the quotas (inside the caller's transaction), auditing each county's change.
+pub fn set(
+    conn: &mut DbConnection,
+    year: i32,
+    request: &QuotaRequest,
+    user_id: &str,
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
+    let yuan = request
+        .temporary_post_monthly_yuan
+        .unwrap_or(DEFAULT_TEMPORARY_POST_YUAN as i32);
+    for c in &request.counties {
+        let before: Option<(i32, i32, i32)> = quotas::table
+            .find((year, &c.county))
+            .select((
+                quotas::special_posts,
+                quotas::temporary_posts,
+                quotas::temporary_post_monthly_yuan,
+            ))
+            .first(conn)
+            .optional()?;
+        diesel::delete(quotas::table.find((year, &c.county))).execute(conn)?;
+        diesel::insert_into(quotas::table)
+            .values((
+                quotas::year.eq(year),
+                quotas::county_code.eq(&c.county),
+                quotas::special_posts.eq(c.special_posts),
+                quotas::temporary_posts.eq(c.temporary_posts),
+                quotas::temporary_post_monthly_yuan.eq(yuan),
+                quotas::updated_by.eq(user_id),
+                quotas::updated_at.eq(now.naive_utc()),
+            ))
+            .execute(conn)?;
+        let state = |s: i32, t: i32, y: i32| format!("special {s}, temporary {t} at {y} yuan");
+        audit::append(
+            conn,
+            &audit::Entry {
+                user_id,
+                action: "set_quota",
+                subject_type: "quota",
+                subject_id: &format!("{year}/{}", c.county),
+                from_state: before.map(|(s, t, y)| state(s, t, y)).as_deref(),
+                to_state: Some(&state(c.special_posts, c.temporary_posts, yuan)),
+                ..Default::default()
+            },
+        )?;
+    }
+    Ok(())
+}
+
+/// A year's quotas as stored.
+pub fn year(conn: &mut DbConnection, year: i32) -> QueryResult<YearQuotas> {
+    type Row = (String, String, i32, i32, i32, String, chrono::NaiveDateTime);
+    let rows: Vec<Row> = quotas::table
+        .inner_join(divisions::table.on(divisions::code.eq(quotas::county_code)))
+        .filter(quotas::year.eq(year))
+        .order(quotas::county_code)
+        .select((
+            quotas::county_code,
+            divisions::name,
+            quotas::special_posts,
+            quotas::temporary_posts,
+            quotas::temporary_post_monthly_yuan,
+            quotas::updated_by,
+            quotas::updated_at,
+        ))
+        .load(conn)?;
+    let counties: Vec<StoredQuota> = rows
+        .into_iter()
+        .map(|(county, county_name, s, t, y, by, at)| StoredQuota {
+            county,
+            county_name,
+            special_posts: s,
+            temporary_posts: t,
+            temporary_post_monthly_yuan: y,
+            updated_by: by,
+            updated_at: at.and_utc(),
+        })
+        .collect();
+    Ok(YearQuotas {
+        year,
+        special_posts_total: counties.iter().map(|c| i64::from(c.special_posts)).sum(),
+        temporary_posts_total: counties.iter().map(|c| i64::from(c.temporary_posts)).sum(),
+        counties,
+    })
+}
+
+/// Quota progress of a city or county node.
+pub fn progress(
+    conn: &mut DbConnection,
+    year_: i32,
+    node: &Node,
+    special_held: i64,
+    temporary_held: i64,
+) -> QueryResult<QuotaProgress> {
+    let all = year(conn, year_)?;
+    let mine: Vec<&StoredQuota> = all
+        .counties
+        .iter()
+        .filter(|c| node.level == DivisionLevel::City || c.county == node.code)
+        .collect();
+    let yuan = mine.first().map_or(DEFAULT_TEMPORARY_POST_YUAN, |c| {
+        i64::from(c.temporary_post_monthly_yuan)
+    });
+    Ok(QuotaProgress {
+        year: year_,
+        counties_with_quota: mine.len(),
+        special_posts_quota: mine.iter().map(|c| i64::from(c.special_posts)).sum(),
+        special_posts_held: special_held,
+        temporary_posts_quota: mine.iter().map(|c| i64::from(c.temporary_posts)).sum(),
+        temporary_posts_held: temporary_held,
+        temporary_post_monthly_yuan: yuan,
+        temporary_posts_monthly_cost_yuan: temporary_held * yuan,
+    })
+}
