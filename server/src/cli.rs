@@ -46,11 +46,32 @@ enum Command {
     },
     /// Print the OpenAPI document.
     Openapi,
+    /// Generate realistic survey data at city scale into the database (benchmarks, trying the
+    /// ledger). Deterministic from --seed.
+    Seed(SeedArgs),
     /// Check the audit log.
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
     },
+}
+
+#[derive(Debug, Args)]
+struct SeedArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// Households to generate (the city has about 100 000).
+    #[arg(long, default_value_t = 100_000)]
+    households: usize,
+    /// Months of surveys, from --start.
+    #[arg(long, default_value_t = 12)]
+    months: usize,
+    /// First month, YYYY-MM.
+    #[arg(long, default_value = "2020-01")]
+    start: String,
+    /// Random seed: the same seed makes the same data.
+    #[arg(long, default_value_t = 2020)]
+    seed: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -208,6 +229,7 @@ pub fn run() -> ExitCode {
         Command::Audit {
             command: AuditCommand::Verify(db),
         } => db.log_format,
+        Command::Seed(args) => args.db.log_format,
     };
     telemetry::init(format);
     match execute(cli.command) {
@@ -240,6 +262,7 @@ fn execute(command: Command) -> anyhow::Result<()> {
             print!("{}", crate::openapi::to_json(&crate::openapi::document()));
             Ok(())
         }
+        Command::Seed(args) => seed(args),
         Command::Audit {
             command: AuditCommand::Verify(db),
         } => {
@@ -302,6 +325,38 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+fn seed(args: SeedArgs) -> anyhow::Result<()> {
+    let settings = args.db.settings()?;
+    let prepared = prepare(&settings)?;
+    let vault = crate::privacy::Vault::new(&prepared.keys);
+    let mut conn = prepared.db.get()?;
+    let bar = indicatif::ProgressBar::new(args.households as u64).with_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} 造数 {bar:40} {pos}/{len} 户 ({per_sec}, 剩余 {eta})",
+        )?,
+    );
+    let started = std::time::Instant::now();
+    let options = crate::ledger::seed::SeedOptions {
+        households: args.households,
+        months: args.months,
+        start: args.start,
+        seed: args.seed,
+    };
+    let done =
+        crate::ledger::seed::seed(&mut conn, &vault, &options, |n| bar.set_position(n as u64))?;
+    bar.finish_and_clear();
+    println!(
+        "seeded {} households, {} people, {} household surveys ({} member rows), {} post-demand surveys in {:.1} s",
+        done.households,
+        done.people,
+        done.surveys,
+        done.members,
+        done.village_surveys,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 fn print_demo_users(users: &[(NewUserInput, bool)]) {

@@ -763,4 +763,414 @@ async fn every_figure_equals_a_recomputation_from_the_raw_submissions(backend: B
     assert_eq!(june["closed_by_name"], "演示·市扶贫办管理员");
 }
 
-crate::helpers::both_backends!(every_figure_equals_a_recomputation_from_the_raw_submissions);
+/// Real-name ledgers, exports, quotas and months, and who may read what.
+async fn real_name_ledgers_exports_quotas_and_scope(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let city = app.token(CITY_ADMIN).await;
+    let field = app.token(ENUMERATOR_TAOBEI).await;
+    let secretary = app.token(SECRETARY_TAOBEI).await;
+    let reviewer = app.token(REVIEWER_TAOBEI).await;
+    let stranger = app.token(REVIEWER_TAONAN).await;
+    let mut rng = Rng(77);
+    // Three households of 平安村 whose heads work out of the province, approved; one pending.
+    let mut heads = Vec::new();
+    for n in 0..4u32 {
+        let head = Person {
+            id: id_number("220802", "19800101", 101 + 2 * n),
+            name: format!("外出{n}"),
+        };
+        let (mut body, ..) = survey_json(
+            &mut rng,
+            "220802100201",
+            "2020-07",
+            n as usize,
+            &head,
+            &[],
+            None,
+        );
+        body["members"][0]["labour_capacity"] = json!("able");
+        body["members"][0]["employment"] = json!({"status": "out_of_province", "employer_id": null, "post_type": null, "monthly_income_yuan": 4200});
+        let answer = send(&app, &field, "/api/v1/surveys/households", &body).await;
+        if n < 3 {
+            decide(
+                &app,
+                &reviewer,
+                answer["id"].as_str().expect("id"),
+                "approve",
+            )
+            .await;
+        }
+        heads.push(head);
+    }
+
+    // JSON, paged across the page boundary, masked.
+    let path = "/api/v1/ledgers/out_migrants?level=county&code=220802000000&month=2020-07&limit=2";
+    let first: Value = app
+        .get_as(&reviewer, path)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        first["items"].as_array().expect("items").len(),
+        2,
+        "{first}"
+    );
+    assert_eq!(first["revealed"], false);
+    let id = first["items"][0]["id_number"].as_str().expect("id");
+    assert!(id.contains("********"), "{id}");
+    assert_eq!(first["items"][0]["employment_status"], "out_of_province");
+    assert_eq!(first["items"][0]["monthly_income_yuan"], 4200);
+    let cursor = first["next_cursor"].as_str().expect("more");
+    let rest: Value = app
+        .get_as(&reviewer, &format!("{path}&cursor={cursor}"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        rest["items"].as_array().expect("items").len(),
+        1,
+        "the pending one is not listed"
+    );
+    assert!(rest["next_cursor"].is_null());
+    let mut listed: Vec<String> = first["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .chain(rest["items"].as_array().expect("items"))
+        .map(|i| i["name"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    listed.sort();
+    assert_eq!(listed, ["外出0", "外出1", "外出2"]);
+
+    // Revealed for a reviewer, audited; refused to field users.
+    let revealed: Value = app
+        .get_as(
+            &reviewer,
+            &format!("{path}&reveal=true&reason=核对务工补贴"),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(revealed["revealed"], true);
+    assert!(heads
+        .iter()
+        .any(|h| revealed["items"][0]["id_number"] == h.id.as_str()));
+    problem(app.get_as(&field, "/api/v1/ledgers/out_migrants?level=village&code=220802100201&month=2020-07&reveal=true").await, 403, "forbidden_role").await;
+    let audit: Value = app
+        .get_as(
+            &city,
+            "/api/v1/audit?action=reveal_personal_data&subject_type=ledger",
+        )
+        .await
+        .json()
+        .await
+        .expect("audit");
+    assert_eq!(audit["items"][0]["reason"], "核对务工补贴");
+    assert_eq!(
+        audit["items"][0]["subject_id"],
+        "out_migrants/county/220802000000/2020-07"
+    );
+
+    // Scope: another county's reviewer, field users above their villages.
+    problem(app.get_as(&stranger, path).await, 403, "out_of_scope").await;
+    problem(
+        app.get_as(
+            &stranger,
+            "/api/v1/inventory?level=county&code=220802000000&month=2020-07",
+        )
+        .await,
+        403,
+        "out_of_scope",
+    )
+    .await;
+    problem(
+        app.get_as(&reviewer, "/api/v1/inventory?month=2020-07")
+            .await,
+        403,
+        "out_of_scope",
+    )
+    .await;
+    problem(
+        app.get_as(
+            &field,
+            "/api/v1/inventory?level=county&code=220802000000&month=2020-07",
+        )
+        .await,
+        403,
+        "out_of_scope",
+    )
+    .await;
+    let own: Value = app
+        .get_as(
+            &secretary,
+            "/api/v1/inventory?level=village&code=220802100201&month=2020-07",
+        )
+        .await
+        .json()
+        .await
+        .expect("own village");
+    assert_eq!(own["node"]["name"], "平安村委会");
+    problem(
+        app.get_as(
+            &secretary,
+            "/api/v1/inventory?level=village&code=220802100200&month=2020-07",
+        )
+        .await,
+        403,
+        "out_of_scope",
+    )
+    .await;
+    // Bad input.
+    problem(
+        app.get_as(&city, "/api/v1/ledgers/everyone").await,
+        400,
+        "invalid_path",
+    )
+    .await;
+    problem(
+        app.get_as(&city, "/api/v1/inventory?month=2020-13").await,
+        400,
+        "invalid_query",
+    )
+    .await;
+    problem(
+        app.get_as(&city, "/api/v1/inventory?month=2999-01").await,
+        400,
+        "invalid_query",
+    )
+    .await;
+    problem(
+        app.get_as(&city, "/api/v1/inventory?level=county").await,
+        400,
+        "invalid_query",
+    )
+    .await;
+    problem(
+        app.get_as(&city, "/api/v1/inventory?level=county&code=220802100201")
+            .await,
+        400,
+        "invalid_query",
+    )
+    .await;
+    problem(
+        app.get_as(&city, "/api/v1/inventory?level=county&code=220899000000")
+            .await,
+        404,
+        "not_found",
+    )
+    .await;
+    problem(
+        app.get_as(&city, "/api/v1/inventory?level=nation").await,
+        400,
+        "invalid_query",
+    )
+    .await;
+
+    // CSV: BOM, Chinese headers, the people, a totals row.
+    let csv = app.get_as(&reviewer, &format!("{path}&format=csv")).await;
+    assert_eq!(csv.status(), 200);
+    assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
+    let bytes = csv.bytes().await.expect("csv");
+    assert!(
+        bytes.starts_with(b"\xEF\xBB\xBF"),
+        "{:?}",
+        String::from_utf8_lossy(&bytes[..bytes.len().min(300)])
+    );
+    let text = String::from_utf8(bytes[3..].to_vec()).expect("utf-8");
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("县（市、区）,乡镇（街道）,行政村,户主姓名,姓名"),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(lines.len(), 5, "{text}");
+    assert!(
+        lines[1].contains("省外务工") && lines[1].contains("********"),
+        "{}",
+        lines[1]
+    );
+    assert_eq!(lines[4], "合计,3 人");
+    // XLSX: a zip holding a worksheet, with a Chinese file name.
+    let xlsx = app.get_as(&reviewer, &format!("{path}&format=xlsx")).await;
+    assert_eq!(xlsx.status(), 200);
+    assert_eq!(
+        xlsx.headers()["content-type"],
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    );
+    assert!(xlsx.headers()["content-disposition"]
+        .to_str()
+        .unwrap_or_default()
+        .contains(".xlsx"));
+    let bytes = xlsx.bytes().await.expect("xlsx");
+    assert!(bytes.starts_with(b"PK\x03\x04"));
+    assert!(bytes.windows(24).any(|w| w == b"xl/worksheets/sheet1.xml"));
+
+    // The ledger of the county as a workbook (townships and villages) and as CSV.
+    let book = app
+        .get_as(
+            &reviewer,
+            "/api/v1/inventory/export?level=county&code=220802000000&month=2020-07",
+        )
+        .await;
+    assert_eq!(book.status(), 200);
+    let bytes = book.bytes().await.expect("xlsx");
+    assert!(
+        bytes.windows(24).any(|w| w == b"xl/worksheets/sheet2.xml"),
+        "a sheet per level"
+    );
+    let table = app
+        .get_as(
+            &reviewer,
+            "/api/v1/inventory/export?level=county&code=220802000000&month=2020-07&format=csv",
+        )
+        .await;
+    let text = String::from_utf8(table.bytes().await.expect("csv")[3..].to_vec()).expect("utf-8");
+    let lines: Vec<&str> = text.lines().collect();
+    let villages_in_county = lines.len() - 2;
+    let total = lines.last().expect("total");
+    assert!(total.starts_with("洮北区合计,,,,"), "{total}");
+    let inventory: Value = app
+        .get_as(
+            &reviewer,
+            "/api/v1/inventory?level=county&code=220802000000&month=2020-07",
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    let figure = |key: &str| {
+        inventory["node"]["figures"]
+            .as_array()
+            .expect("figures")
+            .iter()
+            .find(|f| f["key"] == key)
+            .map(|f| f["approved"].as_i64().unwrap_or(-1))
+            .unwrap_or(-1)
+    };
+    assert_eq!(figure("villages") as usize, villages_in_county);
+    assert_eq!(figure("out_migrants"), 3);
+    assert_eq!(
+        total.split(',').nth(4),
+        Some(villages_in_county.to_string().as_str())
+    );
+
+    // Quotas: city admins set them (audited), progress shows in the county and the city.
+    let quotas = json!({"temporary_post_monthly_yuan": 800, "counties": [
+        {"county": "220802000000", "special_posts": 500, "temporary_posts": 120},
+        {"county": "220881000000", "special_posts": 400, "temporary_posts": 100}]});
+    let forbidden = app
+        .request(reqwest::Method::PUT, "/api/v1/quotas/2020")
+        .bearer_auth(&reviewer)
+        .json(&quotas)
+        .send()
+        .await
+        .expect("put");
+    problem(forbidden, 403, "forbidden_role").await;
+    let bad = app.request(reqwest::Method::PUT, "/api/v1/quotas/2020").bearer_auth(&city)
+        .json(&json!({"counties": [{"county": "220802100201", "special_posts": -1, "temporary_posts": 1}]})).send().await.expect("put");
+    let body = problem(bad, 422, "validation_failed").await;
+    let fields: Vec<&str> = body["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| e["field"].as_str().unwrap_or_default())
+        .collect();
+    assert!(
+        fields.contains(&"counties[0].county") && fields.contains(&"counties[0].special_posts"),
+        "{body}"
+    );
+    let set = app
+        .request(reqwest::Method::PUT, "/api/v1/quotas/2020")
+        .bearer_auth(&city)
+        .json(&quotas)
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(set.status(), 200);
+    let set: Value = set.json().await.expect("json");
+    assert_eq!(set["special_posts_total"], 900);
+    let read: Value = app
+        .get_as(&reviewer, "/api/v1/quotas/2020")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(read["counties"][0]["county_name"], "洮北区");
+    let county: Value = app
+        .get_as(
+            &reviewer,
+            "/api/v1/inventory?level=county&code=220802000000&month=2020-07",
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(county["quota"]["special_posts_quota"], 500);
+    assert_eq!(county["quota"]["temporary_post_monthly_yuan"], 800);
+    let whole: Value = app
+        .get_as(&city, "/api/v1/inventory?month=2020-07")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(whole["quota"]["temporary_posts_quota"], 220);
+    assert_eq!(
+        whole["children"].as_array().expect("children").len(),
+        6,
+        "the city's county-level units"
+    );
+    let audit: Value = app
+        .get_as(&city, "/api/v1/audit?action=set_quota")
+        .await
+        .json()
+        .await
+        .expect("audit");
+    assert_eq!(audit["items"].as_array().expect("items").len(), 2);
+
+    // Months: closing is for city admins, once.
+    problem(
+        app.post("/api/v1/months/2020-07/close")
+            .bearer_auth(&reviewer)
+            .send()
+            .await
+            .expect("post"),
+        403,
+        "forbidden_role",
+    )
+    .await;
+    problem(
+        app.post("/api/v1/months/2020-7/close")
+            .bearer_auth(&city)
+            .send()
+            .await
+            .expect("post"),
+        400,
+        "invalid_path",
+    )
+    .await;
+    problem(
+        app.get_as(&field, "/api/v1/months").await,
+        403,
+        "forbidden_role",
+    )
+    .await;
+    let months: Value = app
+        .get_as(&reviewer, "/api/v1/months")
+        .await
+        .json()
+        .await
+        .expect("months");
+    assert!(months
+        .as_array()
+        .expect("months")
+        .iter()
+        .any(|m| m["month"] == "2020-07" && m["state"] == "open"));
+}
+
+crate::helpers::both_backends!(
+    every_figure_equals_a_recomputation_from_the_raw_submissions,
+    real_name_ledgers_exports_quotas_and_scope,
+);

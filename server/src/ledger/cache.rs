@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use diesel::prelude::*;
 
-use super::figures::{self, Figures, VillageFigures};
+use super::figures::{self, Dense, VillageFigures};
 use crate::db::schema::{
     closed_months, household_surveys, ledger_cache, ledger_generations, month_snapshots,
     survey_members,
@@ -72,13 +72,12 @@ pub fn touch_households(conn: &mut DbConnection, households: &[&str]) -> QueryRe
     touch_villages(conn, &villages)
 }
 
-fn parse(text: &str) -> ApiResult<Figures> {
-    serde_json::from_str(text)
-        .map_err(|e| ApiError::internal(anyhow::anyhow!("cached figures: {e}")))
+fn parse(text: &str) -> ApiResult<Dense> {
+    Dense::parse(text).map_err(|e| ApiError::internal(anyhow::anyhow!("cached figures: {e}")))
 }
 
-fn encode(figures: &Figures) -> String {
-    serde_json::to_string(figures).unwrap_or_else(|_| "{}".into())
+fn encode(figures: &Dense) -> String {
+    figures.encode()
 }
 
 /// Whether a month is closed.
@@ -243,6 +242,6 @@ pub fn recompute_all(
         .collect()
 }
 
-pub(super) fn encode_figures(figures: &Figures) -> String {
+pub(super) fn encode_figures(figures: &Dense) -> String {
     encode(figures)
 }

@@ -164,17 +164,88 @@ pub fn catalogue() -> &'static [FigureDef] {
     })
 }
 
-/// Adds the figures that are differences of others (gaps), which are not stored.
-pub fn with_derived(mut figures: Figures) -> Figures {
-    let get = |f: &Figures, k: &str| f.get(k).copied().unwrap_or(0);
-    let gap = get(&figures, "post_needed") - get(&figures, "post_filled");
-    figures.insert("post_gap".into(), gap);
-    for p in PostType::ALL {
-        let gap = get(&figures, &format!("post_needed_{}", p.as_str()))
-            - get(&figures, &format!("post_filled_{}", p.as_str()));
-        figures.insert(format!("post_gap_{}", p.as_str()), gap);
+fn index() -> &'static HashMap<&'static str, usize> {
+    static INDEX: OnceLock<HashMap<&'static str, usize>> = OnceLock::new();
+    INDEX.get_or_init(|| {
+        catalogue()
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.key.as_str(), i))
+            .collect()
+    })
+}
+
+/// Figures in catalogue order: what is summed over hundreds of villages per request, so it is
+/// a plain vector rather than a map.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dense(pub Vec<i64>);
+
+impl Default for Dense {
+    fn default() -> Self {
+        Dense(vec![0; catalogue().len()])
     }
-    figures
+}
+
+impl Dense {
+    pub fn from_map(figures: &Figures) -> Self {
+        let mut dense = Dense::default();
+        for (k, v) in figures {
+            if let Some(&i) = index().get(k.as_str()) {
+                dense.0[i] += v;
+            }
+        }
+        dense
+    }
+
+    pub fn get(&self, key: &str) -> i64 {
+        index().get(key).map_or(0, |&i| self.0[i])
+    }
+
+    pub fn add(&mut self, other: &Dense) {
+        for (a, b) in self.0.iter_mut().zip(&other.0) {
+            *a += b;
+        }
+    }
+
+    /// A JSON object of the non-zero figures by key: stable when the catalogue grows.
+    pub fn encode(&self) -> String {
+        let map: BTreeMap<&str, i64> = catalogue()
+            .iter()
+            .zip(&self.0)
+            .filter(|(_, v)| **v != 0)
+            .map(|(d, v)| (d.key.as_str(), *v))
+            .collect();
+        serde_json::to_string(&map).unwrap_or_else(|_| "{}".into())
+    }
+
+    pub fn parse(text: &str) -> Result<Self, serde_json::Error> {
+        // Borrowed keys: no allocation per figure.
+        let map: HashMap<&str, i64> = serde_json::from_str(text)?;
+        let mut dense = Dense::default();
+        for (k, v) in map {
+            if let Some(&i) = index().get(k) {
+                dense.0[i] = v;
+            }
+        }
+        Ok(dense)
+    }
+
+    /// Sets the figures that are differences of others (gaps), which are not stored.
+    pub fn with_derived(mut self) -> Self {
+        let set = |d: &mut Dense, key: &str, value: i64| {
+            if let Some(&i) = index().get(key) {
+                d.0[i] = value;
+            }
+        };
+        let gap = self.get("post_needed") - self.get("post_filled");
+        set(&mut self, "post_gap", gap);
+        for p in PostType::ALL {
+            let gap = self.get(&format!("post_needed_{}", p.as_str()))
+                - self.get(&format!("post_filled_{}", p.as_str()));
+            set(&mut self, &format!("post_gap_{}", p.as_str()), gap);
+        }
+        self
+    }
 }
 
 /// Adds `other` into `sum`.
@@ -191,21 +262,21 @@ fn bump(figures: &mut Figures, key: impl Into<String>) {
 /// A village's figures for a month, on both bases.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct VillageFigures {
-    pub approved: Figures,
-    pub including_pending: Figures,
+    pub approved: Dense,
+    pub including_pending: Dense,
 }
 
 /// A household survey version as the ledger needs it.
 #[derive(Debug, Clone)]
-struct Version {
-    id: String,
-    household: String,
-    village: String,
-    surveyed_at: NaiveDateTime,
-    month: String,
-    status: String,
-    poverty: String,
-    relocated: bool,
+pub struct Version {
+    pub id: String,
+    pub household: String,
+    pub village: String,
+    pub surveyed_at: NaiveDateTime,
+    pub month: String,
+    pub status: String,
+    pub poverty: String,
+    pub relocated: bool,
 }
 
 impl Version {
@@ -283,21 +354,31 @@ fn effective<'a>(versions: &'a [Version], basis: &[&str]) -> HashMap<&'a str, &'
 
 /// A member row of a survey, as the ledger needs it.
 #[derive(Debug, Clone)]
-struct Member {
-    survey: String,
-    person: String,
-    capacity: String,
-    status: Option<String>,
-    post_type: Option<String>,
-    wants_public_post: bool,
-    training_wanted: bool,
-    trade: Option<String>,
-    at_risk: bool,
-    safety_net: String,
+pub struct Member {
+    pub survey: String,
+    pub position: i32,
+    pub person: String,
+    pub capacity: String,
+    pub status: Option<String>,
+    pub post_type: Option<String>,
+    pub wants_public_post: bool,
+    pub training_wanted: bool,
+    pub trade: Option<String>,
+    pub at_risk: bool,
+    pub safety_net: String,
+}
+
+/// What a village counts on one basis: its households' effective versions and the people
+/// attributed to it, each with the version that counts them.
+#[derive(Debug, Clone, Default)]
+pub struct Counted {
+    pub households: Vec<Version>,
+    pub people: Vec<(Member, Version)>,
 }
 
 type MemberRow = (
     String,
+    i32,
     String,
     String,
     Option<String>,
@@ -316,6 +397,7 @@ fn members_of(conn: &mut DbConnection, surveys: &[&str]) -> QueryResult<Vec<Memb
             .filter(survey_members::survey_id.eq_any(chunk))
             .select((
                 survey_members::survey_id,
+                survey_members::position,
                 survey_members::person_id_hash,
                 survey_members::labour_capacity,
                 survey_members::employment_status,
@@ -329,15 +411,16 @@ fn members_of(conn: &mut DbConnection, surveys: &[&str]) -> QueryResult<Vec<Memb
             .load(conn)?;
         out.extend(rows.into_iter().map(|r| Member {
             survey: r.0,
-            person: r.1,
-            capacity: r.2,
-            status: r.3,
-            post_type: r.4,
-            wants_public_post: r.5,
-            training_wanted: r.6,
-            trade: r.7,
-            at_risk: r.8,
-            safety_net: r.9,
+            position: r.1,
+            person: r.2,
+            capacity: r.3,
+            status: r.4,
+            post_type: r.5,
+            wants_public_post: r.6,
+            training_wanted: r.7,
+            trade: r.8,
+            at_risk: r.9,
+            safety_net: r.10,
         }));
     }
     Ok(out)
@@ -345,6 +428,30 @@ fn members_of(conn: &mut DbConnection, surveys: &[&str]) -> QueryResult<Vec<Memb
 
 /// Computes one village's figures for `month` (`YYYY-MM`), both bases.
 pub fn village(conn: &mut DbConnection, village: &str, month: &str) -> QueryResult<VillageFigures> {
+    let [approved, pending] = counted(conn, village, month)?;
+    let post_demand = post_demand(conn, village, month)?;
+    let mut maps = [Figures::new(), Figures::new()];
+    for (counted, figures) in [approved, pending].into_iter().zip(maps.iter_mut()) {
+        household_figures(figures, &counted.households, month);
+        for (m, v) in &counted.people {
+            person_figures(figures, m, v.relocated);
+        }
+        figures.insert("villages".into(), 1);
+        if figures.get("households_surveyed").copied().unwrap_or(0) > 0 {
+            figures.insert("villages_household_survey".into(), 1);
+        }
+        if let Some(demand) = &post_demand {
+            add(figures, demand);
+        }
+    }
+    Ok(VillageFigures {
+        approved: Dense::from_map(&maps[0]),
+        including_pending: Dense::from_map(&maps[1]),
+    })
+}
+
+/// What one village counts for `month`, approved-only and including pending.
+pub fn counted(conn: &mut DbConnection, village: &str, month: &str) -> QueryResult<[Counted; 2]> {
     let households: Vec<String> = household_surveys::table
         .filter(household_surveys::village_code.eq(village))
         .filter(household_surveys::month.le(month))
@@ -405,8 +512,7 @@ pub fn village(conn: &mut DbConnection, village: &str, month: &str) -> QueryResu
         .map(|m| (m.survey, m.person))
         .collect();
 
-    let post_demand = post_demand(conn, village, month)?;
-    let mut out = VillageFigures::default();
+    let mut out: [Counted; 2] = Default::default();
     for (i, ours) in bases.iter().enumerate() {
         let others = &other_bases[i];
         // The latest effective version holding each person, among all households.
@@ -431,13 +537,8 @@ pub fn village(conn: &mut DbConnection, village: &str, month: &str) -> QueryResu
                 }
             }
         }
-        let figures = if i == 0 {
-            &mut out.approved
-        } else {
-            &mut out.including_pending
-        };
-        household_figures(figures, ours, month);
         let mut counted: HashSet<&str> = HashSet::new();
+        let mut people = Vec::new();
         for m in &members {
             let Some(v) = by_id.get(m.survey.as_str()) else {
                 continue;
@@ -445,15 +546,12 @@ pub fn village(conn: &mut DbConnection, village: &str, month: &str) -> QueryResu
             if holder.get(m.person.as_str()) != Some(&v.order()) || !counted.insert(&m.person) {
                 continue;
             }
-            person_figures(figures, m, v.relocated);
+            people.push((m.clone(), (*v).clone()));
         }
-        figures.insert("villages".into(), 1);
-        if figures.get("households_surveyed").copied().unwrap_or(0) > 0 {
-            figures.insert("villages_household_survey".into(), 1);
-        }
-        if let Some(demand) = &post_demand {
-            add(figures, demand);
-        }
+        out[i] = Counted {
+            households: ours.clone(),
+            people,
+        };
     }
     Ok(out)
 }

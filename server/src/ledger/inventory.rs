@@ -9,7 +9,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::cache::{self, Fresh};
-use super::figures::{self, Figures, VillageFigures};
+use super::figures::{self, Dense, VillageFigures};
 use super::quotas;
 use crate::db::schema::{divisions, villages};
 use crate::db::DbConnection;
@@ -194,41 +194,36 @@ pub struct Inventory {
     pub children: Vec<NodeFigures>,
 }
 
-fn sum(villages: &[String], figures: &HashMap<String, VillageFigures>) -> (Figures, Figures) {
-    let mut approved = Figures::new();
-    let mut pending = Figures::new();
+fn sum(villages: &[String], figures: &HashMap<String, VillageFigures>) -> (Dense, Dense) {
+    let mut approved = Dense::default();
+    let mut pending = Dense::default();
+    let mut empty = Dense::default();
+    empty.0[0] = 1;
     for v in villages {
         if let Some(f) = figures.get(v) {
-            figures::add(&mut approved, &f.approved);
-            figures::add(&mut pending, &f.including_pending);
+            approved.add(&f.approved);
+            pending.add(&f.including_pending);
         } else {
-            // A village with no data still counts as a village.
-            figures::add(&mut approved, &Figures::from([("villages".into(), 1)]));
-            figures::add(&mut pending, &Figures::from([("villages".into(), 1)]));
+            // A village with no data still counts as a village (the catalogue's first figure).
+            approved.add(&empty);
+            pending.add(&empty);
         }
     }
-    (
-        figures::with_derived(approved),
-        figures::with_derived(pending),
-    )
+    (approved.with_derived(), pending.with_derived())
 }
 
-fn rows(approved: &Figures, pending: &Figures, previous: &Figures) -> Vec<FigureRow> {
-    let get = |f: &Figures, k: &str| f.get(k).copied().unwrap_or(0);
+fn rows(approved: &Dense, pending: &Dense, previous: &Dense) -> Vec<FigureRow> {
     figures::catalogue()
         .iter()
-        .map(|d| {
-            let a = get(approved, &d.key);
-            let p = get(previous, &d.key);
-            FigureRow {
-                key: d.key.clone(),
-                label: d.label.clone(),
-                group: d.group.to_owned(),
-                approved: a,
-                including_pending: get(pending, &d.key),
-                previous: p,
-                change: a - p,
-            }
+        .enumerate()
+        .map(|(i, d)| FigureRow {
+            key: d.key.clone(),
+            label: d.label.clone(),
+            group: d.group.to_owned(),
+            approved: approved.0[i],
+            including_pending: pending.0[i],
+            previous: previous.0[i],
+            change: approved.0[i] - previous.0[i],
         })
         .collect()
 }
@@ -304,4 +299,177 @@ pub fn inventory(
         },
         vec![fresh_now, fresh_before],
     ))
+}
+
+/// One row of an export: a place and its approved figures.
+#[derive(Debug, Clone)]
+pub struct Place {
+    pub code: String,
+    pub name: String,
+    /// County and township names, for the village sheet.
+    pub county_name: String,
+    pub township_name: String,
+    pub figures: Dense,
+}
+
+/// What an export of a node shows: each level below it (down to villages), and the total.
+#[derive(Debug, Clone)]
+pub struct Places {
+    pub levels: Vec<(DivisionLevel, Vec<Place>)>,
+    pub total: Dense,
+}
+
+/// Every place below a node with its approved figures for the month, and the figures computed
+/// on the way (for the cache).
+pub fn places(conn: &mut DbConnection, node: &Node, month: &str) -> ApiResult<(Places, Fresh)> {
+    let villages_list = villages_of(conn, node)?;
+    let (figures, fresh) = cache::figures_for(conn, &villages_list, month)?;
+    type Row = (String, String, String, String);
+    let rows: Vec<Row> = villages::table
+        .filter(villages::code.eq_any(&villages_list))
+        .select((
+            villages::code,
+            villages::name,
+            villages::township_code,
+            villages::county_code,
+        ))
+        .order(villages::code)
+        .load(conn)?;
+    let names: HashMap<String, String> = divisions::table
+        .select((divisions::code, divisions::name))
+        .load::<(String, String)>(conn)?
+        .into_iter()
+        .collect();
+    let name = |code: &str| names.get(code).cloned().unwrap_or_default();
+    let mut empty = Dense::default();
+    empty.0[0] = 1;
+    let mut village_rows = Vec::new();
+    let mut townships: BTreeMap<String, Place> = BTreeMap::new();
+    let mut counties: BTreeMap<String, Place> = BTreeMap::new();
+    let mut total = Dense::default();
+    for (code, village_name, township, county) in rows {
+        let f = figures.get(&code).map_or(&empty, |f| &f.approved).clone();
+        total.add(&f);
+        for (map, key, parent) in [
+            (&mut townships, township.clone(), county.clone()),
+            (&mut counties, county.clone(), String::new()),
+        ] {
+            map.entry(key.clone())
+                .or_insert_with(|| Place {
+                    name: name(&key),
+                    county_name: name(&parent),
+                    township_name: String::new(),
+                    code: key,
+                    figures: Dense::default(),
+                })
+                .figures
+                .add(&f);
+        }
+        village_rows.push(Place {
+            code,
+            name: village_name,
+            county_name: name(&county),
+            township_name: name(&township),
+            figures: f.with_derived(),
+        });
+    }
+    let finish = |m: BTreeMap<String, Place>| -> Vec<Place> {
+        m.into_values()
+            .map(|mut p| {
+                p.figures = p.figures.with_derived();
+                p
+            })
+            .collect()
+    };
+    let mut levels = Vec::new();
+    if node.level == DivisionLevel::City {
+        levels.push((DivisionLevel::County, finish(counties)));
+    }
+    if matches!(node.level, DivisionLevel::City | DivisionLevel::County) {
+        levels.push((DivisionLevel::Township, finish(townships)));
+    }
+    levels.push((DivisionLevel::Village, village_rows));
+    Ok((
+        Places {
+            levels,
+            total: total.with_derived(),
+        },
+        fresh,
+    ))
+}
+
+/// Writes a node's export: XLSX with a sheet per level, or CSV of its villages.
+pub fn write_export(
+    node: &Node,
+    title: &str,
+    places: &Places,
+    csv: bool,
+    sink: &mut crate::http::export::Sink,
+) -> ApiResult<()> {
+    use super::export::{Cell, Csv, Xlsx};
+    let catalogue = figures::catalogue();
+    let total_label = format!("{}合计", node.name);
+    if csv {
+        let mut headers: Vec<&str> = vec!["县（市、区）", "乡镇（街道）", "行政村", "村代码"];
+        headers.extend(catalogue.iter().map(|d| d.label.as_str()));
+        let mut out = Csv::new(sink, &headers)?;
+        let villages = places
+            .levels
+            .iter()
+            .find(|(l, _)| *l == DivisionLevel::Village)
+            .map(|(_, p)| p.as_slice())
+            .unwrap_or_default();
+        for p in villages {
+            let mut cells = vec![
+                p.county_name.clone(),
+                p.township_name.clone(),
+                p.name.clone(),
+                p.code.clone(),
+            ];
+            cells.extend(p.figures.0.iter().map(i64::to_string));
+            out.row(cells)?;
+        }
+        let mut cells = vec![total_label, String::new(), String::new(), String::new()];
+        cells.extend(places.total.0.iter().map(i64::to_string));
+        out.row(cells)?;
+        return out.finish();
+    }
+    let mut book = Xlsx::new()?;
+    for (level, rows) in &places.levels {
+        let village_sheet = *level == DivisionLevel::Village;
+        let mut headers: Vec<&str> = if village_sheet {
+            vec!["县（市、区）", "乡镇（街道）", "行政村", "村代码"]
+        } else {
+            vec![level.label(), "代码"]
+        };
+        let fixed = headers.len();
+        headers.extend(catalogue.iter().map(|d| d.label.as_str()));
+        let mut widths: Vec<usize> = if village_sheet {
+            vec![10, 12, 14, 14]
+        } else {
+            vec![12, 14]
+        };
+        widths.extend(catalogue.iter().map(|_| 8));
+        let mut sheet = book.sheet(
+            &format!("{}汇总", level.label()),
+            &format!("{title}（按{}，截至月末已审核数据）", level.label()),
+            &headers,
+            &widths,
+        )?;
+        for p in rows {
+            let texts: Vec<&str> = if village_sheet {
+                vec![&p.county_name, &p.township_name, &p.name, &p.code]
+            } else {
+                vec![&p.name, &p.code]
+            };
+            let mut cells: Vec<Cell<'_>> = texts.into_iter().map(Cell::Text).collect();
+            cells.extend(p.figures.0.iter().map(|n| Cell::Number(*n)));
+            sheet.row(&cells)?;
+        }
+        let mut cells: Vec<Cell<'_>> = vec![Cell::Text(&total_label)];
+        cells.extend((1..fixed).map(|_| Cell::Text("")));
+        cells.extend(places.total.0.iter().map(|n| Cell::Number(*n)));
+        sheet.total(&cells)?;
+    }
+    book.finish(sink)
 }

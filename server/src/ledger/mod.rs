@@ -2,8 +2,11 @@
 //! to township, county and city; monthly closes; quotas.
 
 pub mod cache;
+pub mod export;
 pub mod figures;
 pub mod inventory;
 pub mod months;
 pub mod quotas;
+pub mod roster;
 pub mod routes;
+pub mod seed;

@@ -20,7 +20,9 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(list_months)
         .service(close_month)
         .service(get_quotas)
-        .service(put_quotas);
+        .service(put_quotas)
+        .service(get_roster)
+        .service(export_inventory);
 }
 
 fn bad_query(field: &str, detail: impl Into<String>) -> ApiError {
@@ -291,4 +293,380 @@ pub async fn put_quotas(
         })
         .await?;
     Ok(web::Json(quotas))
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ExportFormat {
+    #[default]
+    Json,
+    /// UTF-8 with BOM, Chinese headers, a totals row; streamed.
+    Csv,
+    /// The usual ledger layout: title row, Chinese headers (frozen), totals row.
+    Xlsx,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RosterQuery {
+    /// `city` (default), `county`, `township` or `village`.
+    pub level: Option<DivisionLevel>,
+    /// 12-digit code of the node (not needed for the city).
+    pub code: Option<String>,
+    /// `YYYY-MM` (default: the current month).
+    pub month: Option<String>,
+    /// From `next_cursor` of the previous page (JSON only).
+    pub cursor: Option<String>,
+    /// Page size, 1–500 (default 100; JSON only).
+    pub limit: Option<usize>,
+    /// Show ID numbers in full (county reviewers and the city; recorded in the audit log).
+    pub reveal: Option<bool>,
+    /// Why the ID numbers are needed (for the audit log, at most 200 characters).
+    pub reason: Option<String>,
+    /// `json` (default, paged), `csv` or `xlsx` (the whole ledger, streamed).
+    pub format: Option<ExportFormat>,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct RosterPage {
+    pub kind: super::roster::RosterKind,
+    /// The ledger's Chinese title.
+    pub title: String,
+    pub month: String,
+    pub revealed: bool,
+    pub items: Vec<super::roster::RosterEntry>,
+    pub next_cursor: Option<String>,
+}
+
+fn encode_roster_cursor(village: &str, offset: usize) -> String {
+    format!("{village}.{offset}")
+}
+
+fn decode_roster_cursor(cursor: &str) -> ApiResult<(String, usize)> {
+    let bad = || bad_query("cursor", "is not a cursor this server issued");
+    let (village, offset) = cursor.split_once('.').ok_or_else(bad)?;
+    DivisionCode::parse_level(village, DivisionLevel::Village).map_err(|_| bad())?;
+    Ok((village.to_owned(), offset.parse().map_err(|_| bad())?))
+}
+
+fn reveal_allowed(caller: &Caller, reveal: Option<bool>, reason: Option<&str>) -> ApiResult<bool> {
+    if reveal != Some(true) {
+        return Ok(false);
+    }
+    caller.require_role(&[Role::CountyReviewer, Role::CityAdmin])?;
+    if reason.is_some_and(|r| r.chars().count() > 200) {
+        return Err(bad_query("reason", "must have at most 200 characters"));
+    }
+    Ok(true)
+}
+
+fn audit_reveal(
+    conn: &mut crate::db::DbConnection,
+    caller: &Caller,
+    subject: &str,
+    reason: Option<&str>,
+    detail: &str,
+) -> ApiResult<()> {
+    crate::audit::append(
+        conn,
+        &crate::audit::Entry {
+            user_id: &caller.user_id,
+            action: "reveal_personal_data",
+            subject_type: "ledger",
+            subject_id: subject,
+            reason,
+            detail: Some(detail),
+            ..Default::default()
+        },
+    )?;
+    Ok(())
+}
+
+fn month_title(month: &str) -> String {
+    let (y, m) = month.split_at(4);
+    format!(
+        "{y}年{}月",
+        m.trim_start_matches('-').trim_start_matches('0')
+    )
+}
+
+/// A real-name ledger (实名制台账): the people behind one of the ledger's counts in a node, as
+/// of the month's end (each household's latest approved version), village by village. ID
+/// numbers are masked unless a county reviewer or the city asks with `reveal=true` (audited).
+/// `format=csv` or `xlsx` downloads the whole ledger, streamed. The list is computed from the
+/// current review states, also for a closed month (whose counts are frozen).
+#[utoipa::path(
+    tag = "ledger",
+    security(("bearer" = [])),
+    params(("kind" = super::roster::RosterKind, Path, description = "Which ledger"), RosterQuery),
+    responses(
+        (status = 200, description = "A page of people (or the CSV / XLSX file)", body = RosterPage),
+        (status = 400, description = "`invalid_path` or `invalid_query`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`out_of_scope`, or `forbidden_role` to reveal", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such node", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/ledgers/{kind}")]
+pub async fn get_roster(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    query: ApiQuery<RosterQuery>,
+) -> ApiResult<actix_web::HttpResponse> {
+    use super::roster::{self, RosterKind};
+    let raw = path.into_inner();
+    let kind = RosterKind::parse(&raw).ok_or_else(|| ApiError::BadRequest {
+        code: ErrorCode::InvalidPath,
+        detail: format!(
+            "kind: one of {}",
+            RosterKind::ALL.map(|k| k.as_str()).join(", ")
+        ),
+        field: Some("kind".into()),
+    })?;
+    let q = query.0;
+    let month = parse_month("month", q.month.as_deref())?;
+    let reveal = reveal_allowed(&caller, q.reveal, q.reason.as_deref())?;
+    let format = q.format.unwrap_or_default();
+    let after = q.cursor.as_deref().map(decode_roster_cursor).transpose()?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(bad_query("limit", "must be 1 to 500"));
+    }
+    let (node, villages) = state
+        .db
+        .run({
+            let caller = caller.clone();
+            move |conn| {
+                let node = resolve_node(conn, &caller, q.level, q.code.as_deref())?;
+                let villages = inventory::villages_of(conn, &node)?;
+                Ok((node, villages))
+            }
+        })
+        .await?;
+    let subject = format!(
+        "{}/{}/{}/{}",
+        kind.as_str(),
+        node.level.as_str(),
+        node.code,
+        month
+    );
+    let title = format!("{}{}{}", node.name, month_title(&month), kind.label());
+    if format != ExportFormat::Json {
+        if reveal {
+            let (subject, reason) = (subject.clone(), q.reason.clone());
+            let caller = caller.clone();
+            state
+                .db
+                .write(move |conn| {
+                    write_transaction(conn, |conn| {
+                        audit_reveal(conn, &caller, &subject, reason.as_deref(), "export")
+                    })
+                })
+                .await?;
+        }
+        let vault = state.vault.clone();
+        let file = format!(
+            "{title}.{}",
+            if format == ExportFormat::Csv {
+                "csv"
+            } else {
+                "xlsx"
+            }
+        );
+        let fallback = format!(
+            "{}-{month}.{}",
+            kind.as_str(),
+            if format == ExportFormat::Csv {
+                "csv"
+            } else {
+                "xlsx"
+            }
+        );
+        let content_type = if format == ExportFormat::Csv {
+            super::export::CSV
+        } else {
+            super::export::XLSX
+        };
+        return Ok(crate::http::export::stream(
+            &state.db,
+            content_type,
+            &file,
+            &fallback,
+            move |conn, sink| {
+                let mut count = 0i64;
+                if format == ExportFormat::Csv {
+                    let mut csv = super::export::Csv::new(sink, &roster::HEADERS)?;
+                    for village in &villages {
+                        for e in
+                            roster::village_entries(conn, &vault, village, &month, kind, reveal)?
+                        {
+                            csv.row(roster::cells(&e))?;
+                            count += 1;
+                        }
+                        if csv.gone {
+                            return Ok(());
+                        }
+                    }
+                    csv.row(["合计".to_owned(), format!("{count} 人")])?;
+                    csv.finish()
+                } else {
+                    let mut book = super::export::Xlsx::new()?;
+                    {
+                        let widths = [
+                            8, 10, 12, 8, 8, 4, 10, 18, 10, 10, 12, 10, 8, 10, 6, 16, 16, 12,
+                        ];
+                        let mut sheet = book.sheet(
+                            kind.label().trim_end_matches("实名制台账"),
+                            &title,
+                            &roster::HEADERS,
+                            &widths,
+                        )?;
+                        for village in &villages {
+                            for e in roster::village_entries(
+                                conn, &vault, village, &month, kind, reveal,
+                            )? {
+                                let cells = roster::cells(&e);
+                                let row: Vec<super::export::Cell<'_>> =
+                                    cells.iter().map(|c| super::export::Cell::Text(c)).collect();
+                                sheet.row(&row)?;
+                                count += 1;
+                            }
+                        }
+                        sheet.total(&[
+                            super::export::Cell::Text("合计"),
+                            super::export::Cell::Number(count),
+                            super::export::Cell::Text("人"),
+                        ])?;
+                    }
+                    book.finish(sink)
+                }
+            },
+        ));
+    }
+    let vault = state.vault.clone();
+    let reason = q.reason.clone();
+    let page = state
+        .db
+        .run_as(reveal, move |conn| {
+            let (items, next) = roster::page(
+                conn,
+                &vault,
+                roster::PageRequest {
+                    villages: &villages,
+                    month: &month,
+                    kind,
+                    reveal,
+                    after,
+                    limit,
+                },
+            )?;
+            if reveal && !items.is_empty() {
+                audit_reveal(
+                    conn,
+                    &caller,
+                    &subject,
+                    reason.as_deref(),
+                    &format!("{} people", items.len()),
+                )?;
+            }
+            Ok(RosterPage {
+                kind,
+                title,
+                month,
+                revealed: reveal,
+                items,
+                next_cursor: next.map(|(v, n)| encode_roster_cursor(&v, n)),
+            })
+        })
+        .await?;
+    Ok(actix_web::HttpResponse::Ok().json(page))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct InventoryExportQuery {
+    /// `city` (default), `county`, `township` or `village`.
+    pub level: Option<DivisionLevel>,
+    /// 12-digit code of the node (not needed for the city).
+    pub code: Option<String>,
+    /// `YYYY-MM` (default: the current month).
+    pub month: Option<String>,
+    /// `xlsx` (default) or `csv`.
+    pub format: Option<ExportFormat>,
+}
+
+/// The ledger of a node as a spreadsheet: XLSX with one sheet per level below the node (counties,
+/// townships, villages), each with its title row, Chinese headers (frozen), a row per place and
+/// the node's totals row; or CSV of the villages with a totals row. Approved figures as of the
+/// month's end (a closed month's from its snapshot).
+#[utoipa::path(
+    tag = "ledger",
+    security(("bearer" = [])),
+    params(InventoryExportQuery),
+    responses(
+        (status = 200, description = "The file", content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", body = Vec<u8>),
+        (status = 400, description = "`invalid_query`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`out_of_scope`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such node", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/inventory/export")]
+pub async fn export_inventory(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: ApiQuery<InventoryExportQuery>,
+) -> ApiResult<actix_web::HttpResponse> {
+    let q = query.0;
+    let month = parse_month("month", q.month.as_deref())?;
+    let format = match q.format.unwrap_or(ExportFormat::Xlsx) {
+        ExportFormat::Json => return Err(bad_query("format", "xlsx or csv")),
+        f => f,
+    };
+    let (node, places, fresh) = state
+        .db
+        .run({
+            let month = month.clone();
+            move |conn| {
+                let node = resolve_node(conn, &caller, q.level, q.code.as_deref())?;
+                let (places, fresh) = super::inventory::places(conn, &node, &month)?;
+                Ok((node, places, fresh))
+            }
+        })
+        .await?;
+    if !fresh.is_empty() {
+        state
+            .db
+            .write(move |conn| {
+                write_transaction(conn, |conn| Ok(super::cache::store(conn, &fresh)?))
+            })
+            .await?;
+    }
+    let title = format!("{}{}需求台账", node.name, month_title(&month));
+    let ext = if format == ExportFormat::Csv {
+        "csv"
+    } else {
+        "xlsx"
+    };
+    let file = format!("{title}.{ext}");
+    let fallback = format!("ledger-{}-{month}.{ext}", node.code);
+    let content_type = if format == ExportFormat::Csv {
+        super::export::CSV
+    } else {
+        super::export::XLSX
+    };
+    Ok(crate::http::export::stream(
+        &state.db,
+        content_type,
+        &file,
+        &fallback,
+        move |_conn, sink| {
+            super::inventory::write_export(
+                &node,
+                &title,
+                &places,
+                format == ExportFormat::Csv,
+                sink,
+            )
+        },
+    ))
 }

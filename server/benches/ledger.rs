@@ -1,0 +1,156 @@
+//! Ledger benchmark: the city node at city scale on SQLite, beside a full recomputation from
+//! the normalised tables in the same run.
+//!
+//! ```text
+//! cargo bench --bench ledger                                   # 100 000 households, 12 months
+//! TAIZHANG_BENCH_HOUSEHOLDS=20000 cargo bench --bench ledger   # smaller, quicker
+//! ```
+//!
+//! Seeds a fresh SQLite database with `taizhang seed`'s generator (919 villages, ~2.4 people a
+//! household, ~4 surveys a household over the months), then times for the last month:
+//! - the full recomputation of every village from the normalised tables (the baseline);
+//! - the city node with every village's figures cached (the steady state of a read-mostly
+//!   ledger), and after one village changed (one village recomputed);
+//! - a county and a village node, cached.
+
+use std::time::{Duration, Instant};
+
+use taizhang::config::Settings;
+use taizhang::domain::{DivisionCode, DivisionLevel};
+use taizhang::ledger::{cache, inventory, seed};
+use taizhang::privacy::Vault;
+use taizhang::secrets::SecretSource;
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn main() -> anyhow::Result<()> {
+    let households = env("TAIZHANG_BENCH_HOUSEHOLDS", 100_000);
+    let months = env("TAIZHANG_BENCH_MONTHS", 12);
+    let dir = tempfile::tempdir()?;
+    let mut settings = Settings::new(dir.path());
+    settings.secret = SecretSource::Value("cd".repeat(32));
+    let prepared = taizhang::startup::prepare(&settings)?;
+    let vault = Vault::new(&prepared.keys);
+    let mut conn = prepared.db.get()?;
+
+    let started = Instant::now();
+    let options = seed::SeedOptions {
+        households,
+        months,
+        start: "2020-01".into(),
+        seed: 2020,
+    };
+    let seeded = seed::seed(&mut conn, &vault, &options, |_| {})?;
+    println!(
+        "seeded {} households, {} people, {} surveys, {} member rows in {:.1} s",
+        seeded.households,
+        seeded.people,
+        seeded.surveys,
+        seeded.members,
+        started.elapsed().as_secs_f64()
+    );
+    // The last month seeded.
+    let month = chrono::NaiveDate::from_ymd_opt(2020, 1, 1)
+        .and_then(|d| d.checked_add_months(chrono::Months::new(months.max(1) as u32 - 1)))
+        .map(|d| d.format("%Y-%m").to_string())
+        .unwrap_or_else(|| "2020-12".into());
+    let city = inventory::node(
+        &mut conn,
+        DivisionLevel::City,
+        &DivisionCode::parse(inventory::CITY).map_err(|e| anyhow::anyhow!(e.message))?,
+    )?;
+    let villages = inventory::villages_of(&mut conn, &city)?;
+
+    // Baseline: every village from the normalised tables.
+    let mut full = Vec::new();
+    for _ in 0..3 {
+        let t = Instant::now();
+        let figures = cache::recompute_all(&mut conn, &villages, &month)?;
+        full.push(t.elapsed());
+        assert_eq!(figures.len(), villages.len());
+    }
+    let full = median(full);
+
+    // Cold: the first read computes and caches both months it shows.
+    let t = Instant::now();
+    let (_, fresh) = inventory::inventory(&mut conn, &city, &month)?;
+    let cold = t.elapsed();
+    for f in &fresh {
+        cache::store(&mut conn, f)?;
+    }
+
+    let mut warm = Vec::new();
+    for _ in 0..30 {
+        let t = Instant::now();
+        let (inv, fresh) = inventory::inventory(&mut conn, &city, &month)?;
+        warm.push(t.elapsed());
+        assert!(fresh.iter().all(|f| f.is_empty()), "everything cached");
+        assert!(inv
+            .node
+            .figures
+            .iter()
+            .any(|f| f.key == "households" && f.approved > 0));
+    }
+    let warm = median(warm);
+
+    // One village changed since: the read recomputes it alone.
+    let mut one_changed = Vec::new();
+    for i in 0..10 {
+        let village = villages[i * 37 % villages.len()].clone();
+        cache::touch_villages(&mut conn, &[village].into_iter().collect())?;
+        let t = Instant::now();
+        let (_, fresh) = inventory::inventory(&mut conn, &city, &month)?;
+        one_changed.push(t.elapsed());
+        for f in &fresh {
+            cache::store(&mut conn, f)?;
+        }
+    }
+    let one_changed = median(one_changed);
+
+    let node = |level, code: &str, conn: &mut _| -> anyhow::Result<Duration> {
+        let n = inventory::node(
+            conn,
+            level,
+            &DivisionCode::parse(code).map_err(|e| anyhow::anyhow!(e.message))?,
+        )?;
+        let mut samples = Vec::new();
+        for _ in 0..30 {
+            let t = Instant::now();
+            inventory::inventory(conn, &n, &month)?;
+            samples.push(t.elapsed());
+        }
+        Ok(median(samples))
+    };
+    let county = node(DivisionLevel::County, "220802000000", &mut conn)?;
+    let village = node(DivisionLevel::Village, &villages[0], &mut conn)?;
+
+    println!(
+        "\nledger, month {month}, SQLite ({} villages)",
+        villages.len()
+    );
+    println!("{:<52} {:>10} {:>10}", "", "median ms", "÷ full");
+    let row = |name: &str, d: Duration| {
+        println!("{name:<52} {:>10.2} {:>10.4}", ms(d), ms(d) / ms(full));
+    };
+    row("full recomputation of every village (baseline)", full);
+    row("city node, cold (computes this and last month)", cold);
+    row("city node, every village cached", warm);
+    row("city node, one village changed since", one_changed);
+    row("county node (洮北区), cached", county);
+    row("village node, cached", village);
+    Ok(())
+}

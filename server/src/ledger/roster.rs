@@ -1,0 +1,374 @@
+//! Real-name ledgers (实名制台账): the people behind the ledger's counts, as of a month's end,
+//! from each household's latest approved version, village by village in code order.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::figures::{self, Member, Version};
+use crate::db::schema::{divisions, household_surveys, people, survey_members, villages};
+use crate::db::DbConnection;
+use crate::domain::{
+    EmploymentStatus, LabourCapacity, PostType, Relation, SafetyNet, Sex, TrainingTrade,
+};
+use crate::error::{ApiError, ApiResult};
+use crate::privacy::Vault;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RosterKind {
+    /// Working out of the province or out of the county (外出务工).
+    OutMigrants,
+    /// Holding a poverty special post (扶贫特岗).
+    SpecialPosts,
+    /// Holding a temporary public-welfare post (临时公益岗).
+    TemporaryPosts,
+    /// Holding a village public-welfare post (扶贫公益岗).
+    PublicWelfarePosts,
+    /// Employed by a workshop, leading enterprise or cooperative.
+    EnterpriseEmployment,
+    /// Wanting training (培训需求).
+    TrainingDemand,
+    /// At risk of returning to poverty (返贫风险).
+    AtRisk,
+    /// Labour of relocated households (易地扶贫搬迁户劳动力).
+    RelocatedLabour,
+}
+
+impl RosterKind {
+    pub const ALL: [RosterKind; 8] = [
+        RosterKind::OutMigrants,
+        RosterKind::SpecialPosts,
+        RosterKind::TemporaryPosts,
+        RosterKind::PublicWelfarePosts,
+        RosterKind::EnterpriseEmployment,
+        RosterKind::TrainingDemand,
+        RosterKind::AtRisk,
+        RosterKind::RelocatedLabour,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RosterKind::OutMigrants => "out_migrants",
+            RosterKind::SpecialPosts => "special_posts",
+            RosterKind::TemporaryPosts => "temporary_posts",
+            RosterKind::PublicWelfarePosts => "public_welfare_posts",
+            RosterKind::EnterpriseEmployment => "enterprise_employment",
+            RosterKind::TrainingDemand => "training_demand",
+            RosterKind::AtRisk => "at_risk",
+            RosterKind::RelocatedLabour => "relocated_labour",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            RosterKind::OutMigrants => "外出务工人员实名制台账",
+            RosterKind::SpecialPosts => "扶贫特岗人员实名制台账",
+            RosterKind::TemporaryPosts => "临时公益岗人员实名制台账",
+            RosterKind::PublicWelfarePosts => "扶贫公益岗人员实名制台账",
+            RosterKind::EnterpriseEmployment => "扶贫车间、龙头企业、合作社就业人员实名制台账",
+            RosterKind::TrainingDemand => "培训需求人员实名制台账",
+            RosterKind::AtRisk => "返贫风险人员实名制台账",
+            RosterKind::RelocatedLabour => "易地扶贫搬迁户劳动力实名制台账",
+        }
+    }
+
+    fn matches(self, m: &Member, v: &Version) -> bool {
+        let status = m.status.as_deref();
+        let labour = m.capacity == "able" || m.capacity == "weak";
+        match self {
+            RosterKind::OutMigrants => matches!(
+                status,
+                Some("out_of_province" | "in_province_out_of_county")
+            ),
+            RosterKind::SpecialPosts => status == Some("special_post"),
+            RosterKind::TemporaryPosts => status == Some("temporary_public_post"),
+            RosterKind::PublicWelfarePosts => status == Some("public_welfare_post"),
+            RosterKind::EnterpriseEmployment => matches!(
+                status,
+                Some("workshop" | "leading_enterprise" | "cooperative")
+            ),
+            RosterKind::TrainingDemand => m.training_wanted,
+            RosterKind::AtRisk => m.at_risk,
+            RosterKind::RelocatedLabour => v.relocated && labour,
+        }
+    }
+}
+
+/// One person of a real-name ledger.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RosterEntry {
+    pub county_name: String,
+    pub township_name: String,
+    pub village_code: String,
+    pub village_name: String,
+    pub household_id: String,
+    pub head_name: String,
+    pub name: String,
+    pub sex: Sex,
+    pub birth_date: NaiveDate,
+    /// Masked (`220802********1238`) unless revealed.
+    pub id_number: String,
+    pub relation: Relation,
+    pub labour_capacity: LabourCapacity,
+    pub employment_status: Option<EmploymentStatus>,
+    pub post_type: Option<PostType>,
+    pub monthly_income_yuan: Option<i64>,
+    pub training_trade: Option<TrainingTrade>,
+    pub at_risk: bool,
+    pub safety_net: Vec<SafetyNet>,
+    /// The survey the entry comes from.
+    pub survey_id: String,
+    pub surveyed_at: DateTime<Utc>,
+}
+
+type Names = (String, String, String);
+
+/// County, township and village names of a village.
+fn names_of(conn: &mut DbConnection, village: &str) -> QueryResult<Names> {
+    let (name, township, county): (String, String, String) = villages::table
+        .find(village)
+        .select((
+            villages::name,
+            villages::township_code,
+            villages::county_code,
+        ))
+        .first(conn)?;
+    let names: HashMap<String, String> = divisions::table
+        .filter(divisions::code.eq_any([&township, &county]))
+        .select((divisions::code, divisions::name))
+        .load::<(String, String)>(conn)?
+        .into_iter()
+        .collect();
+    Ok((
+        names.get(&county).cloned().unwrap_or_default(),
+        names.get(&township).cloned().unwrap_or_default(),
+        name,
+    ))
+}
+
+fn corrupt(what: &str) -> ApiError {
+    ApiError::internal(anyhow::anyhow!("stored {what} is invalid"))
+}
+
+/// The village's people of a kind for the month, in household and member order.
+pub fn village_entries(
+    conn: &mut DbConnection,
+    vault: &Vault,
+    village: &str,
+    month: &str,
+    kind: RosterKind,
+    reveal: bool,
+) -> ApiResult<Vec<RosterEntry>> {
+    let [approved, _] = figures::counted(conn, village, month)?;
+    let mut chosen: Vec<&(Member, Version)> = approved
+        .people
+        .iter()
+        .filter(|(m, v)| kind.matches(m, v))
+        .collect();
+    if chosen.is_empty() {
+        return Ok(Vec::new());
+    }
+    chosen.sort_by(|a, b| (&a.1.household, a.0.position).cmp(&(&b.1.household, b.0.position)));
+    let (county_name, township_name, village_name) = names_of(conn, village)?;
+    let surveys: Vec<&str> = chosen.iter().map(|(m, _)| m.survey.as_str()).collect();
+    let heads: HashMap<String, String> = household_surveys::table
+        .filter(household_surveys::id.eq_any(&surveys))
+        .select((household_surveys::id, household_surveys::head_name))
+        .load::<(String, String)>(conn)?
+        .into_iter()
+        .collect();
+    type Row = (
+        String,
+        i32,
+        String,
+        String,
+        Option<i64>,
+        String,
+        String,
+        NaiveDate,
+        String,
+    );
+    let rows: Vec<Row> = survey_members::table
+        .inner_join(people::table)
+        .filter(survey_members::survey_id.eq_any(&surveys))
+        .select((
+            survey_members::survey_id,
+            survey_members::position,
+            survey_members::name,
+            survey_members::relation,
+            survey_members::monthly_income_yuan,
+            survey_members::safety_net,
+            people::sex,
+            people::birth_date,
+            people::id_sealed,
+        ))
+        .load(conn)?;
+    let details: HashMap<(String, i32), Row> =
+        rows.into_iter().map(|r| ((r.0.clone(), r.1), r)).collect();
+    chosen
+        .into_iter()
+        .map(|(m, v)| {
+            let d = details
+                .get(&(m.survey.clone(), m.position))
+                .ok_or_else(|| corrupt("member"))?;
+            let id = vault.open_id(&d.8).map_err(ApiError::internal)?;
+            Ok(RosterEntry {
+                county_name: county_name.clone(),
+                township_name: township_name.clone(),
+                village_code: village.to_owned(),
+                village_name: village_name.clone(),
+                household_id: v.household.clone(),
+                head_name: heads.get(&m.survey).cloned().unwrap_or_default(),
+                name: d.2.clone(),
+                sex: Sex::parse(&d.6).ok_or_else(|| corrupt("sex"))?,
+                birth_date: d.7,
+                id_number: if reveal {
+                    id.expose().to_owned()
+                } else {
+                    id.masked()
+                },
+                relation: Relation::parse(&d.3).ok_or_else(|| corrupt("relation"))?,
+                labour_capacity: LabourCapacity::parse(&m.capacity)
+                    .ok_or_else(|| corrupt("labour capacity"))?,
+                employment_status: m.status.as_deref().and_then(EmploymentStatus::parse),
+                post_type: m.post_type.as_deref().and_then(PostType::parse),
+                monthly_income_yuan: d.4,
+                training_trade: m.trade.as_deref().and_then(TrainingTrade::parse),
+                at_risk: m.at_risk,
+                safety_net: d.5.split(',').filter_map(SafetyNet::parse).collect(),
+                survey_id: m.survey.clone(),
+                surveyed_at: v.surveyed_at.and_utc(),
+            })
+        })
+        .collect()
+}
+
+/// Where a page starts: a village code and how many of its entries were already given.
+pub type RosterCursor = (String, usize);
+
+/// What a page of a real-name ledger lists.
+pub struct PageRequest<'a> {
+    pub villages: &'a [String],
+    pub month: &'a str,
+    pub kind: RosterKind,
+    pub reveal: bool,
+    pub after: Option<RosterCursor>,
+    pub limit: usize,
+}
+
+/// A page of a real-name ledger, and where the next one starts.
+pub fn page(
+    conn: &mut DbConnection,
+    vault: &Vault,
+    request: PageRequest<'_>,
+) -> ApiResult<(Vec<RosterEntry>, Option<RosterCursor>)> {
+    let PageRequest {
+        villages,
+        month,
+        kind,
+        reveal,
+        after,
+        limit,
+    } = request;
+    let mut out = Vec::new();
+    let start = match &after {
+        Some((village, _)) => villages
+            .iter()
+            .position(|v| v == village)
+            .unwrap_or(villages.len()),
+        None => 0,
+    };
+    for village in &villages[start..] {
+        let skip = match &after {
+            Some((v, n)) if v == village => *n,
+            _ => 0,
+        };
+        let entries = village_entries(conn, vault, village, month, kind, reveal)?;
+        let available = entries.len().saturating_sub(skip);
+        let wanted = limit - out.len();
+        out.extend(entries.into_iter().skip(skip).take(wanted));
+        if available > wanted {
+            return Ok((out, Some((village.clone(), skip + wanted))));
+        }
+        if out.len() == limit {
+            // The page ends exactly at this village's end: continue after it.
+            let next = villages
+                .iter()
+                .skip_while(|v| *v != village)
+                .nth(1)
+                .map(|v| (v.clone(), 0));
+            return Ok((out, next));
+        }
+    }
+    Ok((out, None))
+}
+
+/// Column headers of a real-name ledger, in Chinese.
+pub const HEADERS: [&str; 18] = [
+    "县（市、区）",
+    "乡镇（街道）",
+    "行政村",
+    "户主姓名",
+    "姓名",
+    "性别",
+    "出生日期",
+    "身份证号",
+    "与户主关系",
+    "劳动能力",
+    "就业状态",
+    "公益岗类型",
+    "月收入（元）",
+    "培训工种",
+    "返贫风险",
+    "兜底措施",
+    "调查时间（北京时间）",
+    "村代码",
+];
+
+/// An entry as the cells of its row, in Chinese.
+pub fn cells(e: &RosterEntry) -> [String; 18] {
+    let china = crate::surveys::validate::china();
+    [
+        e.county_name.clone(),
+        e.township_name.clone(),
+        e.village_name.clone(),
+        e.head_name.clone(),
+        e.name.clone(),
+        e.sex.label().to_owned(),
+        e.birth_date.format("%Y-%m-%d").to_string(),
+        e.id_number.clone(),
+        e.relation.label().to_owned(),
+        e.labour_capacity.label().to_owned(),
+        e.employment_status
+            .map(|s| s.label().to_owned())
+            .unwrap_or_default(),
+        e.post_type
+            .map(|p| p.label().to_owned())
+            .unwrap_or_default(),
+        e.monthly_income_yuan
+            .map(|y| y.to_string())
+            .unwrap_or_default(),
+        e.training_trade
+            .map(|t| t.label().to_owned())
+            .unwrap_or_default(),
+        if e.at_risk { "是" } else { "否" }.to_owned(),
+        e.safety_net
+            .iter()
+            .map(|n| n.label())
+            .collect::<Vec<_>>()
+            .join("、"),
+        e.surveyed_at
+            .with_timezone(&china)
+            .format("%Y-%m-%d %H:%M")
+            .to_string(),
+        e.village_code.clone(),
+    ]
+}
