@@ -228,3 +228,51 @@ fn serve_stops_gracefully_on_sigterm_and_never_logs_secrets() {
         "the secret key is never logged"
     );
 }
+
+#[test]
+fn seed_generates_surveys_the_ledger_counts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = taizhang(dir.path())
+        .args([
+            "seed",
+            "--households",
+            "60",
+            "--months",
+            "3",
+            "--start",
+            "2020-05",
+        ])
+        .output()
+        .expect("seed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("seeded 60 households"), "{stdout}");
+    assert!(stdout.contains("cached the ledger of 2020-07"), "{stdout}");
+    // The same seed makes the same data: a second database gets the same counts.
+    let again = tempfile::tempdir().expect("tempdir");
+    let out2 = taizhang(again.path())
+        .args([
+            "seed",
+            "--households",
+            "60",
+            "--months",
+            "3",
+            "--start",
+            "2020-05",
+        ])
+        .output()
+        .expect("seed");
+    let counts = |s: &str| {
+        s.lines()
+            .find(|l| l.starts_with("seeded"))
+            .map(|l| l.split(" in ").next().unwrap_or_default().to_owned())
+    };
+    assert_eq!(
+        counts(&stdout),
+        counts(&String::from_utf8_lossy(&out2.stdout))
+    );
+}

@@ -154,6 +154,42 @@ pub fn build() -> Catalog {
                 entries!(ReviewStatus),
             ),
             e(
+                "review_decision",
+                "审核决定",
+                "POST /surveys/{id}/review, /reviews/bulk: decision",
+                entries!(crate::surveys::review::Decision),
+            ),
+            e(
+                "duplicate_pair_state",
+                "疑似重复户处理状态",
+                "GET /duplicates: state",
+                entries!(crate::surveys::duplicates::PairState),
+            ),
+            e(
+                "duplicate_action",
+                "疑似重复户处理操作",
+                "POST /duplicates/{a}/{b}: action",
+                entries!(crate::surveys::duplicates::PairAction),
+            ),
+            e(
+                "roster_kind",
+                "实名制台账类别",
+                "GET /ledgers/{kind}",
+                entries!(crate::ledger::roster::RosterKind),
+            ),
+            e(
+                "ledger_figure",
+                "需求台账指标",
+                "GET /inventory: figures[].key",
+                crate::ledger::figures::catalogue()
+                    .iter()
+                    .map(|f| CatalogEntry {
+                        value: f.key.as_str(),
+                        label: f.label.as_str(),
+                    })
+                    .collect(),
+            ),
+            e(
                 "error_code",
                 "错误代码",
                 "problem+json `code`",

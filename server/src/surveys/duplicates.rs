@@ -34,6 +34,16 @@ pub enum PairState {
 }
 
 impl PairState {
+    pub const ALL: [PairState; 3] = [PairState::Open, PairState::KeptApart, PairState::Merged];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            PairState::Open => "待处理",
+            PairState::KeptApart => "确认非同一户",
+            PairState::Merged => "已合并",
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             PairState::Open => "open",
@@ -43,9 +53,7 @@ impl PairState {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [PairState::Open, PairState::KeptApart, PairState::Merged]
-            .into_iter()
-            .find(|p| p.as_str() == s)
+        Self::ALL.into_iter().find(|p| p.as_str() == s)
     }
 }
 
@@ -143,6 +151,20 @@ pub enum PairAction {
 }
 
 impl PairAction {
+    pub const ALL: [PairAction; 3] = [
+        PairAction::Merge,
+        PairAction::Unmerge,
+        PairAction::KeepApart,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            PairAction::Merge => "合并",
+            PairAction::Unmerge => "撤销合并",
+            PairAction::KeepApart => "确认非同一户",
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             PairAction::Merge => "merge",

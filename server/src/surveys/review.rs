@@ -33,6 +33,22 @@ pub enum Decision {
 }
 
 impl Decision {
+    pub const ALL: [Decision; 4] = [
+        Decision::Approve,
+        Decision::Reject,
+        Decision::RequestRevision,
+        Decision::Reopen,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Decision::Approve => "审核通过",
+            Decision::Reject => "驳回",
+            Decision::RequestRevision => "退回修改",
+            Decision::Reopen => "重新审核",
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Decision::Approve => "approve",
