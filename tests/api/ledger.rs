@@ -1170,7 +1170,25 @@ async fn real_name_ledgers_exports_quotas_and_scope(backend: Backend) {
         .any(|m| m["month"] == "2020-07" && m["state"] == "open"));
 }
 
+/// Two city admins close the same month at once: one closes it, the other is told it is closed.
+async fn concurrent_closes_close_once(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let first = app.token(CITY_ADMIN).await;
+    let second = app.token(CITY_ADMIN).await;
+    let close = |token: String| {
+        let request = app.post("/api/v1/months/2020-03/close").bearer_auth(token);
+        async move { request.send().await.expect("close") }
+    };
+    let (a, b) = tokio::join!(close(first), close(second));
+    let mut statuses = [a.status().as_u16(), b.status().as_u16()];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 409]);
+    let loser = if a.status() == 409 { a } else { b };
+    problem(loser, 409, "illegal_transition").await;
+}
+
 crate::helpers::both_backends!(
     every_figure_equals_a_recomputation_from_the_raw_submissions,
     real_name_ledgers_exports_quotas_and_scope,
+    concurrent_closes_close_once,
 );

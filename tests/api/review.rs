@@ -1123,4 +1123,57 @@ crate::helpers::both_backends!(
     duplicates_are_merged_unmerged_or_kept_apart,
     the_audit_log_is_append_only_and_its_chain_detects_tampering,
     who_may_review_what,
+    a_household_in_two_pairs_is_listed_in_both,
 );
+
+async fn a_household_in_two_pairs_is_listed_in_both(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let field = app.token(ENUMERATOR_TAOBEI).await;
+    let reviewer = app.token(REVIEWER_TAOBEI).await;
+    let known = ok(post_json(
+        &app,
+        &field,
+        "/api/v1/surveys/households",
+        &household_survey(
+            &new_id(),
+            "张三",
+            &id_number("220802", "19700101", 123),
+            &[],
+        ),
+    )
+    .await)
+    .await;
+    // Two keyless households, 30 m north and 30 m south: each nearer the known one than the
+    // other.
+    let north = ok(post_json(
+        &app,
+        &field,
+        "/api/v1/surveys/households",
+        &keyless(501, None),
+    )
+    .await)
+    .await;
+    let mut south_body = keyless(503, None);
+    south_body["location"]["lat"] = json!(45.736537 - 30.0 / 111_200.0);
+    let south = ok(post_json(&app, &field, "/api/v1/surveys/households", &south_body).await).await;
+    for answer in [&north, &south] {
+        assert_eq!(
+            answer["flag_details"][0]["related_household_id"],
+            known["household_id"]
+        );
+    }
+    let list: Value = ok(app.get_as(&reviewer, "/api/v1/duplicates").await).await;
+    let items = list["items"].as_array().expect("items");
+    assert_eq!(items.len(), 2, "{list}");
+    for item in items {
+        let sides = [&item["a"]["household_id"], &item["b"]["household_id"]];
+        assert!(sides.contains(&&known["household_id"]));
+        assert_eq!(
+            [&item["a"], &item["b"]]
+                .iter()
+                .find(|s| s["household_id"] == known["household_id"])
+                .map(|s| s["head_name"].clone()),
+            Some(json!("张三"))
+        );
+    }
+}

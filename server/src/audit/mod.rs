@@ -84,59 +84,77 @@ impl Stored {
 }
 
 /// Appends an entry, in the caller's transaction if there is one (a savepoint otherwise).
+///
+/// On PostgreSQL the append takes a transaction-wide lock that is held until commit, so call it
+/// after the transaction's other writes: a transaction that locked a row after appending could
+/// deadlock with one that holds that row and waits to append.
 pub fn append(conn: &mut DbConnection, entry: &Entry<'_>) -> QueryResult<()> {
-    conn.transaction(|conn| {
-        if matches!(conn, DbConnection::Postgresql(_)) {
-            conn.batch_execute(&format!("SELECT pg_advisory_xact_lock({APPEND_LOCK})"))?;
-        }
-        let last: Option<(i64, String)> = audit_log::table
-            .order(audit_log::seq.desc())
-            .select((audit_log::seq, audit_log::hash))
-            .first(conn)
-            .optional()?;
-        let (seq, prev_hash) = last.map_or((1, GENESIS.to_owned()), |(s, h)| (s + 1, h));
-        let now = Utc::now().naive_utc();
-        // Both databases keep microseconds: hash what will be read back.
-        let at = now
-            .with_nanosecond(now.nanosecond() / 1000 * 1000)
-            .unwrap_or(now);
-        let mut stored = Stored {
-            seq,
-            id: uuid::Uuid::now_v7().to_string(),
-            at,
-            user_id: entry.user_id.to_owned(),
-            action: entry.action.to_owned(),
-            subject_type: entry.subject_type.to_owned(),
-            subject_id: entry.subject_id.to_owned(),
-            from_state: entry.from_state.map(str::to_owned),
-            to_state: entry.to_state.map(str::to_owned),
-            reason: entry.reason.map(str::to_owned),
-            detail: entry.detail.map(str::to_owned),
-            request_id: request_id::current(),
-            prev_hash,
-            hash: String::new(),
-        };
-        stored.hash = stored.compute_hash();
-        diesel::insert_into(audit_log::table)
-            .values((
-                audit_log::seq.eq(stored.seq),
-                audit_log::id.eq(&stored.id),
-                audit_log::at.eq(stored.at),
-                audit_log::user_id.eq(&stored.user_id),
-                audit_log::action.eq(&stored.action),
-                audit_log::subject_type.eq(&stored.subject_type),
-                audit_log::subject_id.eq(&stored.subject_id),
-                audit_log::from_state.eq(&stored.from_state),
-                audit_log::to_state.eq(&stored.to_state),
-                audit_log::reason.eq(&stored.reason),
-                audit_log::detail.eq(&stored.detail),
-                audit_log::request_id.eq(&stored.request_id),
-                audit_log::prev_hash.eq(&stored.prev_hash),
-                audit_log::hash.eq(&stored.hash),
-            ))
-            .execute(conn)?;
-        Ok(())
-    })
+    use diesel::connection::{TransactionManager, TransactionManagerStatus};
+    let status =
+        <DbConnection as Connection>::TransactionManager::transaction_manager_status_mut(conn);
+    let outside = matches!(
+        status,
+        TransactionManagerStatus::Valid(valid) if valid.transaction_depth().is_none()
+    );
+    if outside {
+        // A read that audits (a reveal): on SQLite, take the write lock at BEGIN, so the read
+        // of the chain's head cannot be overtaken by another process's append.
+        return crate::db::write_transaction(conn, |conn| append_inside(conn, entry));
+    }
+    conn.transaction(|conn| append_inside(conn, entry))
+}
+
+fn append_inside(conn: &mut DbConnection, entry: &Entry<'_>) -> QueryResult<()> {
+    if matches!(conn, DbConnection::Postgresql(_)) {
+        conn.batch_execute(&format!("SELECT pg_advisory_xact_lock({APPEND_LOCK})"))?;
+    }
+    let last: Option<(i64, String)> = audit_log::table
+        .order(audit_log::seq.desc())
+        .select((audit_log::seq, audit_log::hash))
+        .first(conn)
+        .optional()?;
+    let (seq, prev_hash) = last.map_or((1, GENESIS.to_owned()), |(s, h)| (s + 1, h));
+    let now = Utc::now().naive_utc();
+    // Both databases keep microseconds: hash what will be read back.
+    let at = now
+        .with_nanosecond(now.nanosecond() / 1000 * 1000)
+        .unwrap_or(now);
+    let mut stored = Stored {
+        seq,
+        id: uuid::Uuid::now_v7().to_string(),
+        at,
+        user_id: entry.user_id.to_owned(),
+        action: entry.action.to_owned(),
+        subject_type: entry.subject_type.to_owned(),
+        subject_id: entry.subject_id.to_owned(),
+        from_state: entry.from_state.map(str::to_owned),
+        to_state: entry.to_state.map(str::to_owned),
+        reason: entry.reason.map(str::to_owned),
+        detail: entry.detail.map(str::to_owned),
+        request_id: request_id::current(),
+        prev_hash,
+        hash: String::new(),
+    };
+    stored.hash = stored.compute_hash();
+    diesel::insert_into(audit_log::table)
+        .values((
+            audit_log::seq.eq(stored.seq),
+            audit_log::id.eq(&stored.id),
+            audit_log::at.eq(stored.at),
+            audit_log::user_id.eq(&stored.user_id),
+            audit_log::action.eq(&stored.action),
+            audit_log::subject_type.eq(&stored.subject_type),
+            audit_log::subject_id.eq(&stored.subject_id),
+            audit_log::from_state.eq(&stored.from_state),
+            audit_log::to_state.eq(&stored.to_state),
+            audit_log::reason.eq(&stored.reason),
+            audit_log::detail.eq(&stored.detail),
+            audit_log::request_id.eq(&stored.request_id),
+            audit_log::prev_hash.eq(&stored.prev_hash),
+            audit_log::hash.eq(&stored.hash),
+        ))
+        .execute(conn)?;
+    Ok(())
 }
 
 /// Where the chain breaks.

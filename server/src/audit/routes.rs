@@ -278,13 +278,13 @@ pub async fn list_audit(
         subject_id: q.subject_id,
     };
     if q.format.unwrap_or_default() == AuditFormat::Csv {
-        return Ok(export::stream(
+        return export::stream(
             &state.db,
             "text/csv; charset=utf-8",
             "审计日志.csv",
             "audit.csv",
             move |conn, sink| write_csv(conn, &filter, sink),
-        ));
+        );
     }
     let limit = q.limit.unwrap_or(100);
     if !(1..=500).contains(&limit) {

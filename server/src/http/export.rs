@@ -5,10 +5,12 @@
 use actix_web::http::header;
 use actix_web::HttpResponse;
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, Semaphore};
 
 use crate::db::{Db, DbConnection};
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 
 /// UTF-8 byte order mark: spreadsheet programs read a CSV as UTF-8 only when it starts with it.
 pub const BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -16,14 +18,26 @@ pub const BOM: &[u8] = b"\xEF\xBB\xBF";
 /// Chunks in flight between the producer and the socket.
 const CHANNEL_DEPTH: usize = 4;
 
-/// Where a producer writes its chunks; `send` is false once the client has gone.
+/// Downloads running at once, per process: each holds a database connection while it runs.
+const MAX_CONCURRENT: usize = 4;
+
+/// A client that takes no chunk for this long is dropped, freeing its connection.
+const STALL: Duration = Duration::from_secs(60);
+
+static RUNNING: Semaphore = Semaphore::const_new(MAX_CONCURRENT);
+
+/// Where a producer writes its chunks; `send` is false once the client has gone or stalled.
 pub struct Sink {
     tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
+    runtime: tokio::runtime::Handle,
 }
 
 impl Sink {
     pub fn send(&mut self, chunk: Vec<u8>) -> bool {
-        self.tx.blocking_send(Ok(Bytes::from(chunk))).is_ok()
+        let sent = self
+            .runtime
+            .block_on(self.tx.send_timeout(Ok(Bytes::from(chunk)), STALL));
+        sent.is_ok()
     }
 }
 
@@ -45,22 +59,28 @@ pub fn disposition(filename: &str, fallback: &str) -> String {
 
 /// Answers 200 with `content_type` at once and streams what `produce` writes. An error after
 /// the first byte can only cut the download short: it is logged, and the body ends early.
+/// Refused with 503 while [`MAX_CONCURRENT`] downloads are running.
 pub fn stream<F>(
     db: &Db,
     content_type: &'static str,
     filename: &str,
     fallback: &str,
     produce: F,
-) -> HttpResponse
+) -> ApiResult<HttpResponse>
 where
     F: FnOnce(&mut DbConnection, &mut Sink) -> ApiResult<()> + Send + 'static,
 {
+    let permit = RUNNING.try_acquire().map_err(|_| {
+        ApiError::Unavailable("too many downloads are running; try again in a minute".into())
+    })?;
     let (tx, mut rx) = mpsc::channel(CHANNEL_DEPTH);
     let db = db.clone();
+    let runtime = tokio::runtime::Handle::current();
     actix_web::rt::spawn(async move {
+        let _permit = permit;
         let result = db
             .run(move |conn| {
-                let mut sink = Sink { tx };
+                let mut sink = Sink { tx, runtime };
                 produce(conn, &mut sink)
             })
             .await;
@@ -69,11 +89,11 @@ where
         }
     });
     let body = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
-    HttpResponse::Ok()
+    Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, content_type))
         .insert_header((header::CONTENT_DISPOSITION, disposition(filename, fallback)))
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .streaming(body)
+        .streaming(body))
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! Later changes to that month's surveys do not alter it; they count from the next month on.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -76,6 +77,15 @@ pub fn close(
     user_id: &str,
     now: DateTime<Utc>,
 ) -> ApiResult<MonthState> {
+    // One consistent view of every village: reviews committing during the close must not
+    // leave some villages frozen before a change and others after it.
+    if let DbConnection::Postgresql(_) = conn {
+        conn.batch_execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")?;
+    }
+    let already = || ApiError::Conflict {
+        code: ErrorCode::IllegalTransition,
+        detail: format!("{month} is already closed"),
+    };
     if cache::is_closed(conn, month)? {
         return Err(ApiError::Conflict {
             code: ErrorCode::IllegalTransition,
@@ -84,13 +94,23 @@ pub fn close(
     }
     // The row first: on PostgreSQL a second close racing this one waits on it and then fails
     // on the primary key, rather than computing the snapshot twice.
-    diesel::insert_into(closed_months::table)
+    let inserted = diesel::insert_into(closed_months::table)
         .values((
             closed_months::month.eq(month),
             closed_months::closed_at.eq(now.naive_utc()),
             closed_months::closed_by.eq(user_id),
         ))
-        .execute(conn)?;
+        .execute(conn);
+    match inserted {
+        Ok(_) => {}
+        // A concurrent close won.
+        Err(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation
+            | diesel::result::DatabaseErrorKind::SerializationFailure,
+            _,
+        )) => return Err(already()),
+        Err(e) => return Err(e.into()),
+    }
     let all: Vec<String> = villages::table
         .select(villages::code)
         .order(villages::code)

@@ -133,7 +133,13 @@ pub fn set(
     let yuan = request
         .temporary_post_monthly_yuan
         .unwrap_or(DEFAULT_TEMPORARY_POST_YUAN as i32);
-    for c in &request.counties {
+    // Rows in code order, audit entries after every row: two concurrent changes lock in the
+    // same order, and the audit lock is taken last (see `audit::append`).
+    let mut counties: Vec<&CountyQuota> = request.counties.iter().collect();
+    counties.sort_by(|a, b| a.county.cmp(&b.county));
+    let state = |s: i32, t: i32, y: i32| format!("special {s}, temporary {t} at {y} yuan");
+    let mut entries = Vec::new();
+    for c in counties {
         let before: Option<(i32, i32, i32)> = quotas::table
             .find((year, &c.county))
             .select((
@@ -155,16 +161,22 @@ pub fn set(
                 quotas::updated_at.eq(now.naive_utc()),
             ))
             .execute(conn)?;
-        let state = |s: i32, t: i32, y: i32| format!("special {s}, temporary {t} at {y} yuan");
+        entries.push((
+            format!("{year}/{}", c.county),
+            before.map(|(s, t, y)| state(s, t, y)),
+            state(c.special_posts, c.temporary_posts, yuan),
+        ));
+    }
+    for (subject, from, to) in &entries {
         audit::append(
             conn,
             &audit::Entry {
                 user_id,
                 action: "set_quota",
                 subject_type: "quota",
-                subject_id: &format!("{year}/{}", c.county),
-                from_state: before.map(|(s, t, y)| state(s, t, y)).as_deref(),
-                to_state: Some(&state(c.special_posts, c.temporary_posts, yuan)),
+                subject_id: subject,
+                from_state: from.as_deref(),
+                to_state: Some(to),
                 ..Default::default()
             },
         )?;

@@ -487,7 +487,7 @@ pub async fn get_roster(
         } else {
             super::export::XLSX
         };
-        return Ok(crate::http::export::stream(
+        return crate::http::export::stream(
             &state.db,
             content_type,
             &file,
@@ -541,7 +541,7 @@ pub async fn get_roster(
                     book.finish(sink)
                 }
             },
-        ));
+        );
     }
     let vault = state.vault.clone();
     let reason = q.reason.clone();
@@ -654,7 +654,7 @@ pub async fn export_inventory(
     } else {
         super::export::XLSX
     };
-    Ok(crate::http::export::stream(
+    crate::http::export::stream(
         &state.db,
         content_type,
         &file,
@@ -668,5 +668,5 @@ pub async fn export_inventory(
                 sink,
             )
         },
-    ))
+    )
 }

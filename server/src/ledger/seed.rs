@@ -103,6 +103,18 @@ fn seed_users(
                         users::created_at.eq(chrono::Utc::now().naive_utc()),
                     ))
                     .execute(conn)?;
+                crate::audit::append(
+                    conn,
+                    &crate::audit::Entry {
+                        user_id: &id,
+                        action: "create_user",
+                        subject_type: "user",
+                        subject_id: &id,
+                        to_state: Some("enumerator"),
+                        detail: Some(&format!("county {county}; taizhang seed (cannot log in)")),
+                        ..Default::default()
+                    },
+                )?;
                 id
             }
         };

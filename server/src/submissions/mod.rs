@@ -189,11 +189,11 @@ where
         });
         match result {
             Ok(answer) => return Ok(Outcome::Stored(answer)),
-            Err(ApiError::Internal(error)) if is_unique_violation(&error) && attempt < ATTEMPTS => {
+            Err(ApiError::Internal(error)) if is_retryable(&error) && attempt < ATTEMPTS => {
                 tracing::debug!(
                     submission = incoming.id,
                     attempt,
-                    "unique violation; retrying"
+                    "unique violation or deadlock; retrying"
                 );
             }
             Err(other) => return Err(other),
@@ -204,16 +204,22 @@ where
     ))
 }
 
-fn is_unique_violation(error: &anyhow::Error) -> bool {
-    error.chain().any(|cause| {
-        matches!(
-            cause.downcast_ref::<DieselError>(),
+/// A conflict with a concurrent transaction that a fresh attempt resolves: a unique violation
+/// (a racing request stored the same key first), a serialization failure, or a deadlock
+/// PostgreSQL broke by aborting us.
+fn is_retryable(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .any(|cause| match cause.downcast_ref::<DieselError>() {
             Some(DieselError::DatabaseError(
-                DatabaseErrorKind::UniqueViolation,
-                _
-            ))
-        )
-    })
+                DatabaseErrorKind::UniqueViolation | DatabaseErrorKind::SerializationFailure,
+                _,
+            )) => true,
+            Some(DieselError::DatabaseError(DatabaseErrorKind::Unknown, info)) => {
+                info.message().contains("deadlock detected")
+            }
+            _ => false,
+        })
 }
 
 #[cfg(test)]

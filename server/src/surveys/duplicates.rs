@@ -112,6 +112,24 @@ pub fn decided_partners(conn: &mut DbConnection, household: &str) -> QueryResult
         .collect())
 }
 
+/// Locks households' rows until the transaction ends (PostgreSQL; SQLite has one writer at a
+/// time anyway), in id order so that two transactions locking the same rows cannot deadlock.
+/// Merges take them before reading the households' surveys, and a survey's household is
+/// resolved under them, so no survey lands on a household a concurrent merge absorbs.
+pub fn lock_households(conn: &mut DbConnection, ids: &[&str]) -> QueryResult<()> {
+    if let DbConnection::Postgresql(pg) = conn {
+        let mut sorted = ids.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        for id in sorted {
+            diesel::sql_query("SELECT id FROM households WHERE id = $1 FOR UPDATE")
+                .bind::<diesel::sql_types::Text, _>(id)
+                .execute(pg)?;
+        }
+    }
+    Ok(())
+}
+
 /// Records a flagged pair, once; a pair already known keeps its state.
 pub fn record_pair(
     conn: &mut DbConnection,
@@ -269,6 +287,7 @@ pub fn decide(
     decision: &PairDecision<'_>,
     now: DateTime<Utc>,
 ) -> ApiResult<PairOutcome> {
+    lock_households(conn, &[decision.households.0, decision.households.1])?;
     let pair = load_pair(conn, caller, decision.households.0, decision.households.1)?;
     if decision.seen_version.is_some_and(|v| v != pair.version) {
         return Err(ApiError::Conflict {

@@ -41,7 +41,7 @@ pub struct DuplicateQuery {
 }
 
 /// One side of a pair: the household and its latest survey.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct HouseholdSide {
     pub household_id: String,
     pub village_code: String,
@@ -208,8 +208,7 @@ pub async fn list_duplicates(
     let page = state
         .db
         .run(move |conn| {
-            // A pair is in scope by its first household's village; both are in one village
-            // by construction (duplicates are only sought within a village).
+            // Listed by the first household's village (the other is checked for scope below).
             let mut select = duplicate_pairs::table
                 .inner_join(households::table.on(households::id.eq(duplicate_pairs::household_a)))
                 .filter(duplicate_pairs::state.eq(pair_state.as_str()))
@@ -232,7 +231,19 @@ pub async fn list_duplicates(
                     .as_ref()
                     .map(|c| c.as_str()[..6].to_owned())
                     .unwrap_or_default();
-                select = select.filter(households::village_code.like(format!("{prefix}%")));
+                // Both households in scope: households move, so the pair's two villages may
+                // lie in different counties.
+                let other = diesel::alias!(households as other_household);
+                let in_scope = other
+                    .filter(
+                        other
+                            .field(households::village_code)
+                            .like(format!("{prefix}%")),
+                    )
+                    .select(other.field(households::id));
+                select = select
+                    .filter(households::village_code.like(format!("{prefix}%")))
+                    .filter(duplicate_pairs::household_b.eq_any(in_scope));
             }
             if let Some(v) = village {
                 select = select.filter(households::village_code.eq(v.as_str().to_owned()));
@@ -278,10 +289,12 @@ pub async fn list_duplicates(
                 .iter()
                 .flat_map(|r| [r.0.clone(), r.1.clone()])
                 .collect();
-            let mut sides = sides(conn, &ids)?;
+            let sides = sides(conn, &ids)?;
             let mut items = Vec::with_capacity(rows.len());
             for (a, b, st, survivor, version, flagged_at, survey, by, at, reason) in rows {
-                let (Some(side_a), Some(side_b)) = (sides.remove(&a), sides.remove(&b)) else {
+                // A household may be in several pairs of the page: copy, do not take.
+                let (Some(side_a), Some(side_b)) = (sides.get(&a).cloned(), sides.get(&b).cloned())
+                else {
                     return Err(ApiError::internal(anyhow::anyhow!(
                         "pair {a}+{b} names a missing household"
                     )));

@@ -214,28 +214,51 @@ pub fn decide(
 }
 
 /// A correction arrived: the survey it replaces leaves review as `superseded` (unless it already
-/// is), and the correction enters the queue itself.
+/// is), and the correction enters the queue itself. Returns the state it left, for
+/// [`audit_supersede`] — appended last in the transaction, like every audit entry.
 pub fn supersede(
     conn: &mut DbConnection,
     replaced: &str,
-    by: &str,
-    user_id: &str,
     now: DateTime<Utc>,
-) -> ApiResult<()> {
-    let (status, version): (String, i32) = household_surveys::table
-        .find(replaced)
-        .select((household_surveys::status, household_surveys::review_version))
-        .first(conn)?;
-    if status == ReviewStatus::Superseded.as_str() {
-        return Ok(());
-    }
-    diesel::update(household_surveys::table.find(replaced))
+) -> ApiResult<Option<String>> {
+    // A reviewer's decision may commit between the read and the write: the version filter
+    // notices, and the state is read again.
+    for _ in 0..5 {
+        let (status, version): (String, i32) = household_surveys::table
+            .find(replaced)
+            .select((household_surveys::status, household_surveys::review_version))
+            .first(conn)?;
+        if status == ReviewStatus::Superseded.as_str() {
+            return Ok(None);
+        }
+        let changed = diesel::update(
+            household_surveys::table
+                .find(replaced)
+                .filter(household_surveys::review_version.eq(version)),
+        )
         .set((
             household_surveys::status.eq(ReviewStatus::Superseded.as_str()),
             household_surveys::review_version.eq(version + 1),
             household_surveys::status_changed_at.eq(now.naive_utc()),
         ))
         .execute(conn)?;
+        if changed == 1 {
+            return Ok(Some(status));
+        }
+    }
+    Err(ApiError::Unavailable(format!(
+        "survey {replaced} kept changing while a correction replaced it; retry"
+    )))
+}
+
+/// The audit entry of a supersession.
+pub fn audit_supersede(
+    conn: &mut DbConnection,
+    replaced: &str,
+    by: &str,
+    user_id: &str,
+    from: &str,
+) -> ApiResult<()> {
     audit::append(
         conn,
         &audit::Entry {
@@ -243,7 +266,7 @@ pub fn supersede(
             action: "supersede",
             subject_type: "household_survey",
             subject_id: replaced,
-            from_state: Some(&status),
+            from_state: Some(from),
             to_state: Some(ReviewStatus::Superseded.as_str()),
             reason: None,
             detail: Some(&format!("corrected by survey {by}")),

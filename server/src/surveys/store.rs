@@ -114,7 +114,11 @@ fn resolve_household(
         }
     }
     if let Some(found) = found {
+        super::duplicates::lock_households(conn, &[&found])?;
         let id = super::duplicates::survivor_of(conn, &found)?;
+        if id != found {
+            super::duplicates::lock_households(conn, &[&id])?;
+        }
         let (village, number, hash): (String, Option<String>, Option<String>) = households::table
             .find(&id)
             .select((
@@ -410,15 +414,10 @@ pub fn household(
         ))
         .execute(conn)?;
 
-    if let Some(replaced) = &survey.replaces {
-        super::review::supersede(
-            conn,
-            replaced.as_str(),
-            survey.id.as_str(),
-            enumerator_id,
-            now,
-        )?;
-    }
+    let superseded = match &survey.replaces {
+        Some(replaced) => super::review::supersede(conn, replaced.as_str(), now)?,
+        None => None,
+    };
 
     let known: Vec<String> = people::table
         .filter(people::id_hash.eq_any(&member_hashes))
@@ -497,6 +496,16 @@ pub fn household(
         touched.push(h);
     }
     crate::ledger::cache::touch_households(conn, &touched)?;
+    // Audit last: its lock is held to commit (see `audit::append`).
+    if let (Some(from), Some(replaced)) = (&superseded, &survey.replaces) {
+        super::review::audit_supersede(
+            conn,
+            replaced.as_str(),
+            survey.id.as_str(),
+            enumerator_id,
+            from,
+        )?;
+    }
 
     Ok(json!({
         "id": survey.id,
