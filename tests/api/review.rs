@@ -1177,3 +1177,152 @@ async fn a_household_in_two_pairs_is_listed_in_both(backend: Backend) {
         );
     }
 }
+
+/// Two real server processes on one PostgreSQL: reviewers on each decide the same surveys at
+/// once, and a correction races an approval. Each survey gets one decision, the audit chain
+/// stays whole, and nothing fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reviewers_on_two_server_processes_decide_each_survey_once() {
+    let url = crate::pg::fresh_database();
+    let (a, b) = (ServerProcess::start(&url), ServerProcess::start(&url));
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    let login = |server: &ServerProcess, user: DemoUser| {
+        let request = client
+            .post(format!("{}/api/v1/auth/login", server.address))
+            .json(&json!({"phone": user.phone, "password": user.password, "device_id": "d"}));
+        async move {
+            let answer: Value = request
+                .send()
+                .await
+                .expect("login")
+                .json()
+                .await
+                .expect("json");
+            answer["access_token"].as_str().expect("token").to_owned()
+        }
+    };
+    let field = login(&a, ENUMERATOR_TAOBEI).await;
+    let reviewer_a = login(&a, REVIEWER_TAOBEI).await;
+    let city_b = login(&b, CITY_ADMIN).await;
+    let mut ids = Vec::new();
+    for n in 0..6u32 {
+        let body = household_survey(
+            &new_id(),
+            "吴十",
+            &id_number("220802", "19660606", 301 + 2 * n),
+            &[],
+        );
+        let answer: Value = client
+            .post(format!("{}/api/v1/surveys/households", a.address))
+            .bearer_auth(&field)
+            .json(&body)
+            .send()
+            .await
+            .expect("post")
+            .json()
+            .await
+            .expect("json");
+        ids.push(answer["id"].as_str().expect("id").to_owned());
+    }
+    // Both reviewers decide every survey at once, each naming version 1.
+    let decide = |server: &ServerProcess, token: &str, id: &str, decision: &str| {
+        client
+            .post(format!("{}/api/v1/surveys/{id}/review", server.address))
+            .bearer_auth(token)
+            .json(&json!({"decision": decision, "reason": "并发", "seen_version": 1}))
+            .send()
+    };
+    let requests = ids.iter().flat_map(|id| {
+        [
+            decide(&a, &reviewer_a, id, "approve"),
+            decide(&b, &city_b, id, "reject"),
+        ]
+    });
+    let statuses: Vec<u16> = futures_util::future::join_all(requests)
+        .await
+        .into_iter()
+        .map(|r| r.expect("response").status().as_u16())
+        .collect();
+    for pair in statuses.chunks(2) {
+        let mut pair = pair.to_vec();
+        pair.sort_unstable();
+        assert_eq!(pair, [200, 409], "one decision per survey: {statuses:?}");
+    }
+    use diesel::prelude::*;
+    let mut conn = taizhang::db::DatabaseUrl::parse(&url)
+        .expect("url")
+        .establish()
+        .expect("db");
+    let decisions: i64 = taizhang::db::schema::audit_log::table
+        .filter(taizhang::db::schema::audit_log::subject_type.eq("household_survey"))
+        .count()
+        .get_result(&mut conn)
+        .expect("count");
+    assert_eq!(decisions, 6);
+
+    // Corrections on one server race approvals on the other (the order of their locks once
+    // could deadlock): every correction is stored, every approval is decided or refused.
+    let field_b = login(&b, ENUMERATOR_TAOBEI).await;
+    let mut originals = Vec::new();
+    for n in 0..6u32 {
+        let body = household_survey(
+            &new_id(),
+            "郑十一",
+            &id_number("220802", "19650505", 401 + 2 * n),
+            &[],
+        );
+        let answer: Value = client
+            .post(format!("{}/api/v1/surveys/households", a.address))
+            .bearer_auth(&field)
+            .json(&body)
+            .send()
+            .await
+            .expect("post")
+            .json()
+            .await
+            .expect("json");
+        originals.push((body, answer["id"].as_str().expect("id").to_owned()));
+    }
+    let mut approvals = Vec::new();
+    let mut corrections = Vec::new();
+    for (body, id) in &originals {
+        approvals.push(
+            client
+                .post(format!("{}/api/v1/surveys/{id}/review", a.address))
+                .bearer_auth(&reviewer_a)
+                .json(&json!({"decision": "approve"}))
+                .send(),
+        );
+        let mut correction = body.clone();
+        correction["submission_id"] = json!(new_id());
+        correction["replaces"] = json!(id);
+        corrections.push(
+            client
+                .post(format!("{}/api/v1/surveys/households", b.address))
+                .bearer_auth(&field_b)
+                .json(&correction)
+                .send(),
+        );
+    }
+    let (approved, corrected) = tokio::join!(
+        futures_util::future::join_all(approvals),
+        futures_util::future::join_all(corrections)
+    );
+    for r in approved {
+        let status = r.expect("response").status().as_u16();
+        assert!(status == 200 || status == 409, "approval: {status}");
+    }
+    for r in corrected {
+        assert_eq!(r.expect("response").status().as_u16(), 201, "correction");
+    }
+    let superseded: i64 = taizhang::db::schema::household_surveys::table
+        .filter(taizhang::db::schema::household_surveys::status.eq("superseded"))
+        .count()
+        .get_result(&mut conn)
+        .expect("count");
+    assert_eq!(superseded, 6, "every original replaced");
+    assert!(taizhang::audit::verify(&mut conn).is_ok());
+}
