@@ -83,11 +83,12 @@ impl Xlsx {
                 .map(display_width)
                 .max()
                 .unwrap_or(4);
+            // Long headers wrap (the header row is tall), so they widen a column only so far.
             let width = widths
                 .get(i)
                 .copied()
                 .unwrap_or(8)
-                .max(longest_word)
+                .max(longest_word.min(14))
                 .clamp(6, 60);
             sheet
                 .set_column_width(i as u16, width as f64 + 2.0)
@@ -98,6 +99,7 @@ impl Xlsx {
             .merge_range(0, 0, 0, last, title, &self.title)
             .map_err(xlsx_error)?;
         sheet.set_row_height(0, 28).map_err(xlsx_error)?;
+        sheet.set_row_height(1, 48).map_err(xlsx_error)?;
         for (i, h) in headers.iter().enumerate() {
             sheet
                 .write_string_with_format(1, i as u16, *h, &self.header)

@@ -500,7 +500,13 @@ pub async fn get_roster(
                         for e in
                             roster::village_entries(conn, &vault, village, &month, kind, reveal)?
                         {
-                            csv.row(roster::cells(&e))?;
+                            let mut cells = roster::cells(&e);
+                            if reveal {
+                                // A leading tab keeps spreadsheet programs from turning an
+                                // 18-digit number into 2.20802E+17.
+                                cells[7] = format!("\t{}", cells[7]);
+                            }
+                            csv.row(cells)?;
                             count += 1;
                         }
                         if csv.gone {
