@@ -355,6 +355,7 @@ pub struct PairRequest {
     request_body = PairRequest,
     responses(
         (status = 200, description = "Decided", body = PairOutcome),
+        (status = 400, description = "`invalid_path`: a household id is not a UUID", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden_role`: field users do not review", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: the two were never flagged, or not in the caller's scope", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`illegal_transition` or `stale_review`", body = Problem, content_type = "application/problem+json"),

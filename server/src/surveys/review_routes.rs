@@ -39,9 +39,11 @@ fn path_id(raw: String) -> ApiResult<SubmissionId> {
     request_body = ReviewRequest,
     responses(
         (status = 200, description = "Decided", body = ReviewOutcome),
+        (status = 400, description = "`invalid_path`: the id is not a UUID", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden_role`: field users do not review", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such survey in the caller's scope", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`illegal_transition` or `stale_review`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: `reason` `required` (reject, request_revision, reopen) or `length`; an unknown `decision`", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/surveys/{id}/review")]
@@ -145,6 +147,7 @@ fn matching(
         (status = 200, description = "Per-item results (or the count, for a dry run)", body = BulkOutcome),
         (status = 403, description = "`forbidden_role` or `out_of_scope` (a filter outside the caller's county)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`conflict`: the filter now matches another count than `expected_count`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: neither or both of `ids` and `filter`, 0 or over 500 ids, `expected_count` missing, a filter matching over 500, `reason` missing", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/reviews/bulk")]
