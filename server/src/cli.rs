@@ -160,6 +160,10 @@ struct ServeArgs {
         default_value_t = 20
     )]
     required_days_special_post: u32,
+    /// Seconds between rounds of recomputing, in the background, the ledger figures of villages
+    /// that changed (current and previous month); 0 leaves it to the readers.
+    #[arg(long, env = "TAIZHANG_LEDGER_WARM_SECS", default_value_t = 5)]
+    ledger_warm_secs: u64,
     /// Seconds in-flight requests may take to finish on shutdown.
     #[arg(long, env = "TAIZHANG_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
     shutdown_timeout_secs: u64,
@@ -284,6 +288,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     settings.json_limit = args.json_limit_bytes;
     settings.trust_proxy_headers = args.trust_proxy_headers;
     settings.shutdown_timeout = Duration::from_secs(args.shutdown_timeout_secs);
+    settings.ledger_warm_interval =
+        (args.ledger_warm_secs > 0).then(|| Duration::from_secs(args.ledger_warm_secs));
     settings.checkins.max_accuracy_m = args.checkin_max_accuracy_m;
     settings.checkins.upload_window =
         Duration::from_secs(args.checkin_upload_window_days * 24 * 3600);

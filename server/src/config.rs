@@ -31,6 +31,9 @@ pub struct Settings {
     pub auth: AuthPolicy,
     pub photos: PhotoSettings,
     pub checkins: CheckinPolicy,
+    /// How often the ledger's figures of villages changed since are recomputed in the
+    /// background (current and previous month); `None` leaves it to the readers.
+    pub ledger_warm_interval: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -75,6 +78,7 @@ impl Settings {
             auth: AuthPolicy::default(),
             photos: PhotoSettings::new(&data_dir),
             checkins: CheckinPolicy::default(),
+            ledger_warm_interval: Some(Duration::from_secs(5)),
             data_dir,
         }
     }

@@ -183,13 +183,21 @@ impl Application {
     /// Serves until SIGTERM or SIGINT, then lets in-flight requests finish.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let handle = self.server.handle();
+        let warmer =
+            self.state.settings.ledger_warm_interval.map(|every| {
+                tokio::spawn(crate::ledger::warm_forever(self.state.db.clone(), every))
+            });
         let signals = self.signals;
         tokio::spawn(async move {
             signals.wait().await;
             tracing::info!("shutting down: finishing in-flight requests");
             handle.stop(true).await;
         });
-        self.server.await
+        let served = self.server.await;
+        if let Some(warmer) = warmer {
+            warmer.abort();
+        }
+        served
     }
 }
 

@@ -1187,8 +1187,55 @@ async fn concurrent_closes_close_once(backend: Backend) {
     problem(loser, 409, "illegal_transition").await;
 }
 
+/// The background warmer recomputes a changed village's figures for the current month without
+/// any reader asking.
+async fn changed_villages_are_recomputed_in_the_background(backend: Backend) {
+    use diesel::prelude::*;
+    use taizhang::db::schema::{ledger_cache, ledger_generations};
+    let app = TestApp::spawn_with(backend, |s| {
+        s.ledger_warm_interval = Some(std::time::Duration::from_millis(300));
+    })
+    .await;
+    let field = app.token(ENUMERATOR_TAOBEI).await;
+    let now =
+        chrono::Utc::now().with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).expect("offset"));
+    let mut body = crate::surveys::household_survey(
+        &new_id(),
+        "钱七",
+        &id_number("220802", "19770707", 77),
+        &[],
+    );
+    body["surveyed_at"] = json!(now.format("%Y-%m-%dT%H:%M:%S%:z").to_string());
+    send(&app, &field, "/api/v1/surveys/households", &body).await;
+    let month = now.format("%Y-%m").to_string();
+    let mut conn = app.settings.database.establish().expect("db");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let generation: i64 = ledger_generations::table
+            .find("220802100201")
+            .select(ledger_generations::generation)
+            .first(&mut conn)
+            .expect("generation");
+        let cached: Option<(i64, String)> = ledger_cache::table
+            .find((&month, "220802100201"))
+            .select((ledger_cache::generation, ledger_cache::pending))
+            .first(&mut conn)
+            .optional()
+            .expect("cache");
+        if let Some((g, pending)) = cached {
+            if g == generation {
+                assert!(pending.contains("\"households\":1"), "{pending}");
+                break;
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "not warmed in 20 s");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
 crate::helpers::both_backends!(
     every_figure_equals_a_recomputation_from_the_raw_submissions,
     real_name_ledgers_exports_quotas_and_scope,
     concurrent_closes_close_once,
+    changed_villages_are_recomputed_in_the_background,
 );

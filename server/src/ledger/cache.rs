@@ -245,3 +245,47 @@ pub fn recompute_all(
 pub(super) fn encode_figures(figures: &Dense) -> String {
     encode(figures)
 }
+
+/// Villages whose cached figures for `month` are missing or stale, at most `limit`: what the
+/// background warmer recomputes so that readers rarely have to.
+pub fn stale_villages(
+    conn: &mut DbConnection,
+    month: &str,
+    limit: i64,
+) -> QueryResult<Vec<String>> {
+    ledger_generations::table
+        .left_join(
+            ledger_cache::table.on(ledger_cache::village_code
+                .eq(ledger_generations::village_code)
+                .and(ledger_cache::month.eq(month))),
+        )
+        .filter(
+            ledger_cache::generation
+                .nullable()
+                .is_null()
+                .or(ledger_cache::generation
+                    .nullable()
+                    .ne(ledger_generations::generation.nullable())),
+        )
+        .select(ledger_generations::village_code)
+        .order(ledger_generations::village_code)
+        .limit(limit)
+        .load(conn)
+}
+
+/// One round of the background warmer: recomputes up to `limit` stale villages of each month
+/// (closed months need nothing) and returns what to store.
+pub fn warm(conn: &mut DbConnection, months: &[String], limit: i64) -> ApiResult<Vec<Fresh>> {
+    let mut out = Vec::new();
+    for month in months {
+        if is_closed(conn, month)? {
+            continue;
+        }
+        let stale = stale_villages(conn, month, limit)?;
+        if !stale.is_empty() {
+            let (_, fresh) = figures_for(conn, &stale, month)?;
+            out.push(fresh);
+        }
+    }
+    Ok(out)
+}

@@ -10,3 +10,52 @@ pub mod quotas;
 pub mod roster;
 pub mod routes;
 pub mod seed;
+
+use std::time::Duration;
+
+use crate::db::{write_transaction, Db};
+
+/// Villages recomputed per month and round by the background warmer.
+const WARM_BATCH: i64 = 100;
+
+/// Keeps the cached figures of the current and previous month fresh: every `interval`, the
+/// villages changed since their figures were cached are recomputed and stored, so a reader
+/// after a busy day rarely computes anything. Runs until the task is dropped.
+pub async fn warm_forever(db: Db, interval: Duration) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let current = routes::current_month();
+        let months: Vec<String> = [Some(current.clone()), inventory::previous_month(&current)]
+            .into_iter()
+            .flatten()
+            .collect();
+        let fresh = match db
+            .run(move |conn| cache::warm(conn, &months, WARM_BATCH))
+            .await
+        {
+            Ok(fresh) => fresh,
+            Err(e) => {
+                tracing::warn!(error = %e, "ledger warmer: computing");
+                continue;
+            }
+        };
+        if fresh.iter().all(|f| f.is_empty()) {
+            continue;
+        }
+        let stored = db
+            .write(move |conn| {
+                write_transaction(conn, |conn| {
+                    for f in &fresh {
+                        cache::store(conn, f)?;
+                    }
+                    Ok(())
+                })
+            })
+            .await;
+        if let Err(e) = stored {
+            tracing::warn!(error = %e, "ledger warmer: storing");
+        }
+    }
+}
