@@ -4,14 +4,19 @@
 //! ```text
 //! cargo bench --bench ledger                                   # 100 000 households, 12 months
 //! TAIZHANG_BENCH_HOUSEHOLDS=20000 cargo bench --bench ledger   # smaller, quicker
+//! TAIZHANG_BENCH_BACKENDS=sqlite,postgres cargo bench --bench ledger
 //! ```
 //!
-//! Seeds a fresh SQLite database with `taizhang seed`'s generator (919 villages, ~2.4 people a
+//! Seeds a fresh database (SQLite by default; PostgreSQL is the tests' throwaway cluster) with `taizhang seed`'s generator (919 villages, ~2.4 people a
 //! household, ~4 surveys a household over the months), then times for the last month:
 //! - the full recomputation of every village from the normalised tables (the baseline);
 //! - the city node with every village's figures cached (the steady state of a read-mostly
 //!   ledger), and after one village changed (one village recomputed);
 //! - a county and a village node, cached.
+
+#[path = "../../tests/api/pg.rs"]
+#[allow(dead_code)]
+mod pg;
 
 use std::time::{Duration, Instant};
 
@@ -38,11 +43,26 @@ fn ms(d: Duration) -> f64 {
 }
 
 fn main() -> anyhow::Result<()> {
+    let backends = std::env::var("TAIZHANG_BENCH_BACKENDS").unwrap_or_else(|_| "sqlite".into());
+    for backend in backends.split(',').map(str::trim) {
+        match backend {
+            "sqlite" => run("SQLite", None)?,
+            "postgres" => run("PostgreSQL", Some(pg::fresh_database()))?,
+            other => anyhow::bail!("unknown backend {other}: sqlite or postgres"),
+        }
+    }
+    Ok(())
+}
+
+fn run(backend: &str, postgres: Option<String>) -> anyhow::Result<()> {
     let households = env("TAIZHANG_BENCH_HOUSEHOLDS", 100_000);
     let months = env("TAIZHANG_BENCH_MONTHS", 12);
     let dir = tempfile::tempdir()?;
     let mut settings = Settings::new(dir.path());
     settings.secret = SecretSource::Value("cd".repeat(32));
+    if let Some(url) = postgres {
+        settings.database = taizhang::db::DatabaseUrl::parse(&url).map_err(anyhow::Error::msg)?;
+    }
     let prepared = taizhang::startup::prepare(&settings)?;
     let vault = Vault::new(&prepared.keys);
     let mut conn = prepared.db.get()?;
@@ -139,7 +159,7 @@ fn main() -> anyhow::Result<()> {
     let village = node(DivisionLevel::Village, &villages[0], &mut conn)?;
 
     println!(
-        "\nledger, month {month}, SQLite ({} villages)",
+        "\nledger, month {month}, {backend} ({} villages)",
         villages.len()
     );
     println!("{:<52} {:>10} {:>10}", "", "median ms", "÷ full");
