@@ -11,9 +11,9 @@ use crate::auth::Caller;
 use crate::db::schema::{audit_log, users};
 use crate::db::DbConnection;
 use crate::domain::Role;
-use crate::error::{ApiError, ApiResult, ErrorCode, Problem};
+use crate::error::{ApiError, ApiResult, Problem};
 use crate::http::export;
-use crate::http::ApiQuery;
+use crate::http::{bad_query, ApiQuery};
 use crate::startup::AppState;
 
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
@@ -87,14 +87,6 @@ struct Filter {
     action: Option<String>,
     subject_type: Option<String>,
     subject_id: Option<String>,
-}
-
-fn bad_query(field: &str, detail: &str) -> ApiError {
-    ApiError::BadRequest {
-        code: ErrorCode::InvalidQuery,
-        detail: format!("{field}: {detail}"),
-        field: Some(field.into()),
-    }
 }
 
 fn instant(field: &str, value: Option<&str>) -> ApiResult<Option<NaiveDateTime>> {

@@ -47,6 +47,13 @@ impl Caller {
         }
     }
 
+    /// A SQL `LIKE` pattern for the village codes of the caller's county (county reviewers).
+    pub fn county_pattern(&self) -> String {
+        self.county_code
+            .as_ref()
+            .map_or_else(|| "%".to_owned(), DivisionCode::county_pattern)
+    }
+
     /// Refuses callers whose role is not listed (403 `forbidden_role`).
     pub fn require_role(&self, roles: &[Role]) -> ApiResult<()> {
         if roles.contains(&self.role) {

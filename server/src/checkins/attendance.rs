@@ -158,12 +158,7 @@ pub fn compute(
     match caller.scope_level() {
         ScopeLevel::City => {}
         ScopeLevel::County => {
-            let prefix = caller
-                .county_code
-                .as_ref()
-                .map(|c| c.as_str()[..6].to_owned())
-                .unwrap_or_default();
-            select = select.filter(checkins::village_code.like(format!("{prefix}%")));
+            select = select.filter(checkins::village_code.like(caller.county_pattern()));
         }
         ScopeLevel::Villages => {
             let own: Vec<String> = caller
@@ -178,7 +173,7 @@ pub fn compute(
         select = select.filter(checkins::village_code.eq(v.as_str().to_owned()));
     }
     if let Some(c) = &f.county {
-        select = select.filter(checkins::village_code.like(format!("{}%", &c.as_str()[..6])));
+        select = select.filter(checkins::village_code.like(c.county_pattern()));
     }
     if let Some(user) = &f.user {
         select = select.filter(checkins::subject.eq(format!("user:{user}")));

@@ -52,6 +52,11 @@ impl DivisionCode {
         DivisionCode(format!("{}000000", &self.0[..6]))
     }
 
+    /// A SQL `LIKE` pattern matching every division code in the same county.
+    pub fn county_pattern(&self) -> String {
+        format!("{}%", &self.0[..6])
+    }
+
     /// The code of the township this division lies in (itself for a township).
     pub fn township(&self) -> DivisionCode {
         DivisionCode(format!("{}000", &self.0[..9]))

@@ -11,7 +11,16 @@ pub use observe::observe;
 
 use actix_web::{HttpRequest, HttpResponse};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
+
+/// 400 `invalid_query` naming the query parameter and what is wrong with it.
+pub fn bad_query(field: &str, detail: impl Into<String>) -> ApiError {
+    ApiError::BadRequest {
+        code: ErrorCode::InvalidQuery,
+        detail: format!("{field}: {}", detail.into()),
+        field: Some(field.into()),
+    }
+}
 
 /// Answers requests no route took: 405 when the path exists with another method, else 404.
 pub async fn fallback(req: HttpRequest) -> Result<HttpResponse, ApiError> {

@@ -12,7 +12,7 @@ use crate::auth::{Caller, ScopeLevel};
 use crate::db::write_transaction;
 use crate::domain::{DivisionCode, DivisionLevel, Role};
 use crate::error::{ApiError, ApiResult, ErrorCode, Problem};
-use crate::http::{ApiJson, ApiQuery};
+use crate::http::{bad_query, ApiJson, ApiQuery};
 use crate::startup::AppState;
 
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
@@ -23,14 +23,6 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(put_quotas)
         .service(get_roster)
         .service(export_inventory);
-}
-
-fn bad_query(field: &str, detail: impl Into<String>) -> ApiError {
-    ApiError::BadRequest {
-        code: ErrorCode::InvalidQuery,
-        detail: format!("{field}: {}", detail.into()),
-        field: Some(field.into()),
-    }
 }
 
 /// The current month in Asia/Shanghai.
@@ -349,17 +341,6 @@ fn decode_roster_cursor(cursor: &str) -> ApiResult<(String, usize)> {
     Ok((village.to_owned(), offset.parse().map_err(|_| bad())?))
 }
 
-fn reveal_allowed(caller: &Caller, reveal: Option<bool>, reason: Option<&str>) -> ApiResult<bool> {
-    if reveal != Some(true) {
-        return Ok(false);
-    }
-    caller.require_role(&[Role::CountyReviewer, Role::CityAdmin])?;
-    if reason.is_some_and(|r| r.chars().count() > 200) {
-        return Err(bad_query("reason", "must have at most 200 characters"));
-    }
-    Ok(true)
-}
-
 fn audit_reveal(
     conn: &mut crate::db::DbConnection,
     caller: &Caller,
@@ -425,7 +406,7 @@ pub async fn get_roster(
     })?;
     let q = query.0;
     let month = parse_month("month", q.month.as_deref())?;
-    let reveal = reveal_allowed(&caller, q.reveal, q.reason.as_deref())?;
+    let reveal = crate::surveys::read::reveal_allowed(&caller, q.reveal, q.reason.as_deref())?;
     let format = q.format.unwrap_or_default();
     let after = q.cursor.as_deref().map(decode_roster_cursor).transpose()?;
     let limit = q.limit.unwrap_or(100);

@@ -226,11 +226,7 @@ pub async fn list_duplicates(
                 ))
                 .into_boxed();
             if caller.scope_level() != ScopeLevel::City {
-                let prefix = caller
-                    .county_code
-                    .as_ref()
-                    .map(|c| c.as_str()[..6].to_owned())
-                    .unwrap_or_default();
+                let own_county = caller.county_pattern();
                 // Both households in scope: households move, so the pair's two villages may
                 // lie in different counties.
                 let other = diesel::alias!(households as other_household);
@@ -238,19 +234,18 @@ pub async fn list_duplicates(
                     .filter(
                         other
                             .field(households::village_code)
-                            .like(format!("{prefix}%")),
+                            .like(own_county.clone()),
                     )
                     .select(other.field(households::id));
                 select = select
-                    .filter(households::village_code.like(format!("{prefix}%")))
+                    .filter(households::village_code.like(own_county.clone()))
                     .filter(duplicate_pairs::household_b.eq_any(in_scope));
             }
             if let Some(v) = village {
                 select = select.filter(households::village_code.eq(v.as_str().to_owned()));
             }
             if let Some(c) = county {
-                select =
-                    select.filter(households::village_code.like(format!("{}%", &c.as_str()[..6])));
+                select = select.filter(households::village_code.like(c.county_pattern()));
             }
             if let Some((at, key)) = cursor {
                 let (a, b) = key

@@ -20,6 +20,7 @@ use crate::db::schema::{
 use crate::db::DbConnection;
 use crate::domain::*;
 use crate::error::{ApiError, ApiResult, ErrorCode, Problem};
+pub(crate) use crate::http::bad_query;
 use crate::http::ApiQuery;
 use crate::privacy::{Purpose, Vault};
 use crate::startup::AppState;
@@ -130,14 +131,6 @@ type SummaryRow = (
     f64,
     Option<f64>,
 );
-
-pub(crate) fn bad_query(field: &str, detail: impl Into<String>) -> ApiError {
-    ApiError::BadRequest {
-        code: ErrorCode::InvalidQuery,
-        detail: format!("{field}: {}", detail.into()),
-        field: Some(field.into()),
-    }
-}
 
 pub(crate) fn code(field: &str, value: &str, level: DivisionLevel) -> ApiResult<DivisionCode> {
     DivisionCode::parse_level(value, level).map_err(|e| bad_query(field, e.message))
@@ -336,13 +329,8 @@ pub async fn list_surveys(
             match caller.scope_level() {
                 ScopeLevel::City => {}
                 ScopeLevel::County => {
-                    let prefix = caller
-                        .county_code
-                        .as_ref()
-                        .map(|c| c.as_str()[..6].to_owned())
-                        .unwrap_or_default();
-                    select =
-                        select.filter(household_surveys::village_code.like(format!("{prefix}%")));
+                    select = select
+                        .filter(household_surveys::village_code.like(caller.county_pattern()));
                 }
                 ScopeLevel::Villages => {
                     let own: Vec<String> = caller
@@ -357,8 +345,7 @@ pub async fn list_surveys(
                 select = select.filter(household_surveys::village_code.eq(v.as_str().to_owned()));
             }
             if let Some(c) = county {
-                select = select
-                    .filter(household_surveys::village_code.like(format!("{}%", &c.as_str()[..6])));
+                select = select.filter(household_surveys::village_code.like(c.county_pattern()));
             }
             if let Some(status) = q.status {
                 select = select.filter(household_surveys::status.eq(status.as_str()));
@@ -501,16 +488,16 @@ fn id_text(vault: &Vault, sealed: &str, reveal: bool) -> ApiResult<String> {
 }
 
 /// Checks a reveal request: only reviewers and the city may, and each reveal is audited.
-fn reveal_allowed(caller: &Caller, query: &RevealQuery) -> ApiResult<bool> {
-    if query.reveal != Some(true) {
+pub(crate) fn reveal_allowed(
+    caller: &Caller,
+    reveal: Option<bool>,
+    reason: Option<&str>,
+) -> ApiResult<bool> {
+    if reveal != Some(true) {
         return Ok(false);
     }
     caller.require_role(&[Role::CountyReviewer, Role::CityAdmin])?;
-    if query
-        .reason
-        .as_ref()
-        .is_some_and(|r| r.chars().count() > 200)
-    {
+    if reason.is_some_and(|r| r.chars().count() > 200) {
         return Err(bad_query("reason", "must have at most 200 characters"));
     }
     Ok(true)
@@ -740,7 +727,7 @@ pub async fn get_survey(
         detail: format!("id: {}", e.message),
         field: Some("id".into()),
     })?;
-    let reveal = reveal_allowed(&caller, &query.0)?;
+    let reveal = reveal_allowed(&caller, query.0.reveal, query.0.reason.as_deref())?;
     let reason = query.0.reason;
     let state = state.into_inner();
     let db = state.db.clone();
@@ -793,7 +780,7 @@ pub async fn get_household(
     query: ApiQuery<RevealQuery>,
 ) -> ApiResult<web::Json<HouseholdView>> {
     let id = path.into_inner();
-    let reveal = reveal_allowed(&caller, &query.0)?;
+    let reveal = reveal_allowed(&caller, query.0.reveal, query.0.reason.as_deref())?;
     let reason = query.0.reason;
     let state = state.into_inner();
     let db = state.db.clone();

@@ -95,12 +95,7 @@ fn matching(
     match caller.scope_level() {
         ScopeLevel::City => {}
         _ => {
-            let prefix = caller
-                .county_code
-                .as_ref()
-                .map(|c| c.as_str()[..6].to_owned())
-                .unwrap_or_default();
-            select = select.filter(household_surveys::village_code.like(format!("{prefix}%")));
+            select = select.filter(household_surveys::village_code.like(caller.county_pattern()));
         }
     }
     if let Some(v) = &filter.village {
@@ -113,8 +108,7 @@ fn matching(
         let c = DivisionCode::parse_level(c, DivisionLevel::County)
             .map_err(|e| ApiError::invalid("filter.county", e))?;
         caller.require_county(&c)?;
-        select =
-            select.filter(household_surveys::village_code.like(format!("{}%", &c.as_str()[..6])));
+        select = select.filter(household_surveys::village_code.like(c.county_pattern()));
     }
     if let Some(flag) = filter.flag {
         let flagged = survey_flags::table
