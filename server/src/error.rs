@@ -312,7 +312,7 @@ impl ApiError {
         }
     }
 
-    fn problem(&self) -> Problem {
+    pub(crate) fn problem(&self) -> Problem {
         let code = self.code();
         let errors = match self {
             ApiError::Validation(errors) => errors.clone(),

@@ -176,6 +176,15 @@ pub async fn login(
     req: HttpRequest,
     body: ApiJson<LoginRequest>,
 ) -> ApiResult<web::Json<TokenResponse>> {
+    log_in(state, req, body).await.map(web::Json)
+}
+
+/// [`login`] as a function, for the console.
+pub async fn log_in(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: ApiJson<LoginRequest>,
+) -> ApiResult<TokenResponse> {
     let body = body.0;
     let phone = check_login_request(&body)?;
     let device_id = body.device_id.trim().to_owned();
@@ -281,7 +290,7 @@ fn token_response(
     refresh_token: String,
     me: Me,
     now: chrono::DateTime<Utc>,
-) -> ApiResult<web::Json<TokenResponse>> {
+) -> ApiResult<TokenResponse> {
     let auth = &state.settings.auth;
     let access_ttl = chrono::Duration::from_std(auth.access_ttl).map_err(ApiError::internal)?;
     let access_token = tokens::issue_access(
@@ -292,14 +301,14 @@ fn token_response(
         now,
         access_ttl,
     )?;
-    Ok(web::Json(TokenResponse {
+    Ok(TokenResponse {
         access_token,
         token_type: "Bearer",
         expires_in: auth.access_ttl.as_secs(),
         refresh_token,
         refresh_expires_in: auth.refresh_ttl.as_secs(),
         user: me,
-    }))
+    })
 }
 
 /// Exchanges a refresh token for a new access token and a new refresh token.
@@ -352,7 +361,7 @@ pub async fn refresh(
             Rotation::Invalid(code, detail) => Err(ApiError::unauthenticated(code, detail)),
         })
         .await?;
-    token_response(&state, &caller, refresh_token, me, now)
+    token_response(&state, &caller, refresh_token, me, now).map(web::Json)
 }
 
 /// Ends the caller's session: its refresh token and access tokens stop working at once.
@@ -363,6 +372,11 @@ pub async fn refresh(
 )]
 #[post("/auth/logout")]
 pub async fn logout(state: web::Data<AppState>, caller: Caller) -> ApiResult<HttpResponse> {
+    log_out(state, caller).await
+}
+
+/// [`logout`] as a function, for the console.
+pub async fn log_out(state: web::Data<AppState>, caller: Caller) -> ApiResult<HttpResponse> {
     let session_id = caller.session_id.clone();
     state
         .db

@@ -12,9 +12,10 @@ use super::policy::CheckinPolicy;
 use crate::auth::{Caller, ScopeLevel};
 use crate::db::schema::{checkins, survey_members, users};
 use crate::db::DbConnection;
-use crate::domain::{CheckinKind, DivisionCode, DivisionLevel, Role};
+use crate::domain::{CheckinFlag, CheckinKind, DivisionCode, DivisionLevel, Role};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::privacy::Vault;
+use crate::surveys::read::PhotoRef;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -135,25 +136,13 @@ type Row = (
     Option<String>,
 );
 
-pub fn compute(
-    conn: &mut DbConnection,
-    vault: &Vault,
-    policy: &CheckinPolicy,
-    caller: &Caller,
-    f: &Filter,
-) -> ApiResult<Attendance> {
+type Boxed<'a> = checkins::BoxedQuery<'a, <DbConnection as diesel::Connection>::Backend>;
+
+/// The check-ins of the filter's month, inside the caller's scope and the filter.
+fn scoped<'a>(caller: &Caller, f: &'a Filter) -> Boxed<'a> {
     let mut select = checkins::table
         .filter(checkins::attendance_date.ge(f.first))
         .filter(checkins::attendance_date.lt(f.next))
-        .select((
-            checkins::subject,
-            checkins::kind,
-            checkins::user_id,
-            checkins::village_code,
-            checkins::attendance_date,
-            checkins::status,
-            checkins::worker_id_sealed,
-        ))
         .into_boxed();
     match caller.scope_level() {
         ScopeLevel::City => {}
@@ -178,7 +167,186 @@ pub fn compute(
     if let Some(user) = &f.user {
         select = select.filter(checkins::subject.eq(format!("user:{user}")));
     }
-    let rows: Vec<Row> = select.load(conn)?;
+    select
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CheckinQuery {
+    /// `YYYY-MM`: check-ins whose attendance day falls in the month.
+    pub month: String,
+    /// 12-digit village code.
+    pub village: Option<String>,
+    /// 12-digit county code.
+    pub county: Option<String>,
+    /// A user id: only that user's check-ins.
+    pub user: Option<String>,
+    /// `true`: only flagged check-ins; `false`: only accepted ones.
+    pub flagged: Option<bool>,
+    /// At most this many, newest first (1–500, default 100).
+    pub limit: Option<i64>,
+}
+
+impl CheckinQuery {
+    pub fn filter(self, caller: &Caller) -> ApiResult<(Filter, Option<bool>, i64)> {
+        let limit = self.limit.unwrap_or(100);
+        if !(1..=500).contains(&limit) {
+            return Err(bad("limit", "must be 1 to 500"));
+        }
+        let filter = Filter::parse(
+            AttendanceQuery {
+                month: self.month,
+                village: self.village,
+                county: self.county,
+                user: self.user,
+            },
+            caller,
+        )?;
+        Ok((filter, self.flagged, limit))
+    }
+}
+
+/// One check-in as a reviewer sees it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CheckinView {
+    /// The submission id.
+    pub id: String,
+    pub user_id: String,
+    pub user_name: Option<String>,
+    pub kind: CheckinKind,
+    pub village_code: String,
+    pub captured_at: chrono::DateTime<chrono::Utc>,
+    pub attendance_date: NaiveDate,
+    /// WGS-84.
+    pub lat: f64,
+    pub lon: f64,
+    pub accuracy_m: Option<f64>,
+    /// `accepted` or `flagged`.
+    #[schema(example = "flagged")]
+    pub status: String,
+    pub flags: Vec<CheckinFlag>,
+    pub photo: PhotoRef,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CheckinList {
+    pub items: Vec<CheckinView>,
+    /// More matched than `limit`.
+    pub truncated: bool,
+}
+
+type ViewRow = (
+    String,
+    String,
+    String,
+    String,
+    chrono::NaiveDateTime,
+    NaiveDate,
+    f64,
+    f64,
+    Option<f64>,
+    String,
+    String,
+    String,
+);
+
+/// The check-ins of a month in the caller's scope, newest first.
+pub fn list(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    f: &Filter,
+    flagged: Option<bool>,
+    limit: i64,
+) -> ApiResult<CheckinList> {
+    let mut select = scoped(caller, f);
+    match flagged {
+        Some(true) => select = select.filter(checkins::status.ne("accepted")),
+        Some(false) => select = select.filter(checkins::status.eq("accepted")),
+        None => {}
+    }
+    let mut rows: Vec<ViewRow> = select
+        .select((
+            checkins::id,
+            checkins::user_id,
+            checkins::kind,
+            checkins::village_code,
+            checkins::captured_at,
+            checkins::attendance_date,
+            checkins::lat,
+            checkins::lon,
+            checkins::accuracy_m,
+            checkins::status,
+            checkins::flags,
+            checkins::photo_sha256,
+        ))
+        .order((checkins::captured_at.desc(), checkins::id))
+        .limit(limit + 1)
+        .load(conn)?;
+    let truncated = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let ids: Vec<&str> = rows.iter().map(|r| r.1.as_str()).collect();
+    let names: HashMap<String, String> = users::table
+        .filter(users::id.eq_any(&ids))
+        .select((users::id, users::name))
+        .load::<(String, String)>(conn)?
+        .into_iter()
+        .collect();
+    let items = rows
+        .into_iter()
+        .map(
+            |(
+                id,
+                user_id,
+                kind,
+                village_code,
+                captured,
+                date,
+                lat,
+                lon,
+                acc,
+                status,
+                flags,
+                sha,
+            )| {
+                CheckinView {
+                    id,
+                    user_name: names.get(&user_id).cloned(),
+                    user_id,
+                    kind: CheckinKind::parse(&kind).unwrap_or(CheckinKind::ResidentDuty),
+                    village_code,
+                    captured_at: captured.and_utc(),
+                    attendance_date: date,
+                    lat,
+                    lon,
+                    accuracy_m: acc,
+                    status,
+                    flags: flags.split(',').filter_map(CheckinFlag::parse).collect(),
+                    photo: PhotoRef::new(sha),
+                }
+            },
+        )
+        .collect();
+    Ok(CheckinList { items, truncated })
+}
+
+pub fn compute(
+    conn: &mut DbConnection,
+    vault: &Vault,
+    policy: &CheckinPolicy,
+    caller: &Caller,
+    f: &Filter,
+) -> ApiResult<Attendance> {
+    let rows: Vec<Row> = scoped(caller, f)
+        .select((
+            checkins::subject,
+            checkins::kind,
+            checkins::user_id,
+            checkins::village_code,
+            checkins::attendance_date,
+            checkins::status,
+            checkins::worker_id_sealed,
+        ))
+        .load(conn)?;
 
     struct Days {
         kind: String,

@@ -13,7 +13,9 @@ use crate::startup::AppState;
 use crate::submissions::{self, canonical_json, Incoming, Kind};
 
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    cfg.service(submit_checkin).service(get_attendance);
+    cfg.service(submit_checkin)
+        .service(get_attendance)
+        .service(list_checkins);
 }
 
 /// The answer to a check-in: the same body on every replay.
@@ -137,6 +139,17 @@ pub async fn get_attendance(
     caller: Caller,
     query: crate::http::ApiQuery<attendance::AttendanceQuery>,
 ) -> ApiResult<web::Json<attendance::Attendance>> {
+    attendance_of_month(state, caller, query)
+        .await
+        .map(web::Json)
+}
+
+/// [`get_attendance`] as a function, for the console.
+pub async fn attendance_of_month(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: crate::http::ApiQuery<attendance::AttendanceQuery>,
+) -> ApiResult<attendance::Attendance> {
     let query = attendance::Filter::parse(query.0, &caller)?;
     let state = state.into_inner();
     let db = state.db.clone();
@@ -151,5 +164,39 @@ pub async fn get_attendance(
             )
         })
         .await?;
-    Ok(web::Json(answer))
+    Ok(answer)
+}
+
+/// The check-ins of a month in the caller's scope, newest first, with their flags, position
+/// and photo: what a reviewer looks at behind a flagged attendance day.
+#[utoipa::path(
+    tag = "checkins",
+    security(("bearer" = [])),
+    params(attendance::CheckinQuery),
+    responses(
+        (status = 200, description = "The check-ins", body = attendance::CheckinList),
+        (status = 400, description = "`invalid_query`: bad month, code or limit", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`out_of_scope`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/checkins")]
+pub async fn list_checkins(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: crate::http::ApiQuery<attendance::CheckinQuery>,
+) -> ApiResult<web::Json<attendance::CheckinList>> {
+    checkins_of_month(state, caller, query).await.map(web::Json)
+}
+
+/// [`list_checkins`] as a function, for the console.
+pub async fn checkins_of_month(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: crate::http::ApiQuery<attendance::CheckinQuery>,
+) -> ApiResult<attendance::CheckinList> {
+    let (filter, flagged, limit) = query.0.filter(&caller)?;
+    state
+        .db
+        .run(move |conn| attendance::list(conn, &caller, &filter, flagged, limit))
+        .await
 }

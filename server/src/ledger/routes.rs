@@ -123,6 +123,15 @@ pub async fn get_inventory(
     caller: Caller,
     query: ApiQuery<NodeQuery>,
 ) -> ApiResult<web::Json<Inventory>> {
+    inventory_of_node(state, caller, query).await.map(web::Json)
+}
+
+/// [`get_inventory`] as a function, for the console.
+pub async fn inventory_of_node(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: ApiQuery<NodeQuery>,
+) -> ApiResult<Inventory> {
     let q = query.0;
     let month = parse_month("month", q.month.as_deref())?;
     let (inventory, fresh) = state
@@ -145,7 +154,7 @@ pub async fn get_inventory(
             })
             .await?;
     }
-    Ok(web::Json(inventory))
+    Ok(inventory)
 }
 
 /// Months from the first survey to the current one, newest first, open or closed.
@@ -162,13 +171,18 @@ pub async fn list_months(
     state: web::Data<AppState>,
     caller: Caller,
 ) -> ApiResult<web::Json<Vec<MonthState>>> {
+    months_list(state, caller).await.map(web::Json)
+}
+
+/// [`list_months`] as a function, for the console.
+pub async fn months_list(state: web::Data<AppState>, caller: Caller) -> ApiResult<Vec<MonthState>> {
     caller.require_role(&[Role::CountyReviewer, Role::CityAdmin])?;
     let current = current_month();
     let list = state
         .db
         .run(move |conn| Ok(months::list(conn, &current)?))
         .await?;
-    Ok(web::Json(list))
+    Ok(list)
 }
 
 /// Closes a month (city admins): every village's figures as of the month's end are frozen as
@@ -191,6 +205,15 @@ pub async fn close_month(
     caller: Caller,
     path: web::Path<String>,
 ) -> ApiResult<web::Json<MonthState>> {
+    close_month_now(state, caller, path).await.map(web::Json)
+}
+
+/// [`close_month`] as a function, for the console.
+pub async fn close_month_now(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> ApiResult<MonthState> {
     caller.require_role(&[Role::CityAdmin])?;
     let month = parse_month("month", Some(&path.into_inner())).map_err(|e| match e {
         ApiError::BadRequest { detail, field, .. } => ApiError::BadRequest {
@@ -209,7 +232,7 @@ pub async fn close_month(
             })
         })
         .await?;
-    Ok(web::Json(closed))
+    Ok(closed)
 }
 
 fn parse_year(raw: &str) -> ApiResult<i32> {
@@ -599,6 +622,15 @@ pub struct InventoryExportQuery {
 )]
 #[get("/inventory/export")]
 pub async fn export_inventory(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: ApiQuery<InventoryExportQuery>,
+) -> ApiResult<actix_web::HttpResponse> {
+    inventory_export(state, caller, query).await
+}
+
+/// [`export_inventory`] as a function, for the console.
+pub async fn inventory_export(
     state: web::Data<AppState>,
     caller: Caller,
     query: ApiQuery<InventoryExportQuery>,

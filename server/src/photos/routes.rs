@@ -273,6 +273,16 @@ pub async fn get_photo(
     path: web::Path<String>,
     query: crate::http::ApiQuery<PhotoQuery>,
 ) -> ApiResult<HttpResponse> {
+    photo_response(state, caller, path, query).await
+}
+
+/// [`get_photo`] as a function, for the console.
+pub async fn photo_response(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    query: crate::http::ApiQuery<PhotoQuery>,
+) -> ApiResult<HttpResponse> {
     let sha = parse_sha256(&path.into_inner())?;
     let size = query.0.size.unwrap_or_default();
     let lookup = sha.clone();

@@ -181,6 +181,15 @@ pub async fn list_duplicates(
     caller: Caller,
     query: ApiQuery<DuplicateQuery>,
 ) -> ApiResult<web::Json<DuplicatePage>> {
+    duplicates_page(state, caller, query).await.map(web::Json)
+}
+
+/// [`list_duplicates`] as a function, for the console.
+pub async fn duplicates_page(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: ApiQuery<DuplicateQuery>,
+) -> ApiResult<DuplicatePage> {
     caller.require_role(&[Role::CountyReviewer, Role::CityAdmin])?;
     let q = query.0;
     let village = q
@@ -319,7 +328,7 @@ pub async fn list_duplicates(
             Ok(DuplicatePage { items, next_cursor })
         })
         .await?;
-    Ok(web::Json(page))
+    Ok(page)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -364,6 +373,18 @@ pub async fn decide_pair(
     path: web::Path<(String, String)>,
     body: ApiJson<PairRequest>,
 ) -> ApiResult<web::Json<PairOutcome>> {
+    decide_duplicate_pair(state, caller, path, body)
+        .await
+        .map(web::Json)
+}
+
+/// [`decide_pair`] as a function, for the console.
+pub async fn decide_duplicate_pair(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+    body: ApiJson<PairRequest>,
+) -> ApiResult<PairOutcome> {
     caller.require_role(&[Role::CountyReviewer, Role::CityAdmin])?;
     let (a, b) = path.into_inner();
     for (field, id) in [("a", &a), ("b", &b)] {
@@ -405,5 +426,5 @@ pub async fn decide_pair(
             })
         })
         .await?;
-    Ok(web::Json(outcome))
+    Ok(outcome)
 }

@@ -292,6 +292,15 @@ pub async fn list_surveys(
     caller: Caller,
     query: ApiQuery<SurveyQuery>,
 ) -> ApiResult<web::Json<SurveyPage>> {
+    surveys_page(state, caller, query).await.map(web::Json)
+}
+
+/// [`list_surveys`] as a function, for the console.
+pub async fn surveys_page(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: ApiQuery<SurveyQuery>,
+) -> ApiResult<SurveyPage> {
     let q = query.0;
     let village = q
         .village
@@ -412,7 +421,7 @@ pub async fn list_surveys(
             })
         })
         .await?;
-    Ok(web::Json(page))
+    Ok(page)
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -722,6 +731,18 @@ pub async fn get_survey(
     path: web::Path<String>,
     query: ApiQuery<RevealQuery>,
 ) -> ApiResult<web::Json<SurveyDetail>> {
+    survey_by_id(state, caller, path, query)
+        .await
+        .map(web::Json)
+}
+
+/// [`get_survey`] as a function, for the console.
+pub async fn survey_by_id(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    query: ApiQuery<RevealQuery>,
+) -> ApiResult<SurveyDetail> {
     let id = SubmissionId::parse(&path.into_inner()).map_err(|e| ApiError::BadRequest {
         code: ErrorCode::InvalidPath,
         detail: format!("id: {}", e.message),
@@ -743,7 +764,7 @@ pub async fn get_survey(
             )
         })
         .await?;
-    Ok(web::Json(detail))
+    Ok(detail)
 }
 
 #[derive(Debug, Serialize, ToSchema)]

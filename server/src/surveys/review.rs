@@ -58,7 +58,7 @@ impl Decision {
         }
     }
 
-    fn needs_reason(self) -> bool {
+    pub fn needs_reason(self) -> bool {
         !matches!(self, Decision::Approve)
     }
 }

@@ -53,6 +53,18 @@ pub async fn review_survey(
     path: web::Path<String>,
     body: ApiJson<ReviewRequest>,
 ) -> ApiResult<web::Json<ReviewOutcome>> {
+    decide_survey(state, caller, path, body)
+        .await
+        .map(web::Json)
+}
+
+/// [`review_survey`] as a function, for the console.
+pub async fn decide_survey(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    body: ApiJson<ReviewRequest>,
+) -> ApiResult<ReviewOutcome> {
     caller.require_role(&[Role::CountyReviewer, Role::CityAdmin])?;
     let id = path_id(path.into_inner())?;
     let request = body.0;
@@ -74,7 +86,7 @@ pub async fn review_survey(
             })
         })
         .await?;
-    Ok(web::Json(outcome))
+    Ok(outcome)
 }
 
 /// The surveys awaiting review (`submitted` or `reopened`) in the caller's scope that match a
@@ -150,6 +162,15 @@ pub async fn bulk_review(
     caller: Caller,
     body: ApiJson<BulkReviewRequest>,
 ) -> ApiResult<web::Json<BulkOutcome>> {
+    decide_bulk(state, caller, body).await.map(web::Json)
+}
+
+/// [`bulk_review`] as a function, for the console.
+pub async fn decide_bulk(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: ApiJson<BulkReviewRequest>,
+) -> ApiResult<BulkOutcome> {
     caller.require_role(&[Role::CountyReviewer, Role::CityAdmin])?;
     let request = body.0;
     let reason = review::checked_reason(request.decision, request.reason.as_deref())?;
@@ -214,5 +235,5 @@ pub async fn bulk_review(
             Ok(BulkOutcome { dry_run: false, matched: ids.len(), decided, refused: items.len() - decided, items })
         })
         .await?;
-    Ok(web::Json(outcome))
+    Ok(outcome)
 }

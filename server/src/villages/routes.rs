@@ -175,6 +175,15 @@ pub async fn list_villages(
     caller: Caller,
     query: ApiQuery<VillageQuery>,
 ) -> ApiResult<web::Json<VillageList>> {
+    villages_list(state, caller, query).await.map(web::Json)
+}
+
+/// [`list_villages`] as a function, for the console.
+pub async fn villages_list(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: ApiQuery<VillageQuery>,
+) -> ApiResult<VillageList> {
     let query = query.0;
     let county = query
         .county
@@ -233,10 +242,10 @@ pub async fn list_villages(
                 .collect::<ApiResult<Vec<_>>>()
         })
         .await?;
-    Ok(web::Json(VillageList {
+    Ok(VillageList {
         count: list.len(),
         villages: list,
-    }))
+    })
 }
 
 /// One village, with its geofence.
@@ -257,6 +266,15 @@ pub async fn get_village(
     caller: Caller,
     path: web::Path<String>,
 ) -> ApiResult<web::Json<Village>> {
+    village_by_code(state, caller, path).await.map(web::Json)
+}
+
+/// [`get_village`] as a function, for the console.
+pub async fn village_by_code(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> ApiResult<Village> {
     let code =
         DivisionCode::parse_level(&path.into_inner(), DivisionLevel::Village).map_err(|e| {
             ApiError::BadRequest {
@@ -278,5 +296,5 @@ pub async fn get_village(
             to_village(record, &division_names(conn)?, true)
         })
         .await?;
-    Ok(web::Json(village))
+    Ok(village)
 }
