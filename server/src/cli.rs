@@ -108,9 +108,13 @@ struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "TAIZHANG_BIND", default_value = "127.0.0.1:8080")]
     bind: String,
-    /// Create the demo users of fixtures/demo_users.json and print them.
+    /// Create the demo users of fixtures/demo_users.json and print them; on an empty database,
+    /// also generate surveys of the last three months to review (see --demo-households).
     #[arg(long, env = "TAIZHANG_DEMO")]
     demo: bool,
+    /// Households generated for --demo when the database has no surveys yet.
+    #[arg(long, env = "TAIZHANG_DEMO_HOUSEHOLDS", default_value_t = 1500)]
+    demo_households: usize,
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "TAIZHANG_WORKERS")]
     workers: Option<usize>,
@@ -284,6 +288,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut settings = args.db.settings()?;
     settings.bind = args.bind;
     settings.demo = args.demo;
+    settings.demo_households = args.demo_households;
     settings.workers = args.workers;
     settings.json_limit = args.json_limit_bytes;
     settings.trust_proxy_headers = args.trust_proxy_headers;
@@ -318,6 +323,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         );
         if settings.demo {
             print_demo_users(&prepared.demo_users);
+            if let Some(seeded) = &prepared.demo_surveys {
+                println!(
+                    "Demo surveys: {} households in {} surveys over the last three months \
+                     (about 1 in 12 awaiting review)",
+                    seeded.households, seeded.surveys
+                );
+            }
         }
         let app = Application::build_prepared(settings.clone(), prepared)?;
         let host = settings
@@ -404,6 +416,7 @@ fn print_demo_users(users: &[(NewUserInput, bool)]) {
         );
     }
     println!("  Log in: POST /api/v1/auth/login {{\"phone\", \"password\", \"device_id\"}}");
+    println!("  Review console: http://<address>/console (a county reviewer or the city admin)");
 }
 
 fn add_user(args: UserAddArgs) -> anyhow::Result<()> {

@@ -19,6 +19,9 @@ pub struct Settings {
     pub secret: SecretSource,
     /// Create the demo users of `fixtures/demo_users.json` at start.
     pub demo: bool,
+    /// With `demo`: generate this many households' surveys when the database has none, so the
+    /// console has something to review (0: none).
+    pub demo_households: usize,
     /// HTTP worker threads (default: one per core).
     pub workers: Option<usize>,
     pub db_pool_size: u32,
@@ -70,6 +73,7 @@ impl Settings {
             database: DatabaseUrl::Sqlite(default_sqlite_path(&data_dir)),
             secret: SecretSource::DataDir,
             demo: false,
+            demo_households: 0,
             workers: None,
             db_pool_size: 16,
             json_limit: 1024 * 1024,

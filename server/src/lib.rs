@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod checkins;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod db;
 pub mod domain;
 pub mod error;

@@ -43,6 +43,8 @@ pub struct Prepared {
     pub migrations_applied: Vec<String>,
     pub villages_loaded: usize,
     pub demo_users: Vec<(NewUserInput, bool)>,
+    /// What `--demo` generated on an empty database.
+    pub demo_surveys: Option<crate::ledger::seed::Seeded>,
 }
 
 const KEY_FINGERPRINT: &str = "secret_key_fingerprint";
@@ -80,6 +82,11 @@ pub fn prepare(settings: &Settings) -> anyhow::Result<Prepared> {
         } else {
             Vec::new()
         };
+        let demo_surveys = if settings.demo && settings.demo_households > 0 {
+            demo::ensure_surveys(conn, &keys, settings.demo_households)?
+        } else {
+            None
+        };
         Ok(Prepared {
             db: db.clone(),
             photos: photos.clone(),
@@ -87,6 +94,7 @@ pub fn prepare(settings: &Settings) -> anyhow::Result<Prepared> {
             migrations_applied,
             villages_loaded,
             demo_users,
+            demo_surveys,
         })
     })
 }
@@ -147,6 +155,7 @@ impl Application {
             app.app_data(app_state.clone())
                 .app_data(doc.clone())
                 .app_data(json_limit)
+                .configure(crate::console::configure)
                 .default_service(web::to(http::fallback))
                 // Village lists with geofences are megabytes of JSON; phones are on slow links.
                 .wrap(Compress::default())

@@ -196,6 +196,10 @@ fn serve_stops_gracefully_on_sigterm_and_never_logs_secrets() {
         printed.contains("13900000001") && printed.contains("demo-city-0001"),
         "demo users are printed"
     );
+    assert!(
+        printed.contains("Demo surveys: 1500 households"),
+        "an empty database gets demo surveys to review: {printed}"
+    );
 
     let health = std::net::TcpStream::connect(&address).expect("connect");
     drop(health);

@@ -317,6 +317,8 @@ impl ServerProcess {
             .env("TAIZHANG_SECRET_KEY", TEST_SECRET)
             .env("TAIZHANG_BIND", "127.0.0.1:0")
             .env("TAIZHANG_WORKERS", "2")
+            // Demo users, not demo surveys: tests bring their own data.
+            .env("TAIZHANG_DEMO_HOUSEHOLDS", "0")
             .args(["serve", "--demo"])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())

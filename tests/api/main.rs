@@ -6,8 +6,10 @@ mod moto;
 mod pg;
 
 mod auth;
+mod browser;
 mod checkins;
 mod cli;
+mod console;
 mod contract;
 mod errors;
 mod ledger;

@@ -146,11 +146,18 @@ impl FromRequest for Caller {
             let state = state
                 .ok_or_else(|| ApiError::internal(anyhow::anyhow!("application state missing")))?;
             let claims = tokens::verify_access(&state.keys, &token?)?;
-            state
-                .db
-                .run(move |conn| store::load_caller(conn, &claims.sub, &claims.sid))
-                .await
+            Caller::load(&state, claims).await
         })
+    }
+}
+
+impl Caller {
+    /// The caller a verified token names, if its session is still open and its account active.
+    pub async fn load(state: &AppState, claims: tokens::AccessClaims) -> ApiResult<Caller> {
+        state
+            .db
+            .run(move |conn| store::load_caller(conn, &claims.sub, &claims.sid))
+            .await
     }
 }
 

@@ -269,3 +269,16 @@ fn unique_phone(error: diesel::result::Error) -> ApiError {
         other => other.into(),
     }
 }
+
+/// Names of users by id, for lists that show who did what.
+pub fn names(
+    conn: &mut DbConnection,
+    ids: &[String],
+) -> QueryResult<std::collections::HashMap<String, String>> {
+    Ok(users::table
+        .filter(users::id.eq_any(ids))
+        .select((users::id, users::name))
+        .load::<(String, String)>(conn)?
+        .into_iter()
+        .collect())
+}

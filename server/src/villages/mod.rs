@@ -3,3 +3,52 @@
 pub mod fixtures;
 pub mod geofences;
 pub mod routes;
+
+use diesel::prelude::*;
+
+use crate::db::schema::{divisions, villages};
+use crate::db::DbConnection;
+use crate::domain::DivisionCode;
+
+/// Every county, code and name, in code order.
+pub fn counties(conn: &mut DbConnection) -> QueryResult<Vec<(String, String)>> {
+    divisions::table
+        .filter(divisions::level.eq("county"))
+        .select((divisions::code, divisions::name))
+        .order(divisions::code)
+        .load(conn)
+}
+
+/// The villages of a county, code and name, in code order.
+pub fn villages_in(
+    conn: &mut DbConnection,
+    county: &DivisionCode,
+) -> QueryResult<Vec<(String, String)>> {
+    villages::table
+        .filter(villages::county_code.eq(county.as_str()))
+        .select((villages::code, villages::name))
+        .order(villages::code)
+        .load(conn)
+}
+
+/// A division's name.
+pub fn name_of(conn: &mut DbConnection, code: &str) -> QueryResult<Option<String>> {
+    divisions::table
+        .find(code)
+        .select(divisions::name)
+        .first(conn)
+        .optional()
+}
+
+/// Names of divisions by code (villages, townships, counties), for lists that show names.
+pub fn names(
+    conn: &mut DbConnection,
+    codes: &[String],
+) -> QueryResult<std::collections::HashMap<String, String>> {
+    Ok(divisions::table
+        .filter(divisions::code.eq_any(codes))
+        .select((divisions::code, divisions::name))
+        .load::<(String, String)>(conn)?
+        .into_iter()
+        .collect())
+}

@@ -1,0 +1,317 @@
+//! The demand ledger (需求台账) of the city, a county, a township or a village: its figures,
+//! charts of the main ones, the places below it, exports, and the month close.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use maud::html;
+
+use super::error::{explain, ConsoleResult};
+use super::layout::{change, csrf_field, current_month, datetime, number, query, render, Nav};
+use super::svg::{bars, Bar};
+use super::{pairs, parse_pairs, see_other_with, value, Session};
+use crate::domain::{DivisionLevel, Role};
+use crate::http::ApiQuery;
+use crate::ledger::inventory::FigureRow;
+use crate::ledger::routes::{
+    close_month_now, inventory_export, inventory_of_node, months_list, InventoryExportQuery,
+    NodeQuery,
+};
+use crate::startup::AppState;
+
+/// The figures charted for every node: the ledger's headline columns.
+const MAIN_FIGURES: [&str; 11] = [
+    "households",
+    "population",
+    "labour_force",
+    "employed",
+    "out_migrants",
+    "wants_public_post",
+    "post_needed",
+    "post_filled",
+    "post_gap",
+    "training_wanted",
+    "at_risk",
+];
+
+fn group_label(group: &str) -> &str {
+    match group {
+        "coverage" => "工作覆盖",
+        "households" => "户情况",
+        "labour" => "人口与劳动力",
+        "employment" => "就业情况",
+        "public_welfare_posts" => "扶贫公益岗在岗",
+        "post_demand" => "公益岗需求（村级排查）",
+        "training" => "培训需求",
+        "risk" => "返贫风险",
+        "relocation" => "易地扶贫搬迁",
+        other => other,
+    }
+}
+
+fn child_level(level: DivisionLevel) -> Option<DivisionLevel> {
+    match level {
+        DivisionLevel::City => Some(DivisionLevel::County),
+        DivisionLevel::County => Some(DivisionLevel::Township),
+        DivisionLevel::Township => Some(DivisionLevel::Village),
+        DivisionLevel::Village => None,
+    }
+}
+
+fn figure<'a>(rows: &'a [FigureRow], key: &str) -> Option<&'a FigureRow> {
+    rows.iter().find(|r| r.key == key)
+}
+
+pub async fn page(
+    state: web::Data<AppState>,
+    session: Session,
+    req: HttpRequest,
+) -> ConsoleResult<HttpResponse> {
+    let params = pairs(req.query_string());
+    let caller = &session.caller;
+    let mut node: NodeQuery = parse_pairs(&params)?;
+    // A county reviewer starts at their county, not at the city they may not read.
+    if node.level.is_none() && node.code.is_none() {
+        if let (Role::CountyReviewer, Some(c)) = (caller.role, &caller.county_code) {
+            node.level = Some(DivisionLevel::County);
+            node.code = Some(c.as_str().to_owned());
+        }
+    }
+    let month = node.month.clone().unwrap_or_else(current_month);
+    node.month = Some(month.clone());
+    let level = node.level.unwrap_or(DivisionLevel::City);
+    let code = node.code.clone();
+    let chart_key = value(&params, "figure")
+        .unwrap_or("labour_force")
+        .to_owned();
+    let inventory = inventory_of_node(state.clone(), caller.clone(), ApiQuery(node)).await?;
+    let months = months_list(state.clone(), caller.clone()).await?;
+
+    let node_query = |extra: &[(&str, Option<&str>)]| {
+        let mut pairs: Vec<(&str, Option<&str>)> = vec![
+            ("level", Some(level.as_str())),
+            ("code", code.as_deref()),
+            ("month", Some(month.as_str())),
+        ];
+        pairs.extend_from_slice(extra);
+        query(&pairs)
+    };
+    let rows = &inventory.node.figures;
+    let main: Vec<Bar> = MAIN_FIGURES
+        .iter()
+        .filter_map(|k| figure(rows, k))
+        .map(|r| Bar {
+            label: &r.label,
+            value: r.approved,
+            behind: Some(r.including_pending),
+            href: None,
+        })
+        .collect();
+    let chart_label = figure(rows, &chart_key).map_or(chart_key.clone(), |r| r.label.clone());
+    let below = child_level(level);
+    let mut children: Vec<(&str, &str, i64)> = inventory
+        .children
+        .iter()
+        .map(|c| {
+            (
+                c.name.as_str(),
+                c.code.as_str(),
+                figure(&c.figures, &chart_key).map_or(0, |r| r.approved),
+            )
+        })
+        .collect();
+    children.sort_by(|a, b| b.2.cmp(&a.2).then(a.1.cmp(b.1)));
+    let child_bars: Vec<Bar> = children
+        .iter()
+        .take(40)
+        .map(|(name, code, v)| Bar {
+            label: name,
+            value: *v,
+            behind: None,
+            href: below.map(|l| {
+                format!(
+                    "/console/ledger?{}",
+                    query(&[
+                        ("level", Some(l.as_str())),
+                        ("code", Some(code)),
+                        ("month", Some(month.as_str()))
+                    ])
+                )
+            }),
+        })
+        .collect();
+    let mut groups: Vec<&str> = Vec::new();
+    for r in rows {
+        if !groups.contains(&r.group.as_str()) {
+            groups.push(&r.group);
+        }
+    }
+    let title = format!("{} {} 需求台账", inventory.node.name, inventory.month);
+    let body = html! {
+        form.filters method="get" action="/console/ledger" {
+            input type="hidden" name="level" value=(level.as_str());
+            @if let Some(c) = &code { input type="hidden" name="code" value=(c); }
+            label { "月份"
+                select name="month" {
+                    @for m in &months {
+                        option value=(m.month) selected[m.month == month] {
+                            (m.month) @if m.state == "closed" { "（已关账）" }
+                        }
+                    }
+                    @if !months.iter().any(|m| m.month == month) { option value=(month) selected { (month) } }
+                }
+            }
+            label { "比较指标"
+                select name="figure" {
+                    @for r in rows {
+                        option value=(r.key) selected[r.key == chart_key] { (r.label) }
+                    }
+                }
+            }
+            button type="submit" { "查看" }
+        }
+        p.meta {
+            (level.label()) " · 截至 " (inventory.as_of.format("%Y-%m-%d"))
+            @if inventory.closed { " · " span.flag { "已关账，数据为关账时快照" } }
+            @if level != DivisionLevel::City && caller.role == Role::CityAdmin {
+                " · " a href={ "/console/ledger?" (query(&[("month", Some(month.as_str()))])) } { "返回全市" }
+            }
+        }
+        div.actions.exports {
+            a.button #export-xlsx href={ "/console/ledger/export?" (node_query(&[("format", Some("xlsx"))])) } download { "导出 Excel（XLSX）" }
+            a.button #export-csv href={ "/console/ledger/export?" (node_query(&[("format", Some("csv"))])) } download { "导出 CSV" }
+        }
+        @if let Some(q) = &inventory.quota {
+            section.quota {
+                h2 { (q.year) " 年公益岗指标" }
+                p {
+                    "扶贫专岗 " (number(q.special_posts_held)) " / " (number(q.special_posts_quota))
+                    " · 临时岗 " (number(q.temporary_posts_held)) " / " (number(q.temporary_posts_quota))
+                    " · 临时岗月补贴合计 " (number(q.temporary_posts_monthly_cost_yuan)) " 元"
+                }
+            }
+        }
+        div.columns {
+            section {
+                h2 { "主要指标" }
+                (bars(&main, "深色为已审核通过的数据，浅色为含待审核调查的数据"))
+            }
+            @if !child_bars.is_empty() {
+                section {
+                    h2 { "各" (below.map_or("", |l| l.label())) "：" (chart_label) }
+                    (bars(&child_bars, "按已审核数据排序，点击名称查看下级台账"))
+                }
+            }
+        }
+        section {
+            h2 { "全部指标" }
+            table.list.figures #figures {
+                thead { tr { th { "指标" } th { "已审核" } th { "含待审核" } th { "上月" } th { "变化" } } }
+                @for g in &groups {
+                    tbody {
+                        tr.group { th colspan="5" { (group_label(g)) } }
+                        @for r in rows.iter().filter(|r| r.group == *g) {
+                            tr data-figure=(r.key) {
+                                td { (r.label) }
+                                td.num.approved { (number(r.approved)) }
+                                td.num { (number(r.including_pending)) }
+                                td.num { (number(r.previous)) }
+                                td.num { (change(r.change)) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        @if !inventory.children.is_empty() {
+            section {
+                h2 { "下级单位" }
+                table.list.children {
+                    thead { tr {
+                        th { (below.map_or("", |l| l.label())) }
+                        @for k in MAIN_FIGURES { th { (figure(rows, k).map_or(k, |r| r.label.as_str())) } }
+                    } }
+                    tbody {
+                        @for c in &inventory.children {
+                            tr {
+                                td {
+                                    @if let Some(l) = below {
+                                        a href={ "/console/ledger?" (query(&[("level", Some(l.as_str())), ("code", Some(&c.code)), ("month", Some(month.as_str()))])) } { (c.name) }
+                                    } @else { (c.name) }
+                                }
+                                @for k in MAIN_FIGURES {
+                                    td.num { (number(figure(&c.figures, k).map_or(0, |r| r.approved))) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(render(&session, Nav::Ledger, &title, body))
+}
+
+/// The API's export, with the console session: the browser downloads it as a file.
+pub async fn export(
+    state: web::Data<AppState>,
+    session: Session,
+    req: HttpRequest,
+) -> ConsoleResult<HttpResponse> {
+    let q: InventoryExportQuery = parse_pairs(&pairs(req.query_string()))?;
+    Ok(inventory_export(state, session.caller, ApiQuery(q)).await?)
+}
+
+pub async fn months_page(
+    state: web::Data<AppState>,
+    session: Session,
+) -> ConsoleResult<HttpResponse> {
+    let months = months_list(state, session.caller.clone()).await?;
+    let admin = session.caller.role == Role::CityAdmin;
+    let current = current_month();
+    let body = html! {
+        p.muted {
+            "关账后，该月台账冻结为快照，导出与查询均读取快照；之后对该月调查的修改体现在下月台账中。"
+            @if !admin { "只有市扶贫办管理员可以关账。" }
+        }
+        table.list #months {
+            thead { tr { th { "月份" } th { "状态" } th { "关账时间" } th { "关账人" } th {} } }
+            tbody {
+                @for m in &months {
+                    tr data-month=(m.month) {
+                        td { a href={ "/console/ledger?" (query(&[("month", Some(m.month.as_str()))])) } { (m.month) } }
+                        td { @if m.state == "closed" { "已关账" } @else { "未关账" } }
+                        td { (m.closed_at.as_ref().map_or("—".to_owned(), datetime)) }
+                        td { (m.closed_by_name.as_deref().unwrap_or("—")) }
+                        td {
+                            @if admin && m.state != "closed" {
+                                form.inline method="post" action={ "/console/months/" (m.month) "/close" }
+                                    data-confirm=(format!("关账后 {} 的台账将冻结，确定关账？", m.month)) {
+                                    (csrf_field(&session))
+                                    button type="submit" { "关账" }
+                                }
+                                @if m.month == current { " " span.muted { "（本月尚未结束）" } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(render(&session, Nav::Months, "月度关账", body))
+}
+
+pub async fn close(
+    state: web::Data<AppState>,
+    session: Session,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> ConsoleResult<HttpResponse> {
+    let fields = pairs(std::str::from_utf8(&body).unwrap_or(""));
+    session.check_csrf(&state, value(&fields, "csrf").unwrap_or(""))?;
+    let month = path.into_inner();
+    Ok(
+        match close_month_now(state, session.caller, web::Path::from(month.clone())).await {
+            Ok(m) => see_other_with("/console/months", true, &format!("{} 已关账。", m.month)),
+            Err(e) => see_other_with("/console/months", false, &explain(&e)),
+        },
+    )
+}

@@ -1,0 +1,220 @@
+//! The review queue: surveys awaiting a decision, oldest first, with filters and bulk approval.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use maud::html;
+
+use super::error::{explain, ConsoleResult};
+use super::layout::{csrf_field, datetime, query, render, Nav};
+use super::{
+    chosen_county, counties_of, name, names, pairs, parse_pairs, see_other_with, value,
+    villages_of, Session,
+};
+use crate::domain::{ReviewStatus, SurveyFlag};
+use crate::http::{ApiJson, ApiQuery};
+use crate::startup::AppState;
+use crate::surveys::read::{surveys_page, SurveyQuery};
+use crate::surveys::review::{BulkReviewRequest, Decision};
+use crate::surveys::review_routes::decide_bulk;
+
+pub async fn page(
+    state: web::Data<AppState>,
+    session: Session,
+    req: HttpRequest,
+) -> ConsoleResult<HttpResponse> {
+    let params = pairs(req.query_string());
+    let caller = &session.caller;
+    let county = chosen_county(caller, value(&params, "county"));
+    let village = value(&params, "village").map(str::to_owned);
+    let flag = value(&params, "flag").map(str::to_owned);
+    // `status` empty: the queue (awaiting a decision); `all`: every status; else that status.
+    let status = value(&params, "status").map(str::to_owned);
+    let mut api: Vec<(String, String)> = params
+        .iter()
+        .filter(|(k, _)| ["village", "flag", "cursor"].contains(&k.as_str()))
+        .cloned()
+        .collect();
+    if let Some(county) = &county {
+        api.push(("county".into(), county.clone()));
+    }
+    match status.as_deref() {
+        None => api.push(("needs_review".into(), "true".into())),
+        Some("all") => {}
+        Some(s) => api.push(("status".into(), s.into())),
+    }
+    api.push(("limit".into(), "50".into()));
+    let q: SurveyQuery = parse_pairs(&api)?;
+    let result = surveys_page(state.clone(), caller.clone(), ApiQuery(q)).await?;
+    let counties = counties_of(&state, caller).await?;
+    let villages = match &county {
+        Some(c) => villages_of(&state, c).await?,
+        None => Vec::new(),
+    };
+    let (places, people) = names(
+        &state,
+        result
+            .items
+            .iter()
+            .map(|s| s.village_code.clone())
+            .collect(),
+        result
+            .items
+            .iter()
+            .map(|s| s.enumerator_id.clone())
+            .collect(),
+    )
+    .await?;
+    let here = format!("/console/queue?{}", req.query_string());
+    let next = result.next_cursor.as_ref().map(|c| {
+        format!(
+            "/console/queue?{}",
+            query(&[
+                ("county", county.as_deref()),
+                ("village", village.as_deref()),
+                ("flag", flag.as_deref()),
+                ("status", status.as_deref()),
+                ("cursor", Some(c)),
+            ])
+        )
+    });
+    let title = if status.is_none() {
+        "审核队列"
+    } else {
+        "调查记录"
+    };
+    let body = html! {
+        form.filters method="get" action="/console/queue" {
+            label { "县（市、区）"
+                select name="county" disabled[caller.county_code.is_some()] {
+                    @if caller.county_code.is_none() { option value="" { "全部" } }
+                    @for (code, n) in &counties {
+                        option value=(code) selected[county.as_deref() == Some(code)] { (n) }
+                    }
+                }
+            }
+            label { "行政村"
+                select name="village" {
+                    option value="" { "全部" }
+                    @for (code, n) in &villages {
+                        option value=(code) selected[village.as_deref() == Some(code)] { (n) }
+                    }
+                }
+            }
+            label { "标记"
+                select name="flag" {
+                    option value="" { "不限" }
+                    @for f in SurveyFlag::ALL {
+                        option value=(f.as_str()) selected[flag.as_deref() == Some(f.as_str())] { (f.label()) }
+                    }
+                }
+            }
+            label { "状态"
+                select name="status" {
+                    option value="" { "待审核（队列）" }
+                    option value="all" selected[status.as_deref() == Some("all")] { "全部状态" }
+                    @for s in ReviewStatus::ALL {
+                        option value=(s.as_str()) selected[status.as_deref() == Some(s.as_str())] { (s.label()) }
+                    }
+                }
+            }
+            button type="submit" { "筛选" }
+        }
+        @if result.items.is_empty() {
+            p.empty { "没有符合条件的调查。" }
+        } @else {
+            form #bulk method="post" action="/console/queue/bulk" data-confirm="确定批量通过所选调查？" {
+                (csrf_field(&session))
+                input type="hidden" name="back" value=(here);
+                table.list #queue {
+                    thead { tr {
+                        th { input type="checkbox" #select-all title="全选"; }
+                        th { "户主" } th { "行政村" } th { "人数" } th { "调查员" }
+                        th { "调查时间" } th { "接收时间" } th { "状态" } th { "标记" } th { "照片" }
+                    } }
+                    tbody {
+                        @for s in &result.items {
+                            tr data-survey=(s.id) {
+                                td { input type="checkbox" name="ids" value=(s.id) aria-label="选择"; }
+                                td { a.open href={ "/console/surveys/" (s.id) } { (s.head_name) } }
+                                td { (name(&places, &s.village_code)) }
+                                td.num { (s.member_count) }
+                                td { (name(&people, &s.enumerator_id)) }
+                                td { (datetime(&s.surveyed_at)) }
+                                td { (datetime(&s.received_at)) }
+                                td { span class={ "status " (s.status.as_str()) } { (s.status.label()) } }
+                                td {
+                                    @for f in &s.flags { span.flag { (f.label()) } " " }
+                                }
+                                td.num { (s.photos.len()) }
+                            }
+                        }
+                    }
+                }
+                div.actions {
+                    button.primary #bulk-approve type="submit" { "批量通过所选" }
+                    span.muted { "有标记的调查请逐户核实后再通过。" }
+                }
+            }
+            @if let Some(next) = next {
+                p { a.next href=(next) { "下一页 →" } }
+            }
+        }
+    };
+    Ok(render(&session, Nav::Queue, title, body))
+}
+
+/// Approves the ticked surveys through the API's bulk review: each is decided or refused on
+/// its own, and the page says how many of each.
+pub async fn bulk(
+    state: web::Data<AppState>,
+    session: Session,
+    body: web::Bytes,
+) -> ConsoleResult<HttpResponse> {
+    let fields = pairs(std::str::from_utf8(&body).unwrap_or(""));
+    session.check_csrf(&state, value(&fields, "csrf").unwrap_or(""))?;
+    let back = value(&fields, "back")
+        .filter(|b| b.starts_with("/console/queue"))
+        .unwrap_or("/console/queue")
+        .to_owned();
+    let ids: Vec<String> = fields
+        .iter()
+        .filter(|(k, _)| k == "ids")
+        .map(|(_, v)| v.clone())
+        .collect();
+    if ids.is_empty() {
+        return Ok(see_other_with(&back, false, "请先勾选要通过的调查。"));
+    }
+    let request = BulkReviewRequest {
+        decision: Decision::Approve,
+        reason: None,
+        ids: Some(ids),
+        filter: None,
+        dry_run: false,
+        expected_count: None,
+    };
+    Ok(
+        match decide_bulk(state, session.caller, ApiJson(request)).await {
+            Ok(outcome) if outcome.refused == 0 => {
+                see_other_with(&back, true, &format!("已通过 {} 份调查。", outcome.decided))
+            }
+            Ok(outcome) => {
+                let why: Vec<String> = outcome
+                    .items
+                    .iter()
+                    .filter_map(|i| i.detail.clone())
+                    .take(3)
+                    .collect();
+                see_other_with(
+                    &back,
+                    false,
+                    &format!(
+                        "已通过 {} 份，{} 份未能通过：{}",
+                        outcome.decided,
+                        outcome.refused,
+                        why.join("；")
+                    ),
+                )
+            }
+            Err(e) => see_other_with(&back, false, &explain(&e)),
+        },
+    )
+}

@@ -1,0 +1,300 @@
+//! The review console in a real browser: headless Chromium driven over WebDriver (Debian's
+//! `chromium` and `chromium-driver`; `.ci/run` installs them). A county reviewer logs in,
+//! approves one survey, rejects another with a reason, sees the ledger change and downloads
+//! the XLSX. A screenshot of each main page is saved under `target/console-screenshots/` for a
+//! person to look at.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+use crate::console::two_surveys;
+use crate::helpers::*;
+
+/// A chromedriver on a free port and a browser session through it; both end on drop.
+struct Browser {
+    client: Client,
+    driver: Child,
+    downloads: tempfile::TempDir,
+    _profile: tempfile::TempDir,
+}
+
+fn executable(env: &str, candidates: &[&str]) -> PathBuf {
+    if let Ok(path) = std::env::var(env) {
+        return PathBuf::from(path);
+    }
+    candidates
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .unwrap_or_else(|| {
+            panic!(
+                "{} not found: install Debian's chromium and chromium-driver \
+                 (`.ci/run` does), or set {env}",
+                candidates[0]
+            )
+        })
+}
+
+impl Browser {
+    async fn start() -> Browser {
+        let driver_path = executable(
+            "TAIZHANG_CHROMEDRIVER",
+            &["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"],
+        );
+        let chromium = executable("TAIZHANG_CHROMIUM", &["/usr/bin/chromium"]);
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let driver = Command::new(driver_path)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not listen");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let downloads = tempfile::tempdir().expect("downloads");
+        let profile = tempfile::tempdir().expect("profile");
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": chromium,
+                // The machine has no internet: without the background-networking switches
+                // Chromium keeps trying Google's services.
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-quic", "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--window-size=1400,1000",
+                    "--lang=zh-CN", format!("--user-data-dir={}", profile.path().display()),
+                ],
+                "prefs": {
+                    "download.default_directory": downloads.path(),
+                    "download.prompt_for_download": false,
+                    "intl.accept_languages": "zh-CN",
+                },
+            }),
+        );
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let client = ClientBuilder::new(connector)
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .expect("browser session");
+        Browser {
+            client,
+            driver,
+            downloads,
+            _profile: profile,
+        }
+    }
+
+    async fn shot(&self, name: &str) {
+        let png = self.client.screenshot().await.expect("screenshot");
+        let dir = screenshot_dir();
+        std::fs::create_dir_all(&dir).expect("screenshot dir");
+        std::fs::write(dir.join(format!("{name}.png")), png).expect("write screenshot");
+    }
+
+    async fn text(&self, css: &str) -> String {
+        self.client
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"))
+            .text()
+            .await
+            .expect("text")
+    }
+
+    async fn click(&self, css: &str) {
+        self.client
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"))
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("click {css}: {e}"));
+    }
+
+    /// Clicks what loads a new page, and waits until the old page is gone: reading the page
+    /// earlier would find the old one's elements.
+    async fn click_and_load(&self, css: &str) {
+        let old = self.client.find(Locator::Css("html")).await.expect("page");
+        self.click(css).await;
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while old.tag_name().await.is_ok() {
+            assert!(Instant::now() < deadline, "clicking {css} loaded no page");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.client
+            .wait()
+            .at_most(Duration::from_secs(15))
+            .for_element(Locator::Css("body"))
+            .await
+            .expect("the new page");
+    }
+
+    async fn fill(&self, css: &str, text: &str) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"))
+            .send_keys(text)
+            .await
+            .expect("type");
+    }
+
+    async fn path(&self) -> String {
+        let url = self.client.current_url().await.expect("url");
+        match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_owned(),
+        }
+    }
+
+    /// Waits for a completed download with the extension.
+    async fn downloaded(&self, extension: &str) -> Vec<u8> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(file) = std::fs::read_dir(self.downloads.path())
+                .expect("downloads")
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .find(|p| p.extension().is_some_and(|e| e == extension))
+            {
+                return std::fs::read(file).expect("read download");
+            }
+            assert!(Instant::now() < deadline, "no .{extension} downloaded");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn stop(mut self) {
+        let _ = self.client.clone().close().await;
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+    }
+}
+
+/// `target/console-screenshots/`, beside the build (CARGO_TARGET_TMPDIR is `target/tmp`).
+fn screenshot_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap_or(Path::new("target"))
+        .join("console-screenshots")
+}
+
+fn figure_cell(figure: &str) -> String {
+    format!("tr[data-figure=\"{figure}\"] td.approved")
+}
+
+async fn a_reviewer_approves_rejects_and_exports(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (first, second) = two_surveys(&app).await;
+    let browser = Browser::start().await;
+    let b = &browser;
+    let name = match backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    };
+
+    // The console sends a stranger to its login page.
+    b.client
+        .goto(&format!("{}/console", app.address))
+        .await
+        .expect("open console");
+    assert!(b.path().await.starts_with("/console/login"));
+    b.shot(&format!("{name}-01-login")).await;
+    b.fill("#phone", REVIEWER_TAOBEI.phone).await;
+    b.fill("#password", REVIEWER_TAOBEI.password).await;
+    b.click_and_load("#login").await;
+    assert_eq!(b.text("main h1").await, "审核队列");
+    assert_eq!(b.path().await, "/console/queue");
+    b.shot(&format!("{name}-02-queue")).await;
+
+    // The village's ledger before: nothing approved yet.
+    let ledger = format!(
+        "{}/console/ledger?level=village&code=220802100201&month=2020-07",
+        app.address
+    );
+    b.client.goto(&ledger).await.expect("ledger");
+    assert_eq!(b.text(&figure_cell("households")).await, "0");
+    assert_eq!(b.text(&figure_cell("population")).await, "0");
+
+    // Approve the first from the queue.
+    b.client
+        .goto(&format!("{}/console/queue", app.address))
+        .await
+        .expect("queue");
+    b.click_and_load(&format!("tr[data-survey=\"{first}\"] a.open"))
+        .await;
+    assert_eq!(b.path().await, format!("/console/surveys/{first}"));
+    assert!(b.text("figure.map figcaption").await.contains("平安村"));
+    b.shot(&format!("{name}-03-survey")).await;
+    b.click_and_load("form.decision.approve button").await;
+    assert_eq!(b.text("#status").await, "已通过");
+    assert!(b.text(".flash.ok").await.contains("审核通过"));
+
+    // Reject the second with a reason.
+    b.client
+        .goto(&format!("{}/console/surveys/{second}", app.address))
+        .await
+        .expect("survey");
+    b.fill(
+        "form.decision.reject textarea",
+        "家庭成员身份证号有误，请核实",
+    )
+    .await;
+    b.click_and_load("form.decision.reject button").await;
+    assert_eq!(b.text("#status").await, "已驳回");
+    assert!(b
+        .text("dl.facts")
+        .await
+        .contains("家庭成员身份证号有误，请核实"));
+
+    // The ledger counts the approved household and its four members, not the rejected one.
+    b.client.goto(&ledger).await.expect("ledger");
+    assert_eq!(b.text(&figure_cell("households")).await, "1");
+    assert_eq!(b.text(&figure_cell("population")).await, "4");
+    b.shot(&format!("{name}-04-ledger")).await;
+
+    // The export button downloads the XLSX with the browser's session.
+    b.click("#export-xlsx").await;
+    let xlsx = b.downloaded("xlsx").await;
+    assert!(xlsx.starts_with(b"PK"), "an XLSX is a ZIP archive");
+
+    for (path, shot) in [
+        ("/console/duplicates", "05-duplicates"),
+        ("/console/attendance?month=2020-07", "06-attendance"),
+        ("/console/ledger?month=2020-07", "07-ledger-county"),
+        ("/console/months", "08-months"),
+    ] {
+        b.client
+            .goto(&format!("{}{path}", app.address))
+            .await
+            .expect("page");
+        assert!(!b.text("main h1").await.is_empty());
+        b.shot(&format!("{name}-{shot}")).await;
+    }
+    browser.stop().await;
+}
+
+both_backends!(a_reviewer_approves_rejects_and_exports);

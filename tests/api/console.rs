@@ -1,0 +1,481 @@
+//! The review console over plain HTTP: sessions in HttpOnly cookies, CSRF, scope, decisions
+//! that change what the API reports, and errors shown as pages. `browser.rs` drives it in a
+//! real browser.
+
+use reqwest::redirect::Policy;
+use reqwest::{Response, StatusCode};
+use serde_json::Value;
+
+use crate::helpers::*;
+use crate::surveys::{household_survey, id_number, new_id};
+
+/// A browser-like client of the console: no redirects followed, cookies kept by hand.
+pub struct ConsoleClient {
+    base: String,
+    http: reqwest::Client,
+    cookies: std::collections::BTreeMap<String, String>,
+}
+
+impl ConsoleClient {
+    pub fn new(app: &TestApp) -> Self {
+        Self {
+            base: app.address.clone(),
+            http: reqwest::Client::builder()
+                .redirect(Policy::none())
+                .build()
+                .expect("client"),
+            cookies: Default::default(),
+        }
+    }
+
+    fn remember(&mut self, response: &Response) {
+        for value in response.headers().get_all("set-cookie") {
+            let text = value.to_str().expect("ascii cookie");
+            let pair = text.split(';').next().expect("name=value");
+            let (name, value) = pair.split_once('=').expect("name=value");
+            if text.contains("Max-Age=0") {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_owned(), value.to_owned());
+            }
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    pub async fn get(&mut self, path: &str) -> Response {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .send()
+            .await
+            .expect("get");
+        self.remember(&response);
+        response
+    }
+
+    pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Response {
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .expect("post");
+        self.remember(&response);
+        response
+    }
+
+    pub async fn login(&mut self, user: DemoUser) -> Response {
+        let page = self.get("/console/login").await.text().await.expect("page");
+        let token = hidden(&page, "login_token");
+        self.post(
+            "/console/login",
+            &[
+                ("phone", user.phone),
+                ("password", user.password),
+                ("login_token", &token),
+                ("next", "/console/queue"),
+            ],
+        )
+        .await
+    }
+
+    /// The CSRF token of the current session, read from a page as a browser would.
+    pub async fn csrf(&mut self) -> String {
+        let page = self.get("/console/queue").await.text().await.expect("page");
+        hidden(&page, "csrf")
+    }
+}
+
+/// The value of a hidden input in a page.
+pub fn hidden(page: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = page
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} in page"))
+        + marker.len();
+    page[start..].split('"').next().expect("value").to_owned()
+}
+
+fn location(response: &Response) -> String {
+    response
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Two fresh surveys of 平安村 by the 洮北 enumerator; returns their ids.
+pub async fn two_surveys(app: &TestApp) -> (String, String) {
+    let token = app.token(ENUMERATOR_TAOBEI).await;
+    let mut ids = Vec::new();
+    for (sequence, name) in [(41, "赵一"), (42, "钱二")] {
+        let body = household_survey(
+            &new_id(),
+            name,
+            &id_number("220802", "19700101", sequence),
+            &[],
+        );
+        let response = app
+            .post("/api/v1/surveys/households")
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await
+            .expect("submit");
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let answer: Value = response.json().await.expect("json");
+        ids.push(answer["id"].as_str().expect("id").to_owned());
+    }
+    (ids[0].clone(), ids[1].clone())
+}
+
+async fn survey_status(app: &TestApp, id: &str) -> Value {
+    let token = app.token(REVIEWER_TAOBEI).await;
+    app.get_as(&token, &format!("/api/v1/surveys/{id}"))
+        .await
+        .json()
+        .await
+        .expect("json")
+}
+
+async fn login_sets_an_http_only_session_and_logout_ends_it(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let mut console = ConsoleClient::new(&app);
+
+    // Without a session every page sends the browser to the login form, remembering the page.
+    let response = console.get("/console/ledger?month=2020-07").await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        location(&response),
+        "/console/login?next=%2Fconsole%2Fledger%3Fmonth%3D2020-07"
+    );
+
+    // A wrong password: the form again, with a message, and no session.
+    let page = console
+        .get("/console/login")
+        .await
+        .text()
+        .await
+        .expect("page");
+    let token = hidden(&page, "login_token");
+    let response = console
+        .post(
+            "/console/login",
+            &[
+                ("phone", REVIEWER_TAOBEI.phone),
+                ("password", "wrong-password"),
+                ("login_token", &token),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(response
+        .text()
+        .await
+        .expect("page")
+        .contains("手机号或密码错误"));
+    assert!(!console.cookies.contains_key("tz_console"));
+
+    // A login posted without the form's cookie (from another site) is refused.
+    let mut stranger = ConsoleClient::new(&app);
+    let response = stranger
+        .post(
+            "/console/login",
+            &[
+                ("phone", REVIEWER_TAOBEI.phone),
+                ("password", REVIEWER_TAOBEI.password),
+                ("login_token", &token),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(!stranger.cookies.contains_key("tz_console"));
+
+    let response = console.login(REVIEWER_TAOBEI).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&response), "/console/queue");
+    let set_cookie: Vec<String> = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().expect("ascii").to_owned())
+        .collect();
+    let session = set_cookie
+        .iter()
+        .find(|c| c.starts_with("tz_console="))
+        .expect("session cookie");
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/console"] {
+        assert!(session.contains(attribute), "{session} lacks {attribute}");
+    }
+    // The cookie holds the API's own access token: the same session, the same checks.
+    let access = console.cookies["tz_console"].clone();
+    let me = app.get_as(&access, "/api/v1/me").await;
+    assert_eq!(me.status(), StatusCode::OK);
+
+    let page = console.get("/console/queue").await;
+    assert_eq!(page.status(), StatusCode::OK);
+    assert_eq!(
+        page.headers()["cache-control"].to_str().expect("ascii"),
+        "no-store"
+    );
+    assert!(page.headers()["content-security-policy"]
+        .to_str()
+        .expect("ascii")
+        .contains("default-src 'self'"));
+    let html = page.text().await.expect("page");
+    assert!(html.contains("演示·洮北区扶贫办审核员") && html.contains("审核队列"));
+
+    // Logout needs the session's CSRF token, then ends the API session too.
+    let csrf = console.csrf().await;
+    let response = console.post("/console/logout", &[("csrf", "forged")]).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let response = console.post("/console/logout", &[("csrf", &csrf)]).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        app.get_as(&access, "/api/v1/me").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let response = console.get("/console/queue").await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+}
+
+async fn decisions_need_the_csrf_token_and_follow_the_api_rules(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (first, second) = two_surveys(&app).await;
+    let mut console = ConsoleClient::new(&app);
+    console.login(REVIEWER_TAOBEI).await;
+
+    // The queue lists both, oldest first.
+    let html = console
+        .get("/console/queue")
+        .await
+        .text()
+        .await
+        .expect("page");
+    let a = html.find(&first).expect("first listed");
+    let b = html.find(&second).expect("second listed");
+    assert!(a < b, "oldest first");
+
+    // A forged form changes nothing.
+    let path = format!("/console/surveys/{first}/review");
+    let response = console
+        .post(&path, &[("csrf", "0000"), ("decision", "approve")])
+        .await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(survey_status(&app, &first).await["status"], "submitted");
+
+    // Rejecting without a reason is refused by the API's rule, shown as a message.
+    let csrf = console.csrf().await;
+    let response = console
+        .post(&path, &[("csrf", &csrf), ("decision", "reject")])
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let page = console
+        .get(&location(&response))
+        .await
+        .text()
+        .await
+        .expect("page");
+    assert!(
+        page.contains("flash error") && page.contains("reason"),
+        "{page}"
+    );
+    assert_eq!(survey_status(&app, &first).await["status"], "submitted");
+
+    // A decision on a version the reviewer did not see is stale.
+    let response = console
+        .post(
+            &path,
+            &[
+                ("csrf", &csrf),
+                ("decision", "approve"),
+                ("seen_version", "7"),
+            ],
+        )
+        .await;
+    let page = console
+        .get(&location(&response))
+        .await
+        .text()
+        .await
+        .expect("page");
+    assert!(page.contains("该调查已被他人处理"), "{page}");
+
+    let response = console
+        .post(
+            &path,
+            &[
+                ("csrf", &csrf),
+                ("decision", "reject"),
+                ("reason", "户主身份证号与户籍不符"),
+                ("seen_version", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let survey = survey_status(&app, &first).await;
+    assert_eq!(survey["status"], "rejected");
+    assert_eq!(survey["review_comment"], "户主身份证号与户籍不符");
+
+    // Bulk approval through the queue's form.
+    let response = console
+        .post(
+            "/console/queue/bulk",
+            &[("csrf", &csrf), ("ids", &second), ("ids", &first)],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let page = console
+        .get(&location(&response))
+        .await
+        .text()
+        .await
+        .expect("page");
+    // The rejected one cannot be approved; the other is.
+    assert!(page.contains("已通过 1 份，1 份未能通过"), "{page}");
+    assert_eq!(survey_status(&app, &second).await["status"], "approved");
+    assert_eq!(survey_status(&app, &first).await["status"], "rejected");
+}
+
+async fn scope_and_roles_are_the_apis(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (first, _) = two_surveys(&app).await;
+
+    // Another county's reviewer cannot see the survey, nor decide it.
+    let mut other = ConsoleClient::new(&app);
+    other.login(REVIEWER_TAONAN).await;
+    let response = other.get(&format!("/console/surveys/{first}")).await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let html = response.text().await.expect("page");
+    assert!(html.contains("资源不存在"), "{html}");
+    let csrf = other.csrf().await;
+    let response = other
+        .post(
+            &format!("/console/surveys/{first}/review"),
+            &[("csrf", &csrf), ("decision", "approve")],
+        )
+        .await;
+    let page = other.get(&location(&response)).await;
+    assert_eq!(page.status(), StatusCode::NOT_FOUND);
+    assert_eq!(survey_status(&app, &first).await["status"], "submitted");
+    // Nor read another county's ledger.
+    let response = other
+        .get("/console/ledger?level=county&code=220802000000&month=2020-07")
+        .await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+
+    // Field users may log in (same accounts) but not review.
+    let mut field = ConsoleClient::new(&app);
+    field.login(ENUMERATOR_TAOBEI).await;
+    let response = field.get("/console/duplicates").await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+
+    // Only the city closes months.
+    let mut reviewer = ConsoleClient::new(&app);
+    reviewer.login(REVIEWER_TAOBEI).await;
+    let csrf = reviewer.csrf().await;
+    let response = reviewer
+        .post("/console/months/2020-07/close", &[("csrf", &csrf)])
+        .await;
+    let page = reviewer
+        .get(&location(&response))
+        .await
+        .text()
+        .await
+        .expect("page");
+    assert!(page.contains("当前角色无权执行此操作"), "{page}");
+    let mut city = ConsoleClient::new(&app);
+    city.login(CITY_ADMIN).await;
+    let csrf = city.csrf().await;
+    let response = city
+        .post("/console/months/2020-07/close", &[("csrf", &csrf)])
+        .await;
+    let page = city
+        .get(&location(&response))
+        .await
+        .text()
+        .await
+        .expect("page");
+    assert!(page.contains("2020-07 已关账"), "{page}");
+}
+
+async fn pages_render_in_chinese_and_bad_input_is_a_page(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (first, _) = two_surveys(&app).await;
+    let mut console = ConsoleClient::new(&app);
+    console.login(CITY_ADMIN).await;
+    for (path, expect) in [
+        ("/console/queue".to_owned(), "审核队列"),
+        (format!("/console/surveys/{first}"), "家庭成员"),
+        ("/console/duplicates".to_owned(), "疑似重复户"),
+        ("/console/attendance?month=2020-07".to_owned(), "驻村考勤"),
+        ("/console/ledger?month=2020-07".to_owned(), "需求台账"),
+        (
+            "/console/ledger?level=village&code=220802100201&month=2020-07".to_owned(),
+            "平安村",
+        ),
+        ("/console/months".to_owned(), "月度关账"),
+    ] {
+        let response = console.get(&path).await;
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        let html = response.text().await.expect("page");
+        assert!(html.contains(expect), "{path} lacks {expect}");
+        assert!(html.contains("<html lang=\"zh-CN\">"), "{path}");
+        // Nothing from outside the server.
+        assert!(!html.contains("http://") || html.contains("http://www.w3.org/2000/svg"));
+        assert!(!html.contains("https://"), "{path} loads from outside");
+    }
+    // The survey page draws the village on an SVG map.
+    let html = console
+        .get(&format!("/console/surveys/{first}"))
+        .await
+        .text()
+        .await
+        .expect("page");
+    assert!(html.contains("<svg") && html.contains("fence focus"));
+    for (path, status) in [
+        ("/console/attendance?month=2020-13", StatusCode::BAD_REQUEST),
+        (
+            "/console/ledger?level=village&code=12",
+            StatusCode::BAD_REQUEST,
+        ),
+        ("/console/surveys/not-a-uuid", StatusCode::BAD_REQUEST),
+        ("/console/no-such-page", StatusCode::NOT_FOUND),
+    ] {
+        let response = console.get(path).await;
+        assert_eq!(response.status(), status, "{path}");
+        assert!(response.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("text/html"));
+    }
+    // The ledger's export with the console session.
+    let response = console
+        .get("/console/ledger/export?level=county&code=220802000000&month=2020-07&format=xlsx")
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let bytes = response.bytes().await.expect("xlsx");
+    assert!(bytes.starts_with(b"PK"), "an XLSX is a ZIP");
+}
+
+both_backends!(
+    login_sets_an_http_only_session_and_logout_ends_it,
+    decisions_need_the_csrf_token_and_follow_the_api_rules,
+    scope_and_roles_are_the_apis,
+    pages_render_in_chinese_and_bad_input_is_a_page,
+);
