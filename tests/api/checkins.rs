@@ -576,6 +576,55 @@ async fn attendance_equals_a_recomputation_from_raw_checkins(backend: Backend) {
             .map(|p| p["days_present"].as_u64().unwrap_or(0))
             .sum();
         assert_eq!(village_total, people_total);
+
+        // The check-in list agrees with the raw rows: flagged, accepted, all, newest first.
+        let in_month: Vec<&(String, String, chrono::NaiveDate, String)> = raw
+            .iter()
+            .filter(|r| r.2.format("%Y-%m").to_string() == month)
+            .collect();
+        for (filter, expected) in [
+            (
+                "&flagged=true",
+                in_month.iter().filter(|r| r.3 != "accepted").count(),
+            ),
+            (
+                "&flagged=false",
+                in_month.iter().filter(|r| r.3 == "accepted").count(),
+            ),
+            ("", in_month.len()),
+        ] {
+            let list: Value = app
+                .get_as(&admin, &format!("/api/v1/checkins?month={month}{filter}"))
+                .await
+                .json()
+                .await
+                .expect("json");
+            let items = list["items"].as_array().expect("items");
+            assert_eq!(items.len(), expected, "{filter}: {list}");
+            assert_eq!(list["truncated"], false);
+            let times: Vec<&str> = items
+                .iter()
+                .map(|c| c["captured_at"].as_str().expect("time"))
+                .collect();
+            assert!(times.windows(2).all(|w| w[0] >= w[1]), "newest first");
+            for c in items {
+                let flagged = !c["flags"].as_array().expect("flags").is_empty();
+                assert_eq!(c["status"] == "flagged", flagged, "{c}");
+                assert!(c["photo"]["thumbnail_url"]
+                    .as_str()
+                    .is_some_and(|u| u.ends_with("?size=thumb")));
+            }
+        }
+        if in_month.len() > 1 {
+            let one: Value = app
+                .get_as(&admin, &format!("/api/v1/checkins?month={month}&limit=1"))
+                .await
+                .json()
+                .await
+                .expect("json");
+            assert_eq!(one["items"].as_array().map(Vec::len), Some(1));
+            assert_eq!(one["truncated"], true);
+        }
     }
     // Scope: 洮南市's reviewer sees nobody; the secretary's own filter works.
     let stranger = app.token(REVIEWER_TAONAN).await;
@@ -587,6 +636,30 @@ async fn attendance_equals_a_recomputation_from_raw_checkins(backend: Backend) {
         .await
         .expect("json");
     assert_eq!(none["people"].as_array().map(Vec::len), Some(0));
+    let none: Value = app
+        .get_as(&stranger, &format!("/api/v1/checkins?month={month}"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(none["items"].as_array().map(Vec::len), Some(0));
+    problem(
+        app.get_as(
+            &stranger,
+            &format!("/api/v1/checkins?month={month}&village=220802100201"),
+        )
+        .await,
+        403,
+        "out_of_scope",
+    )
+    .await;
+    problem(
+        app.get_as(&admin, &format!("/api/v1/checkins?month={month}&limit=0"))
+            .await,
+        400,
+        "invalid_query",
+    )
+    .await;
     problem(
         app.get_as(
             &stranger,
