@@ -52,17 +52,17 @@ async fn upload(app: &TestApp, token: &str, bytes: Vec<u8>, content_type: &str) 
     sha
 }
 
-struct Shot {
+pub struct Shot {
     seed: u64,
     captured: DateTime<Utc>,
     at: (f64, f64),
-    accuracy: f64,
+    pub accuracy: f64,
     crs: &'static str,
     village: &'static str,
 }
 
 impl Shot {
-    fn new(seed: u64, captured: DateTime<Utc>) -> Self {
+    pub fn new(seed: u64, captured: DateTime<Utc>) -> Self {
         Self {
             seed,
             captured,
@@ -74,7 +74,7 @@ impl Shot {
     }
 }
 
-async fn checkin_body(app: &TestApp, token: &str, shot: &Shot) -> Value {
+pub async fn checkin_body(app: &TestApp, token: &str, shot: &Shot) -> Value {
     let sha = upload(
         app,
         token,
@@ -90,7 +90,7 @@ async fn checkin_body(app: &TestApp, token: &str, shot: &Shot) -> Value {
     })
 }
 
-async fn post(app: &TestApp, token: &str, body: &Value) -> Response {
+pub async fn post(app: &TestApp, token: &str, body: &Value) -> Response {
     app.post("/api/v1/checkins")
         .bearer_auth(token)
         .json(body)

@@ -6,8 +6,9 @@ use reqwest::redirect::Policy;
 use reqwest::{Response, StatusCode};
 use serde_json::Value;
 
+use crate::checkins::{checkin_body, post, Shot};
 use crate::helpers::*;
-use crate::surveys::{household_survey, id_number, new_id};
+use crate::surveys::{household_survey, id_number, new_id, upload};
 
 /// A browser-like client of the console: no redirects followed, cookies kept by hand.
 pub struct ConsoleClient {
@@ -110,6 +111,13 @@ pub fn hidden(page: &str, name: &str) -> String {
     page[start..].split('"').next().expect("value").to_owned()
 }
 
+/// The first photo a page shows.
+fn hidden_photo(page: &str) -> String {
+    let marker = "/console/photos/";
+    let start = page.find(marker).expect("a photo") + marker.len();
+    page[start..start + 64].to_owned()
+}
+
 fn location(response: &Response) -> String {
     response
         .headers()
@@ -119,16 +127,22 @@ fn location(response: &Response) -> String {
         .to_owned()
 }
 
-/// Two fresh surveys of 平安村 by the 洮北 enumerator; returns their ids.
+/// Two fresh surveys of 平安村 by the 洮北 enumerator, the first with a photo; returns their ids.
 pub async fn two_surveys(app: &TestApp) -> (String, String) {
     let token = app.token(ENUMERATOR_TAOBEI).await;
+    let photo = upload(app, &token, "doorplate.jpg").await;
     let mut ids = Vec::new();
     for (sequence, name) in [(41, "赵一"), (42, "钱二")] {
+        let photos = if sequence == 41 {
+            vec![photo.clone()]
+        } else {
+            Vec::new()
+        };
         let body = household_survey(
             &new_id(),
             name,
             &id_number("220802", "19700101", sequence),
-            &[],
+            &photos,
         );
         let response = app
             .post("/api/v1/surveys/households")
@@ -464,6 +478,67 @@ async fn pages_render_in_chinese_and_bad_input_is_a_page(backend: Backend) {
             .expect("ascii")
             .starts_with("text/html"));
     }
+    // The survey's photo through the console session, a thumbnail first.
+    let thumb = format!("/console/photos/{}?size=thumb", hidden_photo(&html));
+    let response = console.get(&thumb).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "image/jpeg");
+    let mut other = ConsoleClient::new(&app);
+    other.login(REVIEWER_TAONAN).await;
+    assert_eq!(other.get(&thumb).await.status(), StatusCode::NOT_FOUND);
+
+    // Revealing the head's ID number asks for a reason and is audited.
+    let masked = html.contains("220802********0411");
+    assert!(masked, "masked by default");
+    let html = console
+        .get(&format!(
+            "/console/surveys/{first}?reveal=true&reason=核实户籍"
+        ))
+        .await
+        .text()
+        .await
+        .expect("page");
+    assert!(html.contains("220802197001010411"), "revealed");
+    let token = app.token(CITY_ADMIN).await;
+    let audit: Value = app
+        .get_as(&token, "/api/v1/audit?action=reveal_personal_data")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert!(audit.to_string().contains("核实户籍"), "{audit}");
+
+    // A flagged check-in shows on the month's attendance page with its photo.
+    let secretary = app.token(SECRETARY_TAOBEI).await;
+    let mut shot = Shot::new(7001, chrono::Utc::now() - chrono::Duration::hours(1));
+    shot.accuracy = 500.0;
+    let body = checkin_body(&app, &secretary, &shot).await;
+    assert_eq!(
+        post(&app, &secretary, &body).await.status(),
+        StatusCode::CREATED
+    );
+    let month = (chrono::Utc::now() + chrono::Duration::hours(8))
+        .format("%Y-%m")
+        .to_string();
+    let html = console
+        .get(&format!(
+            "/console/attendance?month={month}&county=220802000000&village=220802100201"
+        ))
+        .await
+        .text()
+        .await
+        .expect("page");
+    assert!(html.contains("定位精度不足"), "the flag, in Chinese");
+    assert!(html.contains(&format!(
+        "/console/photos/{}?size=thumb",
+        body["photo"].as_str().expect("sha")
+    )));
+    assert!(html.contains("演示·平安村第一书记"));
+    assert!(
+        html.contains("pt flagged"),
+        "the check-in on the village map"
+    );
+
     // The ledger's export with the console session.
     let response = console
         .get("/console/ledger/export?level=county&code=220802000000&month=2020-07&format=xlsx")
