@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
+use crate::checkins::{checkin_body, post, Shot};
 use crate::console::two_surveys;
 use crate::helpers::*;
 
@@ -281,9 +282,19 @@ async fn a_reviewer_approves_rejects_and_exports(backend: Backend) {
     let xlsx = b.downloaded("xlsx").await;
     assert!(xlsx.starts_with(b"PK"), "an XLSX is a ZIP archive");
 
+    // A check-in with poor accuracy, for the attendance page to show.
+    let secretary = app.token(SECRETARY_TAOBEI).await;
+    let mut shot = Shot::new(7002, chrono::Utc::now() - chrono::Duration::hours(2));
+    shot.accuracy = 500.0;
+    let body = checkin_body(&app, &secretary, &shot).await;
+    assert_eq!(post(&app, &secretary, &body).await.status(), 201);
+    let month = (chrono::Utc::now() + chrono::Duration::hours(8))
+        .format("%Y-%m")
+        .to_string();
+    let attendance = format!("/console/attendance?month={month}&village=220802100201");
     for (path, shot) in [
         ("/console/duplicates", "05-duplicates"),
-        ("/console/attendance?month=2020-07", "06-attendance"),
+        (attendance.as_str(), "06-attendance"),
         ("/console/ledger?month=2020-07", "07-ledger-county"),
         ("/console/months", "08-months"),
     ] {
@@ -292,6 +303,12 @@ async fn a_reviewer_approves_rejects_and_exports(backend: Backend) {
             .await
             .expect("page");
         assert!(!b.text("main h1").await.is_empty());
+        if shot == "06-attendance" {
+            assert!(
+                b.text("#flagged").await.contains("定位精度不足"),
+                "the flagged check-in is listed"
+            );
+        }
         b.shot(&format!("{name}-{shot}")).await;
     }
     browser.stop().await;

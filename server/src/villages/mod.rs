@@ -31,24 +31,23 @@ pub fn villages_in(
         .load(conn)
 }
 
-/// A division's name.
-pub fn name_of(conn: &mut DbConnection, code: &str) -> QueryResult<Option<String>> {
-    divisions::table
-        .find(code)
-        .select(divisions::name)
-        .first(conn)
-        .optional()
-}
-
 /// Names of divisions by code (villages, townships, counties), for lists that show names.
 pub fn names(
     conn: &mut DbConnection,
     codes: &[String],
 ) -> QueryResult<std::collections::HashMap<String, String>> {
-    Ok(divisions::table
+    let mut found: std::collections::HashMap<String, String> = divisions::table
         .filter(divisions::code.eq_any(codes))
         .select((divisions::code, divisions::name))
         .load::<(String, String)>(conn)?
         .into_iter()
-        .collect())
+        .collect();
+    // Villages are rows of their own table, not of the division tree.
+    found.extend(
+        villages::table
+            .filter(villages::code.eq_any(codes))
+            .select((villages::code, villages::name))
+            .load::<(String, String)>(conn)?,
+    );
+    Ok(found)
 }
