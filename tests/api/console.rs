@@ -548,7 +548,44 @@ async fn pages_render_in_chinese_and_bad_input_is_a_page(backend: Backend) {
     assert!(bytes.starts_with(b"PK"), "an XLSX is a ZIP");
 }
 
+async fn an_expired_access_token_is_renewed_for_an_open_session(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |s| {
+        s.auth.access_ttl = std::time::Duration::from_secs(1)
+    })
+    .await;
+    let mut console = ConsoleClient::new(&app);
+    console.login(REVIEWER_TAOBEI).await;
+    let first = console.cookies["tz_console"].clone();
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    // The API refuses the expired token; the console renews it for the same session.
+    assert_eq!(
+        app.get_as(&first, "/api/v1/me").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let response = console.get("/console/queue").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let renewed = console.cookies["tz_console"].clone();
+    assert_ne!(renewed, first, "a new token was set");
+    assert_eq!(
+        app.get_as(&renewed, "/api/v1/me").await.status(),
+        StatusCode::OK
+    );
+    // A session ended through the API ends the console's too, expired token or not.
+    let response = app
+        .post("/api/v1/auth/logout")
+        .bearer_auth(&renewed)
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let response = console.get("/console/queue").await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert!(location(&response).starts_with("/console/login"));
+}
+
 both_backends!(
+    an_expired_access_token_is_renewed_for_an_open_session,
     login_sets_an_http_only_session_and_logout_ends_it,
     decisions_need_the_csrf_token_and_follow_the_api_rules,
     scope_and_roles_are_the_apis,
