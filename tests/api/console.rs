@@ -393,11 +393,25 @@ async fn scope_and_roles_are_the_apis(backend: Backend) {
         .await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
 
-    // Field users may log in (same accounts) but not review.
+    // Field users work in the phone app: the console turns them away and keeps no session.
     let mut field = ConsoleClient::new(&app);
-    field.login(ENUMERATOR_TAOBEI).await;
-    let response = field.get("/console/duplicates").await;
+    let response = field.login(ENUMERATOR_TAOBEI).await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(response
+        .text()
+        .await
+        .expect("page")
+        .contains("请使用手机应用"));
+    assert!(!field.cookies.contains_key("tz_console"));
+    let response = field.get("/console/duplicates").await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    // Nor does a field user's API token work as a console cookie.
+    let token = app.token(ENUMERATOR_TAOBEI).await;
+    field.cookies.insert("tz_console".into(), token);
+    assert_eq!(
+        field.get("/console/queue").await.status(),
+        StatusCode::FORBIDDEN
+    );
 
     // Only the city closes months.
     let mut reviewer = ConsoleClient::new(&app);

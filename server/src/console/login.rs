@@ -10,8 +10,9 @@ use super::session::{
     constant_time_eq, removal, session_cookie, Session, IDLE_LIMIT, LOGIN_COOKIE, PATH,
     SESSION_COOKIE,
 };
-use super::{pairs, see_other, value, ConsoleError};
+use super::{pairs, value, ConsoleError, CONSOLE_ROLES};
 use crate::auth::routes::{log_in, log_out, LoginRequest};
+use crate::auth::{tokens, Caller};
 use crate::error::{ApiError, ErrorCode};
 use crate::http::ApiJson;
 use crate::startup::AppState;
@@ -62,10 +63,10 @@ pub async fn page(req: HttpRequest) -> HttpResponse {
         .http_only(true)
         .same_site(actix_web::cookie::SameSite::Strict)
         .finish();
-    let mut res = html_response(form(next, &token, "", None));
-    // A fresh page each time: the form's token must match this response's cookie.
-    let _ = res.add_cookie(&cookie);
-    res
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .cookie(cookie)
+        .body(form(next, &token, "", None).into_string())
 }
 
 pub async fn submit(
@@ -86,7 +87,23 @@ pub async fn submit(
         password: value(&fields, "password").unwrap_or("").to_owned(),
         device_id: "console".into(),
     };
-    match log_in(state.clone(), req, ApiJson(request)).await {
+    match log_in(state.clone(), req.clone(), ApiJson(request)).await {
+        Ok(tokens) if !CONSOLE_ROLES.contains(&tokens.user.role) => {
+            // The password was right, but the console is not theirs: end the session it opened.
+            let caller = Caller::load(
+                &state,
+                tokens::verify_access(&state.keys, &tokens.access_token)?,
+            )
+            .await?;
+            log_out(state, caller).await?;
+            let message = format!(
+                "审核控制台供县（市、区）和市扶贫办使用，{}请使用手机应用。",
+                tokens.user.role_label
+            );
+            let mut res = html_response(form(&next, presented, &phone, Some(&message)));
+            *res.status_mut() = StatusCode::FORBIDDEN;
+            Ok(res)
+        }
         Ok(tokens) => {
             let ttl = chrono::Duration::seconds(tokens.expires_in as i64);
             Ok(HttpResponse::SeeOther()
@@ -127,9 +144,10 @@ pub async fn logout(
     let fields = pairs(std::str::from_utf8(&body).unwrap_or(""));
     session.check_csrf(&state, value(&fields, "csrf").unwrap_or(""))?;
     log_out(state, session.caller).await?;
-    let mut res = see_other("/console/login");
-    let _ = res.add_cookie(&removal(SESSION_COOKIE));
-    Ok(res)
+    Ok(HttpResponse::SeeOther()
+        .insert_header((actix_web::http::header::LOCATION, "/console/login"))
+        .cookie(removal(SESSION_COOKIE))
+        .finish())
 }
 
 #[cfg(test)]

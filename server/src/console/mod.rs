@@ -30,7 +30,7 @@ pub use error::{ConsoleError, ConsoleResult};
 pub use session::Session;
 
 use crate::auth::Caller;
-use crate::domain::{DivisionCode, DivisionLevel};
+use crate::domain::{DivisionCode, DivisionLevel, Role};
 use crate::error::ApiError;
 use crate::http::bad_query;
 
@@ -92,9 +92,11 @@ pub fn pairs(raw: &str) -> Vec<(String, String)> {
     form_urlencoded::parse(raw.as_bytes())
         .into_owned()
         .filter(|(_, v)| !v.trim().is_empty())
-        .map(|(k, v)| (k, v.trim().to_owned()))
         .collect()
 }
+
+/// The console is for county and city staff; field users work in the phone app.
+pub const CONSOLE_ROLES: [Role; 2] = [Role::CountyReviewer, Role::CityAdmin];
 
 /// The query string as one of the API's query types, so the console accepts exactly what the
 /// API does (and refuses it the same way).

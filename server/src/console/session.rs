@@ -173,6 +173,7 @@ async fn authenticate(req: &HttpRequest) -> Result<Session, ConsoleError> {
         ApiError::Unauthenticated { .. } => login(),
         other => ConsoleError::Api(other),
     })?;
+    caller.require_role(&super::CONSOLE_ROLES)?;
     if renew {
         let ttl = chrono::Duration::from_std(state.settings.auth.access_ttl)
             .map_err(ApiError::internal)?;
