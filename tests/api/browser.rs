@@ -14,6 +14,7 @@ use serde_json::json;
 use crate::checkins::{checkin_body, post, Shot};
 use crate::console::two_surveys;
 use crate::helpers::*;
+use crate::surveys::{household_survey, id_number, new_id};
 
 /// A chromedriver on a free port and a browser session through it; both end on drop.
 struct Browser {
@@ -282,6 +283,45 @@ async fn a_reviewer_approves_rejects_and_exports(backend: Backend) {
     let xlsx = b.downloaded("xlsx").await;
     assert!(xlsx.starts_with(b"PK"), "an XLSX is a ZIP archive");
 
+    // A keyless survey of a household like the first: a possible duplicate, merged side by side.
+    let field = app.token(ENUMERATOR_TAOBEI).await;
+    let mut twin = household_survey(&new_id(), "赵一", &id_number("220802", "19700101", 41), &[]);
+    twin["household"]["head_id_number"] = serde_json::Value::Null;
+    twin["location"]["lat"] = json!(45.736537 + 30.0 / 111_200.0);
+    let response = app
+        .post("/api/v1/surveys/households")
+        .bearer_auth(&field)
+        .json(&twin)
+        .send()
+        .await
+        .expect("submit");
+    assert_eq!(response.status(), 201);
+    b.client
+        .goto(&format!("{}/console/duplicates", app.address))
+        .await
+        .expect("duplicates");
+    assert_eq!(
+        b.client
+            .find_all(Locator::Css("article.pair"))
+            .await
+            .expect("pairs")
+            .len(),
+        1
+    );
+    b.shot(&format!("{name}-05-duplicates")).await;
+    let old = b.client.find(Locator::Css("html")).await.expect("page");
+    b.click("form.decision.merge-a button").await;
+    // The merge asks first.
+    b.client.accept_alert().await.expect("a confirmation");
+    b.client
+        .wait()
+        .at_most(Duration::from_secs(15))
+        .for_element(Locator::Css(".flash.ok"))
+        .await
+        .expect("merged");
+    assert!(old.tag_name().await.is_err(), "a new page");
+    assert!(b.text(".flash.ok").await.contains("合并"));
+
     // A check-in with poor accuracy, for the attendance page to show.
     let secretary = app.token(SECRETARY_TAOBEI).await;
     let mut shot = Shot::new(7002, chrono::Utc::now() - chrono::Duration::hours(2));
@@ -293,7 +333,6 @@ async fn a_reviewer_approves_rejects_and_exports(backend: Backend) {
         .to_string();
     let attendance = format!("/console/attendance?month={month}&village=220802100201");
     for (path, shot) in [
-        ("/console/duplicates", "05-duplicates"),
         (attendance.as_str(), "06-attendance"),
         ("/console/ledger?month=2020-07", "07-ledger-county"),
         ("/console/months", "08-months"),
