@@ -501,6 +501,32 @@ async fn pages_render_in_chinese_and_bad_input_is_a_page(backend: Backend) {
     other.login(REVIEWER_TAONAN).await;
     assert_eq!(other.get(&thumb).await.status(), StatusCode::NOT_FOUND);
 
+    // A corrected survey: the page lists the household's versions, linked.
+    let field = app.token(ENUMERATOR_TAOBEI).await;
+    let mut correction =
+        household_survey(&new_id(), "赵一", &id_number("220802", "19700101", 41), &[]);
+    correction["replaces"] = Value::String(first.clone());
+    let response = app
+        .post("/api/v1/surveys/households")
+        .bearer_auth(&field)
+        .json(&correction)
+        .send()
+        .await
+        .expect("submit");
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let corrected: Value = response.json().await.expect("json");
+    let page = console
+        .get(&format!(
+            "/console/surveys/{}",
+            corrected["id"].as_str().expect("id")
+        ))
+        .await
+        .text()
+        .await
+        .expect("page");
+    assert!(page.contains("该户历次调查（2）"), "{page}");
+    assert!(page.contains(&format!("/console/surveys/{first}")));
+
     // Revealing the head's ID number asks for a reason and is audited.
     let masked = html.contains("220802********0411");
     assert!(masked, "masked by default");

@@ -10,7 +10,7 @@ use super::svg::{map, Fence, Mark, Point};
 use super::{name, names, pairs, parse_pairs, see_other_with, value, Session};
 use crate::http::{ApiJson, ApiQuery};
 use crate::startup::AppState;
-use crate::surveys::read::{survey_by_id, RevealQuery, SurveyDetail};
+use crate::surveys::read::{household_by_id, survey_by_id, RevealQuery, SurveyDetail};
 use crate::surveys::review::{transition, Decision, ReviewRequest};
 use crate::surveys::review_routes::decide_survey;
 use crate::villages::routes::{village_by_code, villages_list, VillageQuery};
@@ -53,6 +53,16 @@ pub async fn page(
             county: None,
             township: Some(village.township_code.as_str().to_owned()),
             geofence: Some(true),
+        }),
+    )
+    .await?;
+    let household = household_by_id(
+        state.clone(),
+        session.caller.clone(),
+        web::Path::from(s.household_id.clone()),
+        ApiQuery(RevealQuery {
+            reveal: None,
+            reason: None,
         }),
     )
     .await?;
@@ -197,6 +207,25 @@ pub async fn page(
                 @for p in &s.photos {
                     a href={ "/console/photos/" (p.sha256) } target="_blank" rel="noopener" title="查看原图" {
                         img src={ "/console/photos/" (p.sha256) "?size=thumb" } alt="调查照片" loading="lazy";
+                    }
+                }
+            }
+        }
+        @if household.versions.len() > 1 {
+            section.versions {
+                h2 { "该户历次调查（" (household.versions.len()) "）" }
+                table.list {
+                    thead { tr { th { "版本" } th { "调查时间" } th { "户主" } th { "人数" } th { "状态" } } }
+                    tbody {
+                        @for v in &household.versions {
+                            tr class=[(v.id == s.id).then_some("current")] {
+                                td { a href={ "/console/surveys/" (v.id) } { "第 " (v.version) " 版" } }
+                                td { (datetime(&v.surveyed_at)) }
+                                td { (v.head_name) }
+                                td.num { (v.member_count) }
+                                td { span class={ "status " (v.status.as_str()) } { (v.status.label()) } }
+                            }
+                        }
                     }
                 }
             }

@@ -800,6 +800,18 @@ pub async fn get_household(
     path: web::Path<String>,
     query: ApiQuery<RevealQuery>,
 ) -> ApiResult<web::Json<HouseholdView>> {
+    household_by_id(state, caller, path, query)
+        .await
+        .map(web::Json)
+}
+
+/// [`get_household`] as a function, for the console.
+pub async fn household_by_id(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    query: ApiQuery<RevealQuery>,
+) -> ApiResult<HouseholdView> {
     let id = path.into_inner();
     let reveal = reveal_allowed(&caller, query.0.reveal, query.0.reason.as_deref())?;
     let reason = query.0.reason;
@@ -866,7 +878,7 @@ pub async fn get_household(
             })
         })
         .await?;
-    Ok(web::Json(view))
+    Ok(view)
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
