@@ -7,7 +7,9 @@ use maud::html;
 use super::error::ConsoleResult;
 use super::layout::{current_month, datetime, render, Nav};
 use super::svg::{map, Fence, Mark, Point};
-use super::{chosen_county, counties_of, name, names, pairs, value, villages_of, Session};
+use super::{
+    chosen_county, counties_of, name, names, pairs, place_filters, value, villages_of, Session,
+};
 use crate::checkins::attendance::{AttendanceQuery, CheckinQuery};
 use crate::checkins::routes::{attendance_of_month, checkins_of_month};
 use crate::http::ApiQuery;
@@ -124,22 +126,7 @@ pub async fn page(
     let body = html! {
         form.filters method="get" action="/console/attendance" {
             label { "月份" input type="month" name="month" value=(month) required; }
-            label { "县（市、区）"
-                select name="county" disabled[caller.county_code.is_some()] {
-                    @if caller.county_code.is_none() { option value="" { "全部" } }
-                    @for (code, n) in &counties {
-                        option value=(code) selected[county.as_deref() == Some(code)] { (n) }
-                    }
-                }
-            }
-            label { "行政村"
-                select name="village" {
-                    option value="" { "全部" }
-                    @for (code, n) in &villages {
-                        option value=(code) selected[village.as_deref() == Some(code)] { (n) }
-                    }
-                }
-            }
+            (place_filters(caller, &counties, county.as_deref(), &villages, village.as_deref()))
             button type="submit" { "查询" }
         }
         @if attendance.counties.len() > 1 {

@@ -6,7 +6,9 @@ use maud::{html, Markup};
 
 use super::error::{explain, ConsoleResult};
 use super::layout::{csrf_field, datetime, query, render, Nav};
-use super::{chosen_county, name, names, pairs, parse_pairs, see_other_with, value, Session};
+use super::{
+    back_to, chosen_county, name, names, pairs, parse_pairs, posted, see_other_with, value, Session,
+};
 use crate::http::{ApiJson, ApiQuery};
 use crate::startup::AppState;
 use crate::surveys::duplicates::{PairAction, PairState};
@@ -218,12 +220,8 @@ pub async fn decide(
     path: web::Path<(String, String)>,
     body: web::Bytes,
 ) -> ConsoleResult<HttpResponse> {
-    let fields = pairs(std::str::from_utf8(&body).unwrap_or(""));
-    session.check_csrf(&state, value(&fields, "csrf").unwrap_or(""))?;
-    let back = value(&fields, "back")
-        .filter(|b| b.starts_with("/console/duplicates"))
-        .unwrap_or("/console/duplicates")
-        .to_owned();
+    let fields = posted(&state, &session, &body)?;
+    let back = back_to(&fields, "/console/duplicates");
     let form: PairForm = parse_pairs(&fields)?;
     let request = PairRequest {
         action: form.action,

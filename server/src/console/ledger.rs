@@ -7,7 +7,7 @@ use maud::html;
 use super::error::{explain, ConsoleResult};
 use super::layout::{change, csrf_field, current_month, datetime, number, query, render, Nav};
 use super::svg::{bars, Bar};
-use super::{pairs, parse_pairs, see_other_with, value, Session};
+use super::{pairs, parse_pairs, posted, see_other_with, value, Session};
 use crate::domain::{DivisionLevel, Role};
 use crate::http::ApiQuery;
 use crate::ledger::inventory::FigureRow;
@@ -305,8 +305,7 @@ pub async fn close(
     path: web::Path<String>,
     body: web::Bytes,
 ) -> ConsoleResult<HttpResponse> {
-    let fields = pairs(std::str::from_utf8(&body).unwrap_or(""));
-    session.check_csrf(&state, value(&fields, "csrf").unwrap_or(""))?;
+    posted(&state, &session, &body)?;
     let month = path.into_inner();
     Ok(
         match close_month_now(state, session.caller, web::Path::from(month.clone())).await {

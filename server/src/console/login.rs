@@ -10,7 +10,7 @@ use super::session::{
     constant_time_eq, removal, session_cookie, Session, IDLE_LIMIT, LOGIN_COOKIE, PATH,
     SESSION_COOKIE,
 };
-use super::{pairs, value, ConsoleError, CONSOLE_ROLES};
+use super::{pairs, posted, value, ConsoleError, CONSOLE_ROLES};
 use crate::auth::routes::{log_in, log_out, LoginRequest};
 use crate::auth::{tokens, Caller};
 use crate::error::{ApiError, ErrorCode};
@@ -141,8 +141,7 @@ pub async fn logout(
     session: Session,
     body: web::Bytes,
 ) -> ConsoleResult<HttpResponse> {
-    let fields = pairs(std::str::from_utf8(&body).unwrap_or(""));
-    session.check_csrf(&state, value(&fields, "csrf").unwrap_or(""))?;
+    posted(&state, &session, &body)?;
     log_out(state, session.caller).await?;
     Ok(HttpResponse::SeeOther()
         .insert_header((actix_web::http::header::LOCATION, "/console/login"))

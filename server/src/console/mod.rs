@@ -178,3 +178,50 @@ pub async fn names(
 pub fn name<'a>(names: &'a HashMap<String, String>, key: &'a str) -> &'a str {
     names.get(key).map_or(key, String::as_str)
 }
+
+/// A posted form's fields, once its CSRF token is this session's.
+pub fn posted(
+    state: &crate::startup::AppState,
+    session: &Session,
+    body: &[u8],
+) -> ConsoleResult<Vec<(String, String)>> {
+    let fields = pairs(std::str::from_utf8(body).unwrap_or(""));
+    session.check_csrf(state, value(&fields, "csrf").unwrap_or(""))?;
+    Ok(fields)
+}
+
+/// The page a form came from (its `back` field), if it is a page of the section.
+pub fn back_to(fields: &[(String, String)], section: &str) -> String {
+    value(fields, "back")
+        .filter(|b| b.starts_with(section))
+        .unwrap_or(section)
+        .to_owned()
+}
+
+/// The county and village pickers of a filter form: a reviewer's county is fixed.
+pub fn place_filters(
+    caller: &Caller,
+    counties: &[(String, String)],
+    county: Option<&str>,
+    villages: &[(String, String)],
+    village: Option<&str>,
+) -> maud::Markup {
+    maud::html! {
+        label { "县（市、区）"
+            select name="county" disabled[caller.county_code.is_some()] {
+                @if caller.county_code.is_none() { option value="" { "全部" } }
+                @for (code, n) in counties {
+                    option value=(code) selected[county == Some(code.as_str())] { (n) }
+                }
+            }
+        }
+        label { "行政村"
+            select name="village" {
+                option value="" { "全部" }
+                @for (code, n) in villages {
+                    option value=(code) selected[village == Some(code.as_str())] { (n) }
+                }
+            }
+        }
+    }
+}

@@ -6,8 +6,8 @@ use maud::html;
 use super::error::{explain, ConsoleResult};
 use super::layout::{csrf_field, datetime, query, render, Nav};
 use super::{
-    chosen_county, counties_of, name, names, pairs, parse_pairs, see_other_with, value,
-    villages_of, Session,
+    back_to, chosen_county, counties_of, name, names, pairs, parse_pairs, place_filters, posted,
+    see_other_with, value, villages_of, Session,
 };
 use crate::domain::{ReviewStatus, SurveyFlag};
 use crate::http::{ApiJson, ApiQuery};
@@ -83,22 +83,7 @@ pub async fn page(
     };
     let body = html! {
         form.filters method="get" action="/console/queue" {
-            label { "县（市、区）"
-                select name="county" disabled[caller.county_code.is_some()] {
-                    @if caller.county_code.is_none() { option value="" { "全部" } }
-                    @for (code, n) in &counties {
-                        option value=(code) selected[county.as_deref() == Some(code)] { (n) }
-                    }
-                }
-            }
-            label { "行政村"
-                select name="village" {
-                    option value="" { "全部" }
-                    @for (code, n) in &villages {
-                        option value=(code) selected[village.as_deref() == Some(code)] { (n) }
-                    }
-                }
-            }
+            (place_filters(caller, &counties, county.as_deref(), &villages, village.as_deref()))
             label { "标记"
                 select name="flag" {
                     option value="" { "不限" }
@@ -169,12 +154,8 @@ pub async fn bulk(
     session: Session,
     body: web::Bytes,
 ) -> ConsoleResult<HttpResponse> {
-    let fields = pairs(std::str::from_utf8(&body).unwrap_or(""));
-    session.check_csrf(&state, value(&fields, "csrf").unwrap_or(""))?;
-    let back = value(&fields, "back")
-        .filter(|b| b.starts_with("/console/queue"))
-        .unwrap_or("/console/queue")
-        .to_owned();
+    let fields = posted(&state, &session, &body)?;
+    let back = back_to(&fields, "/console/queue");
     let ids: Vec<String> = fields
         .iter()
         .filter(|(k, _)| k == "ids")

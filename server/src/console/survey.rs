@@ -7,7 +7,7 @@ use maud::{html, Markup};
 use super::error::{explain, ConsoleResult};
 use super::layout::{csrf_field, datetime, render, Nav};
 use super::svg::{map, Fence, Mark, Point};
-use super::{name, names, pairs, parse_pairs, see_other_with, value, Session};
+use super::{name, names, pairs, parse_pairs, posted, see_other_with, Session};
 use crate::http::{ApiJson, ApiQuery};
 use crate::startup::AppState;
 use crate::surveys::read::{household_by_id, survey_by_id, RevealQuery, SurveyDetail};
@@ -295,8 +295,7 @@ pub async fn decide(
 ) -> ConsoleResult<HttpResponse> {
     let id = path.into_inner();
     let back = format!("/console/surveys/{id}");
-    let fields = pairs(std::str::from_utf8(&body).unwrap_or(""));
-    session.check_csrf(&state, value(&fields, "csrf").unwrap_or(""))?;
+    let fields = posted(&state, &session, &body)?;
     let form: DecisionForm = parse_pairs(&fields)?;
     let request = ReviewRequest {
         decision: form.decision,
