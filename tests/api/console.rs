@@ -79,6 +79,17 @@ impl ConsoleClient {
         response
     }
 
+    /// Posts a form, follows its 303 as a browser would, and returns the page it lands on.
+    pub async fn submit(&mut self, path: &str, form: &[(&str, &str)]) -> String {
+        let response = self.post(path, form).await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{path}");
+        self.get(&location(&response))
+            .await
+            .text()
+            .await
+            .expect("page")
+    }
+
     pub async fn login(&mut self, user: DemoUser) -> Response {
         let page = self.get("/console/login").await.text().await.expect("page");
         let token = hidden(&page, "login_token");
@@ -295,16 +306,9 @@ async fn decisions_need_the_csrf_token_and_follow_the_api_rules(backend: Backend
 
     // Rejecting without a reason is refused by the API's rule, shown as a message.
     let csrf = console.csrf().await;
-    let response = console
-        .post(&path, &[("csrf", &csrf), ("decision", "reject")])
-        .await;
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let page = console
-        .get(&location(&response))
-        .await
-        .text()
-        .await
-        .expect("page");
+        .submit(&path, &[("csrf", &csrf), ("decision", "reject")])
+        .await;
     assert!(
         page.contains("flash error") && page.contains("reason"),
         "{page}"
@@ -312,8 +316,8 @@ async fn decisions_need_the_csrf_token_and_follow_the_api_rules(backend: Backend
     assert_eq!(survey_status(&app, &first).await["status"], "submitted");
 
     // A decision on a version the reviewer did not see is stale.
-    let response = console
-        .post(
+    let page = console
+        .submit(
             &path,
             &[
                 ("csrf", &csrf),
@@ -322,12 +326,6 @@ async fn decisions_need_the_csrf_token_and_follow_the_api_rules(backend: Backend
             ],
         )
         .await;
-    let page = console
-        .get(&location(&response))
-        .await
-        .text()
-        .await
-        .expect("page");
     assert!(page.contains("该调查已被他人处理"), "{page}");
 
     let response = console
@@ -347,19 +345,12 @@ async fn decisions_need_the_csrf_token_and_follow_the_api_rules(backend: Backend
     assert_eq!(survey["review_comment"], "户主身份证号与户籍不符");
 
     // Bulk approval through the queue's form.
-    let response = console
-        .post(
+    let page = console
+        .submit(
             "/console/queue/bulk",
             &[("csrf", &csrf), ("ids", &second), ("ids", &first)],
         )
         .await;
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    let page = console
-        .get(&location(&response))
-        .await
-        .text()
-        .await
-        .expect("page");
     // The rejected one cannot be approved; the other is.
     assert!(page.contains("已通过 1 份，1 份未能通过"), "{page}");
     assert_eq!(survey_status(&app, &second).await["status"], "approved");
@@ -417,28 +408,16 @@ async fn scope_and_roles_are_the_apis(backend: Backend) {
     let mut reviewer = ConsoleClient::new(&app);
     reviewer.login(REVIEWER_TAOBEI).await;
     let csrf = reviewer.csrf().await;
-    let response = reviewer
-        .post("/console/months/2020-07/close", &[("csrf", &csrf)])
-        .await;
     let page = reviewer
-        .get(&location(&response))
-        .await
-        .text()
-        .await
-        .expect("page");
+        .submit("/console/months/2020-07/close", &[("csrf", &csrf)])
+        .await;
     assert!(page.contains("当前角色无权执行此操作"), "{page}");
     let mut city = ConsoleClient::new(&app);
     city.login(CITY_ADMIN).await;
     let csrf = city.csrf().await;
-    let response = city
-        .post("/console/months/2020-07/close", &[("csrf", &csrf)])
-        .await;
     let page = city
-        .get(&location(&response))
-        .await
-        .text()
-        .await
-        .expect("page");
+        .submit("/console/months/2020-07/close", &[("csrf", &csrf)])
+        .await;
     assert!(page.contains("2020-07 已关账"), "{page}");
 }
 
