@@ -50,7 +50,10 @@ fn assert_not_vacuous(sim: &Simulation) {
     assert!(count(&s.dropped_answers) > 0, "no answer was lost");
     assert!(count(&s.replayed) > 0, "no replay was answered");
     assert!(count(&s.refreshes) > 0, "no token was refreshed");
-    assert!(count(&s.photos_present) > 0, "no photo was found already there");
+    assert!(
+        count(&s.photos_present) > 0,
+        "no photo was found already there"
+    );
     let receipts = sim.truth.receipts.lock().expect("receipts").clone();
     let stale = receipts
         .iter()
@@ -59,7 +62,9 @@ fn assert_not_vacuous(sim: &Simulation) {
     let on_time = receipts
         .iter()
         .zip(&sim.world.items)
-        .filter(|(r, i)| matches!(i.payload, Payload::Checkin(_)) && r.acked && r.expect.must.is_empty())
+        .filter(|(r, i)| {
+            matches!(i.payload, Payload::Checkin(_)) && r.acked && r.expect.must.is_empty()
+        })
         .count();
     assert!(stale > 0 && on_time > 0, "stale {stale}, clean {on_time}");
 }
@@ -111,7 +116,9 @@ async fn simulated_month_passes_the_truth_check(backend: Backend) {
         .items
         .iter()
         .enumerate()
-        .find(|(i, item)| matches!(item.payload, Payload::Checkin(_)) && sim.truth.receipt(*i).acked)
+        .find(|(i, item)| {
+            matches!(item.payload, Payload::Checkin(_)) && sim.truth.receipt(*i).acked
+        })
         .map(|(_, item)| item.id.clone())
         .expect("a check-in");
     let mut conn = app.settings.database.establish().expect("database");
@@ -132,7 +139,10 @@ async fn simulated_month_passes_the_truth_check(backend: Backend) {
         text.contains(&format!("survey {reopened} is \"reopened\"")),
         "{text}"
     );
-    assert!(text.contains("ledger") && text.contains("approved households"), "{text}");
+    assert!(
+        text.contains("ledger") && text.contains("approved households"),
+        "{text}"
+    );
     assert!(
         text.contains(&format!("acknowledged check-in {lost} is not stored")),
         "{text}"
@@ -182,7 +192,11 @@ impl Drop for Killable {
 async fn sigkill_in_the_middle_loses_nothing(backend: Backend) {
     let dir = tempfile::tempdir().expect("data dir");
     let url = match backend {
-        Backend::Sqlite => dir.path().join("taizhang.sqlite3").to_string_lossy().into_owned(),
+        Backend::Sqlite => dir
+            .path()
+            .join("taizhang.sqlite3")
+            .to_string_lossy()
+            .into_owned(),
         Backend::Postgres => crate::pg::fresh_database(),
     };
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -232,8 +246,18 @@ async fn the_command_prints_a_summary_and_exits_zero(_backend: Backend) {
     let output = actix_web::rt::task::spawn_blocking(move || {
         Command::new(env!("CARGO_BIN_EXE_taizhang"))
             .args([
-                "simulate", "--server", &address, "--villages", "2", "--days", "4",
-                "--households-per-village", "3", "--photo-width", "128", "--quiet",
+                "simulate",
+                "--server",
+                &address,
+                "--villages",
+                "2",
+                "--days",
+                "4",
+                "--households-per-village",
+                "3",
+                "--photo-width",
+                "128",
+                "--quiet",
             ])
             .output()
     })

@@ -98,10 +98,7 @@ pub fn insert_rate(database_url: &str, rows: usize) -> anyhow::Result<f64> {
     Ok(rows as f64 / started.elapsed().as_secs_f64())
 }
 
-pub async fn baselines(
-    options: &Options,
-    database_url: Option<&str>,
-) -> anyhow::Result<Baseline> {
+pub async fn baselines(options: &Options, database_url: Option<&str>) -> anyhow::Result<Baseline> {
     let healthz_per_s = healthz_rate(options, Duration::from_secs(3)).await?;
     let inserts_per_s = match database_url {
         Some(url) => {

@@ -30,7 +30,7 @@ impl Faults {
         }
     }
 
-    pub fn next(&mut self) -> Fault {
+    pub fn draw(&mut self) -> Fault {
         let draw = self.rng.next_f64();
         if draw >= self.rate {
             return Fault::None;

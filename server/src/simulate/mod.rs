@@ -133,7 +133,11 @@ pub struct SimulateArgs {
     #[arg(long = "server-pid")]
     server_pids: Vec<u32>,
     /// The servers' database, for the bare-insert baseline (a temporary table).
-    #[arg(long, env = "TAIZHANG_SIM_BASELINE_DATABASE_URL", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "TAIZHANG_SIM_BASELINE_DATABASE_URL",
+        hide_env_values = true
+    )]
     baseline_database_url: Option<String>,
 }
 
@@ -163,18 +167,34 @@ pub struct Simulation {
     pub client: reqwest::Client,
 }
 
-fn phone_for(options: &Options, stats: &Arc<Stats>, client: &reqwest::Client, gate: &Arc<tokio::sync::Semaphore>, server: usize, phone: &str, password: &str, device: &str, faults: Faults) -> Phone {
-    Phone::new(PhoneConfig {
-        server: options.servers[server % options.servers.len()].trim_end_matches('/').to_owned(),
-        phone: phone.to_owned(),
-        password: password.to_owned(),
-        device: device.to_owned(),
-        client: client.clone(),
-        faults,
-        stats: stats.clone(),
-        give_up_after: options.give_up_after,
-        gate: gate.clone(),
-    })
+/// What every phone of a run shares: the options, the HTTP client, the counters and the
+/// limit on requests in flight.
+struct Wiring<'a> {
+    options: &'a Options,
+    stats: &'a Arc<Stats>,
+    client: &'a reqwest::Client,
+    gate: &'a Arc<tokio::sync::Semaphore>,
+}
+
+impl Wiring<'_> {
+    /// A phone of account `login` (phone, password, device), on server `server` (modulo
+    /// the number of servers).
+    fn phone(&self, server: usize, login: (&str, &str, &str), faults: Faults) -> Phone {
+        let servers = &self.options.servers;
+        Phone::new(PhoneConfig {
+            server: servers[server % servers.len()]
+                .trim_end_matches('/')
+                .to_owned(),
+            phone: login.0.to_owned(),
+            password: login.1.to_owned(),
+            device: login.2.to_owned(),
+            client: self.client.clone(),
+            faults,
+            stats: self.stats.clone(),
+            give_up_after: self.options.give_up_after,
+            gate: self.gate.clone(),
+        })
+    }
 }
 
 /// The villages the server serves, with geofences, `count` of them spread over the list.
@@ -183,7 +203,11 @@ fn choose_villages(list: &Value, count: usize) -> anyhow::Result<Vec<Village>> {
         .as_array()
         .ok_or_else(|| anyhow!("GET /villages answered without villages"))?;
     if count == 0 || count > all.len() {
-        bail!("--villages must be 1 to {} (the server has {})", all.len(), all.len());
+        bail!(
+            "--villages must be 1 to {} (the server has {})",
+            all.len(),
+            all.len()
+        );
     }
     let mut sorted: Vec<&Value> = all.iter().collect();
     sorted.sort_by_key(|v| v["code"].as_str().unwrap_or_default().to_owned());
@@ -246,11 +270,28 @@ impl Simulation {
             .build()?;
         let stats = Arc::new(Stats::default());
         let gate = Arc::new(tokio::sync::Semaphore::new(options.concurrency.max(1)));
+        let wiring = Wiring {
+            options: &options,
+            stats: &stats,
+            client: &client,
+            gate: &gate,
+        };
         let mut admins: Vec<Phone> = (0..options.concurrency.clamp(1, 8))
-            .map(|k| phone_for(&options, &stats, &client, &gate, k, &options.admin_phone, &options.admin_password, &format!("sim-admin-{k}"), Faults::new(0, 0.0)))
+            .map(|k| {
+                let device = format!("sim-admin-{k}");
+                let login = (
+                    options.admin_phone.as_str(),
+                    options.admin_password.as_str(),
+                    device.as_str(),
+                );
+                wiring.phone(k, login, Faults::new(0, 0.0))
+            })
             .collect();
         for admin in &mut admins {
-            admin.login().await.context("the city administrator logs in")?;
+            admin
+                .login()
+                .await
+                .context("the city administrator logs in")?;
         }
         let list = admins[0].get("/api/v1/villages?geofence=true").await?;
         let villages = choose_villages(&list, options.villages)?;
@@ -295,8 +336,21 @@ impl Simulation {
             .iter()
             .enumerate()
             .map(|(u, user)| {
-                let rate = if user.role == Role::Reviewer { 0.0 } else { options.fault_rate };
-                phone_for(&options, &stats, &client, &gate, u, &user.phone, &user.password, &user.device, Faults::new(world::mix(options.seed, u as u64, 3), rate))
+                let rate = if user.role == Role::Reviewer {
+                    0.0
+                } else {
+                    options.fault_rate
+                };
+                let login = (
+                    user.phone.as_str(),
+                    user.password.as_str(),
+                    user.device.as_str(),
+                );
+                wiring.phone(
+                    u,
+                    login,
+                    Faults::new(world::mix(options.seed, u as u64, 3), rate),
+                )
             })
             .collect();
         let ids = join_all(phones.iter_mut().map(|phone| async move {
@@ -311,7 +365,12 @@ impl Simulation {
         let user_ids = ids.into_iter().collect::<anyhow::Result<Vec<String>>>()?;
         let items = world.items.len();
         let bar = if options.progress {
-            let total: usize = world.field.iter().chain(&world.late).map(Vec::len).sum::<usize>()
+            let total: usize = world
+                .field
+                .iter()
+                .chain(&world.late)
+                .map(Vec::len)
+                .sum::<usize>()
                 + world.corrections.len();
             indicatif::ProgressBar::new(total as u64).with_style(
                 indicatif::ProgressStyle::with_template(
@@ -384,16 +443,21 @@ impl Simulation {
         let truth = &self.truth;
         let stats = &*self.stats;
         let bar = &self.bar;
-        join_all(self.phones.iter_mut().zip(ops).map(|(phone, mine)| async move {
-            for (n, &i) in mine.iter().enumerate() {
-                if n % 10 == 9 {
-                    // The access token ran out while the phone was offline.
-                    phone.expire_access();
-                }
-                send(phone, world, truth, stats, i).await;
-                bar.inc(1);
-            }
-        }))
+        join_all(
+            self.phones
+                .iter_mut()
+                .zip(ops)
+                .map(|(phone, mine)| async move {
+                    for (n, &i) in mine.iter().enumerate() {
+                        if n % 10 == 9 {
+                            // The access token ran out while the phone was offline.
+                            phone.expire_access();
+                        }
+                        send(phone, world, truth, stats, i).await;
+                        bar.inc(1);
+                    }
+                }),
+        )
         .await;
     }
 
@@ -401,39 +465,76 @@ impl Simulation {
     async fn review(&mut self, corrections: bool) {
         let world = &*self.world;
         let truth = &self.truth;
-        join_all(self.phones.iter_mut().enumerate().filter(|(u, _)| world.users[*u].role == Role::Reviewer).map(|(u, phone)| async move {
-            let county = world.users[u].county.clone().unwrap_or_default();
-            let mut approve = Vec::new();
-            for (i, item) in world.items.iter().enumerate() {
-                let Payload::Household(s) = &item.payload else { continue };
-                let village = &world.villages[world.households[s.household].village];
-                if village.county != county || s.replaces.is_some() != corrections || !truth.receipt(i).acked {
-                    continue;
-                }
-                let (decision, reason) = match s.review {
-                    Review::Approve => {
-                        approve.push(item.id.clone());
-                        continue;
+        join_all(
+            self.phones
+                .iter_mut()
+                .enumerate()
+                .filter(|(u, _)| world.users[*u].role == Role::Reviewer)
+                .map(|(u, phone)| async move {
+                    let county = world.users[u].county.clone().unwrap_or_default();
+                    let mut approve = Vec::new();
+                    for (i, item) in world.items.iter().enumerate() {
+                        let Payload::Household(s) = &item.payload else {
+                            continue;
+                        };
+                        let village = &world.villages[world.households[s.household].village];
+                        if village.county != county
+                            || s.replaces.is_some() != corrections
+                            || !truth.receipt(i).acked
+                        {
+                            continue;
+                        }
+                        let (decision, reason) = match s.review {
+                            Review::Approve => {
+                                approve.push(item.id.clone());
+                                continue;
+                            }
+                            Review::Leave => continue,
+                            Review::Reject => ("reject", "户主身份信息与户籍不符"),
+                            Review::Revise => {
+                                ("request_revision", "请核实家庭成员务工情况后重新提交")
+                            }
+                        };
+                        let path = format!("/api/v1/surveys/{}/review", item.id);
+                        match phone
+                            .post(
+                                &path,
+                                json!({"decision": decision, "reason": reason}),
+                                false,
+                            )
+                            .await
+                        {
+                            Ok(a) if a.status.is_success() => {}
+                            Ok(a) => truth.discrepancy(format!(
+                                "review {decision} of survey {} refused: {} {}",
+                                item.id, a.status, a.body
+                            )),
+                            Err(e) => {
+                                truth.discrepancy(format!("review of survey {}: {e:#}", item.id))
+                            }
+                        }
                     }
-                    Review::Leave => continue,
-                    Review::Reject => ("reject", "户主身份信息与户籍不符"),
-                    Review::Revise => ("request_revision", "请核实家庭成员务工情况后重新提交"),
-                };
-                let path = format!("/api/v1/surveys/{}/review", item.id);
-                match phone.post(&path, json!({"decision": decision, "reason": reason}), false).await {
-                    Ok(a) if a.status.is_success() => {}
-                    Ok(a) => truth.discrepancy(format!("review {decision} of survey {} refused: {} {}", item.id, a.status, a.body)),
-                    Err(e) => truth.discrepancy(format!("review of survey {}: {e:#}", item.id)),
-                }
-            }
-            for chunk in approve.chunks(200) {
-                match phone.post("/api/v1/reviews/bulk", json!({"decision": "approve", "ids": chunk}), false).await {
-                    Ok(a) if a.status.is_success() => {}
-                    Ok(a) => truth.discrepancy(format!("bulk approval of {} surveys refused: {} {}", chunk.len(), a.status, a.body)),
-                    Err(e) => truth.discrepancy(format!("bulk approval: {e:#}")),
-                }
-            }
-        }))
+                    for chunk in approve.chunks(200) {
+                        match phone
+                            .post(
+                                "/api/v1/reviews/bulk",
+                                json!({"decision": "approve", "ids": chunk}),
+                                false,
+                            )
+                            .await
+                        {
+                            Ok(a) if a.status.is_success() => {}
+                            Ok(a) => truth.discrepancy(format!(
+                                "bulk approval of {} surveys refused: {} {}",
+                                chunk.len(),
+                                a.status,
+                                a.body
+                            )),
+                            Err(e) => truth.discrepancy(format!("bulk approval: {e:#}")),
+                        }
+                    }
+                }),
+        )
         .await;
     }
 
@@ -445,8 +546,14 @@ impl Simulation {
             if !(a.acked && b.acked) {
                 continue;
             }
-            let (Some(ha), Some(hb)) = (a.answer["household_id"].as_str(), b.answer["household_id"].as_str()) else {
-                self.truth.discrepancy(format!("survey answers without household_id: {} {}", a.answer, b.answer));
+            let (Some(ha), Some(hb)) = (
+                a.answer["household_id"].as_str(),
+                b.answer["household_id"].as_str(),
+            ) else {
+                self.truth.discrepancy(format!(
+                    "survey answers without household_id: {} {}",
+                    a.answer, b.answer
+                ));
                 continue;
             };
             let village = match &world.items[first].payload {
@@ -454,14 +561,26 @@ impl Simulation {
                 _ => continue,
             };
             let county = &world.villages[village].county;
-            let Some(reviewer) = world.users.iter().position(|u| u.county.as_ref() == Some(county)) else {
+            let Some(reviewer) = world
+                .users
+                .iter()
+                .position(|u| u.county.as_ref() == Some(county))
+            else {
                 continue;
             };
             let path = format!("/api/v1/duplicates/{ha}/{hb}");
-            match self.phones[reviewer].post(&path, json!({"action": "merge", "survivor": ha}), false).await {
+            match self.phones[reviewer]
+                .post(&path, json!({"action": "merge", "survivor": ha}), false)
+                .await
+            {
                 Ok(answer) if answer.status.is_success() => {}
-                Ok(answer) => self.truth.discrepancy(format!("merging {ha} and {hb} refused: {} {}", answer.status, answer.body)),
-                Err(e) => self.truth.discrepancy(format!("merging {ha} and {hb}: {e:#}")),
+                Ok(answer) => self.truth.discrepancy(format!(
+                    "merging {ha} and {hb} refused: {} {}",
+                    answer.status, answer.body
+                )),
+                Err(e) => self
+                    .truth
+                    .discrepancy(format!("merging {ha} and {hb}: {e:#}")),
             }
         }
     }
@@ -475,7 +594,12 @@ impl Simulation {
             .lock()
             .map(|d| d.clone())
             .unwrap_or_default();
-        let receipts: Vec<truth::Receipt> = self.truth.receipts.lock().map(|r| r.clone()).unwrap_or_default();
+        let receipts: Vec<truth::Receipt> = self
+            .truth
+            .receipts
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or_default();
         let world = self.world.clone();
         let statuses = truth::final_statuses(&world, &receipts);
         let month = world
@@ -487,28 +611,33 @@ impl Simulation {
         // 1. Household surveys: each acknowledged one listed exactly once, with the status and
         // flags it must have, and each household's versions on one household.
         let villages: Vec<usize> = (0..world.villages.len()).collect();
-        let listed = join_all(self.admins.iter_mut().zip(shares(&villages, 8)).map(|(admin, mine)| {
-            let world = &world;
-            async move {
-                let mut out: Vec<Value> = Vec::new();
-                for v in mine {
-                    let mut cursor: Option<String> = None;
-                    loop {
-                        let mut path = format!("/api/v1/surveys?village={}&limit=200", world.villages[v].code);
-                        if let Some(c) = &cursor {
-                            path.push_str(&format!("&cursor={c}"));
-                        }
-                        let page = admin.get(&path).await?;
-                        out.extend(page["items"].as_array().cloned().unwrap_or_default());
-                        match page["next_cursor"].as_str() {
-                            Some(c) => cursor = Some(c.to_owned()),
-                            None => break,
+        let listed = join_all(self.admins.iter_mut().zip(shares(&villages, 8)).map(
+            |(admin, mine)| {
+                let world = &world;
+                async move {
+                    let mut out: Vec<Value> = Vec::new();
+                    for v in mine {
+                        let mut cursor: Option<String> = None;
+                        loop {
+                            let mut path = format!(
+                                "/api/v1/surveys?village={}&limit=200",
+                                world.villages[v].code
+                            );
+                            if let Some(c) = &cursor {
+                                path.push_str(&format!("&cursor={c}"));
+                            }
+                            let page = admin.get(&path).await?;
+                            out.extend(page["items"].as_array().cloned().unwrap_or_default());
+                            match page["next_cursor"].as_str() {
+                                Some(c) => cursor = Some(c.to_owned()),
+                                None => break,
+                            }
                         }
                     }
+                    Ok::<Vec<Value>, anyhow::Error>(out)
                 }
-                Ok::<Vec<Value>, anyhow::Error>(out)
-            }
-        }))
+            },
+        ))
         .await;
         let mut on_server: HashMap<String, Vec<Value>> = HashMap::new();
         for share in listed {
@@ -520,28 +649,44 @@ impl Simulation {
         let mut planned_ids: BTreeSet<&str> = BTreeSet::new();
         let mut household_ids: HashMap<usize, BTreeSet<String>> = HashMap::new();
         for (i, item) in world.items.iter().enumerate() {
-            let Payload::Household(s) = &item.payload else { continue };
+            let Payload::Household(s) = &item.payload else {
+                continue;
+            };
             planned_ids.insert(&item.id);
             let r = &receipts[i];
             let copies = on_server.get(&item.id).map_or(0, Vec::len);
             if !r.acked {
                 if !r.uncertain && copies > 0 {
-                    found.push(format!("survey {} was never acknowledged but is stored", item.id));
+                    found.push(format!(
+                        "survey {} was never acknowledged but is stored",
+                        item.id
+                    ));
                 }
                 continue;
             }
             if copies != 1 {
-                found.push(format!("acknowledged survey {} is stored {copies} times", item.id));
+                found.push(format!(
+                    "acknowledged survey {} is stored {copies} times",
+                    item.id
+                ));
                 continue;
             }
-            let Some(row) = on_server.get(&item.id).and_then(|c| c.first()) else { continue };
+            let Some(row) = on_server.get(&item.id).and_then(|c| c.first()) else {
+                continue;
+            };
             if row["status"] != statuses[i] {
-                found.push(format!("survey {} is {} on the server, must be {}", item.id, row["status"], statuses[i]));
+                found.push(format!(
+                    "survey {} is {} on the server, must be {}",
+                    item.id, row["status"], statuses[i]
+                ));
             }
             let flags = truth::answer_flags(row);
             let expected: BTreeSet<String> = s.flags.iter().map(|f| f.to_string()).collect();
             if flags != expected {
-                found.push(format!("survey {} has flags {flags:?}, must have {expected:?}", item.id));
+                found.push(format!(
+                    "survey {} has flags {flags:?}, must have {expected:?}",
+                    item.id
+                ));
             }
             household_ids
                 .entry(s.household)
@@ -550,17 +695,24 @@ impl Simulation {
         }
         for id in on_server.keys() {
             if !planned_ids.contains(id.as_str()) {
-                found.push(format!("survey {id} on the server was never sent by the simulator"));
+                found.push(format!(
+                    "survey {id} on the server was never sent by the simulator"
+                ));
             }
         }
         let mut owner: HashMap<&str, usize> = HashMap::new();
         for (h, ids) in &household_ids {
             if ids.len() != 1 {
-                found.push(format!("household {} ({}) is split over server households {ids:?}", h, world.households[*h].head_name));
+                found.push(format!(
+                    "household {} ({}) is split over server households {ids:?}",
+                    h, world.households[*h].head_name
+                ));
             }
             for id in ids {
                 if let Some(other) = owner.insert(id.as_str(), *h) {
-                    found.push(format!("households {other} and {h} share server household {id}"));
+                    found.push(format!(
+                        "households {other} and {h} share server household {id}"
+                    ));
                 }
             }
         }
@@ -605,19 +757,29 @@ impl Simulation {
             .iter()
             .enumerate()
             .map(|(v, village)| ("village".to_owned(), village.code.clone(), v))
-            .chain([("city".to_owned(), crate::ledger::inventory::CITY.to_owned(), usize::MAX)])
+            .chain([(
+                "city".to_owned(),
+                crate::ledger::inventory::CITY.to_owned(),
+                usize::MAX,
+            )])
             .collect();
-        let answers = join_all(self.admins.iter_mut().zip(shares(&nodes, 8)).map(|(admin, mine)| {
-            let month = &month;
-            async move {
-                let mut out = Vec::new();
-                for (level, code, v) in mine {
-                    let node = admin.get(&format!("/api/v1/inventory?level={level}&code={code}&month={month}")).await;
-                    out.push((code, v, node));
+        let answers = join_all(self.admins.iter_mut().zip(shares(&nodes, 8)).map(
+            |(admin, mine)| {
+                let month = &month;
+                async move {
+                    let mut out = Vec::new();
+                    for (level, code, v) in mine {
+                        let node = admin
+                            .get(&format!(
+                                "/api/v1/inventory?level={level}&code={code}&month={month}"
+                            ))
+                            .await;
+                        out.push((code, v, node));
+                    }
+                    out
                 }
-                out
-            }
-        }))
+            },
+        ))
         .await;
         let mut city: [BTreeMap<String, i64>; 2] = Default::default();
         for figures in &expected {
@@ -636,7 +798,10 @@ impl Simulation {
                 }
             };
             let truth = if v == usize::MAX { &city } else { &expected[v] };
-            let rows = node["node"]["figures"].as_array().cloned().unwrap_or_default();
+            let rows = node["node"]["figures"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
             for (b, basis) in ["approved", "including_pending"].into_iter().enumerate() {
                 let mut keys: BTreeSet<String> = truth[b].keys().cloned().collect();
                 let mut server: BTreeMap<String, i64> = BTreeMap::new();
@@ -653,7 +818,9 @@ impl Simulation {
                     let want = truth[b].get(&key).copied().unwrap_or(0);
                     let got = server.get(&key).copied().unwrap_or(0);
                     if want != got {
-                        found.push(format!("ledger {code} {month} {basis} {key}: server {got}, truth {want}"));
+                        found.push(format!(
+                            "ledger {code} {month} {basis} {key}: server {got}, truth {want}"
+                        ));
                     }
                 }
             }
@@ -663,14 +830,25 @@ impl Simulation {
         let expected_days = truth::attendance(&world, &receipts);
         let months: BTreeSet<String> = expected_days.keys().map(|k| k.2.clone()).collect();
         let counties: BTreeSet<String> = world.villages.iter().map(|v| v.county.clone()).collect();
-        let ours: HashMap<&str, usize> = self.user_ids.iter().enumerate().map(|(u, id)| (id.as_str(), u)).collect();
-        let village_codes: BTreeSet<&str> = world.villages.iter().map(|v| v.code.as_str()).collect();
+        let ours: HashMap<&str, usize> = self
+            .user_ids
+            .iter()
+            .enumerate()
+            .map(|(u, id)| (id.as_str(), u))
+            .collect();
+        let village_codes: BTreeSet<&str> =
+            world.villages.iter().map(|v| v.code.as_str()).collect();
         let mut seen: BTreeSet<(usize, String, String)> = BTreeSet::new();
         for m in &months {
             for county in &counties {
-                let answer = self.admins[0].get(&format!("/api/v1/attendance?month={m}&county={county}")).await?;
+                let answer = self.admins[0]
+                    .get(&format!("/api/v1/attendance?month={m}&county={county}"))
+                    .await?;
                 for person in answer["people"].as_array().cloned().unwrap_or_default() {
-                    let village = person["village_code"].as_str().unwrap_or_default().to_owned();
+                    let village = person["village_code"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned();
                     if !village_codes.contains(village.as_str()) {
                         continue;
                     }
@@ -679,14 +857,20 @@ impl Simulation {
                         continue;
                     };
                     let key = (u, village.clone(), m.clone());
-                    let (present, flagged) = (person["days_present"].as_u64().unwrap_or(0) as u32, person["days_flagged"].as_u64().unwrap_or(0) as u32);
+                    let (present, flagged) = (
+                        person["days_present"].as_u64().unwrap_or(0) as u32,
+                        person["days_flagged"].as_u64().unwrap_or(0) as u32,
+                    );
                     match expected_days.get(&key) {
                         Some(&(p0, p1, f0, f1)) => {
                             if !(p0..=p1).contains(&present) || !(f0..=f1).contains(&flagged) {
                                 found.push(format!("attendance {m} of {} at {village}: server {present} days present and {flagged} flagged, truth {p0}..={p1} and {f0}..={f1}", world.users[u].phone));
                             }
                         }
-                        None => found.push(format!("attendance {m} of {} at {village} on the server, none in truth", world.users[u].phone)),
+                        None => found.push(format!(
+                            "attendance {m} of {} at {village} on the server, none in truth",
+                            world.users[u].phone
+                        )),
                     }
                     seen.insert(key);
                 }
@@ -694,7 +878,10 @@ impl Simulation {
         }
         for key in expected_days.keys() {
             if !seen.contains(key) {
-                found.push(format!("attendance {} of {} at {}: missing on the server", key.2, world.users[key.0].phone, key.1));
+                found.push(format!(
+                    "attendance {} of {} at {}: missing on the server",
+                    key.2, world.users[key.0].phone, key.1
+                ));
             }
         }
         self.timings.check = started.elapsed();
@@ -703,7 +890,12 @@ impl Simulation {
 
     /// The summary table printed at the end of a run.
     pub fn summary(&self, discrepancies: &[String]) -> String {
-        let receipts: Vec<truth::Receipt> = self.truth.receipts.lock().map(|r| r.clone()).unwrap_or_default();
+        let receipts: Vec<truth::Receipt> = self
+            .truth
+            .receipts
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or_default();
         let mut by_kind: BTreeMap<&str, (usize, usize, usize)> = BTreeMap::new();
         let mut flags_expected: BTreeMap<String, usize> = BTreeMap::new();
         let mut flags_seen: BTreeMap<String, usize> = BTreeMap::new();
@@ -733,12 +925,29 @@ impl Simulation {
         }
         let s = &self.stats;
         let mut out = String::new();
-        let _ = writeln!(out, "simulated {} villages × {} days, seed {}, {} staff accounts, {} households", self.world.villages.len(), self.world.days.len(), self.options.seed, self.world.users.len(), self.world.households.len());
-        let _ = writeln!(out, "{:<28} {:>9} {:>13} {:>7}", "submissions", "planned", "acknowledged", "sends");
+        let _ = writeln!(
+            out,
+            "simulated {} villages × {} days, seed {}, {} staff accounts, {} households",
+            self.world.villages.len(),
+            self.world.days.len(),
+            self.options.seed,
+            self.world.users.len(),
+            self.world.households.len()
+        );
+        let _ = writeln!(
+            out,
+            "{:<28} {:>9} {:>13} {:>7}",
+            "submissions", "planned", "acknowledged", "sends"
+        );
         for (k, (planned, acked, sends)) in &by_kind {
             let _ = writeln!(out, "{k:<28} {planned:>9} {acked:>13} {sends:>7}");
         }
-        let _ = writeln!(out, "{:<28} {:>9}", "answers 201 / 200 (replay)", format!("{} / {}", Stats::get(&s.created), Stats::get(&s.replayed)));
+        let _ = writeln!(
+            out,
+            "{:<28} {:>9}",
+            "answers 201 / 200 (replay)",
+            format!("{} / {}", Stats::get(&s.created), Stats::get(&s.replayed))
+        );
         for (label, n) in [
             ("HTTP attempts", &s.attempts),
             ("retries", &s.retries),
@@ -761,15 +970,39 @@ impl Simulation {
         let _ = writeln!(out, "{:<28} {:>9} {:>13}", "flag", "expected", "raised");
         let keys: BTreeSet<&String> = flags_expected.keys().chain(flags_seen.keys()).collect();
         for k in keys {
-            let _ = writeln!(out, "{k:<28} {:>9} {:>13}", flags_expected.get(k).unwrap_or(&0), flags_seen.get(k).unwrap_or(&0));
+            let _ = writeln!(
+                out,
+                "{k:<28} {:>9} {:>13}",
+                flags_expected.get(k).unwrap_or(&0),
+                flags_seen.get(k).unwrap_or(&0)
+            );
         }
         let planted = self.world.planted();
-        let _ = writeln!(out, "planted: {}", planted.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", "));
-        let _ = writeln!(out, "phases: setup {:.1} s, field {:.1} s, review {:.1} s, check {:.1} s", self.timings.setup.as_secs_f64(), self.timings.field.as_secs_f64(), self.timings.review.as_secs_f64(), self.timings.check.as_secs_f64());
+        let _ = writeln!(
+            out,
+            "planted: {}",
+            planted
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let _ = writeln!(
+            out,
+            "phases: setup {:.1} s, field {:.1} s, review {:.1} s, check {:.1} s",
+            self.timings.setup.as_secs_f64(),
+            self.timings.field.as_secs_f64(),
+            self.timings.review.as_secs_f64(),
+            self.timings.check.as_secs_f64()
+        );
         if discrepancies.is_empty() {
             let _ = writeln!(out, "truth check: PASSED (every acknowledged submission once, statuses, flags, ledger of {} villages and the city, attendance)", self.world.villages.len());
         } else {
-            let _ = writeln!(out, "truth check: FAILED, {} differences:", discrepancies.len());
+            let _ = writeln!(
+                out,
+                "truth check: FAILED, {} differences:",
+                discrepancies.len()
+            );
             for d in discrepancies.iter().take(40) {
                 let _ = writeln!(out, "  - {d}");
             }
@@ -807,10 +1040,22 @@ async fn send(phone: &mut Phone, world: &World, truth: &Truth, stats: &Stats, i:
             Ok(a) if a.status == reqwest::StatusCode::OK => {
                 stats.count(&stats.replayed);
                 if truth::answer_flags(&a.body) != truth::answer_flags(&before.answer) {
-                    truth.discrepancy(format!("{} {} answered a resend with other flags: {} then {}", kind(item), item.id, before.answer["flags"], a.body["flags"]));
+                    truth.discrepancy(format!(
+                        "{} {} answered a resend with other flags: {} then {}",
+                        kind(item),
+                        item.id,
+                        before.answer["flags"],
+                        a.body["flags"]
+                    ));
                 }
             }
-            Ok(a) => truth.discrepancy(format!("{} {} resent: {} {} (must be 200, a replay)", kind(item), item.id, a.status, a.body)),
+            Ok(a) => truth.discrepancy(format!(
+                "{} {} resent: {} {} (must be 200, a replay)",
+                kind(item),
+                item.id,
+                a.status,
+                a.body
+            )),
             Err(e) => tracing::warn!(error = %format!("{e:#}"), "a resend was given up"),
         }
         return;
@@ -825,18 +1070,26 @@ async fn send(phone: &mut Phone, world: &World, truth: &Truth, stats: &Stats, i:
     }
     let expect = truth.expect_checkin(world, item);
     match phone.post(item.path(), item.body.clone(), true).await {
-        Ok(a) if a.status == reqwest::StatusCode::CREATED || a.status == reqwest::StatusCode::OK => {
+        Ok(a)
+            if a.status == reqwest::StatusCode::CREATED || a.status == reqwest::StatusCode::OK =>
+        {
             if a.status == reqwest::StatusCode::CREATED {
                 stats.count(&stats.created);
             } else {
                 stats.count(&stats.replayed);
             }
             stats.latency(a.latency);
-            truth.acknowledged(world, i, expect, a.first_attempt, a.answered, a.status.as_u16(), a.body);
+            truth.acknowledged(world, i, expect, a);
         }
         Ok(a) => {
             stats.count(&stats.refused);
-            truth.discrepancy(format!("{} {} refused: {} {}", kind(item), item.id, a.status, a.body));
+            truth.discrepancy(format!(
+                "{} {} refused: {} {}",
+                kind(item),
+                item.id,
+                a.status,
+                a.body
+            ));
         }
         Err(e) => {
             tracing::warn!(error = %format!("{e:#}"), "a submission was given up");
@@ -867,7 +1120,9 @@ pub fn main(args: SimulateArgs) -> anyhow::Result<()> {
         photo_width: args.photo_width,
         progress: !args.quiet,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         let baseline = if args.bench {
             Some(bench::baselines(&options, args.baseline_database_url.as_deref()).await?)

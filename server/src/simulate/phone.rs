@@ -132,7 +132,9 @@ impl Phone {
         inject: bool,
     ) -> anyhow::Result<Answer> {
         if !authed {
-            return self.until_answered(&method, path, &body, None, inject).await;
+            return self
+                .until_answered(&method, path, &body, None, inject)
+                .await;
         }
         let first_attempt = chrono::Utc::now();
         for _ in 0..5 {
@@ -167,7 +169,11 @@ impl Phone {
         let first_attempt = chrono::Utc::now();
         let mut backoff = Duration::from_millis(40);
         loop {
-            let fault = if inject { self.faults.next() } else { Fault::None };
+            let fault = if inject {
+                self.faults.draw()
+            } else {
+                Fault::None
+            };
             self.stats.count(&self.stats.attempts);
             match self.attempt(method, path, body, token, fault).await {
                 Ok((status, body, latency)) if !retryable(status) => {

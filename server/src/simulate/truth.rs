@@ -9,6 +9,7 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 
+use super::phone::Answer;
 use super::world::{point, Item, Payload, Review, World};
 use crate::checkins::verify::{speed_kmh, Neighbour};
 use crate::geography::distance_m;
@@ -194,16 +195,8 @@ impl Truth {
     /// The server acknowledged an item for the first time: it holds it from now on. The
     /// upload window is judged by the server's clock somewhere between the first attempt and
     /// this answer.
-    pub fn acknowledged(
-        &self,
-        world: &World,
-        i: usize,
-        mut expect: Expect,
-        first_attempt: DateTime<Utc>,
-        answered: DateTime<Utc>,
-        status: u16,
-        answer: serde_json::Value,
-    ) {
+    pub fn acknowledged(&self, world: &World, i: usize, mut expect: Expect, answer: Answer) {
+        let (first_attempt, answered) = (answer.first_attempt, answer.answered);
         let item = &world.items[i];
         if let Payload::Checkin(c) = &item.payload {
             let captured = c.captured.with_timezone(&Utc);
@@ -229,8 +222,8 @@ impl Truth {
         let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
         self.update(i, |r| {
             r.acked = true;
-            r.status = status;
-            r.answer = answer;
+            r.status = answer.status.as_u16();
+            r.answer = answer.body;
             r.sequence = sequence;
             r.expect = expect;
         });
@@ -283,11 +276,7 @@ pub fn final_statuses(world: &World, receipts: &[Receipt]) -> Vec<&'static str> 
 /// The ledger figures of each simulated village for `month`, on both bases, computed from
 /// the plan and what was acknowledged: each household by its latest version (by survey time,
 /// then id) among those in the basis, post demand from the last post-demand survey stored.
-pub fn ledger(
-    world: &World,
-    receipts: &[Receipt],
-    month: &str,
-) -> Vec<[BTreeMap<String, i64>; 2]> {
+pub fn ledger(world: &World, receipts: &[Receipt], month: &str) -> Vec<[BTreeMap<String, i64>; 2]> {
     let statuses = final_statuses(world, receipts);
     let mut out: Vec<[BTreeMap<String, i64>; 2]> =
         vec![[BTreeMap::new(), BTreeMap::new()]; world.villages.len()];
@@ -408,15 +397,17 @@ pub fn ledger(
     out
 }
 
+/// (simulated user, village code, `YYYY-MM`).
+pub type PersonMonth = (usize, String, String);
+/// Days present (at least, at most) and days flagged (at least, at most).
+pub type DayRange = (u32, u32, u32, u32);
+
 /// Days of attendance per (user, village code, month): (present min, present max, flagged
 /// min, flagged max). A check-in whose flags the server's clock decided counts both ways.
-pub fn attendance(
-    world: &World,
-    receipts: &[Receipt],
-) -> BTreeMap<(usize, String, String), (u32, u32, u32, u32)> {
+pub fn attendance(world: &World, receipts: &[Receipt]) -> BTreeMap<PersonMonth, DayRange> {
     // Per person and day: (some clean, some undecided, some flagged).
-    let mut days: BTreeMap<(usize, String, String), BTreeMap<String, (bool, bool, bool)>> =
-        BTreeMap::new();
+    // Per day: (some clean, some undecided, some flagged).
+    let mut days: BTreeMap<PersonMonth, BTreeMap<String, (bool, bool, bool)>> = BTreeMap::new();
     for (i, item) in world.items.iter().enumerate() {
         let Payload::Checkin(c) = &item.payload else {
             continue;

@@ -260,7 +260,8 @@ pub fn point(at: (f64, f64)) -> Point<f64> {
 pub fn positions(fence: &Geofence, centroid: (f64, f64)) -> ((f64, f64), (f64, f64)) {
     let well_inside = |p: (f64, f64)| {
         fence.distance_outside_m(point(p)) == 0.0
-            && (0..8).all(|k| fence.distance_outside_m(point(moved(p, 45.0 * k as f64, 150.0))) == 0.0)
+            && (0..8)
+                .all(|k| fence.distance_outside_m(point(moved(p, 45.0 * k as f64, 150.0))) == 0.0)
     };
     let mut home = centroid;
     'search: for ring in 0..40 {
@@ -560,7 +561,7 @@ pub fn plan(params: &Params, villages: Vec<Village>) -> anyhow::Result<World> {
         households: Vec::new(),
         photos: Vec::new(),
         items: Vec::new(),
-        field: vec![Vec::new(); 0],
+        field: Vec::new(),
         late: Vec::new(),
         corrections: Vec::new(),
         merges: Vec::new(),
@@ -633,7 +634,8 @@ fn plan_village(
         merges: Vec::new(),
     };
     // Items each phone creates on each day (its offline queue fills up), by local index.
-    let mut created: [Vec<Vec<usize>>; 2] = [vec![Vec::new(); days.len()], vec![Vec::new(); days.len()]];
+    let mut created: [Vec<Vec<usize>>; 2] =
+        [vec![Vec::new(); days.len()], vec![Vec::new(); days.len()]];
     // People are numbered from a seed-dependent base so that runs with other seeds on the
     // same database do not share ID numbers.
     let mut counter = (params.seed.wrapping_mul(7919) % 20_000_000) + v as u64 * 400;
@@ -692,7 +694,10 @@ fn plan_village(
             counter += 1;
             let (relation, name) = match k {
                 0 => ("head", head_name.clone()),
-                1 => ("spouse", format!("{}{}", rng.pick(SURNAMES), rng.pick(GIVEN))),
+                1 => (
+                    "spouse",
+                    format!("{}{}", rng.pick(SURNAMES), rng.pick(GIVEN)),
+                ),
                 _ => (
                     rng.pick(&["child", "child", "parent", "grandchild"]),
                     format!("{surname}{}", rng.pick(GIVEN)),
@@ -702,7 +707,11 @@ fn plan_village(
         }
         let poverty = rng.weighted(&[("lifted", 80), ("not_lifted", 5), ("monitored", 15)]);
         let relocated = rng.chance(0.08);
-        let position = moved(village.home, rng.below(360) as f64, 100.0 + rng.below(700) as f64);
+        let position = moved(
+            village.home,
+            rng.below(360) as f64,
+            100.0 + rng.below(700) as f64,
+        );
         plan.households.push(Household {
             village: v,
             head_name: head_name.clone(),
@@ -731,7 +740,10 @@ fn plan_village(
             },
             flags: vec![],
         };
-        let first = push_survey(&mut plan, &mut rng, users, enumerator, village, &head_name, keyless, position, photo, survey);
+        let first = push_survey(
+            &mut plan, &mut rng, users, enumerator, village, &head_name, keyless, position, photo,
+            survey,
+        );
         created[0][day].push(first);
 
         if keyless && rng.chance(0.7) && day + 1 < days.len() {
@@ -739,7 +751,12 @@ fn plan_village(
             // full-width space, 30 m away: a look-alike household for a reviewer to merge.
             let later = day + 1 + rng.below(days.len() - day - 1);
             let mut chars = head_name.chars();
-            let spaced: String = chars.next().into_iter().chain(['\u{3000}']).chain(chars).collect();
+            let spaced: String = chars
+                .next()
+                .into_iter()
+                .chain(['\u{3000}'])
+                .chain(chars)
+                .collect();
             let survey = Survey {
                 household: h,
                 surveyed_at: at_local(days[later], 10 + rng.below(7) as u32, rng.below(60) as u32),
@@ -750,7 +767,18 @@ fn plan_village(
                 review: Review::Approve,
                 flags: vec!["possible_duplicate", "person_in_multiple_households"],
             };
-            let dup = push_survey(&mut plan, &mut rng, users, secretary, village, &spaced, true, moved(position, 45.0, 30.0), photo, survey);
+            let dup = push_survey(
+                &mut plan,
+                &mut rng,
+                users,
+                secretary,
+                village,
+                &spaced,
+                true,
+                moved(position, 45.0, 30.0),
+                photo,
+                survey,
+            );
             // Held back to the end: its flags depend on the first survey being there.
             plan.late[1].push(dup);
             plan.merges.push((first, dup));
@@ -775,7 +803,10 @@ fn plan_village(
                 review: review_of(&mut rng),
                 flags: vec![],
             };
-            let again = push_survey(&mut plan, &mut rng, users, enumerator, village, &head_name, false, position, photo, survey);
+            let again = push_survey(
+                &mut plan, &mut rng, users, enumerator, village, &head_name, false, position,
+                photo, survey,
+            );
             created[0][later].push(again);
         }
     }
@@ -804,8 +835,12 @@ fn plan_village(
         }
         let photo = plan.items[i].photos.first().copied().unwrap_or_default();
         let position = (
-            plan.items[i].body["location"]["lat"].as_f64().unwrap_or(village.home.0),
-            plan.items[i].body["location"]["lon"].as_f64().unwrap_or(village.home.1),
+            plan.items[i].body["location"]["lat"]
+                .as_f64()
+                .unwrap_or(village.home.0),
+            plan.items[i].body["location"]["lon"]
+                .as_f64()
+                .unwrap_or(village.home.1),
         );
         let survey = Survey {
             household: original.household,
@@ -817,7 +852,18 @@ fn plan_village(
             review: rng.weighted(&[(Review::Approve, 8), (Review::Leave, 2)]),
             flags: vec![],
         };
-        let c = push_survey(&mut plan, &mut rng, users, enumerator, village, &household.head_name, household.keyless, position, photo, survey);
+        let c = push_survey(
+            &mut plan,
+            &mut rng,
+            users,
+            enumerator,
+            village,
+            &household.head_name,
+            household.keyless,
+            position,
+            photo,
+            survey,
+        );
         plan.corrections.push(c);
     }
 
@@ -832,7 +878,11 @@ fn plan_village(
     }
     for (k, (month, first_day)) in months.iter().enumerate() {
         let end = months.get(k + 1).map_or(days.len(), |(_, d)| *d);
-        let filings = if k + 1 == months.len() && rng.chance(0.3) { 2 } else { 1 };
+        let filings = if k + 1 == months.len() && rng.chance(0.3) {
+            2
+        } else {
+            1
+        };
         for _ in 0..filings {
             let day = first_day + rng.below(end - first_day);
             let posts: Vec<(&'static str, i64, i64)> = POSTS[..3 + rng.below(4)]
@@ -906,25 +956,57 @@ fn plan_village(
                 }
             };
             last_photo = Some(photo);
-            let mut day_items = vec![Checkin { village: v, captured: morning, position, accuracy, mock, photo, planted }];
+            let mut day_items = vec![Checkin {
+                village: v,
+                captured: morning,
+                position,
+                accuracy,
+                mock,
+                photo,
+                planted,
+            }];
             if rng.chance(0.08) {
                 // A second check-in the same day: still one day of attendance.
                 let noon = morning + Duration::hours(4);
                 let position = moved(village.home, rng.below(360) as f64, rng.below(60) as f64);
                 let photo = fresh_photo(&mut plan, noon, position, true)?;
-                day_items.push(Checkin { village: v, captured: noon, position, accuracy: 12.0, mock: false, photo, planted: vec![] });
+                day_items.push(Checkin {
+                    village: v,
+                    captured: noon,
+                    position,
+                    accuracy: 12.0,
+                    mock: false,
+                    photo,
+                    planted: vec![],
+                });
             }
             if rng.chance(0.03) {
                 // Checked in from town in the afternoon: outside the geofence.
                 let afternoon = morning + Duration::hours(6);
                 let photo = fresh_photo(&mut plan, afternoon, village.far, true)?;
-                day_items.push(Checkin { village: v, captured: afternoon, position: village.far, accuracy: 15.0, mock: false, photo, planted: vec!["outside_geofence"] });
+                day_items.push(Checkin {
+                    village: v,
+                    captured: afternoon,
+                    position: village.far,
+                    accuracy: 15.0,
+                    mock: false,
+                    photo,
+                    planted: vec!["outside_geofence"],
+                });
             }
             if rng.chance(0.03) {
                 // 25 km in five minutes: a borrowed phone, or a spoofed position.
                 let soon = morning + Duration::minutes(5);
                 let photo = fresh_photo(&mut plan, soon, village.far, true)?;
-                day_items.push(Checkin { village: v, captured: soon, position: village.far, accuracy: 10.0, mock: false, photo, planted: vec!["impossible_travel", "outside_geofence"] });
+                day_items.push(Checkin {
+                    village: v,
+                    captured: soon,
+                    position: village.far,
+                    accuracy: 10.0,
+                    mock: false,
+                    photo,
+                    planted: vec!["impossible_travel", "outside_geofence"],
+                });
             }
             for c in day_items {
                 let i = push_checkin(&mut plan, &mut rng, users, user, village, c);
@@ -935,7 +1017,15 @@ fn plan_village(
             // A phone whose clock runs a day ahead.
             let ahead = params.now.with_timezone(&china()) + Duration::hours(26);
             let photo = fresh_photo(&mut plan, ahead, village.home, true)?;
-            let c = Checkin { village: v, captured: ahead, position: village.home, accuracy: 9.0, mock: false, photo, planted: vec!["future_time"] };
+            let c = Checkin {
+                village: v,
+                captured: ahead,
+                position: village.home,
+                accuracy: 9.0,
+                mock: false,
+                photo,
+                planted: vec!["future_time"],
+            };
             let i = push_checkin(&mut plan, &mut rng, users, user, village, c);
             plan.late[1].push(i);
         }
