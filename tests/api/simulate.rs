@@ -47,6 +47,7 @@ fn assert_not_vacuous(sim: &Simulation) {
     }
     let s = &sim.stats;
     let count = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+    assert_eq!(count(&s.gave_up), 0, "a phone gave something up");
     assert!(count(&s.dropped_answers) > 0, "no answer was lost");
     assert!(count(&s.replayed) > 0, "no replay was answered");
     assert!(count(&s.refreshes) > 0, "no token was refreshed");
@@ -55,6 +56,10 @@ fn assert_not_vacuous(sim: &Simulation) {
         "no photo was found already there"
     );
     let receipts = sim.truth.receipts.lock().expect("receipts").clone();
+    assert!(
+        receipts.iter().all(|r| r.acked),
+        "every planned submission is acknowledged in the end"
+    );
     let stale = receipts
         .iter()
         .filter(|r| r.expect.must.contains("stale_time"))
@@ -234,8 +239,18 @@ async fn sigkill_in_the_middle_loses_nothing(backend: Backend) {
         stats.network_errors.load(Ordering::Relaxed) > 0,
         "the phones met the dead server"
     );
+    assert_eq!(stats.gave_up.load(Ordering::Relaxed), 0, "nothing given up");
     let found = sim.check().await.expect("check");
     assert!(found.is_empty(), "{}", sim.summary(&found));
+    assert!(
+        sim.truth
+            .receipts
+            .lock()
+            .expect("receipts")
+            .iter()
+            .all(|r| r.acked),
+        "every submission acknowledged, across the restart"
+    );
     drop(server);
 }
 
@@ -272,6 +287,54 @@ async fn the_command_prints_a_summary_and_exits_zero(_backend: Backend) {
     );
     assert!(stdout.contains("truth check: PASSED"), "{stdout}");
     assert!(stdout.contains("check-in"), "{stdout}");
+}
+
+/// The same seed plans the same month (ids, bodies, photos); another seed another.
+#[test]
+fn the_plan_follows_from_the_seed() {
+    use taizhang::geography::Geofence;
+    use taizhang::simulate::world::{plan, positions, Params, Village};
+    let village = |code: &str, lat: f64, lon: f64| {
+        let fence = Geofence::Circle {
+            center: geo::Point::new(lon, lat),
+            radius_m: 1500.0,
+        };
+        let (home, far) = positions(&fence, (lat, lon));
+        Village {
+            code: code.into(),
+            name: "试验村".into(),
+            county: format!("{}000000", &code[..6]),
+            fence,
+            home,
+            far,
+        }
+    };
+    let villages = || {
+        vec![
+            village("220802100201", 45.62, 122.84),
+            village("220881100200", 45.34, 122.79),
+        ]
+    };
+    let params = |seed: u64| Params {
+        seed,
+        days: 6,
+        households_per_village: 4,
+        photo_width: 96,
+        reuse_bits: taizhang::photos::REUSE_THRESHOLD,
+        now: chrono::DateTime::parse_from_rfc3339("2026-11-27T12:00:00+08:00")
+            .expect("time")
+            .with_timezone(&chrono::Utc),
+    };
+    let fingerprint = |seed: u64| {
+        let world = plan(&params(seed), villages()).expect("plan");
+        let items: Vec<String> = world.items.iter().map(|i| i.body.to_string()).collect();
+        let photos: Vec<String> = world.photos.iter().map(|p| p.sha.clone()).collect();
+        (items, photos, world.field.clone())
+    };
+    let a = fingerprint(5);
+    assert!(!a.0.is_empty() && !a.1.is_empty());
+    assert_eq!(a, fingerprint(5));
+    assert_ne!(a.0, fingerprint(6).0);
 }
 
 both_backends!(

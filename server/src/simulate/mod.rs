@@ -1130,11 +1130,13 @@ pub fn main(args: SimulateArgs) -> anyhow::Result<()> {
             None
         };
         let mut sim = Simulation::prepare(options).await?;
+        let setup_peak = bench::peaks_then_reset(&args.server_pids);
         sim.play().await?;
         let discrepancies = sim.check().await?;
         print!("{}", sim.summary(&discrepancies));
         if let Some(baseline) = baseline {
             let mut row = bench::measure(&sim, &baseline, &args.server_pids);
+            row.setup_peak_mib = setup_peak;
             row.passed = discrepancies.is_empty();
             print!("{}", bench::table(&[("this run".to_owned(), row)]));
         }

@@ -273,14 +273,13 @@ pub fn positions(fence: &Geofence, centroid: (f64, f64)) -> ((f64, f64), (f64, f
             }
         }
     }
-    let mut far = moved(home, 0.0, 25_000.0);
-    for bearing in [0.0, 90.0, 180.0, 270.0] {
-        let candidate = moved(home, bearing, 25_000.0);
-        if fence.distance_outside_m(point(candidate)) > 5_000.0 {
-            far = candidate;
-            break;
-        }
-    }
+    // Far enough that no accuracy circle reaches back in, near enough for a day trip.
+    let far = [25_000.0, 40_000.0, 60_000.0]
+        .into_iter()
+        .flat_map(|d| (0..8).map(move |k| (45.0 * k as f64, d)))
+        .map(|(bearing, d)| moved(home, bearing, d))
+        .find(|c| fence.distance_outside_m(point(*c)) > 5_000.0)
+        .unwrap_or_else(|| moved(home, 0.0, 80_000.0));
     (home, far)
 }
 
