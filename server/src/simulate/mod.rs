@@ -602,12 +602,6 @@ impl Simulation {
             .unwrap_or_default();
         let world = self.world.clone();
         let statuses = truth::final_statuses(&world, &receipts);
-        let month = world
-            .days
-            .last()
-            .map(|d| d.format("%Y-%m").to_string())
-            .unwrap_or_default();
-
         // 1. Household surveys: each acknowledged one listed exactly once, with the status and
         // flags it must have, and each household's versions on one household.
         let villages: Vec<usize> = (0..world.villages.len()).collect();
@@ -750,80 +744,16 @@ impl Simulation {
         .await;
         found.extend(replays.into_iter().flatten());
 
-        // 3. The ledger of every village and of the city.
-        let expected = truth::ledger(&world, &receipts, &month);
-        let nodes: Vec<(String, String, usize)> = world
-            .villages
+        // 3. The ledger of every village and of the city, for each month of the run.
+        let mut months: Vec<String> = world
+            .days
             .iter()
-            .enumerate()
-            .map(|(v, village)| ("village".to_owned(), village.code.clone(), v))
-            .chain([(
-                "city".to_owned(),
-                crate::ledger::inventory::CITY.to_owned(),
-                usize::MAX,
-            )])
+            .map(|d| d.format("%Y-%m").to_string())
             .collect();
-        let answers = join_all(self.admins.iter_mut().zip(shares(&nodes, 8)).map(
-            |(admin, mine)| {
-                let month = &month;
-                async move {
-                    let mut out = Vec::new();
-                    for (level, code, v) in mine {
-                        let node = admin
-                            .get(&format!(
-                                "/api/v1/inventory?level={level}&code={code}&month={month}"
-                            ))
-                            .await;
-                        out.push((code, v, node));
-                    }
-                    out
-                }
-            },
-        ))
-        .await;
-        let mut city: [BTreeMap<String, i64>; 2] = Default::default();
-        for figures in &expected {
-            for b in 0..2 {
-                for (k, n) in &figures[b] {
-                    *city[b].entry(k.clone()).or_insert(0) += n;
-                }
-            }
-        }
-        for (code, v, node) in answers.into_iter().flatten() {
-            let node = match node {
-                Ok(node) => node,
-                Err(e) => {
-                    found.push(format!("ledger of {code}: {e:#}"));
-                    continue;
-                }
-            };
-            let truth = if v == usize::MAX { &city } else { &expected[v] };
-            let rows = node["node"]["figures"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-            for (b, basis) in ["approved", "including_pending"].into_iter().enumerate() {
-                let mut keys: BTreeSet<String> = truth[b].keys().cloned().collect();
-                let mut server: BTreeMap<String, i64> = BTreeMap::new();
-                for row in &rows {
-                    let key = row["key"].as_str().unwrap_or_default().to_owned();
-                    server.insert(key.clone(), row[basis].as_i64().unwrap_or_default());
-                    keys.insert(key);
-                }
-                for key in keys {
-                    // How many villages the node has is geography, not field work.
-                    if key == "villages" {
-                        continue;
-                    }
-                    let want = truth[b].get(&key).copied().unwrap_or(0);
-                    let got = server.get(&key).copied().unwrap_or(0);
-                    if want != got {
-                        found.push(format!(
-                            "ledger {code} {month} {basis} {key}: server {got}, truth {want}"
-                        ));
-                    }
-                }
-            }
+        months.dedup();
+        for month in &months {
+            let more = self.check_ledger(&world, &receipts, month).await;
+            found.extend(more);
         }
 
         // 4. Attendance days of every simulated person.
@@ -886,6 +816,90 @@ impl Simulation {
         }
         self.timings.check = started.elapsed();
         Ok(found)
+    }
+
+    /// The ledger figures of every simulated village and of the city for `month`, on both
+    /// bases, against the truth.
+    async fn check_ledger(
+        &mut self,
+        world: &World,
+        receipts: &[truth::Receipt],
+        month: &str,
+    ) -> Vec<String> {
+        let mut found = Vec::new();
+        let expected = truth::ledger(world, receipts, month);
+        let nodes: Vec<(String, String, usize)> = world
+            .villages
+            .iter()
+            .enumerate()
+            .map(|(v, village)| ("village".to_owned(), village.code.clone(), v))
+            .chain([(
+                "city".to_owned(),
+                crate::ledger::inventory::CITY.to_owned(),
+                usize::MAX,
+            )])
+            .collect();
+        let answers = join_all(self.admins.iter_mut().zip(shares(&nodes, 8)).map(
+            |(admin, mine)| async move {
+                let mut out = Vec::new();
+                for (level, code, v) in mine {
+                    let node = admin
+                        .get(&format!(
+                            "/api/v1/inventory?level={level}&code={code}&month={month}"
+                        ))
+                        .await;
+                    out.push((code, v, node));
+                }
+                out
+            },
+        ))
+        .await;
+        let mut city: [BTreeMap<String, i64>; 2] = Default::default();
+        for figures in &expected {
+            for b in 0..2 {
+                for (k, n) in &figures[b] {
+                    *city[b].entry(k.clone()).or_insert(0) += n;
+                }
+            }
+        }
+        for (code, v, node) in answers.into_iter().flatten() {
+            let node = match node {
+                Ok(node) => node,
+                Err(e) => {
+                    found.push(format!("ledger of {code}: {e:#}"));
+                    continue;
+                }
+            };
+            let truth = if v == usize::MAX { &city } else { &expected[v] };
+            let rows = node["node"]["figures"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            for (b, basis) in ["approved", "including_pending"].into_iter().enumerate() {
+                let mut keys: BTreeSet<String> = truth[b].keys().cloned().collect();
+                let mut server: BTreeMap<String, i64> = BTreeMap::new();
+                for row in &rows {
+                    let key = row["key"].as_str().unwrap_or_default().to_owned();
+                    server.insert(key.clone(), row[basis].as_i64().unwrap_or_default());
+                    keys.insert(key);
+                }
+                for key in keys {
+                    // How many villages the node has is geography, not field work.
+                    if key == "villages" {
+                        continue;
+                    }
+                    let want = truth[b].get(&key).copied().unwrap_or(0);
+                    let got = server.get(&key).copied().unwrap_or(0);
+                    if want != got {
+                        found.push(format!(
+                            "ledger {code} {month} {basis} {key}: server {got}, truth {want}"
+                        ));
+                    }
+                }
+            }
+        }
+
+        found
     }
 
     /// The summary table printed at the end of a run.
