@@ -56,6 +56,9 @@ fn start(database_url: &str, data_dir: &Path, photos: &Path, port: u16) -> anyho
         .env("TAIZHANG_DATA_DIR", data_dir)
         .env("TAIZHANG_DATABASE_URL", database_url)
         .env("TAIZHANG_SECRET_KEY", SECRET)
+        // The truth check counts everything in its villages: no generated demo surveys
+        // (ignored by servers without them).
+        .env("TAIZHANG_DEMO_HOUSEHOLDS", "0")
         .env("TAIZHANG_BIND", format!("127.0.0.1:{port}"))
         .env("TAIZHANG_PHOTO_STORE", photos)
         .args(["serve", "--demo"])

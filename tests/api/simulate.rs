@@ -168,6 +168,9 @@ impl Killable {
             .env("TAIZHANG_DATA_DIR", data_dir)
             .env("TAIZHANG_DATABASE_URL", database_url)
             .env("TAIZHANG_SECRET_KEY", TEST_SECRET)
+            // The truth check counts everything in its villages: no generated demo surveys
+            // (ignored by servers without them).
+            .env("TAIZHANG_DEMO_HOUSEHOLDS", "0")
             .env("TAIZHANG_BIND", format!("127.0.0.1:{port}"))
             .env("TAIZHANG_WORKERS", "2")
             .args(["serve", "--demo"])
