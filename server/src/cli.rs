@@ -49,6 +49,9 @@ enum Command {
     /// Generate realistic survey data at city scale into the database (benchmarks, trying the
     /// ledger). Deterministic from --seed.
     Seed(SeedArgs),
+    /// Play a month of village work against a running server over HTTP, then check the
+    /// server against the simulator's ground truth (exit 1 on any difference).
+    Simulate(crate::simulate::SimulateArgs),
     /// Check the audit log.
     Audit {
         #[command(subcommand)]
@@ -238,6 +241,7 @@ pub fn run() -> ExitCode {
             command: AuditCommand::Verify(db),
         } => db.log_format,
         Command::Seed(args) => args.db.log_format,
+        Command::Simulate(_) => LogFormat::Text,
     };
     telemetry::init(format);
     match execute(cli.command) {
@@ -271,6 +275,7 @@ fn execute(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Seed(args) => seed(args),
+        Command::Simulate(args) => crate::simulate::main(args),
         Command::Audit {
             command: AuditCommand::Verify(db),
         } => {

@@ -21,6 +21,7 @@ pub mod photos;
 pub mod privacy;
 pub mod random;
 pub mod secrets;
+pub mod simulate;
 pub mod startup;
 pub mod submissions;
 pub mod surveys;

@@ -17,6 +17,7 @@ mod ops;
 mod phash;
 mod photos;
 mod review;
+mod simulate;
 mod surveys;
 mod users;
 mod villages;
