@@ -7,7 +7,7 @@ use maud::html;
 
 use super::layout;
 use super::session::login_redirect;
-use crate::error::{ApiError, ErrorCode};
+use crate::error::ApiError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConsoleError {
@@ -57,7 +57,7 @@ impl ResponseError for ConsoleError {
                 main.narrow {
                     h1 { (title) }
                     p.detail { (detail) }
-                    @if status == StatusCode::FORBIDDEN || e_is_not_found(self) {
+                    @if status == StatusCode::FORBIDDEN || status == StatusCode::NOT_FOUND {
                         p { "如认为这是错误，请联系市扶贫办管理员。" }
                     }
                     p { a href="/console" { "返回控制台" } }
@@ -68,10 +68,6 @@ impl ResponseError for ConsoleError {
             .content_type("text/html; charset=utf-8")
             .body(body.into_string())
     }
-}
-
-fn e_is_not_found(e: &ConsoleError) -> bool {
-    matches!(e, ConsoleError::Api(api) if api.code() == ErrorCode::NotFound)
 }
 
 /// The Chinese text of an API error, for a flash message after a refused decision.
