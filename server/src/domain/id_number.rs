@@ -29,12 +29,7 @@ impl IdNumber {
                 "must be 18 characters: 17 digits and a digit or X",
             ));
         }
-        let sum: u32 = bytes[..17]
-            .iter()
-            .zip(WEIGHTS)
-            .map(|(b, w)| u32::from(b - b'0') * w)
-            .sum();
-        if CHECK[(sum % 11) as usize] != bytes[17] {
+        if check_character(&value[..17]) != Some(bytes[17] as char) {
             return Err(Invalid::new(
                 "id_number_check_digit",
                 "the check character does not match (GB 11643)",
@@ -55,6 +50,20 @@ impl IdNumber {
             ));
         }
         Ok(Self(value))
+    }
+
+    /// A valid number for generated data (`taizhang seed`, the field simulator): the birth date
+    /// (from 1940) and the 3-digit sequence follow from `counter`, so a region has 27 million
+    /// distinct numbers.
+    pub fn generated(region: &str, counter: u64) -> Result<Self, Invalid> {
+        let base = NaiveDate::from_ymd_opt(1940, 1, 1)
+            .ok_or_else(|| Invalid::new("id_number_birth_date", "no 1940-01-01"))?;
+        let birth = base + chrono::Duration::days((counter % 27_000) as i64);
+        let sequence = (counter / 27_000) % 1000;
+        let first = format!("{region}{}{sequence:03}", birth.format("%Y%m%d"));
+        let check = check_character(&first)
+            .ok_or_else(|| Invalid::new("id_number_format", "the region must be 6 digits"))?;
+        Self::parse(&format!("{first}{check}"))
     }
 
     pub fn birth_date(&self) -> NaiveDate {
@@ -80,6 +89,20 @@ impl IdNumber {
     pub fn expose(&self) -> &str {
         &self.0
     }
+}
+
+/// The ISO 7064 MOD 11-2 check character of the first 17 digits (none unless 17 digits).
+fn check_character(first17: &str) -> Option<char> {
+    let digits = first17.as_bytes();
+    if digits.len() != 17 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let sum: u32 = digits
+        .iter()
+        .zip(WEIGHTS)
+        .map(|(b, w)| u32::from(b - b'0') * w)
+        .sum();
+    Some(CHECK[(sum % 11) as usize] as char)
 }
 
 impl fmt::Debug for IdNumber {
@@ -123,11 +146,20 @@ mod tests {
     }
 
     fn with_check(first17: &str) -> String {
-        let sum: u32 = first17
-            .bytes()
-            .zip(WEIGHTS)
-            .map(|(b, w)| u32::from(b - b'0') * w)
-            .sum();
-        format!("{first17}{}", CHECK[(sum % 11) as usize] as char)
+        format!("{first17}{}", check_character(first17).expect("17 digits"))
+    }
+
+    #[test]
+    fn generated_numbers_are_valid_and_distinct() {
+        let a = IdNumber::generated("220802", 0).expect("valid");
+        assert_eq!(
+            a.birth_date(),
+            NaiveDate::from_ymd_opt(1940, 1, 1).expect("date")
+        );
+        assert_eq!(a.expose(), "220802194001010004");
+        let b = IdNumber::generated("220802", 27_001).expect("valid");
+        assert_eq!(&b.expose()[..17], "22080219400102001");
+        assert_eq!(b.sex(), Sex::Male, "sequence 001 is odd");
+        assert!(IdNumber::generated("2208", 1).is_err());
     }
 }

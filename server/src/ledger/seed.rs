@@ -42,24 +42,6 @@ pub struct Seeded {
 /// Households written per transaction.
 const BATCH: usize = 200;
 
-/// A person: ID number, sex and birth date follow from the counter, unique for 27 million.
-fn person(county: &str, counter: usize) -> anyhow::Result<(IdNumber, NaiveDate)> {
-    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-    let base = NaiveDate::from_ymd_opt(1940, 1, 1).ok_or_else(|| anyhow::anyhow!("date"))?;
-    let birth = base + Duration::days((counter % 27_000) as i64);
-    let sequence = (counter / 27_000) % 1000;
-    let first = format!("{}{}{sequence:03}", &county[..6], birth.format("%Y%m%d"));
-    let sum: u32 = first
-        .bytes()
-        .zip(WEIGHTS)
-        .map(|(b, w)| u32::from(b - b'0') * w)
-        .sum();
-    let check = b"10X98765432"[(sum % 11) as usize] as char;
-    let id = IdNumber::parse(&format!("{first}{check}"))
-        .map_err(|e| anyhow::anyhow!("generated ID number: {}", e.message))?;
-    Ok((id, birth))
-}
-
 fn months_from(start: &str, count: usize) -> anyhow::Result<Vec<String>> {
     let first = NaiveDate::parse_from_str(&format!("{start}-01"), "%Y-%m-%d")
         .map_err(|_| anyhow::anyhow!("--start must be YYYY-MM"))?;
@@ -229,7 +211,13 @@ pub fn seed(
                 let mut members = Vec::with_capacity(size);
                 for m in 0..size {
                     person_counter += 1;
-                    let (id, _) = person(county, person_counter).map_err(ApiError::internal)?;
+                    let id =
+                        IdNumber::generated(&county[..6], person_counter as u64).map_err(|e| {
+                            ApiError::internal(anyhow::anyhow!(
+                                "generated ID number: {}",
+                                e.message
+                            ))
+                        })?;
                     let capacity = capacities[rng.gen_range(0..capacities.len())];
                     let (status, post) = work(&mut rng, capacity);
                     let at_risk = rng.gen_bool(0.012);

@@ -10,6 +10,7 @@ use chrono::{DateTime, Duration, FixedOffset, NaiveDate, TimeZone, Utc};
 use geo::{Destination, Haversine, Point};
 use serde_json::{json, Value};
 
+use crate::domain::IdNumber;
 use crate::geography::Geofence;
 use crate::photos::synthetic::{jpeg, with_exif, ExifSpec, Scene};
 use crate::random::SplitMix;
@@ -293,24 +294,6 @@ const GIVEN: &[&str] = &[
     "春生", "德福", "宝山", "长林", "志强", "海燕", "雪梅", "文军",
 ];
 
-/// A valid 18-character ID number: the county's region, a birth date and a 3-digit sequence
-/// (odd: male) all follow from the counter, unique for 27 million people.
-fn person_id(region: &str, counter: u64) -> (String, NaiveDate, &'static str) {
-    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-    let base = NaiveDate::from_ymd_opt(1940, 1, 1).unwrap_or_default();
-    let birth = base + Duration::days((counter % 27_000) as i64);
-    let sequence = (counter / 27_000) % 1000;
-    let first = format!("{region}{}{sequence:03}", birth.format("%Y%m%d"));
-    let sum: u32 = first
-        .bytes()
-        .zip(WEIGHTS)
-        .map(|(b, w)| u32::from(b - b'0') * w)
-        .sum();
-    let check = b"10X98765432"[(sum % 11) as usize] as char;
-    let sex = if sequence % 2 == 1 { "male" } else { "female" };
-    (format!("{first}{check}"), birth, sex)
-}
-
 const STATUSES: &[(&str, u32)] = &[
     ("out_of_province", 22),
     ("in_province_out_of_county", 14),
@@ -369,8 +352,10 @@ fn member(
     name: String,
     relation: &'static str,
     on: NaiveDate,
-) -> Member {
-    let (id, birth, sex) = person_id(region, counter);
+) -> anyhow::Result<Member> {
+    let id = IdNumber::generated(region, counter)
+        .map_err(|e| anyhow::anyhow!("generated ID number: {}", e.message))?;
+    let (birth, sex) = (id.birth_date(), id.sex().as_str());
     let age = on.years_since(birth).unwrap_or(0);
     let capacity = match age {
         0..=15 => "none",
@@ -380,9 +365,9 @@ fn member(
     let (status, post, income) = work(rng, capacity);
     let labour = status.is_some();
     let at_risk = rng.chance(0.05);
-    Member {
+    Ok(Member {
         name,
-        id,
+        id: id.expose().to_owned(),
         sex,
         birth,
         relation,
@@ -398,7 +383,7 @@ fn member(
         } else {
             vec![]
         },
-    }
+    })
 }
 
 pub fn member_json(m: &Member) -> Value {
@@ -702,7 +687,9 @@ fn plan_village(
                     format!("{surname}{}", rng.pick(GIVEN)),
                 ),
             };
-            members.push(member(&mut rng, region, counter, name, relation, days[day]));
+            members.push(member(
+                &mut rng, region, counter, name, relation, days[day],
+            )?);
         }
         let poverty = rng.weighted(&[("lifted", 80), ("not_lifted", 5), ("monitored", 15)]);
         let relocated = rng.chance(0.08);
