@@ -17,27 +17,16 @@
 #[path = "../../tests/api/pg.rs"]
 #[allow(dead_code)]
 mod pg;
+#[path = "../../tests/api/server_process.rs"]
+mod server_process;
 
-use std::io::BufRead;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use server_process::Spawned;
 use taizhang::simulate::{bench, Options, Simulation};
 
 const SECRET: &str = "5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed";
-
-struct Server {
-    child: Child,
-    address: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A free local port (the kernel's choice), so that a server restarted after the set-up comes
 /// back at the address the phones know.
@@ -47,40 +36,18 @@ fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
-fn start(database_url: &str, data_dir: &Path, photos: &Path, port: u16) -> anyhow::Result<Server> {
+fn start(database_url: &str, data_dir: &Path, photos: &Path, port: u16) -> anyhow::Result<Spawned> {
     std::fs::create_dir_all(data_dir)?;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_taizhang"))
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("RUST_LOG", "warn")
-        .env("TAIZHANG_DATA_DIR", data_dir)
-        .env("TAIZHANG_DATABASE_URL", database_url)
-        .env("TAIZHANG_SECRET_KEY", SECRET)
-        // The truth check counts everything in its villages: no generated demo surveys
-        // (ignored by servers without them).
-        .env("TAIZHANG_DEMO_HOUSEHOLDS", "0")
-        .env("TAIZHANG_BIND", format!("127.0.0.1:{port}"))
-        .env("TAIZHANG_PHOTO_STORE", photos)
-        .args(["serve", "--demo"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let stdout = std::io::BufReader::new(
-        child
-            .stdout
-            .take()
-            .ok_or_else(|| anyhow::anyhow!("no stdout"))?,
-    );
-    let address = stdout
-        .lines()
-        .map_while(Result::ok)
-        .find_map(|line| {
-            line.strip_prefix("Taizhang is serving on ")
-                .and_then(|r| r.split_whitespace().next())
-                .map(str::to_owned)
-        })
-        .ok_or_else(|| anyhow::anyhow!("the server did not announce its address"))?;
-    Ok(Server { child, address })
+    Ok(server_process::spawn(
+        database_url,
+        data_dir,
+        &format!("127.0.0.1:{port}"),
+        SECRET,
+        &[
+            ("RUST_LOG", "warn".as_ref()),
+            ("TAIZHANG_PHOTO_STORE", photos.as_os_str()),
+        ],
+    )?)
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -98,7 +65,7 @@ async fn run(name: &str, database_url: &str, processes: usize) -> anyhow::Result
         .map(|_| free_port())
         .collect::<anyhow::Result<_>>()?;
     // One after another: the first applies the migrations and loads the villages.
-    let start_all = || -> anyhow::Result<Vec<Server>> {
+    let start_all = || -> anyhow::Result<Vec<Spawned>> {
         ports
             .iter()
             .enumerate()

@@ -297,54 +297,30 @@ macro_rules! every_backend_and_store {
 }
 pub(crate) use every_backend_and_store;
 
-/// A `taizhang serve` child process, stopped when dropped.
+/// A `taizhang serve` child process on its own data directory, stopped when dropped.
 pub struct ServerProcess {
     pub address: String,
-    child: std::process::Child,
+    // Declared before the directory: the process stops before its directory goes.
+    _process: crate::server_process::Spawned,
     _data_dir: TempDir,
 }
 
 impl ServerProcess {
     /// Starts the real binary on `database_url` with the test secret and the demo users.
     pub fn start(database_url: &str) -> Self {
-        use std::io::BufRead;
         let data_dir = tempfile::tempdir().expect("data dir");
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_taizhang"))
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("TAIZHANG_DATA_DIR", data_dir.path())
-            .env("TAIZHANG_DATABASE_URL", database_url)
-            .env("TAIZHANG_SECRET_KEY", TEST_SECRET)
-            .env("TAIZHANG_BIND", "127.0.0.1:0")
-            .env("TAIZHANG_WORKERS", "2")
-            // Demo users, not demo surveys: tests bring their own data.
-            .env("TAIZHANG_DEMO_HOUSEHOLDS", "0")
-            .args(["serve", "--demo"])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start taizhang");
-        let stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
-        let address = stdout
-            .lines()
-            .map_while(Result::ok)
-            .find_map(|line| {
-                line.strip_prefix("Taizhang is serving on ")
-                    .and_then(|r| r.split_whitespace().next())
-                    .map(str::to_owned)
-            })
-            .expect("the server announces its address");
+        let process = crate::server_process::spawn(
+            database_url,
+            data_dir.path(),
+            "127.0.0.1:0",
+            TEST_SECRET,
+            &[("TAIZHANG_WORKERS", "2".as_ref())],
+        )
+        .expect("start taizhang");
         Self {
-            address,
-            child,
+            address: process.address.clone(),
+            _process: process,
             _data_dir: data_dir,
         }
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

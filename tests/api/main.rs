@@ -4,6 +4,7 @@
 mod helpers;
 mod moto;
 mod pg;
+mod server_process;
 
 mod auth;
 mod browser;

@@ -2,9 +2,8 @@
 //! both databases, the check must catch a planted discrepancy, and a server killed with
 //! SIGKILL in the middle of the month and restarted on the same data must lose nothing.
 
-use std::io::BufRead;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -13,6 +12,7 @@ use taizhang::simulate::world::{Payload, Review};
 use taizhang::simulate::{Options, Simulation};
 
 use crate::helpers::*;
+use crate::server_process::{spawn, Spawned};
 
 fn small(servers: Vec<String>, seed: u64) -> Options {
     let mut o = Options::new(servers);
@@ -156,45 +156,15 @@ async fn simulated_month_passes_the_truth_check(backend: Backend) {
 
 /// A `taizhang serve` process on a given port and data directory, so that it can be killed
 /// and started again on the same data at the same address.
-struct Killable {
-    child: Child,
-}
-
-impl Killable {
-    fn start(database_url: &str, data_dir: &Path, port: u16) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_taizhang"))
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("TAIZHANG_DATA_DIR", data_dir)
-            .env("TAIZHANG_DATABASE_URL", database_url)
-            .env("TAIZHANG_SECRET_KEY", TEST_SECRET)
-            // The truth check counts everything in its villages: no generated demo surveys
-            // (ignored by servers without them).
-            .env("TAIZHANG_DEMO_HOUSEHOLDS", "0")
-            .env("TAIZHANG_BIND", format!("127.0.0.1:{port}"))
-            .env("TAIZHANG_WORKERS", "2")
-            .args(["serve", "--demo"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start taizhang");
-        let stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
-        assert!(
-            stdout
-                .lines()
-                .map_while(Result::ok)
-                .any(|line| line.starts_with("Taizhang is serving on ")),
-            "the server starts"
-        );
-        Killable { child }
-    }
-}
-
-impl Drop for Killable {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn killable(database_url: &str, data_dir: &Path, port: u16) -> Spawned {
+    spawn(
+        database_url,
+        data_dir,
+        &format!("127.0.0.1:{port}"),
+        TEST_SECRET,
+        &[("TAIZHANG_WORKERS", "2".as_ref())],
+    )
+    .expect("the server starts")
 }
 
 async fn sigkill_in_the_middle_loses_nothing(backend: Backend) {
@@ -211,7 +181,7 @@ async fn sigkill_in_the_middle_loses_nothing(backend: Backend) {
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port();
-    let mut server = Some(Killable::start(&url, dir.path(), port));
+    let mut server = Some(killable(&url, dir.path(), port));
     let mut options = small(vec![format!("http://127.0.0.1:{port}")], 11);
     options.villages = 3;
     // A month ending yesterday spans two calendar months most days: the ledger of both is
@@ -234,7 +204,7 @@ async fn sigkill_in_the_middle_loses_nothing(backend: Backend) {
         }
         killed_at = stats.done.load(Ordering::Relaxed);
         actix_web::rt::time::sleep(Duration::from_millis(500)).await;
-        server = Some(Killable::start(&url, dir.path(), port));
+        server = Some(killable(&url, dir.path(), port));
     };
     let (played, ()) = futures_util::future::join(sim.play(), killer).await;
     played.expect("play");

@@ -1,0 +1,66 @@
+//! A real `taizhang serve` child process, for the tests that need the binary itself (several
+//! processes on one database, SIGKILL) and for the end-to-end bench, which includes this file.
+
+use std::ffi::OsStr;
+use std::io::BufRead;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+/// A running server, killed and reaped when dropped.
+pub struct Spawned {
+    /// `http://host:port`, as the server announced it.
+    pub address: String,
+    pub child: Child,
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `taizhang serve --demo` with only the environment given (demo users, no generated
+/// demo surveys: tests and the bench bring their own data) and waits for it to serve.
+pub fn spawn(
+    database_url: &str,
+    data_dir: &Path,
+    bind: &str,
+    secret: &str,
+    env: &[(&str, &OsStr)],
+) -> std::io::Result<Spawned> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_taizhang"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("TAIZHANG_DATA_DIR", data_dir)
+        .env("TAIZHANG_DATABASE_URL", database_url)
+        .env("TAIZHANG_SECRET_KEY", secret)
+        .env("TAIZHANG_BIND", bind)
+        .env("TAIZHANG_DEMO_HOUSEHOLDS", "0")
+        .envs(env.iter().copied())
+        .args(["serve", "--demo"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let address = child.stdout.take().and_then(|stdout| {
+        std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|line| {
+                line.strip_prefix("Taizhang is serving on ")
+                    .and_then(|r| r.split_whitespace().next())
+                    .map(str::to_owned)
+            })
+    });
+    let spawned = Spawned {
+        address: address.unwrap_or_default(),
+        child,
+    };
+    if spawned.address.is_empty() {
+        // Dropping it kills what did start.
+        return Err(std::io::Error::other(
+            "the server exited without announcing its address",
+        ));
+    }
+    Ok(spawned)
+}
