@@ -106,25 +106,27 @@ impl Browser {
         std::fs::write(dir.join(format!("{name}.png")), png).expect("write screenshot");
     }
 
-    async fn text(&self, css: &str) -> String {
+    /// The element `css` selects, once the page has it (at most `limit`).
+    async fn element_within(&self, css: &str, limit: Duration) -> fantoccini::elements::Element {
         self.client
             .wait()
-            .at_most(Duration::from_secs(10))
+            .at_most(limit)
             .for_element(Locator::Css(css))
             .await
             .unwrap_or_else(|e| panic!("{css}: {e}"))
-            .text()
-            .await
-            .expect("text")
+    }
+
+    async fn element(&self, css: &str) -> fantoccini::elements::Element {
+        self.element_within(css, Duration::from_secs(10)).await
+    }
+
+    async fn text(&self, css: &str) -> String {
+        self.element(css).await.text().await.expect("text")
     }
 
     async fn click(&self, css: &str) {
-        self.client
-            .wait()
-            .at_most(Duration::from_secs(10))
-            .for_element(Locator::Css(css))
+        self.element(css)
             .await
-            .unwrap_or_else(|e| panic!("{css}: {e}"))
             .click()
             .await
             .unwrap_or_else(|e| panic!("click {css}: {e}"));
@@ -140,12 +142,7 @@ impl Browser {
             assert!(Instant::now() < deadline, "clicking {css} loaded no page");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        self.client
-            .wait()
-            .at_most(Duration::from_secs(15))
-            .for_element(Locator::Css("body"))
-            .await
-            .expect("the new page");
+        self.element_within("body", Duration::from_secs(15)).await;
     }
 
     async fn fill(&self, css: &str, text: &str) {
@@ -313,12 +310,7 @@ async fn a_reviewer_approves_rejects_and_exports(backend: Backend) {
     b.click("form.decision.merge-a button").await;
     // The merge asks first.
     b.client.accept_alert().await.expect("a confirmation");
-    b.client
-        .wait()
-        .at_most(Duration::from_secs(15))
-        .for_element(Locator::Css(".flash.ok"))
-        .await
-        .expect("merged");
+    b.element_within(".flash.ok", Duration::from_secs(15)).await;
     assert!(old.tag_name().await.is_err(), "a new page");
     assert!(b.text(".flash.ok").await.contains("合并"));
 

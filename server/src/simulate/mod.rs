@@ -594,12 +594,7 @@ impl Simulation {
             .lock()
             .map(|d| d.clone())
             .unwrap_or_default();
-        let receipts: Vec<truth::Receipt> = self
-            .truth
-            .receipts
-            .lock()
-            .map(|r| r.clone())
-            .unwrap_or_default();
+        let receipts = self.truth.receipts_now();
         let world = self.world.clone();
         let statuses = truth::final_statuses(&world, &receipts);
         // 1. Household surveys: each acknowledged one listed exactly once, with the status and
@@ -904,12 +899,7 @@ impl Simulation {
 
     /// The summary table printed at the end of a run.
     pub fn summary(&self, discrepancies: &[String]) -> String {
-        let receipts: Vec<truth::Receipt> = self
-            .truth
-            .receipts
-            .lock()
-            .map(|r| r.clone())
-            .unwrap_or_default();
+        let receipts = self.truth.receipts_now();
         let mut by_kind: BTreeMap<&str, (usize, usize, usize)> = BTreeMap::new();
         let mut flags_expected: BTreeMap<String, usize> = BTreeMap::new();
         let mut flags_seen: BTreeMap<String, usize> = BTreeMap::new();

@@ -83,6 +83,11 @@ const EXIF_TIME_TOLERANCE_MIN: i64 = 30;
 const EXIF_DISTANCE_M: f64 = 1_000.0;
 
 impl Truth {
+    /// A copy of the receipts as they stand, for a check or a summary to read at leisure.
+    pub fn receipts_now(&self) -> Vec<Receipt> {
+        self.receipts.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
     pub fn new(items: usize, upload_window: Duration, reuse_bits: u32) -> Self {
         Truth {
             receipts: Mutex::new(vec![Receipt::default(); items]),
