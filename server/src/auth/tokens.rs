@@ -51,13 +51,18 @@ pub fn issue_access(
     .map_err(ApiError::internal)
 }
 
-pub fn verify_access(keys: &Keys, token: &str) -> Result<AccessClaims, ApiError> {
+/// What every access token must be: HS256, signed by this server, with `exp`, `iss`, `sub`.
+fn validation() -> Validation {
     let mut validation = Validation::new(Algorithm::HS256);
     validation.set_issuer(&[ISSUER]);
     validation.set_required_spec_claims(&["exp", "iss", "sub"]);
     // The server both issues and checks the token: no clock skew to allow for.
     validation.leeway = 0;
-    jsonwebtoken::decode::<AccessClaims>(token, &DecodingKey::from_secret(&keys.jwt), &validation)
+    validation
+}
+
+pub fn verify_access(keys: &Keys, token: &str) -> Result<AccessClaims, ApiError> {
+    jsonwebtoken::decode::<AccessClaims>(token, &DecodingKey::from_secret(&keys.jwt), &validation())
         .map(|data| data.claims)
         .map_err(|e| match e.kind() {
             ErrorKind::ExpiredSignature => ApiError::unauthenticated(
@@ -70,13 +75,11 @@ pub fn verify_access(keys: &Keys, token: &str) -> Result<AccessClaims, ApiError>
         })
 }
 
-/// The claims of a token this server signed, expired or not: the console renews an expired
-/// access token of a live session instead of spending a refresh token, which parallel page loads
-/// would race for (a refresh token works once).
+/// The claims of a token this server signed, expired or not (compare `exp` yourself): the
+/// console renews an expired access token of a live session instead of spending a refresh token,
+/// which parallel page loads would race for (a refresh token works once).
 pub fn verify_access_ignoring_expiry(keys: &Keys, token: &str) -> Result<AccessClaims, ApiError> {
-    let mut validation = Validation::new(Algorithm::HS256);
-    validation.set_issuer(&[ISSUER]);
-    validation.set_required_spec_claims(&["exp", "iss", "sub"]);
+    let mut validation = validation();
     validation.validate_exp = false;
     jsonwebtoken::decode::<AccessClaims>(token, &DecodingKey::from_secret(&keys.jwt), &validation)
         .map(|data| data.claims)

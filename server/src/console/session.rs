@@ -21,7 +21,7 @@ use sha2::Sha256;
 use super::error::ConsoleError;
 use crate::auth::tokens;
 use crate::auth::Caller;
-use crate::error::{ApiError, ErrorCode};
+use crate::error::ApiError;
 use crate::startup::AppState;
 
 pub const SESSION_COOKIE: &str = "tz_console";
@@ -157,18 +157,14 @@ async fn authenticate(req: &HttpRequest) -> Result<Session, ConsoleError> {
         .cookie(SESSION_COOKIE)
         .map(|c| c.value().to_owned())
         .ok_or_else(login)?;
-    let (claims, renew) = match tokens::verify_access(&state.keys, &token) {
-        Ok(claims) => (claims, false),
-        Err(e) if e.code() == ErrorCode::TokenExpired => {
-            let claims =
-                tokens::verify_access_ignoring_expiry(&state.keys, &token).map_err(|_| login())?;
-            if Utc::now().timestamp() - claims.exp > IDLE_LIMIT.num_seconds() {
-                return Err(login());
-            }
-            (claims, true)
-        }
-        Err(_) => return Err(login()),
-    };
+    let claims = tokens::verify_access_ignoring_expiry(&state.keys, &token).map_err(|_| login())?;
+    // Expired as the API judges it (`exp` before now, no leeway), yet renewable within the
+    // idle limit.
+    let expired_for = Utc::now().timestamp() - claims.exp;
+    if expired_for > IDLE_LIMIT.num_seconds() {
+        return Err(login());
+    }
+    let renew = expired_for > 0;
     let caller = Caller::load(&state, claims).await.map_err(|e| match e {
         ApiError::Unauthenticated { .. } => login(),
         other => ConsoleError::Api(other),
