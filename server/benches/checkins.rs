@@ -207,11 +207,20 @@ async fn end_to_end(n: usize) -> anyhow::Result<()> {
 /// Fills `checkins` with `rows` synthetic check-ins (a year over 919 villages) in SQL, without
 /// the foreign keys a benchmark table needs no more than it needs the photos.
 fn fill(conn: &mut DbConnection, rows: usize) -> anyhow::Result<()> {
-    let select = "SELECT 'c' || n, 'u', 'resident_duty', 'user:' || (n % 3700), NULL, \
-                  '220802100' || (200 + n % 919), '2020-07-01 00:00:00', '2020-07-01', 45.7, 122.5, 10.0, FALSE, \
-                  'p' || n, (n * 2654435761) % 9223372036854775807, 'accepted', '', '2020-07-01 00:00:00' FROM nums";
+    // A year of days, and the city's five counties in turn (the village codes are stand-ins).
+    let day = match conn {
+        DbConnection::Sqlite(_) => "date('2020-01-01', '+' || (n % 365) || ' days')",
+        DbConnection::Postgresql(_) => "(DATE '2020-01-01' + (n % 365)::int)",
+    };
+    let select = format!(
+        "SELECT 'c' || n, 'u', 'resident_duty', 'user:' || (n % 3700), NULL, \
+         '220802100' || (200 + n % 919), '2020-07-01 00:00:00', {day}, 45.7, 122.5, 10.0, FALSE, \
+         'p' || n, (n * 2654435761) % 9223372036854775807, 'accepted', '', '2020-07-01 00:00:00', \
+         (CASE n % 5 WHEN 0 THEN '220802000000' WHEN 1 THEN '220821000000' WHEN 2 THEN '220822000000' \
+          WHEN 3 THEN '220881000000' ELSE '220882000000' END) FROM nums"
+    );
     let columns = "id, user_id, kind, subject, worker_id_sealed, village_code, captured_at, attendance_date, lat, lon, \
-                   accuracy_m, mock_location, photo_sha256, photo_phash, status, flags, received_at";
+                   accuracy_m, mock_location, photo_sha256, photo_phash, status, flags, received_at, county_code";
     match conn {
         DbConnection::Sqlite(c) => {
             c.batch_execute("PRAGMA foreign_keys = OFF")?;
@@ -249,7 +258,10 @@ fn lookup(name: &str, database: DatabaseUrl, rows: usize) -> anyhow::Result<()> 
     for i in 0..probes {
         let village = format!("220802100{}", 200 + (i * 7) % 919);
         let subject = format!("user:{}", (i * 13) % 3700);
-        let hashes = taizhang::checkins::store::reuse_candidates(&mut conn, &village, &subject)?;
+        let day = chrono::NaiveDate::from_ymd_opt(2020, 1, 1).unwrap_or_default()
+            + chrono::Duration::days((i * 11 % 365) as i64);
+        let hashes =
+            taizhang::checkins::store::reuse_candidates(&mut conn, &village, &subject, day)?;
         scanned += hashes.len();
         matches += hashes
             .iter()

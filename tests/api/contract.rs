@@ -190,8 +190,12 @@ fn load_every_table(conn: &mut DbConnection) {
         .expect("submissions");
     households::table
         .select(households::all_columns)
-        .load::<(Text, Text, Opt<Text>, Opt<Text>, Timestamp)>(conn)
+        .load::<(Text, Text, Timestamp)>(conn)
         .expect("households");
+    household_keys::table
+        .select(household_keys::all_columns)
+        .load::<(Text, Text, Text, Text)>(conn)
+        .expect("household_keys");
     people::table
         .select(people::all_columns)
         .load::<(Text, Text, Text, chrono::NaiveDate)>(conn)
@@ -351,6 +355,7 @@ fn load_every_table(conn: &mut DbConnection) {
             Text,
             Text,
             Timestamp,
+            Text,
         )>(conn)
         .expect("checkins");
     duplicate_pairs::table
@@ -366,6 +371,7 @@ fn load_every_table(conn: &mut DbConnection) {
             Opt<Timestamp>,
             Opt<Text>,
             i32,
+            Text,
         )>(conn)
         .expect("duplicate_pairs");
     merge_moves::table

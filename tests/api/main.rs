@@ -18,6 +18,7 @@ mod ops;
 mod phash;
 mod photos;
 mod review;
+mod scope;
 mod simulate;
 mod surveys;
 mod users;

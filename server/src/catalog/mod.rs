@@ -166,6 +166,12 @@ pub fn build() -> Catalog {
                 entries!(crate::surveys::duplicates::PairState),
             ),
             e(
+                "duplicate_pair_kind",
+                "户对类别",
+                "GET /duplicates: kind",
+                entries!(crate::surveys::duplicates::PairKind),
+            ),
+            e(
                 "duplicate_action",
                 "疑似重复户处理操作",
                 "POST /duplicates/{a}/{b}: action",

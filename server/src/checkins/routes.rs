@@ -38,12 +38,14 @@ pub struct CheckinAnswer {
 /// Checks in: a resident-duty check-in of the caller, or a special-post worker's check-in made
 /// by the village's field user.
 ///
-/// Upload the photo (JPEG) first. Exactly-once like every submission (201, then 200 with the
+/// Upload the photo (JPEG) first: a check-in may name only a photo its author uploaded (any
+/// other answers 422 `photo_missing`). Exactly-once like every submission (201, then 200 with the
 /// same body; 409 for a reused id). Doubtful facts do not refuse a check-in: it is stored with
 /// `status: flagged` and its `flags` — `outside_geofence` (the accuracy circle does not reach the
 /// village geofence), `poor_accuracy`, `future_time`, `stale_time` (older than the 7-day upload
-/// window), `photo_reused` (perceptually the photo of an earlier check-in of the same person or
-/// village), `impossible_travel`, `mock_location`, `exif_mismatch` (the photo's EXIF time or
+/// window), `photo_reused` (perceptually the photo of another check-in of the same person or
+/// village; or of another person's check-in in the county — the same bytes at any time, a near
+/// copy within 7 days), `impossible_travel`, `mock_location`, `exif_mismatch` (the photo's EXIF time or
 /// position is far from the submitted ones).
 #[utoipa::path(
     tag = "checkins",

@@ -1,6 +1,6 @@
 //! Storing a check-in with its flags, inside the transaction that claimed its submission id.
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use geo::Point;
 use serde_json::{json, Value};
@@ -20,15 +20,23 @@ use crate::villages::geofences::Geofences;
 /// A stored photo's format, perceptual hash, EXIF time and EXIF position.
 type PhotoFacts = (String, i64, Option<NaiveDateTime>, Option<f64>, Option<f64>);
 
-/// The perceptual hashes of every check-in photo of a village or a person, to compare with a
-/// new one. A village has a couple of thousand check-ins a year, so the scan is short; two
-/// queries, each answered from an index that ends in the hash, are faster than one `OR` (which
-/// PostgreSQL answers from the table).
+/// Days either side of a check-in within which a near copy of another person's photo anywhere
+/// in the county counts as reuse. A county has some 20 000 check-ins a month, so a week either
+/// way keeps the scan to a few thousand hashes; exact copies are found at any distance in time.
+pub const COUNTY_REUSE_DAYS: i64 = 7;
+
+/// The perceptual hashes a new check-in photo is compared with: every check-in photo of the
+/// village and of the person, and other people's check-in photos in the county within
+/// [`COUNTY_REUSE_DAYS`]. Each query is answered from an index that ends in the hash (faster
+/// than one `OR`, which PostgreSQL answers from the table).
 pub fn reuse_candidates(
     conn: &mut DbConnection,
     village: &str,
     subject: &str,
+    day: NaiveDate,
 ) -> QueryResult<Vec<i64>> {
+    let county = county_of(village);
+    let window = chrono::Duration::days(COUNTY_REUSE_DAYS);
     let mut hashes: Vec<i64> = checkins::table
         .filter(checkins::village_code.eq(village))
         .select(checkins::photo_phash)
@@ -39,7 +47,36 @@ pub fn reuse_candidates(
             .select(checkins::photo_phash)
             .load::<i64>(conn)?,
     );
+    hashes.extend(
+        checkins::table
+            .filter(checkins::county_code.eq(&county))
+            .filter(checkins::attendance_date.between(day - window, day + window))
+            .filter(checkins::subject.ne(subject))
+            .select(checkins::photo_phash)
+            .load::<i64>(conn)?,
+    );
     Ok(hashes)
+}
+
+/// Whether another person's check-in anywhere in the county used these very bytes.
+fn same_bytes_in_county(
+    conn: &mut DbConnection,
+    sha256: &str,
+    village: &str,
+    subject: &str,
+) -> QueryResult<bool> {
+    Ok(checkins::table
+        .filter(checkins::photo_sha256.eq(sha256))
+        .filter(checkins::county_code.eq(county_of(village)))
+        .filter(checkins::subject.ne(subject))
+        .count()
+        .get_result::<i64>(conn)?
+        > 0)
+}
+
+/// The 12-digit code of a village's county.
+fn county_of(village: &str) -> String {
+    format!("{}000000", village.get(..6).unwrap_or(village))
 }
 
 /// Whose attendance a check-in records.
@@ -96,23 +133,29 @@ pub fn store(
     user_id: &str,
     now: DateTime<Utc>,
 ) -> ApiResult<Value> {
-    let photo: Option<PhotoFacts> = photos::table
-        .find(&checkin.photo)
-        .select((
-            photos::format,
-            photos::phash,
-            photos::taken_at,
-            photos::exif_lat,
-            photos::exif_lon,
-        ))
-        .first(conn)
-        .optional()?;
+    // Only a photo its author uploaded: anyone else's answers as missing, whoever stored it.
+    let photo: Option<PhotoFacts> =
+        if crate::photos::db::uploaded_by(conn, &checkin.photo, user_id)? {
+            photos::table
+                .find(&checkin.photo)
+                .select((
+                    photos::format,
+                    photos::phash,
+                    photos::taken_at,
+                    photos::exif_lat,
+                    photos::exif_lon,
+                ))
+                .first(conn)
+                .optional()?
+        } else {
+            None
+        };
     let Some((format, phash, exif_taken_at, exif_lat, exif_lon)) = photo else {
         return Err(ApiError::field(
             "photo",
             "photo_missing",
             format!(
-                "photo {} has not been uploaded: PUT /api/v1/photos/{}, then retry",
+                "照片 {} 尚未由本人上传：请先 PUT /api/v1/photos/{}，再重新提交",
                 checkin.photo, checkin.photo
             ),
         ));
@@ -156,19 +199,12 @@ pub fn store(
         .select(columns)
         .first(conn)
         .optional()?;
-    // Reuse: any other check-in photo of this person or this village that is perceptually the
-    // same picture. A village has some thousands a year, so the scan is short.
-    let earlier: Vec<i64> = checkins::table
-        .filter(
-            checkins::village_code
-                .eq(checkin.village.as_str())
-                .or(checkins::subject.eq(&subject)),
-        )
-        .select(checkins::photo_phash)
-        .load(conn)?;
-    let photo_reused = earlier
-        .iter()
-        .any(|h| distance(*h as u64, phash as u64) <= policy.photo_reuse_bits);
+    let attendance_date = checkin.captured_at.with_timezone(&china()).date_naive();
+    let photo_reused =
+        same_bytes_in_county(conn, &checkin.photo, checkin.village.as_str(), &subject)?
+            || reuse_candidates(conn, checkin.village.as_str(), &subject, attendance_date)?
+                .iter()
+                .any(|h| distance(*h as u64, phash as u64) <= policy.photo_reuse_bits);
 
     let fence = fences.get(conn, checkin.village.as_str())?;
     let facts = Facts {
@@ -191,7 +227,6 @@ pub fn store(
     } else {
         "flagged"
     };
-    let attendance_date = checkin.captured_at.with_timezone(&china()).date_naive();
     diesel::insert_into(checkins::table)
         .values((
             checkins::id.eq(checkin.id.as_str()),
@@ -200,6 +235,7 @@ pub fn store(
             checkins::subject.eq(&subject),
             checkins::worker_id_sealed.eq(checkin.worker.as_ref().map(|w| vault.seal_id(w))),
             checkins::village_code.eq(checkin.village.as_str()),
+            checkins::county_code.eq(county_of(checkin.village.as_str())),
             checkins::captured_at.eq(captured.naive_utc()),
             checkins::attendance_date.eq(attendance_date),
             checkins::lat.eq(checkin.lat),

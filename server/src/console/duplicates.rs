@@ -11,7 +11,7 @@ use super::{
 };
 use crate::http::{ApiJson, ApiQuery};
 use crate::startup::AppState;
-use crate::surveys::duplicates::{PairAction, PairState};
+use crate::surveys::duplicates::{PairAction, PairKind, PairState};
 use crate::surveys::duplicates_routes::{
     decide_duplicate_pair, duplicates_page, DuplicatePair, DuplicateQuery, HouseholdSide,
     PairRequest,
@@ -32,7 +32,7 @@ pub async fn page(
     let county = chosen_county(caller, value(&params, "county"));
     let mut api: Vec<(String, String)> = params
         .iter()
-        .filter(|(k, _)| ["state", "cursor"].contains(&k.as_str()))
+        .filter(|(k, _)| ["state", "kind", "cursor"].contains(&k.as_str()))
         .cloned()
         .collect();
     if let Some(c) = &county {
@@ -83,6 +83,7 @@ pub async fn page(
             article.pair data-pair={ (pair.household_a) "/" (pair.household_b) } {
                 header {
                     span.flag { (pair.state.label()) }
+                    @if pair.kind == PairKind::HouseholdInOtherCounty { " " span.flag { (pair.kind.label()) } }
                     " 标记于 " (datetime(&pair.flagged_at))
                     @if let Some(d) = pair.distance_m { " · 两次调查位置相距 " (format!("{d:.0}")) " 米" }
                     @if let Some(r) = &pair.reason { " · 理由：" (r) }
@@ -171,6 +172,17 @@ fn actions(session: &Session, pair: &DuplicatePair, back: &str) -> Markup {
             input type="hidden" name="back" value=(back);
         }
     };
+    // A key shared by two counties is a transfer (merge) or a mistake (keep apart).
+    let transfer = pair.kind == PairKind::HouseholdInOtherCounty;
+    let (merge_a, merge_b, apart) = if transfer {
+        (
+            "确认迁移，保留左侧户",
+            "确认迁移，保留右侧户",
+            "确认录入错误（不是同一户）",
+        )
+    } else {
+        ("合并，保留左侧户", "合并，保留右侧户", "确认不是同一户")
+    };
     html! {
         div.decisions {
             @match pair.state {
@@ -178,17 +190,17 @@ fn actions(session: &Session, pair: &DuplicatePair, back: &str) -> Markup {
                     form method="post" action=(action) class="decision merge-a" data-confirm="合并后右侧户的调查并入左侧户，确定？" {
                         (hidden("merge"))
                         input type="hidden" name="survivor" value=(pair.household_a);
-                        button type="submit" { "合并，保留左侧户" }
+                        button type="submit" { (merge_a) }
                     }
                     form method="post" action=(action) class="decision merge-b" data-confirm="合并后左侧户的调查并入右侧户，确定？" {
                         (hidden("merge"))
                         input type="hidden" name="survivor" value=(pair.household_b);
-                        button type="submit" { "合并，保留右侧户" }
+                        button type="submit" { (merge_b) }
                     }
                     form method="post" action=(action) class="decision keep-apart" {
                         (hidden("keep_apart"))
-                        textarea name="reason" required maxlength="500" rows="2" placeholder="不是同一户的理由（必填）" {}
-                        button type="submit" { "确认不是同一户" }
+                        textarea name="reason" required maxlength="500" rows="2" placeholder="理由（必填）" {}
+                        button type="submit" { (apart) }
                     }
                 }
                 PairState::Merged => {

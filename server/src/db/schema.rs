@@ -136,9 +136,16 @@ diesel::table! {
     households (id) {
         id -> Text,
         village_code -> Text,
-        household_number -> Nullable<Text>,
-        head_id_hash -> Nullable<Text>,
         created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    household_keys (county_code, kind, value) {
+        county_code -> Text,
+        kind -> Text,
+        value -> Text,
+        household_id -> Text,
     }
 }
 
@@ -278,6 +285,7 @@ diesel::table! {
         status -> Text,
         flags -> Text,
         received_at -> Timestamp,
+        county_code -> Text,
     }
 }
 
@@ -294,6 +302,7 @@ diesel::table! {
         decided_at -> Nullable<Timestamp>,
         reason -> Nullable<Text>,
         version -> Integer,
+        kind -> Text,
     }
 }
 
@@ -355,6 +364,7 @@ diesel::table! {
 }
 
 diesel::joinable!(household_surveys -> households (household_id));
+diesel::joinable!(household_keys -> households (household_id));
 diesel::joinable!(household_surveys -> submissions (id));
 diesel::joinable!(survey_members -> household_surveys (survey_id));
 diesel::joinable!(survey_members -> people (person_id_hash));
@@ -383,6 +393,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     photo_links,
     submissions,
     households,
+    household_keys,
     people,
     household_surveys,
     survey_members,
@@ -415,6 +426,7 @@ pub const ALL_TABLES: &[&str] = &[
     "photo_links",
     "submissions",
     "households",
+    "household_keys",
     "people",
     "household_surveys",
     "survey_members",

@@ -230,6 +230,7 @@ labelled_enum! {
         PossibleDuplicate = ("possible_duplicate", "疑似重复户"),
         PersonInMultipleHouseholds = ("person_in_multiple_households", "同一人员出现在多户"),
         ConflictingVersions = ("conflicting_versions", "同月多次调查结果不一致"),
+        HouseholdInOtherCounty = ("household_in_other_county", "户编号或户主身份证号与其他县（市、区）的户相同"),
     }
 }
 

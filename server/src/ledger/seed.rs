@@ -13,13 +13,14 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::db::schema::{
-    household_surveys, households, people, submissions, survey_members, users, village_post_demand,
-    village_surveys, villages,
+    household_keys, household_surveys, households, people, submissions, survey_members, users,
+    village_post_demand, village_surveys, villages,
 };
 use crate::db::{write_transaction, DbConnection};
 use crate::domain::{EmploymentStatus, IdNumber, PostType, TrainingTrade};
 use crate::error::ApiError;
 use crate::privacy::{Purpose, Vault};
+use crate::surveys::identity::KeyKind;
 
 #[derive(Debug, Clone)]
 pub struct SeedOptions {
@@ -265,9 +266,15 @@ pub fn seed(
                     .values((
                         households::id.eq(&household),
                         households::village_code.eq(village),
-                        households::household_number.eq(None::<String>),
-                        households::head_id_hash.eq(&head_hash),
                         households::created_at.eq(chrono::Utc::now().naive_utc()),
+                    ))
+                    .execute(conn)?;
+                diesel::insert_into(household_keys::table)
+                    .values((
+                        household_keys::county_code.eq(format!("{}000000", &village[..6])),
+                        household_keys::kind.eq(KeyKind::HeadId.as_str()),
+                        household_keys::value.eq(&head_hash),
+                        household_keys::household_id.eq(&household),
                     ))
                     .execute(conn)?;
                 done.households += 1;

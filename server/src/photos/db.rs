@@ -56,6 +56,29 @@ pub fn find(conn: &mut DbConnection, sha256: &str) -> QueryResult<Option<PhotoRo
         .optional()
 }
 
+/// Whether `user_id` has uploaded the photo.
+pub fn uploaded_by(conn: &mut DbConnection, sha256: &str, user_id: &str) -> QueryResult<bool> {
+    Ok(photo_uploads::table
+        .find((sha256, user_id))
+        .count()
+        .get_result::<i64>(conn)?
+        > 0)
+}
+
+/// Of the named photos, those `user_id` has uploaded: the only ones their submissions may
+/// name. Anyone else's photo answers as missing, so its existence is not revealed.
+pub fn uploaded_of(
+    conn: &mut DbConnection,
+    sha256s: &[String],
+    user_id: &str,
+) -> QueryResult<Vec<String>> {
+    photo_uploads::table
+        .filter(photo_uploads::photo_sha256.eq_any(sha256s))
+        .filter(photo_uploads::user_id.eq(user_id))
+        .select(photo_uploads::photo_sha256)
+        .load(conn)
+}
+
 /// Records that `user_id` uploaded the photo (again); a no-op when already recorded.
 pub fn record_upload(
     conn: &mut DbConnection,
@@ -63,12 +86,7 @@ pub fn record_upload(
     user_id: &str,
     now: DateTime<Utc>,
 ) -> QueryResult<()> {
-    let known = photo_uploads::table
-        .find((sha256, user_id))
-        .count()
-        .get_result::<i64>(conn)?
-        > 0;
-    if !known {
+    if !uploaded_by(conn, sha256, user_id)? {
         let inserted = diesel::insert_into(photo_uploads::table)
             .values((
                 photo_uploads::photo_sha256.eq(sha256),
@@ -136,12 +154,7 @@ pub fn insert(
 /// Whether the caller may see the photo: they uploaded it, or their scope covers a village of a
 /// submission that names it.
 pub fn may_see(conn: &mut DbConnection, sha256: &str, caller: &Caller) -> QueryResult<bool> {
-    let uploaded = photo_uploads::table
-        .find((sha256, caller.user_id.as_str()))
-        .count()
-        .get_result::<i64>(conn)?
-        > 0;
-    if uploaded {
+    if uploaded_by(conn, sha256, &caller.user_id)? {
         return Ok(true);
     }
     let villages: Vec<String> = photo_links::table

@@ -135,35 +135,46 @@ fn store_error(error: anyhow::Error) -> ApiError {
     ApiError::Unavailable("photo store".into())
 }
 
-/// Whether the server has a photo, so the app can skip uploading it.
+/// Whether the caller has uploaded this photo, so the app can skip uploading it again.
+///
+/// Photos are answered for their own uploaders only: whether someone else stored the same
+/// bytes is not revealed (404 either way), and a submission may name only photos its author
+/// uploaded.
 #[utoipa::path(
     tag = "photos",
     security(("bearer" = [])),
     params(("sha256" = String, Path, description = "SHA-256 of the photo, 64 hex digits")),
     responses(
-        (status = 200, description = "Stored"),
-        (status = 404, description = "Not stored: upload it"),
+        (status = 200, description = "Uploaded by the caller"),
+        (status = 404, description = "Not uploaded by the caller: upload it"),
         (status = 400, description = "`invalid_path`", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[head("/photos/{sha256}")]
 pub async fn photo_exists(
     state: web::Data<AppState>,
-    _caller: Caller,
+    caller: Caller,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let sha = parse_sha256(&path.into_inner())?;
-    let found = state.db.run(move |conn| Ok(db::find(conn, &sha)?)).await?;
-    match found {
-        Some(_) => Ok(HttpResponse::Ok().finish()),
-        None => Err(ApiError::NotFound("no such photo".into())),
+    let user = caller.user_id;
+    let mine = state
+        .db
+        .run(move |conn| Ok(db::uploaded_by(conn, &sha, &user)?))
+        .await?;
+    if mine {
+        Ok(HttpResponse::Ok().finish())
+    } else {
+        Err(ApiError::NotFound("no such photo".into()))
     }
 }
 
 /// Uploads a photo under its SHA-256 (field roles).
 ///
-/// The server recomputes the hash and refuses a mismatch. A photo already stored answers 200
-/// with what was read from it and does no work; a new one answers 201. JPEG, PNG and WebP are
+/// The server recomputes the hash and refuses a mismatch. A photo the caller already uploaded
+/// answers 200 at once, without reading the body; one stored from another user's upload
+/// answers 200 once the body's hash matches (the caller may then name it); a new one answers
+/// 201. JPEG, PNG and WebP are
 /// accepted (check-ins later require JPEG). The body limit (15 MB by default) is enforced before
 /// the body is read whole, the pixel limit (50 megapixels) from the image header before any
 /// pixel is decoded. Nothing is stored when anything is refused.
@@ -203,23 +214,41 @@ pub async fn upload_photo(
     let user_id = caller.user_id.clone();
     let now = Utc::now();
 
-    // A photo already stored: record the uploader and answer without reading it.
+    // A photo this user already uploaded: answer without reading the body.
     let lookup = (sha.clone(), user_id.clone());
-    let existing = state
+    let (existing, mine) = state
         .db
-        .write(move |conn| {
+        .run(move |conn| {
             let row = db::find(conn, &lookup.0)?;
-            if row.is_some() {
-                db::record_upload(conn, &lookup.0, &lookup.1, now)?;
-            }
-            Ok(row)
+            let mine = row.is_some() && db::uploaded_by(conn, &lookup.0, &lookup.1)?;
+            Ok((row, mine))
         })
         .await?;
-    if let Some(row) = existing {
-        return Ok(HttpResponse::Ok().json(PhotoInfo::from(&row)));
+    if let (Some(row), true) = (&existing, mine) {
+        return Ok(HttpResponse::Ok().json(PhotoInfo::from(row)));
     }
 
     let mut payload = payload;
+    if let Some(row) = existing {
+        // Stored from someone else's upload: this user becomes an uploader only by sending the
+        // same bytes, so knowing a photo's hash is not enough to use it. The bytes are checked
+        // against the hash, not decoded again.
+        let bytes = read_limited(&mut payload, limits.max_bytes, length).await?;
+        let actual = intake::sha256_hex(&bytes);
+        if actual != sha {
+            let error = IntakeError::Sha256Mismatch {
+                claimed: sha,
+                actual,
+            };
+            return Err(ApiError::field("body", error.rule(), error.to_string()));
+        }
+        let (sha, user) = (sha.clone(), user_id.clone());
+        state
+            .db
+            .write(move |conn| Ok(db::record_upload(conn, &sha, &user, now)?))
+            .await?;
+        return Ok(HttpResponse::Ok().json(PhotoInfo::from(&row)));
+    }
     let bytes = read_limited(&mut payload, limits.max_bytes, length).await?;
     let claimed = sha.clone();
     let body = bytes.clone();

@@ -5,9 +5,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
-use chrono::{DateTime, Duration, NaiveDateTime, Utc};
+use chrono::{DateTime, Duration, FixedOffset, NaiveDate, NaiveDateTime, Utc};
 
 use super::phone::Answer;
 use super::world::{point, Item, Payload, Review, World};
@@ -65,11 +65,40 @@ struct Held {
     phash: u64,
 }
 
+/// A check-in as the county-wide reuse rule sees it.
+#[derive(Debug, Clone, Copy)]
+struct CountyHeld {
+    user: usize,
+    day: NaiveDate,
+    photo: usize,
+    phash: u64,
+}
+
+/// The local (Asia/Shanghai) day a check-in counts for.
+fn local_day(at: DateTime<FixedOffset>) -> NaiveDate {
+    let china = FixedOffset::east_opt(8 * 3600).unwrap_or(*at.offset());
+    at.with_timezone(&china).date_naive()
+}
+
+/// Whether `other` makes `this` a reuse under the server's county rule: another person's
+/// check-in in the county with the same photo, or a near copy within the window of days.
+fn county_reuse(this: &CountyHeld, other: &CountyHeld, bits: u32) -> bool {
+    other.user != this.user
+        && (other.photo == this.photo
+            || ((other.day - this.day).num_days().abs()
+                <= crate::checkins::store::COUNTY_REUSE_DAYS
+                && crate::photos::phash::distance(other.phash, this.phash) <= bits))
+}
+
 pub struct Truth {
     pub receipts: Mutex<Vec<Receipt>>,
     pub discrepancies: Mutex<Vec<String>>,
     by_user: Mutex<HashMap<usize, Vec<Held>>>,
     by_village: Mutex<HashMap<usize, Vec<Held>>>,
+    /// Acknowledged check-ins by county, with their person, day and photo.
+    by_county: Mutex<HashMap<String, Vec<CountyHeld>>>,
+    /// Every planned check-in by county, acknowledged or not.
+    planned_by_county: OnceLock<HashMap<String, Vec<CountyHeld>>>,
     sequence: AtomicU64,
     pub upload_window: Duration,
     pub reuse_bits: u32,
@@ -94,10 +123,31 @@ impl Truth {
             discrepancies: Mutex::new(Vec::new()),
             by_user: Mutex::new(HashMap::new()),
             by_village: Mutex::new(HashMap::new()),
+            by_county: Mutex::new(HashMap::new()),
+            planned_by_county: OnceLock::new(),
             sequence: AtomicU64::new(0),
             upload_window,
             reuse_bits,
         }
+    }
+
+    fn planned_by_county(&self, world: &World) -> &HashMap<String, Vec<CountyHeld>> {
+        self.planned_by_county.get_or_init(|| {
+            let mut out: HashMap<String, Vec<CountyHeld>> = HashMap::new();
+            for item in &world.items {
+                if let Payload::Checkin(c) = &item.payload {
+                    out.entry(world.villages[c.village].county.clone())
+                        .or_default()
+                        .push(CountyHeld {
+                            user: item.user,
+                            day: local_day(c.captured),
+                            photo: c.photo,
+                            phash: world.photos[c.photo].phash,
+                        });
+                }
+            }
+            out
+        })
     }
 
     pub fn discrepancy(&self, text: String) {
@@ -128,6 +178,7 @@ impl Truth {
         let village = &world.villages[c.village];
         let photo = &world.photos[c.photo];
         let mut must = BTreeSet::new();
+        let mut may = BTreeSet::new();
         if !village.fence.admits(point(c.position), c.accuracy) {
             must.insert("outside_geofence");
         }
@@ -165,6 +216,33 @@ impl Truth {
         {
             must.insert("photo_reused");
         }
+        // Across the county: certain once the other check-in was acknowledged before this one
+        // is sent; possible for any other planned check-in (phones of other villages send
+        // concurrently, and an answer lost after the commit leaves a stored check-in unknown).
+        let county = &village.county;
+        let this = CountyHeld {
+            user: item.user,
+            day: local_day(c.captured),
+            photo: c.photo,
+            phash: photo.phash,
+        };
+        let acknowledged: Vec<CountyHeld> = self
+            .by_county
+            .lock()
+            .map(|m| m.get(county).cloned().unwrap_or_default())
+            .unwrap_or_default();
+        if acknowledged
+            .iter()
+            .any(|o| county_reuse(&this, o, self.reuse_bits))
+        {
+            must.insert("photo_reused");
+        } else if self
+            .planned_by_county(world)
+            .get(county)
+            .is_some_and(|all| all.iter().any(|o| county_reuse(&this, o, self.reuse_bits)))
+        {
+            may.insert("photo_reused");
+        }
         // The person's check-ins just before (or at the same time) and just after this one.
         let before = mine
             .iter()
@@ -191,10 +269,10 @@ impl Truth {
         }) {
             must.insert("impossible_travel");
         }
-        Expect {
-            must,
-            may: BTreeSet::new(),
+        if must.contains("photo_reused") {
+            may.remove("photo_reused");
         }
+        Expect { must, may }
     }
 
     /// The server acknowledged an item for the first time: it holds it from now on. The
@@ -222,6 +300,16 @@ impl Truth {
             }
             if let Ok(mut m) = self.by_village.lock() {
                 m.entry(c.village).or_default().push(held);
+            }
+            if let Ok(mut m) = self.by_county.lock() {
+                m.entry(world.villages[c.village].county.clone())
+                    .or_default()
+                    .push(CountyHeld {
+                        user: item.user,
+                        day: local_day(c.captured),
+                        photo: c.photo,
+                        phash: world.photos[c.photo].phash,
+                    });
             }
         }
         let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);

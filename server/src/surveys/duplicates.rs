@@ -15,7 +15,7 @@ use crate::audit;
 use crate::auth::Caller;
 use crate::db::schema::{duplicate_pairs, household_surveys, households, merge_moves};
 use crate::db::DbConnection;
-use crate::domain::DivisionCode;
+use crate::domain::{DivisionCode, Role};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 
 /// Merges are at most this deep before a lookup gives up following them (a guard against a
@@ -54,6 +54,52 @@ impl PairState {
 
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+}
+
+/// Why two households were paired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PairKind {
+    /// Keyless look-alikes in one village, for the county reviewer.
+    PossibleDuplicate,
+    /// The same household number or head's ID number in two counties, for the city: merging is
+    /// a transfer (the household moved), keeping apart a mistake in one of the keys.
+    HouseholdInOtherCounty,
+}
+
+impl PairKind {
+    pub const ALL: [PairKind; 2] = [
+        PairKind::PossibleDuplicate,
+        PairKind::HouseholdInOtherCounty,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            PairKind::PossibleDuplicate => "疑似重复户",
+            PairKind::HouseholdInOtherCounty => "跨县（市、区）同一户编号或户主",
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PairKind::PossibleDuplicate => "possible_duplicate",
+            PairKind::HouseholdInOtherCounty => "household_in_other_county",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// The audit log's name for a decision on a pair of this kind.
+    fn audit_action(self, action: PairAction) -> &'static str {
+        match (self, action) {
+            (PairKind::PossibleDuplicate, a) => a.as_str(),
+            (PairKind::HouseholdInOtherCounty, PairAction::Merge) => "confirm_transfer",
+            (PairKind::HouseholdInOtherCounty, PairAction::KeepApart) => "confirm_key_mistake",
+            (PairKind::HouseholdInOtherCounty, PairAction::Unmerge) => "undo_transfer",
+        }
     }
 }
 
@@ -137,6 +183,7 @@ pub fn record_pair(
     y: &str,
     survey_id: &str,
     now: DateTime<Utc>,
+    kind: PairKind,
 ) -> QueryResult<()> {
     let (a, b) = ordered(x, y);
     let known = duplicate_pairs::table
@@ -153,6 +200,7 @@ pub fn record_pair(
                 duplicate_pairs::flagged_at.eq(now.naive_utc()),
                 duplicate_pairs::flagged_by_survey.eq(survey_id),
                 duplicate_pairs::version.eq(1),
+                duplicate_pairs::kind.eq(kind.as_str()),
             ))
             .execute(conn)?;
     }
@@ -197,6 +245,7 @@ impl PairAction {
 pub struct PairOutcome {
     pub household_a: String,
     pub household_b: String,
+    pub kind: PairKind,
     pub state: PairState,
     pub survivor_id: Option<String>,
     /// Name it as `seen_version` in the next decision on this pair.
@@ -209,6 +258,7 @@ struct Pair {
     a: String,
     b: String,
     state: PairState,
+    kind: PairKind,
     survivor: Option<String>,
     version: i32,
 }
@@ -220,16 +270,18 @@ fn load_pair(conn: &mut DbConnection, caller: &Caller, x: &str, y: &str) -> ApiR
             "households {a} and {b} were never flagged as possible duplicates"
         ))
     };
-    let (state, survivor, version): (String, Option<String>, i32) = duplicate_pairs::table
-        .find((a, b))
-        .select((
-            duplicate_pairs::state,
-            duplicate_pairs::survivor_id,
-            duplicate_pairs::version,
-        ))
-        .first(conn)
-        .optional()?
-        .ok_or_else(not_found)?;
+    let (state, kind, survivor, version): (String, String, Option<String>, i32) =
+        duplicate_pairs::table
+            .find((a, b))
+            .select((
+                duplicate_pairs::state,
+                duplicate_pairs::kind,
+                duplicate_pairs::survivor_id,
+                duplicate_pairs::version,
+            ))
+            .first(conn)
+            .optional()?
+            .ok_or_else(not_found)?;
     // Both households must be in the caller's scope; outside it, the pair does not exist.
     let villages: Vec<String> = households::table
         .filter(households::id.eq_any([a, b]))
@@ -243,11 +295,18 @@ fn load_pair(conn: &mut DbConnection, caller: &Caller, x: &str, y: &str) -> ApiR
             return Err(not_found());
         }
     }
+    let kind = PairKind::parse(&kind)
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("pair kind {kind} is invalid")))?;
+    // Two counties' households: only the city decides (a county sees one side at most).
+    if kind == PairKind::HouseholdInOtherCounty && caller.role != Role::CityAdmin {
+        return Err(not_found());
+    }
     Ok(Pair {
         a: a.to_owned(),
         b: b.to_owned(),
         state: PairState::parse(&state)
             .ok_or_else(|| ApiError::internal(anyhow::anyhow!("pair state {state} is invalid")))?,
+        kind,
         survivor,
         version,
     })
@@ -359,6 +418,13 @@ pub fn decide(
     if changed != 1 {
         return Err(stale());
     }
+    if pair.kind == PairKind::HouseholdInOtherCounty {
+        // A transfer moves the household to where it was last surveyed (and its undoing moves
+        // each back), so that scope follows the household to its new county.
+        for household in [&pair.a, &pair.b] {
+            live_where_last_surveyed(conn, household)?;
+        }
+    }
     crate::ledger::cache::touch_households(conn, &[pair.a.as_str(), pair.b.as_str()])?;
     let detail = match (&survivor, decision.action) {
         (Some(s), _) => format!("survivor {s}; {moved} survey versions moved"),
@@ -369,7 +435,7 @@ pub fn decide(
         conn,
         &audit::Entry {
             user_id: &caller.user_id,
-            action: decision.action.as_str(),
+            action: pair.kind.audit_action(decision.action),
             subject_type: "household_pair",
             subject_id: &format!("{}+{}", pair.a, pair.b),
             from_state: Some(pair.state.as_str()),
@@ -381,11 +447,31 @@ pub fn decide(
     Ok(PairOutcome {
         household_a: pair.a,
         household_b: pair.b,
+        kind: pair.kind,
         state: to,
         survivor_id: survivor,
         version: pair.version + 1,
         moved_surveys: moved,
     })
+}
+
+/// Sets a household's village to that of its latest survey by survey time (if it has any).
+fn live_where_last_surveyed(conn: &mut DbConnection, household: &str) -> QueryResult<()> {
+    let latest: Option<String> = household_surveys::table
+        .filter(household_surveys::household_id.eq(household))
+        .order((
+            household_surveys::surveyed_at.desc(),
+            household_surveys::id.desc(),
+        ))
+        .select(household_surveys::village_code)
+        .first(conn)
+        .optional()?;
+    if let Some(village) = latest {
+        diesel::update(households::table.find(household))
+            .set(households::village_code.eq(village))
+            .execute(conn)?;
+    }
+    Ok(())
 }
 
 /// Moves the absorbed household's versions to the survivor, numbered after the survivor's own

@@ -10,7 +10,7 @@ use geo::Point;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::duplicates::{self, PairAction, PairDecision, PairOutcome, PairState};
+use super::duplicates::{self, PairAction, PairDecision, PairKind, PairOutcome, PairState};
 use super::read::{bad_query, code, decode_cursor, encode_cursor};
 use crate::auth::{Caller, ScopeLevel};
 use crate::db::schema::{duplicate_pairs, household_surveys, households};
@@ -30,6 +30,8 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
 pub struct DuplicateQuery {
     /// `open` (the default), `kept_apart` or `merged`.
     pub state: Option<PairState>,
+    /// `possible_duplicate` or `household_in_other_county` (the city's); both when omitted.
+    pub kind: Option<PairKind>,
     /// 12-digit village code.
     pub village: Option<String>,
     /// 12-digit county code.
@@ -62,6 +64,9 @@ pub struct HouseholdSide {
 pub struct DuplicatePair {
     pub household_a: String,
     pub household_b: String,
+    /// Look-alikes of one village, or one key held in two counties (decided by the city:
+    /// `merge` confirms a transfer, `keep_apart` a mistake in a key).
+    pub kind: PairKind,
     pub state: PairState,
     pub survivor_id: Option<String>,
     /// Name it as `seen_version` when deciding.
@@ -95,17 +100,15 @@ type PairRow = (
     Option<String>,
     Option<NaiveDateTime>,
     Option<String>,
+    String,
 );
 
 fn sides(conn: &mut DbConnection, ids: &[String]) -> ApiResult<HashMap<String, HouseholdSide>> {
-    let homes: Vec<(String, String, Option<String>)> = households::table
+    let homes: Vec<(String, String)> = households::table
         .filter(households::id.eq_any(ids))
-        .select((
-            households::id,
-            households::village_code,
-            households::household_number,
-        ))
+        .select((households::id, households::village_code))
         .load(conn)?;
+    let mut numbers = super::identity::numbers_of(conn, &homes)?;
     type Latest = (String, String, String, i32, f64, f64, NaiveDateTime, String);
     let surveys: Vec<Latest> = household_surveys::table
         .filter(household_surveys::household_id.eq_any(ids))
@@ -126,13 +129,13 @@ fn sides(conn: &mut DbConnection, ids: &[String]) -> ApiResult<HashMap<String, H
         .load(conn)?;
     let mut out: HashMap<String, HouseholdSide> = homes
         .into_iter()
-        .map(|(id, village_code, household_number)| {
+        .map(|(id, village_code)| {
             (
                 id.clone(),
                 HouseholdSide {
+                    household_number: numbers.remove(&id),
                     household_id: id,
                     village_code,
-                    household_number,
                     latest_survey_id: None,
                     head_name: None,
                     member_count: None,
@@ -214,6 +217,7 @@ pub async fn duplicates_page(
         return Err(bad_query("limit", "must be 1 to 200"));
     }
     let pair_state = q.state.unwrap_or(PairState::Open);
+    let pair_kind = q.kind;
     let page = state
         .db
         .run(move |conn| {
@@ -232,8 +236,12 @@ pub async fn duplicates_page(
                     duplicate_pairs::decided_by,
                     duplicate_pairs::decided_at,
                     duplicate_pairs::reason,
+                    duplicate_pairs::kind,
                 ))
                 .into_boxed();
+            if let Some(kind) = pair_kind {
+                select = select.filter(duplicate_pairs::kind.eq(kind.as_str()));
+            }
             if caller.scope_level() != ScopeLevel::City {
                 let own_county = caller.county_pattern();
                 // Both households in scope: households move, so the pair's two villages may
@@ -295,7 +303,7 @@ pub async fn duplicates_page(
                 .collect();
             let sides = sides(conn, &ids)?;
             let mut items = Vec::with_capacity(rows.len());
-            for (a, b, st, survivor, version, flagged_at, survey, by, at, reason) in rows {
+            for (a, b, st, survivor, version, flagged_at, survey, by, at, reason, kind) in rows {
                 // A household may be in several pairs of the page: copy, do not take.
                 let (Some(side_a), Some(side_b)) = (sides.get(&a).cloned(), sides.get(&b).cloned())
                 else {
@@ -312,6 +320,7 @@ pub async fn duplicates_page(
                 items.push(DuplicatePair {
                     household_a: a,
                     household_b: b,
+                    kind: PairKind::parse(&kind).unwrap_or(PairKind::PossibleDuplicate),
                     state: PairState::parse(&st).unwrap_or(PairState::Open),
                     survivor_id: survivor,
                     version,
@@ -349,6 +358,12 @@ pub struct PairRequest {
 /// counts one household. `unmerge` (from `merged`, reason required) puts every moved version
 /// back and reopens the pair. `keep_apart` (from `open`, reason required): the two are never
 /// flagged as duplicates of each other again. Anything else is 409 `illegal_transition`.
+///
+/// A `household_in_other_county` pair (one household number or head's ID number in two
+/// counties) is the city's alone: `merge` confirms a transfer (the household moved; it then
+/// lives where it was last surveyed), `keep_apart` confirms a mistake in one of the keys;
+/// audited as `confirm_transfer`, `confirm_key_mistake` and `undo_transfer`. County reviewers
+/// get 404 for such a pair.
 #[utoipa::path(
     tag = "review",
     security(("bearer" = [])),

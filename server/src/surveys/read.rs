@@ -1,7 +1,7 @@
 //! Reading surveys and households, always within the caller's scope. ID numbers are masked
 //! unless a reviewer or the city asks to reveal them, and every revealed view is audited.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use actix_web::{get, web};
 use base64::Engine;
@@ -187,11 +187,15 @@ fn corrupt(what: &str) -> ApiError {
     ApiError::internal(anyhow::anyhow!("stored {what} is invalid"))
 }
 
-fn summaries(conn: &mut DbConnection, rows: Vec<SummaryRow>) -> ApiResult<Vec<SurveySummary>> {
+fn summaries(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    rows: Vec<SummaryRow>,
+) -> ApiResult<Vec<SurveySummary>> {
     let ids: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
     let mut flags = flags_of(conn, &ids)?;
     let mut details: HashMap<String, Vec<FlagDetail>> = HashMap::new();
-    for (survey, detail) in flag_details(conn, &ids)? {
+    for (survey, detail) in flag_details(conn, caller, &ids)? {
         details.entry(survey).or_default().push(detail);
     }
     let mut photos: HashMap<String, Vec<PhotoRef>> = HashMap::new();
@@ -416,7 +420,7 @@ pub async fn surveys_page(
                 None
             };
             Ok(SurveyPage {
-                items: summaries(conn, rows)?,
+                items: summaries(conn, &caller, rows)?,
                 next_cursor,
             })
         })
@@ -660,7 +664,7 @@ fn survey_detail(
             },
         )?;
     }
-    let summary = summaries(conn, vec![row])?
+    let summary = summaries(conn, caller, vec![row])?
         .pop()
         .ok_or_else(|| corrupt("survey"))?;
     Ok(SurveyDetail {
@@ -679,9 +683,11 @@ fn survey_detail(
     })
 }
 
-/// The flags of the surveys, each with its survey id.
+/// The flags of the surveys, each with its survey id. A related household outside the
+/// caller's scope is not named: the flag says only that there is one.
 fn flag_details(
     conn: &mut DbConnection,
+    caller: &Caller,
     surveys: &[String],
 ) -> ApiResult<Vec<(String, FlagDetail)>> {
     let rows: Vec<(String, String, String, String)> = survey_flags::table
@@ -698,13 +704,28 @@ fn flag_details(
             survey_flags::related_household_id,
         ))
         .load(conn)?;
+    let related: Vec<&str> = rows
+        .iter()
+        .map(|r| r.2.as_str())
+        .filter(|r| !r.is_empty())
+        .collect();
+    let visible: HashSet<String> = households::table
+        .filter(households::id.eq_any(&related))
+        .select((households::id, households::village_code))
+        .load::<(String, String)>(conn)?
+        .into_iter()
+        .filter(|(_, village)| {
+            DivisionCode::parse(village).is_ok_and(|v| caller.can_access_village(&v))
+        })
+        .map(|(id, _)| id)
+        .collect();
     rows.into_iter()
         .map(|(survey, flag, related, detail)| {
             Ok((
                 survey,
                 FlagDetail {
                     flag: SurveyFlag::parse(&flag).ok_or_else(|| corrupt("flag"))?,
-                    related_household_id: (!related.is_empty()).then_some(related),
+                    related_household_id: visible.contains(&related).then_some(related),
                     detail,
                 },
             ))
@@ -820,9 +841,9 @@ pub async fn household_by_id(
     let view = db
         .run_as(reveal, move |conn| {
             let not_found = || ApiError::NotFound(format!("no household {id}"));
-            let (village_code, household_number): (String, Option<String>) = households::table
+            let village_code: String = households::table
                 .find(&id)
-                .select((households::village_code, households::household_number))
+                .select(households::village_code)
                 .first(conn)
                 .optional()?
                 .ok_or_else(not_found)?;
@@ -863,13 +884,16 @@ pub async fn household_by_id(
                 )?;
             }
             let survivor = super::duplicates::survivor_of(conn, &id)?;
+            let household_number =
+                super::identity::numbers_of(conn, &[(id.clone(), village_code.clone())])?
+                    .remove(&id);
             Ok(HouseholdView {
-                flags: flag_details(conn, &ids)?
+                flags: flag_details(conn, &caller, &ids)?
                     .into_iter()
                     .map(|(_, f)| f)
                     .collect(),
                 merged_into: (survivor != id).then_some(survivor),
-                versions: summaries(conn, rows)?,
+                versions: summaries(conn, &caller, rows)?,
                 id,
                 village_code,
                 household_number,

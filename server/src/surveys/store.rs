@@ -6,13 +6,15 @@ use diesel::prelude::*;
 use geo::Point;
 use serde_json::{json, Value};
 
+use super::duplicates::PairKind;
+use super::identity;
 use super::validate::{HouseholdSurvey, VillageSurvey};
 use crate::db::schema::{
-    household_surveys, households, people, photo_links, photos, survey_flags, survey_members,
+    household_surveys, households, people, photo_links, survey_flags, survey_members,
     village_post_demand, village_surveys,
 };
 use crate::db::DbConnection;
-use crate::domain::SurveyFlag;
+use crate::domain::{DivisionCode, SurveyFlag};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::geography::distance_m;
 use crate::privacy::Vault;
@@ -28,16 +30,19 @@ pub struct Flag {
     pub detail: String,
 }
 
-/// A field error for every named photo the server does not have. (The village needs no
-/// check here: only field users submit, and their villages are foreign keys.)
-fn missing_photos(conn: &mut DbConnection, photo_list: &[String]) -> ApiResult<Vec<FieldError>> {
+/// A field error for every named photo its author has not uploaded. Someone else's photo is
+/// missing too, whoever stored it: naming a photo's hash is not enough to use it, and the
+/// answer does not reveal that it exists. (The village needs no check here: only field users
+/// submit, and their villages are foreign keys.)
+fn missing_photos(
+    conn: &mut DbConnection,
+    photo_list: &[String],
+    author: &str,
+) -> ApiResult<Vec<FieldError>> {
     if photo_list.is_empty() {
         return Ok(Vec::new());
     }
-    let present: Vec<String> = photos::table
-        .filter(photos::sha256.eq_any(photo_list))
-        .select(photos::sha256)
-        .load(conn)?;
+    let present = crate::photos::db::uploaded_of(conn, photo_list, author)?;
     Ok(photo_list
         .iter()
         .enumerate()
@@ -46,7 +51,7 @@ fn missing_photos(conn: &mut DbConnection, photo_list: &[String]) -> ApiResult<V
             FieldError::new(
                 format!("photos[{i}]"),
                 "photo_missing",
-                format!("photo {sha} has not been uploaded: PUT /api/v1/photos/{sha}, then retry"),
+                format!("照片 {sha} 尚未由本人上传：请先 PUT /api/v1/photos/{sha}，再重新提交"),
             )
         })
         .collect())
@@ -79,31 +84,16 @@ struct Resolved {
 }
 
 /// Finds the household a survey is about — by household number, else by the head's ID-number
-/// hash, else (for a correction) the household of the survey it replaces — or creates it. A
-/// household merged into another resolves to the survivor.
+/// hash, each only among the households of the survey's county, else (for a correction) the
+/// household of the survey it replaces — or creates it. A household merged into another
+/// resolves to the survivor.
 fn resolve_household(
     conn: &mut DbConnection,
     survey: &HouseholdSurvey,
-    head_hash: Option<&str>,
+    keys: &identity::Keys<'_>,
     now: DateTime<Utc>,
 ) -> ApiResult<Resolved> {
-    let mut found: Option<String> = None;
-    if let Some(number) = &survey.household_number {
-        found = households::table
-            .filter(households::household_number.eq(number))
-            .select(households::id)
-            .first(conn)
-            .optional()?;
-    }
-    if found.is_none() {
-        if let Some(hash) = head_hash {
-            found = households::table
-                .filter(households::head_id_hash.eq(hash))
-                .select(households::id)
-                .first(conn)
-                .optional()?;
-        }
-    }
+    let mut found = identity::find_in_county(conn, keys)?;
     if found.is_none() {
         if let Some(replaced) = &survey.replaces {
             found = household_surveys::table
@@ -119,26 +109,15 @@ fn resolve_household(
         if id != found {
             super::duplicates::lock_households(conn, &[&id])?;
         }
-        let (village, number, hash): (String, Option<String>, Option<String>) = households::table
+        let village: String = households::table
             .find(&id)
-            .select((
-                households::village_code,
-                households::household_number,
-                households::head_id_hash,
-            ))
+            .select(households::village_code)
             .first(conn)?;
-        // Keys learnt later are kept, and the household lives where it was last surveyed. A
-        // unique violation here (a racing survey took the key) is resolved by the retry.
-        let learnt = (number.is_none() && survey.household_number.is_some())
-            || (hash.is_none() && head_hash.is_some());
-        if village != survey.village.as_str() || learnt {
+        // Keys learnt later are kept, and the household lives where it was last surveyed.
+        identity::learn(conn, keys, &id)?;
+        if village != survey.village.as_str() {
             diesel::update(households::table.find(&id))
-                .set((
-                    households::village_code.eq(survey.village.as_str()),
-                    households::household_number
-                        .eq(number.or_else(|| survey.household_number.clone())),
-                    households::head_id_hash.eq(hash.or_else(|| head_hash.map(str::to_owned))),
-                ))
+                .set(households::village_code.eq(survey.village.as_str()))
                 .execute(conn)?;
         }
         return Ok(Resolved { id, created: false });
@@ -148,11 +127,10 @@ fn resolve_household(
         .values((
             households::id.eq(&id),
             households::village_code.eq(survey.village.as_str()),
-            households::household_number.eq(&survey.household_number),
-            households::head_id_hash.eq(head_hash),
             households::created_at.eq(now.naive_utc()),
         ))
         .execute(conn)?;
+    identity::learn(conn, keys, &id)?;
     Ok(Resolved { id, created: true })
 }
 
@@ -245,7 +223,7 @@ fn conflicting_version(
                 flag: SurveyFlag::ConflictingVersions,
                 related_household_id: None,
                 detail: format!(
-                    "survey {other_id} of {} by another enumerator has other answers",
+                    "另一名调查员同月（{}）的调查 {other_id} 答案不同",
                     survey.month
                 ),
             }));
@@ -294,7 +272,10 @@ fn people_elsewhere(
                 .unwrap_or_default();
             flags.push(Flag {
                 flag: SurveyFlag::PersonInMultipleHouseholds,
-                detail: format!("members[{position}] is also a member of household {other}"),
+                detail: format!(
+                    "第 {} 位成员（members[{position}]）也登记在另一户中",
+                    position + 1
+                ),
                 related_household_id: Some(other),
             });
         }
@@ -311,13 +292,18 @@ pub fn household(
     enumerator_id: &str,
     now: DateTime<Utc>,
 ) -> ApiResult<Value> {
-    let mut errors = missing_photos(conn, &survey.photos)?;
+    let mut errors = missing_photos(conn, &survey.photos, enumerator_id)?;
     if let Some(replaced) = &survey.replaces {
         let village: Option<String> = household_surveys::table
             .find(replaced.as_str())
             .select(household_surveys::village_code)
             .first(conn)
             .optional()?;
+        // A survey of another county answers as unknown: ids outside the caller's scope are
+        // not confirmed to exist.
+        let county = survey.village.county();
+        let village =
+            village.filter(|v| DivisionCode::parse(v).is_ok_and(|v| v.county() == county));
         match village {
             None => errors.push(FieldError::new(
                 "replaces",
@@ -337,7 +323,12 @@ pub fn household(
     }
 
     let head_hash = survey.head_id.as_ref().map(|id| vault.index_id(id));
-    let household = resolve_household(conn, survey, head_hash.as_deref(), now)?;
+    let keys = identity::Keys {
+        county: survey.village.county(),
+        household_number: survey.household_number.as_deref(),
+        head_id_hash: head_hash.as_deref(),
+    };
+    let household = resolve_household(conn, survey, &keys, now)?;
     let household_id = household.id.clone();
     let version = if household.created {
         1
@@ -351,8 +342,7 @@ pub fn household(
     };
 
     let mut flags = Vec::new();
-    let keyless = survey.household_number.is_none() && head_hash.is_none();
-    let possible_duplicate = if keyless {
+    let possible_duplicate = if keys.is_empty() {
         similar_household(conn, survey, &household_id)?
     } else {
         None
@@ -360,7 +350,9 @@ pub fn household(
     if let Some(other) = &possible_duplicate {
         flags.push(Flag {
             flag: SurveyFlag::PossibleDuplicate,
-            detail: format!("same head name and size within one member, within {DUPLICATE_RADIUS_M} m of household {other}"),
+            detail: format!(
+                "户主姓名相同、人数相差不超过 1 人，且相距不到 {DUPLICATE_RADIUS_M} 米的另一户"
+            ),
             related_household_id: Some(other.clone()),
         });
     }
@@ -377,6 +369,18 @@ pub fn household(
         .map(|m| vault.index_id(&m.id))
         .collect();
     flags.extend(people_elsewhere(conn, &member_hashes, &household_id)?);
+    let other_counties = if keys.is_empty() {
+        Vec::new()
+    } else {
+        identity::in_other_counties(conn, &keys, &household_id)?
+    };
+    for other in &other_counties {
+        flags.push(Flag {
+            flag: SurveyFlag::HouseholdInOtherCounty,
+            related_household_id: Some(other.clone()),
+            detail: identity::flag_detail(),
+        });
+    }
 
     let head_sealed = survey.head_id.as_ref().map(|id| vault.seal_id(id));
     diesel::insert_into(household_surveys::table)
@@ -464,7 +468,14 @@ pub fn household(
     }
 
     if let Some(other) = &possible_duplicate {
-        super::duplicates::record_pair(conn, &household_id, other, survey.id.as_str(), now)?;
+        super::duplicates::record_pair(
+            conn,
+            &household_id,
+            other,
+            survey.id.as_str(),
+            now,
+            PairKind::PossibleDuplicate,
+        )?;
     }
     for f in &flags {
         diesel::insert_into(survey_flags::table)
@@ -477,6 +488,14 @@ pub fn household(
             ))
             .execute(conn)?;
     }
+    identity::pair_across_counties(
+        conn,
+        &keys,
+        &household_id,
+        &other_counties,
+        survey.id.as_str(),
+        now,
+    )?;
     link_photos(
         conn,
         &survey.photos,
@@ -507,19 +526,42 @@ pub fn household(
         )?;
     }
 
+    // The answer is replayed to the enumerator: households outside the survey's county are not
+    // named in it.
+    let county = survey.village.county();
+    let mut flag_details = Vec::with_capacity(flags.len());
+    for f in &flags {
+        let related = match &f.related_household_id {
+            Some(h) if in_county(conn, h, &county)? => Some(h.as_str()),
+            _ => None,
+        };
+        flag_details.push(json!({
+            "flag": f.flag,
+            "related_household_id": related,
+            "detail": f.detail,
+        }));
+    }
     Ok(json!({
         "id": survey.id,
         "household_id": household_id,
         "version": version,
         "status": "submitted",
         "flags": distinct_flags(&flags),
-        "flag_details": flags.iter().map(|f| json!({
-            "flag": f.flag,
-            "related_household_id": f.related_household_id,
-            "detail": f.detail,
-        })).collect::<Vec<_>>(),
+        "flag_details": flag_details,
         "received_at": now,
     }))
+}
+
+/// Whether a household lives in the county.
+fn in_county(conn: &mut DbConnection, household: &str, county: &DivisionCode) -> QueryResult<bool> {
+    let village: Option<String> = households::table
+        .find(household)
+        .select(households::village_code)
+        .first(conn)
+        .optional()?;
+    Ok(village
+        .and_then(|v| DivisionCode::parse(&v).ok())
+        .is_some_and(|v| v.county() == *county))
 }
 
 /// Each flag once, in the order first raised.
@@ -540,7 +582,7 @@ pub fn village(
     surveyor_id: &str,
     now: DateTime<Utc>,
 ) -> ApiResult<Value> {
-    let errors = missing_photos(conn, &survey.photos)?;
+    let errors = missing_photos(conn, &survey.photos, surveyor_id)?;
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
