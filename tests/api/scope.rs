@@ -455,6 +455,70 @@ async fn cross_county_flags_are_the_same_in_any_arrival_order(backend: Backend) 
     }
 }
 
+/// Two counties' first surveys of one key, sent at once to two servers on one database: however
+/// they interleave, both end up flagged and paired (the key's lock serialises them).
+async fn simultaneous_first_surveys_of_one_key_are_both_flagged(backend: Backend) {
+    let first = TestApp::spawn(backend).await;
+    let second = TestApp::spawn_on(first.database(), |_| {}).await;
+    let (taobei, taonan) = (
+        first.token(ENUMERATOR_TAOBEI).await,
+        second.token(ENUMERATOR_TAONAN).await,
+    );
+    let city = first.token(CITY_ADMIN).await;
+    for round in 0..6u32 {
+        let number = format!("22080210020100{round:02}");
+        let (a, b) = (
+            survey(
+                &uuid::Uuid::now_v7().to_string(),
+                TAOBEI_VILLAGE,
+                &id_number("220802", "19700101", 101 + 2 * round),
+                Some(&number),
+                "2020-07-10T09:00:00+08:00",
+            ),
+            survey(
+                &uuid::Uuid::now_v7().to_string(),
+                TAONAN_VILLAGE,
+                &id_number("220881", "19650303", 301 + 2 * round),
+                Some(&number),
+                "2020-07-11T09:00:00+08:00",
+            ),
+        );
+        let (ra, rb) = tokio::join!(
+            send(
+                &first,
+                &taobei,
+                Method::POST,
+                "/api/v1/surveys/households",
+                &a
+            ),
+            send(
+                &second,
+                &taonan,
+                Method::POST,
+                "/api/v1/surveys/households",
+                &b
+            ),
+        );
+        let (ra, rb) = (created(ra).await, created(rb).await);
+        for answer in [&ra, &rb] {
+            let stored: Value = first
+                .get_as(
+                    &city,
+                    &format!("/api/v1/surveys/{}", answer["id"].as_str().expect("id")),
+                )
+                .await
+                .json()
+                .await
+                .expect("survey");
+            assert_eq!(
+                flags(&stored),
+                ["household_in_other_county"],
+                "round {round}"
+            );
+        }
+    }
+}
+
 fn photo_bytes(seed: u64) -> Vec<u8> {
     let now = Utc::now().with_timezone(&FixedOffset::east_opt(8 * 3600).expect("offset"));
     let stamp = now.format("%Y:%m:%d %H:%M:%S").to_string();
@@ -782,6 +846,7 @@ async fn a_photo_reused_anywhere_in_the_county_is_flagged(backend: Backend) {
 both_backends!(
     a_key_of_another_county_is_flagged_never_merged,
     cross_county_flags_are_the_same_in_any_arrival_order,
+    simultaneous_first_surveys_of_one_key_are_both_flagged,
     photos_belong_to_their_uploaders,
     a_photo_reused_anywhere_in_the_county_is_flagged,
 );

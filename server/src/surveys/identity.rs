@@ -57,6 +57,26 @@ impl Keys<'_> {
     }
 }
 
+/// Serialises the surveys naming the same key, whatever their county, until the transaction
+/// ends (PostgreSQL; SQLite has one writer at a time anyway). Without it two counties' first
+/// surveys of one key, committing at once, would each miss the other's household and neither
+/// be flagged. Taken before any household row lock, in one order, so it cannot deadlock.
+pub fn lock_keys(conn: &mut DbConnection, keys: &Keys<'_>) -> QueryResult<()> {
+    if let DbConnection::Postgresql(pg) = conn {
+        let mut names: Vec<String> = keys
+            .present()
+            .map(|(kind, value)| format!("household_key:{}:{value}", kind.as_str()))
+            .collect();
+        names.sort();
+        for name in names {
+            diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+                .bind::<diesel::sql_types::Text, _>(name)
+                .execute(pg)?;
+        }
+    }
+    Ok(())
+}
+
 /// The household of the county holding one of the keys (by number, else by head), if any.
 pub fn find_in_county(conn: &mut DbConnection, keys: &Keys<'_>) -> QueryResult<Option<String>> {
     for (kind, value) in keys.present() {

@@ -93,6 +93,7 @@ fn resolve_household(
     keys: &identity::Keys<'_>,
     now: DateTime<Utc>,
 ) -> ApiResult<Resolved> {
+    identity::lock_keys(conn, keys)?;
     let mut found = identity::find_in_county(conn, keys)?;
     if found.is_none() {
         if let Some(replaced) = &survey.replaces {
