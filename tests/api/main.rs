@@ -20,5 +20,6 @@ mod photos;
 mod review;
 mod simulate;
 mod surveys;
+mod text;
 mod users;
 mod villages;
