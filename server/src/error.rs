@@ -169,7 +169,8 @@ pub struct FieldError {
     /// Path of the offending field, e.g. `members[2].id_number`.
     #[schema(example = "phone")]
     pub field: String,
-    /// Stable snake_case name of the rule, e.g. `phone_format`, `required`, `unknown_value`.
+    /// Stable snake_case name of the rule, e.g. `phone_format`, `required`, `unknown_value`,
+    /// `control_character`.
     #[schema(example = "phone_format")]
     pub rule: String,
     pub detail: String,

@@ -18,7 +18,11 @@ use crate::error::{ErrorCode, Problem};
         description = "Field data collection for rural employment programmes: household and village surveys, \
                        attendance check-ins, review and the village demand ledger (需求台账). \
                        Errors are RFC 9457 `application/problem+json` documents with a stable `code`; \
-                       see `mobile-api-spec/README.md` for the app developers' guide.",
+                       see `mobile-api-spec/README.md` for the app developers' guide. \
+                       Text never holds control characters (U+0000–U+001F, U+007F–U+009F): a JSON string \
+                       or key, query parameter or path segment with one is refused with 422 \
+                       `validation_failed`, rule `control_character`, naming the field; only the \
+                       free-text `reason` of a decision body may hold tab, line feed and carriage return.",
         license(name = "MIT OR Apache-2.0"),
     ),
     servers((url = "/", description = "This server")),
@@ -104,7 +108,10 @@ impl Modify for StandardErrors {
                         "415",
                         "`unsupported_media_type`: the body is not `application/json`",
                     );
-                    add(op, "422", "`validation_failed`: fields break rules; `errors` lists each field and rule");
+                    add(op, "422", "`validation_failed`: fields break rules; `errors` lists each field and rule (`control_character` for a control character in any string)");
+                }
+                if op.parameters.as_ref().is_some_and(|p| !p.is_empty()) {
+                    add(op, "422", "`validation_failed`, rule `control_character`: a parameter holds a control character");
                 }
                 if secured {
                     add(op, "401", "`missing_token`, `invalid_token`, `token_expired`, `session_revoked` or `account_disabled`");

@@ -157,6 +157,8 @@ impl Application {
                 .app_data(json_limit)
                 .configure(crate::console::configure)
                 .default_service(web::to(http::fallback))
+                // Inside `observe`, so a refusal has its request id and log line.
+                .wrap(from_fn(http::refuse_control_characters))
                 // Village lists with geofences are megabytes of JSON; phones are on slow links.
                 .wrap(Compress::default())
                 .wrap(from_fn(http::observe))

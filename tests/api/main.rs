@@ -21,5 +21,6 @@ mod review;
 mod scope;
 mod simulate;
 mod surveys;
+mod text;
 mod users;
 mod villages;

@@ -10,7 +10,7 @@ use super::session::{
     constant_time_eq, removal, session_cookie, Session, IDLE_LIMIT, LOGIN_COOKIE, PATH,
     SESSION_COOKIE,
 };
-use super::{pairs, posted, value, ConsoleError, CONSOLE_ROLES};
+use super::{form_fields, pairs, posted, value, ConsoleError, CONSOLE_ROLES};
 use crate::auth::routes::{log_in, log_out, LoginRequest};
 use crate::auth::{tokens, Caller};
 use crate::error::{ApiError, ErrorCode};
@@ -74,7 +74,7 @@ pub async fn submit(
     req: HttpRequest,
     body: web::Bytes,
 ) -> ConsoleResult<HttpResponse> {
-    let fields = pairs(std::str::from_utf8(&body).unwrap_or(""));
+    let fields = form_fields(&body)?;
     let next = safe_next(value(&fields, "next")).to_owned();
     let phone = value(&fields, "phone").unwrap_or("").to_owned();
     let presented = value(&fields, "login_token").unwrap_or("");

@@ -179,13 +179,20 @@ pub fn name<'a>(names: &'a HashMap<String, String>, key: &'a str) -> &'a str {
     names.get(key).map_or(key, String::as_str)
 }
 
+/// A form body's fields (empty ones dropped, as in [`pairs`]), once none of them holds a
+/// control character (the API's rule for text, see [`crate::http::text`]).
+pub fn form_fields(body: &[u8]) -> ConsoleResult<Vec<(String, String)>> {
+    crate::http::text::check_form(body)?;
+    Ok(pairs(std::str::from_utf8(body).unwrap_or("")))
+}
+
 /// A posted form's fields, once its CSRF token is this session's.
 pub fn posted(
     state: &crate::startup::AppState,
     session: &Session,
     body: &[u8],
 ) -> ConsoleResult<Vec<(String, String)>> {
-    let fields = pairs(std::str::from_utf8(body).unwrap_or(""));
+    let fields = form_fields(body)?;
     session.check_csrf(state, value(&fields, "csrf").unwrap_or(""))?;
     Ok(fields)
 }

@@ -23,7 +23,9 @@ impl Default for JsonLimit {
 
 /// A JSON request body whose errors name the field: `members[2].id_number`, not line 1
 /// column 873. Checks the content type (415), the size before reading it whole (413), the
-/// syntax (400 `malformed_json`) and the types and enum values (422 `validation_failed`).
+/// syntax (400 `malformed_json`), control characters in any string or key (422
+/// `control_character`, see [`super::text`]) and the types and enum values (422
+/// `validation_failed`).
 pub struct ApiJson<T>(pub T);
 
 impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
@@ -31,35 +33,52 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let limit = req.app_data::<JsonLimit>().copied().unwrap_or_default().0;
-        let content_type = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| {
-                v.split(';')
-                    .next()
-                    .unwrap_or_default()
-                    .trim()
-                    .to_ascii_lowercase()
-            });
-        let declared_length = declared_length(req);
-        let mut payload = payload.take();
+        let body = checked_body(req, payload);
         Box::pin(async move {
-            match content_type.as_deref() {
-                Some("application/json") => {}
-                Some(other) if other.starts_with("application/") && other.ends_with("+json") => {}
-                other => {
-                    return Err(ApiError::UnsupportedMediaType(format!(
-                        "expected Content-Type application/json, got {}",
-                        other.unwrap_or("none")
-                    )))
-                }
-            }
-            let body = read_limited(&mut payload, limit, declared_length).await?;
+            let (body, _) = body.await?;
+            // Typed from the bytes again rather than from the value: a repeated field stays
+            // an error instead of the last one silently winning.
             parse_json(&body).map(ApiJson)
         })
     }
+}
+
+/// Reads a JSON body and parses it as a value, refusing control characters in its text
+/// before any typed validation looks at it.
+fn checked_body(
+    req: &HttpRequest,
+    payload: &mut Payload,
+) -> LocalBoxFuture<'static, Result<(Bytes, serde_json::Value), ApiError>> {
+    let limit = req.app_data::<JsonLimit>().copied().unwrap_or_default().0;
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        });
+    let declared_length = declared_length(req);
+    let mut payload = payload.take();
+    Box::pin(async move {
+        match content_type.as_deref() {
+            Some("application/json") => {}
+            Some(other) if other.starts_with("application/") && other.ends_with("+json") => {}
+            other => {
+                return Err(ApiError::UnsupportedMediaType(format!(
+                    "expected Content-Type application/json, got {}",
+                    other.unwrap_or("none")
+                )))
+            }
+        }
+        let body = read_limited(&mut payload, limit, declared_length).await?;
+        let value = parse_json(&body)?;
+        super::text::check_json(&value)?;
+        Ok((body, value))
+    })
 }
 
 /// Reads a request body, refusing it (413) as soon as it passes `limit` — at once when the
@@ -110,9 +129,9 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJsonValue<T> {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let raw = ApiJson::<serde_json::Value>::from_request(req, payload);
+        let body = checked_body(req, payload);
         Box::pin(async move {
-            let ApiJson(value) = raw.await?;
+            let (_, value) = body.await?;
             let typed = serde_path_to_error::deserialize(&value).map_err(json_error)?;
             Ok(Self { typed, value })
         })

@@ -1,13 +1,16 @@
 //! HTTP plumbing shared by every route: request ids and observation, body and query
-//! extractors that answer in problem+json, the fallback for unknown routes.
+//! extractors that answer in problem+json, the one rule for control characters in text, the
+//! fallback for unknown routes.
 
 pub mod export;
 mod extract;
 mod observe;
 pub mod request_id;
+pub mod text;
 
 pub use extract::{declared_length, read_limited, ApiJson, ApiJsonValue, ApiQuery, JsonLimit};
 pub use observe::observe;
+pub use text::refuse_control_characters;
 
 use actix_web::{HttpRequest, HttpResponse};
 
