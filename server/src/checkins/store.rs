@@ -10,15 +10,15 @@ use super::policy::CheckinPolicy;
 use super::verify::{self, Facts, Neighbour};
 use crate::db::schema::{checkins, household_surveys, photo_links, photos, survey_members};
 use crate::db::DbConnection;
-use crate::domain::{CheckinFlag, CheckinKind, EmploymentStatus, PhotoFormat};
+use crate::domain::{CheckinFlag, CheckinKind, EmploymentStatus};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::photos::phash::distance;
 use crate::privacy::Vault;
 use crate::surveys::validate::china;
 use crate::villages::geofences::Geofences;
 
-/// A stored photo's format, perceptual hash, EXIF time and EXIF position.
-type PhotoFacts = (String, i64, Option<NaiveDateTime>, Option<f64>, Option<f64>);
+/// A stored photo's perceptual hash, EXIF time and EXIF position.
+type PhotoFacts = (i64, Option<NaiveDateTime>, Option<f64>, Option<f64>);
 
 /// The perceptual hashes of every check-in photo of a village or a person, to compare with a
 /// new one. A village has a couple of thousand check-ins a year, so the scan is short; two
@@ -99,7 +99,6 @@ pub fn store(
     let photo: Option<PhotoFacts> = photos::table
         .find(&checkin.photo)
         .select((
-            photos::format,
             photos::phash,
             photos::taken_at,
             photos::exif_lat,
@@ -107,7 +106,7 @@ pub fn store(
         ))
         .first(conn)
         .optional()?;
-    let Some((format, phash, exif_taken_at, exif_lat, exif_lon)) = photo else {
+    let Some((phash, exif_taken_at, exif_lat, exif_lon)) = photo else {
         return Err(ApiError::field(
             "photo",
             "photo_missing",
@@ -117,13 +116,6 @@ pub fn store(
             ),
         ));
     };
-    if format != PhotoFormat::Jpeg.as_str() {
-        return Err(ApiError::field(
-            "photo",
-            "photo_not_jpeg",
-            "a check-in photo must be a JPEG straight from the camera",
-        ));
-    }
     let subject = subject(checkin, user_id, vault);
     if let Some(person) = subject.strip_prefix("person:") {
         if !holds_post(conn, person, checkin.village.as_str())? {
