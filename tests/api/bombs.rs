@@ -354,7 +354,8 @@ fn cpu_ms(pid: u32) -> u64 {
 }
 
 /// Eight bombs uploaded at once to a real server process: its peak memory grows by less than
-/// 50 MB, and it spends less than 50 ms of CPU a bomb.
+/// 50 MB, and it spends less than 50 ms of CPU a bomb. Then a real progressive photo, whose
+/// peak memory the decode estimate must cover.
 async fn eight_concurrent_bombs_cost_little_memory_and_time(backend: Backend) {
     let sqlite_dir = tempfile::tempdir().expect("dir");
     let url = match backend {
@@ -366,6 +367,8 @@ async fn eight_concurrent_bombs_cost_little_memory_and_time(backend: Backend) {
         Backend::Postgres => crate::pg::fresh_database(),
     };
     let bombs = eight_bombs();
+    let photo =
+        progressive_jpeg(&Scene::new(36).render(2400, 1800, 0.0), 85, false).expect("progressive");
     let server = ServerProcess::start(&url);
     let client = Client::builder()
         .no_proxy()
@@ -411,6 +414,32 @@ async fn eight_concurrent_bombs_cost_little_memory_and_time(backend: Backend) {
     );
     assert!(growth_kb < 50 * 1024, "peak memory grew {growth_kb} kB");
     assert!(per_bomb < 50.0, "{per_bomb} ms of CPU a bomb");
+
+    // For comparison, one progressive phone photo, which libjpeg decodes with its whole
+    // coefficient buffer: the estimate the budget reserves must cover what it really takes
+    // (beside the body, read and copied).
+    let frame = taizhang::photos::decode::inspect(&photo).expect("a JPEG");
+    let estimate_kb = frame.decode_bytes(taizhang::photos::decode::Purpose::Hash) / 1024;
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").expect("reset VmHWM");
+    let resident = status_kb(pid, "VmRSS:");
+    let cpu_before = cpu_ms(pid);
+    let upload = bomb("photo", photo, "image/jpeg", 201, None);
+    let response = put(&client, &server.address, &token, &upload).await;
+    assert_eq!(response.status(), 201);
+    let cpu = cpu_ms(pid) - cpu_before;
+    let growth_kb = status_kb(pid, "VmHWM:").saturating_sub(resident);
+    println!(
+        "one 2400×1800 progressive photo ({} KB): peak memory grew {:.1} MB (estimate {:.1} MB), \
+         CPU {cpu} ms",
+        upload.bytes.len() / 1024,
+        growth_kb as f64 / 1024.0,
+        estimate_kb as f64 / 1024.0
+    );
+    let body_kb = upload.bytes.len() as u64 / 1024;
+    assert!(
+        growth_kb <= estimate_kb + 3 * body_kb + 8 * 1024,
+        "grew {growth_kb} kB, estimated {estimate_kb} kB"
+    );
 }
 
 both_backends!(

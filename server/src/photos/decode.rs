@@ -28,7 +28,8 @@ pub const MAX_SIDE: u32 = 16_384;
 pub const MAX_ASPECT: u32 = 4;
 
 /// Most scans accepted in one JPEG. A camera writes one (baseline); progressive encoders write
-/// about 10 (libjpeg's default script) and MozJPEG's scan optimisation up to about 20. libjpeg
+/// about 10 (libjpeg's standard script; MozJPEG's optimised scans, as in the progressive
+/// fixture, 8). libjpeg
 /// makes a full pass over the picture's coefficients for every scan, so a file of thousands of
 /// tiny scans is a CPU bomb that no pixel limit sees.
 pub const MAX_SCANS: usize = 32;
@@ -545,6 +546,41 @@ mod tests {
         assert_eq!(frame.sampling.len(), 3);
         assert!(frame.scan_bytes > 0 && frame.scan_bytes < bytes.len() as u64);
         frame.check(&LIMITS).expect("a photo passes");
+    }
+
+    /// The photo fixtures and synthetic photos at low and high quality carry a few pixels per
+    /// byte of scan data (quality 40, lower than any phone writes: 18), well below
+    /// [`MAX_PIXELS_PER_BYTE`].
+    #[test]
+    fn photos_are_far_below_the_density_limit() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/photos");
+        let mut photos: Vec<(String, Vec<u8>)> = [
+            "doorplate.jpg",
+            "household.jpg",
+            "fields.jpg",
+            "portrait.jpg",
+            "progressive.jpg",
+        ]
+        .iter()
+        .map(|name| {
+            let bytes = std::fs::read(format!("{dir}/{name}")).expect("fixture");
+            (name.to_string(), bytes)
+        })
+        .collect();
+        let scene = super::super::synthetic::Scene::new(12).render(800, 600, 0.0);
+        for quality in [40, 60, 95] {
+            photos.push((
+                format!("quality {quality}"),
+                super::super::synthetic::jpeg(&scene, quality),
+            ));
+        }
+        for (name, bytes) in photos {
+            let frame = inspect(&bytes).expect("walks");
+            frame.check(&LIMITS).expect("passes");
+            let density = frame.pixels() / frame.scan_bytes;
+            println!("{name}: {density} pixels a byte");
+            assert!(density < MAX_PIXELS_PER_BYTE / 2, "{name}: {density}");
+        }
     }
 
     #[test]
