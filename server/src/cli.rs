@@ -138,6 +138,14 @@ struct ServeArgs {
     /// Largest photo, in pixels (width × height), checked from the header before decoding.
     #[arg(long, env = "TAIZHANG_PHOTO_MAX_PIXELS", default_value_t = 50_000_000)]
     photo_max_pixels: u64,
+    /// Largest estimated decode memory of one photo, in bytes (progressive JPEGs need about 3
+    /// bytes a pixel; baseline ones a few MB whatever their size).
+    #[arg(long, env = "TAIZHANG_PHOTO_MAX_DECODE_BYTES", default_value_t = 128 << 20)]
+    photo_max_decode_bytes: u64,
+    /// Decode memory of all photos being decoded at once, in bytes; past it, uploads and
+    /// thumbnails wait briefly, then get 503.
+    #[arg(long, env = "TAIZHANG_PHOTO_DECODE_BUDGET_BYTES", default_value_t = 256 << 20)]
+    photo_decode_budget_bytes: u64,
     /// Check-ins with a worse reported accuracy are flagged `poor_accuracy` (metres).
     #[arg(long, env = "TAIZHANG_CHECKIN_MAX_ACCURACY_M", default_value_t = 100.0)]
     checkin_max_accuracy_m: f64,
@@ -310,6 +318,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     settings.checkins.required_days_special_post = args.required_days_special_post;
     settings.photos.max_bytes = args.photo_max_bytes;
     settings.photos.max_pixels = args.photo_max_pixels;
+    settings.photos.max_decode_bytes = args.photo_max_decode_bytes;
+    settings.photos.decode_budget_bytes = args.photo_decode_budget_bytes;
     if let Some(url) = &args.photo_store {
         settings.photos.store = PhotoStoreConfig::parse(url, |name| {
             std::env::var(name).ok().filter(|v| !v.is_empty())

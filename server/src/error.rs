@@ -253,6 +253,9 @@ pub enum ApiError {
     RateLimited { retry_after: u64, detail: String },
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// Too busy to take this request now (503 with `Retry-After`), e.g. no decode memory left.
+    #[error("{detail}")]
+    Busy { retry_after: u64, detail: String },
     /// A bug or an unexpected failure: logged in full, answered without details.
     #[error(transparent)]
     Internal(anyhow::Error),
@@ -308,7 +311,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
             ApiError::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
             ApiError::RateLimited { .. } => ErrorCode::RateLimited,
-            ApiError::Unavailable(_) => ErrorCode::ServiceUnavailable,
+            ApiError::Unavailable(_) | ApiError::Busy { .. } => ErrorCode::ServiceUnavailable,
             ApiError::Internal(_) => ErrorCode::InternalError,
         }
     }
@@ -351,6 +354,7 @@ impl ApiError {
             retry_after: match self {
                 ApiError::RateLimited { retry_after, .. } => Some(*retry_after),
                 ApiError::Unavailable(_) => Some(5),
+                ApiError::Busy { retry_after, .. } => Some(*retry_after),
                 _ => None,
             },
             request_id: request_id::current().unwrap_or_default(),

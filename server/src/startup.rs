@@ -16,7 +16,7 @@ use crate::db::{migrations, read_setting, write_setting, Db, DbConnection};
 use crate::http::{self, JsonLimit};
 use crate::metrics::Metrics;
 use crate::openapi::{self, OpenApiJson};
-use crate::photos::PhotoStore;
+use crate::photos::{DecodeBudget, PhotoStore};
 use crate::privacy::Vault;
 use crate::secrets::Keys;
 use crate::users::{demo, NewUserInput};
@@ -27,6 +27,8 @@ use crate::villages::geofences::Geofences;
 pub struct AppState {
     pub db: Db,
     pub photos: PhotoStore,
+    /// Decode memory left for photos being decoded now (`photos.decode_budget_bytes`).
+    pub decode_budget: DecodeBudget,
     /// Seals and indexes personal data (ID numbers, phones, submissions).
     pub vault: Vault,
     pub geofences: Geofences,
@@ -141,6 +143,10 @@ impl Application {
         let state = web::Data::new(AppState {
             db: prepared.db,
             photos: prepared.photos,
+            decode_budget: DecodeBudget::new(
+                settings.photos.decode_budget_bytes,
+                crate::photos::budget::WAIT,
+            ),
             vault: Vault::new(&prepared.keys),
             geofences: Geofences::default(),
             keys: prepared.keys,

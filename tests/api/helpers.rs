@@ -323,4 +323,9 @@ impl ServerProcess {
             _data_dir: data_dir,
         }
     }
+
+    /// The process id, to read its memory and CPU time from `/proc`.
+    pub fn pid(&self) -> u32 {
+        self._process.child.id()
+    }
 }

@@ -7,6 +7,7 @@ mod pg;
 mod server_process;
 
 mod auth;
+mod bombs;
 mod browser;
 mod checkins;
 mod cli;

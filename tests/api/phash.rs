@@ -4,7 +4,6 @@
 //! scene shot from a step to the side — must stay beyond it.
 
 use image::{imageops, RgbImage};
-use taizhang::domain::PhotoFormat;
 use taizhang::photos::phash::{self, distance};
 use taizhang::photos::synthetic::{jpeg, Scene};
 use taizhang::photos::{decode, REUSE_THRESHOLD};
@@ -17,7 +16,8 @@ const HEIGHT: u32 = 600;
 const STEP: f64 = 0.15;
 
 fn hashes(jpeg_bytes: &[u8]) -> (u64, u64) {
-    let luma = decode::luma_for_hash(jpeg_bytes, PhotoFormat::Jpeg, 50_000_000).expect("decodes");
+    let frame = decode::inspect(jpeg_bytes).expect("a JPEG");
+    let luma = decode::luma_for_hash(jpeg_bytes, &frame).expect("decodes");
     let grid = phash::grid(&luma, 1);
     (phash::dhash(&grid), phash::phash(&grid))
 }

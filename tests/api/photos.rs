@@ -4,6 +4,8 @@ use reqwest::{Method, Response};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use taizhang::photos::synthetic::Scene;
+
 use crate::helpers::*;
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -136,24 +138,42 @@ async fn thumbnails_apply_orientation(backend: Backend, store: Store) {
     );
 }
 
-async fn png_and_webp_are_accepted_for_surveys(backend: Backend, store: Store) {
+/// Only JPEG is taken: PNG and WebP are refused by their content type (415) and, sent as
+/// JPEG, by their bytes (422 `format_mismatch`). Their decode memory grows with their pixels,
+/// and phones send JPEG.
+async fn png_and_webp_are_refused(backend: Backend, store: Store) {
     let app = TestApp::spawn_with_store(backend, store, |_| {}).await;
     let token = app.token(ENUMERATOR_TAOBEI).await;
-    for (name, content_type, format) in [
-        ("survey.png", "image/png", "png"),
-        ("survey.webp", "image/webp", "webp"),
+    let scene = image::DynamicImage::ImageRgb8(Scene::new(505).render(320, 240, 0.0));
+    for (format, content_type) in [
+        (image::ImageFormat::Png, "image/png"),
+        (image::ImageFormat::WebP, "image/webp"),
     ] {
-        let bytes = fixture(name);
+        let mut bytes = std::io::Cursor::new(Vec::new());
+        scene.write_to(&mut bytes, format).expect("encode");
+        let bytes = bytes.into_inner();
         let hash = sha(&bytes);
-        let response = put(&app, &token, &hash, bytes, content_type).await;
-        assert_eq!(response.status(), 201, "{name}");
-        let info: Value = response.json().await.expect("json");
-        assert_eq!(info["format"], format);
-        assert!(info["taken_at"].is_null() && info["exif_location"].is_null());
-        let thumb = app
-            .get_as(&token, &format!("/api/v1/photos/{hash}?size=thumb"))
-            .await;
-        assert_eq!(thumb.headers()["content-type"], "image/jpeg");
+        let body = problem(
+            put(&app, &token, &hash, bytes.clone(), content_type).await,
+            415,
+            "unsupported_media_type",
+        )
+        .await;
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("image/jpeg"),
+            "{body}"
+        );
+        let body = problem(
+            put(&app, &token, &hash, bytes, "image/jpeg").await,
+            422,
+            "validation_failed",
+        )
+        .await;
+        assert_eq!(body["rule"], "format_mismatch", "{body}");
+        assert_eq!(head(&app, &token, &hash).await, 404);
     }
 }
 
@@ -170,9 +190,9 @@ type BadUpload = (
 
 /// Every bad upload is refused with its status, and nothing becomes visible.
 async fn bad_uploads_are_refused_and_store_nothing(backend: Backend, store: Store) {
-    let app = TestApp::spawn_with_store(backend, store, |s| s.photos.max_bytes = 100_000).await;
+    let app = TestApp::spawn_with_store(backend, store, |s| s.photos.max_bytes = 50_000).await;
     let token = app.token(ENUMERATOR_TAOBEI).await;
-    let good = fixture("household.jpg");
+    let good = fixture("portrait.jpg");
     let mut cases: Vec<BadUpload> = vec![
         (
             "hash mismatch",
@@ -199,20 +219,12 @@ async fn bad_uploads_are_refused_and_store_nothing(backend: Backend, store: Stor
             Some("corrupt_image"),
         ),
         (
-            "PNG bomb",
-            sha(&fixture("bomb.png")),
-            fixture("bomb.png"),
-            "image/png",
-            422,
-            Some("too_many_pixels"),
-        ),
-        (
-            "PNG sent as JPEG",
-            sha(&fixture("bomb.png")),
-            fixture("bomb.png"),
+            "JPEG header claiming 3.6 gigapixels",
+            sha(&fixture("bomb.jpg")),
+            fixture("bomb.jpg"),
             "image/jpeg",
             422,
-            Some("format_mismatch"),
+            Some("too_many_pixels"),
         ),
         (
             "wrong content type",
@@ -223,13 +235,13 @@ async fn bad_uploads_are_refused_and_store_nothing(backend: Backend, store: Stor
             None,
         ),
     ];
-    let big = fixture("survey.png");
-    assert!(big.len() > 100_000);
+    let big = fixture("doorplate.jpg");
+    assert!(big.len() > 50_000);
     cases.push((
         "over the size limit",
         sha(&big),
         big,
-        "image/png",
+        "image/jpeg",
         413,
         None,
     ));
@@ -255,14 +267,14 @@ async fn bad_uploads_are_refused_and_store_nothing(backend: Backend, store: Stor
         );
     }
     // Without a Content-Length the limit holds while reading.
-    let big = fixture("survey.png");
+    let big = fixture("doorplate.jpg");
     let hash = sha(&big);
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
         big.chunks(16 * 1024).map(|c| Ok(c.to_vec())).collect();
     let response = app
         .request(Method::PUT, &format!("/api/v1/photos/{hash}"))
         .bearer_auth(&token)
-        .header("content-type", "image/png")
+        .header("content-type", "image/jpeg")
         .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
             chunks,
         )))
@@ -415,7 +427,7 @@ async fn concurrent_uploads_on_two_servers_store_one_photo(backend: Backend, sto
 every_backend_and_store!(
     upload_is_idempotent_and_describes_the_photo,
     thumbnails_apply_orientation,
-    png_and_webp_are_accepted_for_surveys,
+    png_and_webp_are_refused,
     bad_uploads_are_refused_and_store_nothing,
     only_field_roles_upload_and_scope_decides_who_sees,
     concurrent_uploads_on_two_servers_store_one_photo,

@@ -1,7 +1,8 @@
 //! Writes the photo fixtures to `fixtures/photos/`: small, real-looking JPEGs with EXIF (time,
-//! GPS, orientation) rendered from synthetic village scenes, a PNG and a WebP, and the bad
-//! inputs the upload must refuse: a truncated JPEG, a PNG whose header claims 3.6 gigapixels,
-//! and a text file named `.jpg`.
+//! GPS, orientation) rendered from synthetic village scenes, one of them progressive, and the
+//! bad inputs the upload must refuse: a truncated JPEG, a JPEG whose header claims 3.6
+//! gigapixels, and a text file named `.jpg`. (PNG and WebP are refused whatever they hold; the
+//! tests build their own.)
 //!
 //! ```text
 //! cargo run --bin build-photo-fixtures -- [OUT_DIR]      # default: fixtures/photos
@@ -10,8 +11,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use image::ImageFormat;
-use taizhang::photos::synthetic::{jpeg, with_exif, ExifSpec, Scene};
+use taizhang::photos::synthetic::{claim_size, jpeg, progressive_jpeg, with_exif, ExifSpec, Scene};
 
 /// 平安村 (220802100201), where the demo first secretary works.
 const LAT: f64 = 45.736537;
@@ -25,24 +25,6 @@ fn exif(taken_at: &str, orientation: u16) -> ExifSpec<'_> {
         lon: LON,
         orientation,
     }
-}
-
-/// Rewrites a PNG's IHDR to claim `width`×`height`, with a correct CRC: a decompression bomb
-/// as far as any header reader can tell.
-fn claim_size(png: &[u8], width: u32, height: u32) -> Vec<u8> {
-    let mut out = png.to_vec();
-    // Signature (8) + length (4) + "IHDR" (4), then width and height.
-    out[16..20].copy_from_slice(&width.to_be_bytes());
-    out[20..24].copy_from_slice(&height.to_be_bytes());
-    let crc = crc32fast::hash(&out[12..29]);
-    out[29..33].copy_from_slice(&crc.to_be_bytes());
-    out
-}
-
-fn encode(img: &image::RgbImage, format: ImageFormat) -> anyhow::Result<Vec<u8>> {
-    let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, format)?;
-    Ok(out.into_inner())
 }
 
 fn main() -> anyhow::Result<()> {
@@ -92,18 +74,18 @@ fn main() -> anyhow::Result<()> {
             &exif("2020:07:21 16:40:00", 6),
         ),
     )?;
+    // As photo apps and web tools re-encode: progressive, MozJPEG's optimised scans.
     write(
-        "survey.png",
-        &encode(&Scene::new(505).render(320, 240, 0.0), ImageFormat::Png)?,
-    )?;
-    write(
-        "survey.webp",
-        &encode(&Scene::new(606).render(320, 240, 0.0), ImageFormat::WebP)?,
+        "progressive.jpg",
+        &with_exif(
+            &progressive_jpeg(&Scene::new(505).render(640, 480, 0.0), 85, true)?,
+            &exif("2020:07:21 11:15:00", 1),
+        ),
     )?;
 
     write("truncated.jpg", &doorplate[..doorplate.len() * 6 / 10])?;
-    let small_png = encode(&Scene::new(707).render(64, 48, 0.0), ImageFormat::Png)?;
-    write("bomb.png", &claim_size(&small_png, 60_000, 60_000))?;
+    let small = jpeg(&Scene::new(707).render(64, 48, 0.0), 85);
+    write("bomb.jpg", &claim_size(&small, 60_000, 60_000))?;
     write(
         "not_a_photo.jpg",
         "这不是照片。This is a text file with a .jpg name.\n".as_bytes(),

@@ -10,15 +10,15 @@ use super::policy::CheckinPolicy;
 use super::verify::{self, Facts, Neighbour};
 use crate::db::schema::{checkins, household_surveys, photo_links, photos, survey_members};
 use crate::db::DbConnection;
-use crate::domain::{CheckinFlag, CheckinKind, EmploymentStatus, PhotoFormat};
+use crate::domain::{CheckinFlag, CheckinKind, EmploymentStatus};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::photos::phash::distance;
 use crate::privacy::Vault;
 use crate::surveys::validate::china;
 use crate::villages::geofences::Geofences;
 
-/// A stored photo's format, perceptual hash, EXIF time and EXIF position.
-type PhotoFacts = (String, i64, Option<NaiveDateTime>, Option<f64>, Option<f64>);
+/// A stored photo's perceptual hash, EXIF time and EXIF position.
+type PhotoFacts = (i64, Option<NaiveDateTime>, Option<f64>, Option<f64>);
 
 /// Days either side of a check-in within which a near copy of another person's photo anywhere
 /// in the county counts as reuse. A county has some 20 000 check-ins a month, so a week either
@@ -139,7 +139,6 @@ pub fn store(
             photos::table
                 .find(&checkin.photo)
                 .select((
-                    photos::format,
                     photos::phash,
                     photos::taken_at,
                     photos::exif_lat,
@@ -150,7 +149,7 @@ pub fn store(
         } else {
             None
         };
-    let Some((format, phash, exif_taken_at, exif_lat, exif_lon)) = photo else {
+    let Some((phash, exif_taken_at, exif_lat, exif_lon)) = photo else {
         return Err(ApiError::field(
             "photo",
             "photo_missing",
@@ -160,13 +159,6 @@ pub fn store(
             ),
         ));
     };
-    if format != PhotoFormat::Jpeg.as_str() {
-        return Err(ApiError::field(
-            "photo",
-            "photo_not_jpeg",
-            "a check-in photo must be a JPEG straight from the camera",
-        ));
-    }
     let subject = subject(checkin, user_id, vault);
     if let Some(person) = subject.strip_prefix("person:") {
         if !holds_post(conn, person, checkin.village.as_str())? {

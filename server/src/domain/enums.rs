@@ -90,11 +90,9 @@ labelled_enum! {
 }
 
 labelled_enum! {
-    /// Image formats accepted for photos (check-ins require JPEG).
+    /// Image formats accepted for photos: JPEG, what phone cameras write.
     pub enum PhotoFormat {
         Jpeg = ("jpeg", "JPEG 图片"),
-        Png = ("png", "PNG 图片"),
-        Webp = ("webp", "WebP 图片"),
     }
 }
 

@@ -7,8 +7,7 @@ use super::intake::Analysis;
 use crate::auth::Caller;
 use crate::db::schema::{photo_links, photo_uploads, photos};
 use crate::db::{write_transaction, DbConnection};
-use crate::domain::PhotoFormat;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = photos)]
@@ -28,16 +27,6 @@ pub struct PhotoRow {
 }
 
 impl PhotoRow {
-    pub fn format(&self) -> ApiResult<PhotoFormat> {
-        PhotoFormat::parse(&self.format).ok_or_else(|| {
-            ApiError::internal(anyhow::anyhow!(
-                "photo {} has format {}",
-                self.sha256,
-                self.format
-            ))
-        })
-    }
-
     pub fn taken_at(&self) -> Option<DateTime<FixedOffset>> {
         let offset = FixedOffset::east_opt(self.taken_offset_minutes? * 60)?;
         Some(offset.from_utc_datetime(&self.taken_at?))

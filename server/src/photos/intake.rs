@@ -1,9 +1,13 @@
 //! Checking and describing an uploaded photo: its hash, format, size, EXIF and perceptual hash.
+//!
+//! In two steps, so the caller can reserve decode memory between them: [`check`] (hash, format,
+//! marker walk, limits: no pixel decoded) and [`describe`] (EXIF, the 1/8-scale decode, the
+//! perceptual hash).
 
 use chrono::{DateTime, FixedOffset};
 use sha2::{Digest, Sha256};
 
-use super::decode::{self, DecodeError};
+use super::decode::{self, DecodeError, Frame, ImageLimits, Purpose};
 use super::exif::{self, ExifInfo};
 use super::phash;
 use crate::domain::PhotoFormat;
@@ -24,13 +28,8 @@ pub struct Analysis {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IntakeError {
-    #[error("the body's SHA-256 is {actual}, not the {claimed} named in the path")]
+    #[error("请求体的 SHA-256 为 {actual}，与路径中的 {claimed} 不符")]
     Sha256Mismatch { claimed: String, actual: String },
-    #[error("the body is {actual:?} but was sent as {declared:?}")]
-    FormatMismatch {
-        declared: PhotoFormat,
-        actual: PhotoFormat,
-    },
     #[error(transparent)]
     Decode(#[from] DecodeError),
 }
@@ -40,10 +39,7 @@ impl IntakeError {
     pub fn rule(&self) -> &'static str {
         match self {
             IntakeError::Sha256Mismatch { .. } => "sha256_mismatch",
-            IntakeError::FormatMismatch { .. } => "format_mismatch",
-            IntakeError::Decode(DecodeError::NotAnImage) => "not_an_image",
-            IntakeError::Decode(DecodeError::Corrupt(_)) => "corrupt_image",
-            IntakeError::Decode(DecodeError::TooLarge { .. }) => "too_many_pixels",
+            IntakeError::Decode(e) => e.rule(),
         }
     }
 }
@@ -52,14 +48,27 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// Checks the photo against its claimed hash and declared format and describes it. The pixel
-/// limit is enforced from the header before any pixel is decoded.
-pub fn analyze(
+/// A photo that passed [`check`]: what the marker walk read, and what decoding it will cost.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub sha256: String,
+    pub frame: Frame,
+}
+
+impl Checked {
+    /// Memory to reserve for [`describe`].
+    pub fn decode_bytes(&self) -> u64 {
+        self.frame.decode_bytes(Purpose::Hash)
+    }
+}
+
+/// Checks the photo against its claimed hash, that it is a JPEG, and the limits
+/// ([`Frame::check`]), all before any pixel is decoded.
+pub fn check(
     bytes: &[u8],
     claimed_sha256: &str,
-    declared: PhotoFormat,
-    max_pixels: u64,
-) -> Result<Analysis, IntakeError> {
+    limits: &ImageLimits,
+) -> Result<Checked, IntakeError> {
     let actual = sha256_hex(bytes);
     if actual != claimed_sha256 {
         return Err(IntakeError::Sha256Mismatch {
@@ -67,30 +76,42 @@ pub fn analyze(
             actual,
         });
     }
-    let format = decode::sniff(bytes).ok_or(DecodeError::NotAnImage)?;
-    if format != declared {
-        return Err(IntakeError::FormatMismatch {
-            declared,
-            actual: format,
-        });
-    }
-    let (width, height) = decode::dimensions(bytes, format, max_pixels)?;
+    let frame = decode::inspect(bytes)?;
+    frame.check(limits)?;
+    Ok(Checked {
+        sha256: actual,
+        frame,
+    })
+}
+
+/// Describes a checked photo: EXIF, and the perceptual hash from a 1/8-scale decode.
+pub fn describe(bytes: &[u8], checked: Checked) -> Result<Analysis, IntakeError> {
     let ExifInfo {
         taken_at,
         position,
         orientation,
     } = exif::read(bytes);
-    let luma = decode::luma_for_hash(bytes, format, max_pixels)?;
+    let luma = decode::luma_for_hash(bytes, &checked.frame)?;
     let phash = phash::phash(&phash::grid(&luma, orientation));
     Ok(Analysis {
-        sha256: actual,
-        format,
+        sha256: checked.sha256,
+        format: PhotoFormat::Jpeg,
         byte_size: bytes.len(),
-        width,
-        height,
+        width: checked.frame.width,
+        height: checked.frame.height,
         taken_at,
         exif_position: position,
         orientation,
         phash,
     })
+}
+
+/// [`check`] then [`describe`], for callers outside the server (the simulator, benchmarks)
+/// that decode one photo at a time.
+pub fn analyze(
+    bytes: &[u8],
+    claimed_sha256: &str,
+    limits: &ImageLimits,
+) -> Result<Analysis, IntakeError> {
+    describe(bytes, check(bytes, claimed_sha256, limits)?)
 }

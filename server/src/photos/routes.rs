@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::db::{self, PhotoRow};
+use super::decode::{self, DecodeError};
 use super::intake::{self, IntakeError};
 use super::store::Variant;
 use super::thumbnail;
@@ -99,7 +100,9 @@ fn parse_sha256(raw: &str) -> ApiResult<String> {
     }
 }
 
-fn declared_format(req: &HttpRequest) -> ApiResult<PhotoFormat> {
+/// Only `image/jpeg` (or the common misspelling `image/jpg`) is taken: phones send JPEG, and
+/// JPEG alone can be decoded at 1/8 scale, so its decode memory does not grow with its pixels.
+fn require_jpeg(req: &HttpRequest) -> ApiResult<()> {
     let value = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -112,22 +115,16 @@ fn declared_format(req: &HttpRequest) -> ApiResult<PhotoFormat> {
                 .to_ascii_lowercase()
         });
     match value.as_deref() {
-        Some("image/jpeg") | Some("image/jpg") => Ok(PhotoFormat::Jpeg),
-        Some("image/png") => Ok(PhotoFormat::Png),
-        Some("image/webp") => Ok(PhotoFormat::Webp),
+        Some("image/jpeg") | Some("image/jpg") => Ok(()),
         other => Err(ApiError::UnsupportedMediaType(format!(
-            "a photo is sent as image/jpeg, image/png or image/webp, not {}",
-            other.unwrap_or("without a Content-Type")
+            "照片只接受 JPEG（Content-Type: image/jpeg），收到的是 {}",
+            other.unwrap_or("没有 Content-Type 的请求")
         ))),
     }
 }
 
-fn mime(format: PhotoFormat) -> &'static str {
-    match format {
-        PhotoFormat::Jpeg => "image/jpeg",
-        PhotoFormat::Png => "image/png",
-        PhotoFormat::Webp => "image/webp",
-    }
+fn refused(error: IntakeError) -> ApiError {
+    ApiError::field("body", error.rule(), error.to_string())
 }
 
 fn store_error(error: anyhow::Error) -> ApiError {
@@ -174,10 +171,12 @@ pub async fn photo_exists(
 /// The server recomputes the hash and refuses a mismatch. A photo the caller already uploaded
 /// answers 200 at once, without reading the body; one stored from another user's upload
 /// answers 200 once the body's hash matches (the caller may then name it); a new one answers
-/// 201. JPEG, PNG and WebP are
-/// accepted (check-ins later require JPEG). The body limit (15 MB by default) is enforced before
-/// the body is read whole, the pixel limit (50 megapixels) from the image header before any
-/// pixel is decoded. Nothing is stored when anything is refused.
+/// 201. Only JPEG is accepted. The body limit (15 MB by default) is enforced before the body
+/// is read whole; before any pixel is decoded, the JPEG's markers are read and the photo is
+/// refused if it exceeds the pixel limit (50 megapixels by default), 16384 px a side, a 4:1
+/// aspect ratio, 32 scans, the decode-memory limit (128 MiB by default) or 64 pixels per byte
+/// of image data beyond the first 2 megapixels. When the server is decoding too many photos at
+/// once it answers 503 with `Retry-After`. Nothing is stored when anything is refused.
 #[utoipa::path(
     tag = "photos",
     security(("bearer" = [])),
@@ -189,8 +188,9 @@ pub async fn photo_exists(
         (status = 400, description = "`invalid_path`: not a SHA-256", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden_role`: only enumerators and first secretaries upload", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "`unsupported_media_type`: not image/jpeg, image/png or image/webp", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed` on field `body`, rule `sha256_mismatch`, `not_an_image`, `format_mismatch`, `corrupt_image` or `too_many_pixels`", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`: not image/jpeg", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed` on field `body`, rule `sha256_mismatch`, `not_an_image`, `format_mismatch` (another image format), `corrupt_image`, `unsupported_jpeg` (lossless, arithmetic-coded, CMYK…), `too_many_pixels`, `side_too_long`, `aspect_ratio`, `too_many_scans`, `decode_memory` or `implausible_compression`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`service_unavailable`: too many photos being decoded now; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[put("/photos/{sha256}")]
@@ -203,7 +203,7 @@ pub async fn upload_photo(
 ) -> ApiResult<HttpResponse> {
     caller.require_role(&[Role::Enumerator, Role::FirstSecretary])?;
     let sha = parse_sha256(&path.into_inner())?;
-    let declared = declared_format(&req)?;
+    require_jpeg(&req)?;
     let limits = state.settings.photos.clone();
     let length = declared_length(&req);
     if length.is_some_and(|n| n > limits.max_bytes) {
@@ -252,12 +252,22 @@ pub async fn upload_photo(
     let bytes = read_limited(&mut payload, limits.max_bytes, length).await?;
     let claimed = sha.clone();
     let body = bytes.clone();
-    let analysis = tokio::task::spawn_blocking(move || {
-        intake::analyze(&body, &claimed, declared, limits.max_pixels)
+    let image_limits = limits.image_limits();
+    let checked = tokio::task::spawn_blocking(move || {
+        intake::check(&body, &claimed, &image_limits).map(|checked| (body, checked))
     })
     .await
     .map_err(ApiError::internal)?
-    .map_err(|e: IntakeError| ApiError::field("body", e.rule(), e.to_string()))?;
+    .map_err(refused)?;
+    let (body, checked) = checked;
+    let reservation = state.decode_budget.reserve(checked.decode_bytes()).await?;
+    let analysis = tokio::task::spawn_blocking(move || {
+        let _reservation = reservation;
+        intake::describe(&body, checked)
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(refused)?;
 
     // Bytes first, row second: a photo is visible (HEAD, GET) only once both exist.
     state
@@ -325,7 +335,6 @@ pub async fn photo_response(
             }
         })
         .await?;
-    let format = row.format()?;
     let (bytes, content_type, tag) = match size {
         PhotoSize::Full => {
             let bytes = state
@@ -336,10 +345,10 @@ pub async fn photo_response(
             let bytes = bytes.ok_or_else(|| {
                 ApiError::internal(anyhow::anyhow!("photo {sha} has a row but no bytes"))
             })?;
-            (bytes, mime(format), sha.clone())
+            (bytes, "image/jpeg", sha.clone())
         }
         PhotoSize::Thumb => (
-            thumbnail_of(&state, &row, format).await?,
+            thumbnail_of(&state, &row).await?,
             "image/jpeg",
             format!("{sha}-thumb"),
         ),
@@ -357,8 +366,9 @@ pub async fn photo_response(
         .body(bytes))
 }
 
-/// The stored thumbnail, made and kept beside the original on first request.
-async fn thumbnail_of(state: &AppState, row: &PhotoRow, format: PhotoFormat) -> ApiResult<Bytes> {
+/// The stored thumbnail, made and kept beside the original on first request. The decode
+/// reserves its memory like an upload's, so many thumbnail requests at once wait or get 503.
+async fn thumbnail_of(state: &AppState, row: &PhotoRow) -> ApiResult<Bytes> {
     let sha = row.sha256.as_str();
     if let Some(thumb) = state
         .photos
@@ -374,14 +384,29 @@ async fn thumbnail_of(state: &AppState, row: &PhotoRow, format: PhotoFormat) -> 
         .await
         .map_err(store_error)?
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("photo {sha} has a row but no bytes")))?;
-    let orientation = row.orientation();
-    let max_pixels = state.settings.photos.max_pixels;
-    let thumb = tokio::task::spawn_blocking(move || {
-        thumbnail::make(&original, format, orientation, max_pixels)
+    let failed = |e: DecodeError| ApiError::internal(anyhow::anyhow!("thumbnail of {sha}: {e}"));
+    // Checked again: the limits may have been lowered since the photo was stored.
+    let limits = state.settings.photos.image_limits();
+    let (original, frame) = tokio::task::spawn_blocking(move || {
+        let frame = decode::inspect(&original)?;
+        frame.check(&limits)?;
+        Ok((original, frame))
     })
     .await
     .map_err(ApiError::internal)?
-    .map_err(|e| ApiError::internal(anyhow::anyhow!("thumbnail of a stored photo: {e}")))?;
+    .map_err(failed)?;
+    let reservation = state
+        .decode_budget
+        .reserve(frame.decode_bytes(thumbnail::PURPOSE))
+        .await?;
+    let orientation = row.orientation();
+    let thumb = tokio::task::spawn_blocking(move || {
+        let _reservation = reservation;
+        thumbnail::make(&original, &frame, orientation)
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(failed)?;
     let thumb = Bytes::from(thumb);
     state
         .photos

@@ -382,3 +382,107 @@ pub fn with_exif(jpeg: &[u8], spec: &ExifSpec<'_>) -> Vec<u8> {
     out.extend_from_slice(&jpeg[2..]);
     out
 }
+
+/// Encodes an image as a progressive JPEG at `quality`: MozJPEG's own defaults (trellis
+/// quantisation, optimised scans) when `optimised`, else libjpeg's standard progression (10
+/// scans), which is much faster for large pictures.
+pub fn progressive_jpeg(img: &RgbImage, quality: u8, optimised: bool) -> std::io::Result<Vec<u8>> {
+    let mut compress = mozjpeg::Compress::new(mozjpeg::ColorSpace::JCS_RGB);
+    if !optimised {
+        compress.set_fastest_defaults();
+    }
+    compress.set_size(img.width() as usize, img.height() as usize);
+    compress.set_quality(f32::from(quality));
+    compress.set_progressive_mode();
+    let mut started = compress.start_compress(Vec::new())?;
+    started.write_scanlines(img.as_raw())?;
+    started.finish()
+}
+
+/// A JPEG of one flat grey, `width`×`height`, written a few rows at a time so even 50
+/// megapixels need no picture in memory: a decompression bomb of a few hundred KB (baseline)
+/// or a few KB (progressive).
+pub fn flat_jpeg(width: u32, height: u32, progressive: bool) -> std::io::Result<Vec<u8>> {
+    let mut compress = mozjpeg::Compress::new(mozjpeg::ColorSpace::JCS_GRAYSCALE);
+    compress.set_fastest_defaults();
+    compress.set_size(width as usize, height as usize);
+    compress.set_quality(75.0);
+    if progressive {
+        compress.set_progressive_mode();
+    }
+    let mut started = compress.start_compress(Vec::new())?;
+    let rows = vec![128u8; width as usize * 16];
+    let mut left = height as usize;
+    while left > 0 {
+        let n = left.min(16);
+        started.write_scanlines(&rows[..n * width as usize])?;
+        left -= n;
+    }
+    started.finish()
+}
+
+/// The offset of a JPEG's frame header marker (SOF0–SOF2), found by walking the segments
+/// before the first scan.
+fn frame_header(jpeg: &[u8]) -> Option<usize> {
+    let mut pos = 2;
+    loop {
+        let (marker, code) = (*jpeg.get(pos)?, *jpeg.get(pos + 1)?);
+        if marker != 0xFF || code == 0xDA {
+            return None;
+        }
+        if (0xC0..=0xC2).contains(&code) {
+            return Some(pos);
+        }
+        let length = usize::from(*jpeg.get(pos + 2)?) << 8 | usize::from(*jpeg.get(pos + 3)?);
+        pos += 2 + length;
+    }
+}
+
+/// Rewrites a JPEG's frame header to claim `width`×`height`: a decompression bomb as far as
+/// any header reader can tell (the data still describes the original picture).
+pub fn claim_size(jpeg: &[u8], width: u16, height: u16) -> Vec<u8> {
+    let mut out = jpeg.to_vec();
+    if let Some(at) = frame_header(jpeg) {
+        // Marker (2), length (2), precision (1), then height and width.
+        out[at + 5..at + 7].copy_from_slice(&height.to_be_bytes());
+        out[at + 7..at + 9].copy_from_slice(&width.to_be_bytes());
+    }
+    out
+}
+
+/// Rewrites a JPEG's frame marker (e.g. to SOF3, lossless, or SOF9, arithmetic coding).
+pub fn with_frame_marker(jpeg: &[u8], code: u8) -> Vec<u8> {
+    let mut out = jpeg.to_vec();
+    if let Some(at) = frame_header(jpeg) {
+        out[at + 1] = code;
+    }
+    out
+}
+
+/// Repeats a JPEG's smallest scan (its SOS segment and data, with any tables before the next
+/// scan) `scans` more times before EOI: a progressive CPU bomb in shape, each scan a pass over
+/// the picture.
+pub fn with_repeated_scan(jpeg: &[u8], scans: usize) -> Vec<u8> {
+    // 0xFF 0xDA occurs only as a scan marker: entropy-coded data stuffs every 0xFF.
+    let mut starts: Vec<usize> = jpeg
+        .windows(2)
+        .enumerate()
+        .filter(|(_, w)| *w == [0xFF, 0xDA])
+        .map(|(i, _)| i)
+        .collect();
+    let end = jpeg.len().saturating_sub(2);
+    starts.push(end);
+    let Some((from, to)) = starts
+        .windows(2)
+        .map(|w| (w[0], w[1]))
+        .min_by_key(|(from, to)| to - from)
+    else {
+        return jpeg.to_vec();
+    };
+    let mut out = jpeg[..end].to_vec();
+    for _ in 0..scans {
+        out.extend_from_slice(&jpeg[from..to]);
+    }
+    out.extend_from_slice(&jpeg[end..]);
+    out
+}

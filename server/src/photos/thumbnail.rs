@@ -6,19 +6,19 @@ use image::imageops::{self, FilterType};
 use image::metadata::Orientation;
 use image::DynamicImage;
 
-use super::decode::{self, DecodeError};
-use crate::domain::PhotoFormat;
+use super::decode::{self, DecodeError, Frame, Purpose};
 
 pub const LONG_SIDE: u32 = 320;
 const QUALITY: u8 = 80;
 
-pub fn make(
-    bytes: &[u8],
-    format: PhotoFormat,
-    orientation: u16,
-    max_pixels: u64,
-) -> Result<Vec<u8>, DecodeError> {
-    let rgb = decode::rgb_at_least(bytes, format, LONG_SIDE as usize, max_pixels)?;
+/// The decode a thumbnail needs, for [`Frame::decode_bytes`].
+pub const PURPOSE: Purpose = Purpose::Thumbnail {
+    long_side: LONG_SIDE as usize,
+};
+
+/// The thumbnail of a JPEG whose `frame` [`decode::inspect`] read and [`Frame::check`] passed.
+pub fn make(bytes: &[u8], frame: &Frame, orientation: u16) -> Result<Vec<u8>, DecodeError> {
+    let rgb = decode::rgb_at_least(bytes, frame, LONG_SIDE as usize)?;
     let (w, h) = rgb.dimensions();
     let long = w.max(h);
     let rgb = if long > LONG_SIDE {

@@ -428,13 +428,9 @@ fn make_photo(
         },
     );
     let sha = crate::photos::intake::sha256_hex(&bytes);
-    let analysis = crate::photos::intake::analyze(
-        &bytes,
-        &sha,
-        crate::domain::PhotoFormat::Jpeg,
-        u64::from(width) * u64::from(height),
-    )
-    .map_err(|e| anyhow::anyhow!("generated photo does not pass intake: {e}"))?;
+    let analysis =
+        crate::photos::intake::analyze(&bytes, &sha, &crate::photos::decode::ImageLimits::DEFAULT)
+            .map_err(|e| anyhow::anyhow!("generated photo does not pass intake: {e}"))?;
     Ok(Photo {
         sha,
         bytes: Arc::new(bytes),
