@@ -1,12 +1,17 @@
-//! HTTP plumbing shared by every route: request ids and observation, body and query
-//! extractors that answer in problem+json, the fallback for unknown routes.
+//! HTTP plumbing shared by every route: request ids and observation, limits on clients and
+//! request bodies, security headers, body and query extractors that answer in problem+json, the
+//! fallback for unknown routes.
 
 pub mod export;
 mod extract;
+mod headers;
+pub mod limits;
 mod observe;
 pub mod request_id;
 
 pub use extract::{declared_length, read_limited, ApiJson, ApiJsonValue, ApiQuery, JsonLimit};
+pub use headers::security_headers;
+pub use limits::{limit, ClientLimits, HttpLimits};
 pub use observe::observe;
 
 use actix_web::{HttpRequest, HttpResponse};
