@@ -124,9 +124,22 @@ struct ServeArgs {
     /// Largest JSON request body, in bytes.
     #[arg(long, env = "TAIZHANG_JSON_LIMIT_BYTES", default_value_t = 1024 * 1024)]
     json_limit_bytes: usize,
-    /// Take client addresses from Forwarded/X-Forwarded-For (only behind a trusted proxy).
+    /// Take client addresses (and https) from Forwarded/X-Forwarded-* (only behind a trusted
+    /// proxy).
     #[arg(long, env = "TAIZHANG_TRUST_PROXY_HEADERS")]
     trust_proxy_headers: bool,
+    /// Seconds a request body may take before it must keep up --body-min-bytes-per-sec.
+    #[arg(long, env = "TAIZHANG_BODY_TIMEOUT_SECS", default_value_t = 20)]
+    body_timeout_secs: u64,
+    /// Bytes a second a request body must average after --body-timeout-secs (408 when slower).
+    #[arg(long, env = "TAIZHANG_BODY_MIN_BYTES_PER_SEC", default_value_t = 500)]
+    body_min_bytes_per_sec: u64,
+    /// Seconds any request body may take at most.
+    #[arg(long, env = "TAIZHANG_BODY_MAX_SECS", default_value_t = 600)]
+    body_max_secs: u64,
+    /// Requests one client address may have in flight at once (429 beyond).
+    #[arg(long, env = "TAIZHANG_MAX_REQUESTS_PER_ADDR", default_value_t = 64)]
+    max_requests_per_addr: usize,
     /// Where photos are stored: a directory, file:///dir or s3://bucket/prefix (S3 settings from
     /// AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY). Default:
     /// DATA_DIR/photos.
@@ -305,6 +318,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     settings.workers = args.workers;
     settings.json_limit = args.json_limit_bytes;
     settings.trust_proxy_headers = args.trust_proxy_headers;
+    settings.http.body_grace = Duration::from_secs(args.body_timeout_secs);
+    settings.http.body_min_rate = args.body_min_bytes_per_sec.max(1);
+    settings.http.body_max_time = Duration::from_secs(args.body_max_secs);
+    settings.http.max_in_flight_per_addr = args.max_requests_per_addr.max(1);
     settings.shutdown_timeout = Duration::from_secs(args.shutdown_timeout_secs);
     settings.ledger_warm_interval =
         (args.ledger_warm_secs > 0).then(|| Duration::from_secs(args.ledger_warm_secs));

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::checkins::CheckinPolicy;
 use crate::db::{default_sqlite_path, DatabaseUrl};
+use crate::http::HttpLimits;
 use crate::photos::PhotoSettings;
 use crate::secrets::SecretSource;
 
@@ -29,6 +30,8 @@ pub struct Settings {
     pub json_limit: usize,
     /// Take the client address from `Forwarded`/`X-Forwarded-For` (only behind a trusted proxy).
     pub trust_proxy_headers: bool,
+    /// How slowly request bodies may arrive; requests in flight per client address.
+    pub http: HttpLimits,
     /// How long in-flight requests may take to finish on shutdown.
     pub shutdown_timeout: Duration,
     pub auth: AuthPolicy,
@@ -39,17 +42,27 @@ pub struct Settings {
     pub ledger_warm_interval: Option<Duration>,
 }
 
+/// How failed logins are throttled (README, "Login throttling"). Attempts are counted per
+/// (phone, address) — per (phone, address, device) for a device that has logged in to the
+/// account before — so nobody else's failures delay the owner.
 #[derive(Debug, Clone)]
 pub struct AuthPolicy {
     pub access_ttl: Duration,
     pub refresh_ttl: Duration,
-    /// Window over which failed logins are counted.
+    /// Failures of one phone from one address (or known device) answered without delay: typos.
+    pub free_failures: u32,
+    /// The wait after the first failure beyond those; it doubles with each further failure.
+    pub first_delay: Duration,
+    /// The longest wait between two attempts of one phone from one address.
+    pub max_delay: Duration,
+    /// Window over which the phones that failed from one address are counted.
     pub login_window: Duration,
-    /// Failed logins allowed per phone number within the window.
+    /// Distinct phone numbers that may fail from one address within the window; beyond it the
+    /// address may try no further phones (those already tried, and known devices, still may).
+    pub max_phones_per_addr: u32,
+    /// Failures of one phone from all addresses within a day beyond which only devices that
+    /// have logged in to it before may try (a guess spread over many addresses).
     pub max_failures_per_phone: u32,
-    /// Failed logins allowed per client address within the window (a village office or a
-    /// carrier NAT can put many honest users behind one address).
-    pub max_failures_per_addr: u32,
 }
 
 impl Default for AuthPolicy {
@@ -57,9 +70,12 @@ impl Default for AuthPolicy {
         Self {
             access_ttl: Duration::from_secs(15 * 60),
             refresh_ttl: Duration::from_secs(30 * 24 * 3600),
+            free_failures: 3,
+            first_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(15 * 60),
             login_window: Duration::from_secs(15 * 60),
-            max_failures_per_phone: 5,
-            max_failures_per_addr: 50,
+            max_phones_per_addr: 20,
+            max_failures_per_phone: 100,
         }
     }
 }
@@ -78,6 +94,7 @@ impl Settings {
             db_pool_size: 16,
             json_limit: 1024 * 1024,
             trust_proxy_headers: false,
+            http: HttpLimits::default(),
             shutdown_timeout: Duration::from_secs(30),
             auth: AuthPolicy::default(),
             photos: PhotoSettings::new(&data_dir),

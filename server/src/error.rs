@@ -40,6 +40,7 @@ pub enum ErrorCode {
     IllegalTransition,
     StaleReview,
     PayloadTooLarge,
+    RequestTimeout,
     UnsupportedMediaType,
     RateLimited,
     ServiceUnavailable,
@@ -70,6 +71,7 @@ impl ErrorCode {
         ErrorCode::IllegalTransition,
         ErrorCode::StaleReview,
         ErrorCode::PayloadTooLarge,
+        ErrorCode::RequestTimeout,
         ErrorCode::UnsupportedMediaType,
         ErrorCode::RateLimited,
         ErrorCode::ServiceUnavailable,
@@ -90,6 +92,7 @@ impl ErrorCode {
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Conflict | SubmissionIdReused | IllegalTransition | StaleReview => StatusCode::CONFLICT,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -122,6 +125,7 @@ impl ErrorCode {
             IllegalTransition => "illegal_transition",
             StaleReview => "stale_review",
             PayloadTooLarge => "payload_too_large",
+            RequestTimeout => "request_timeout",
             UnsupportedMediaType => "unsupported_media_type",
             RateLimited => "rate_limited",
             ServiceUnavailable => "service_unavailable",
@@ -155,6 +159,7 @@ impl ErrorCode {
             IllegalTransition => "当前状态下不能执行该审核操作",
             StaleReview => "该调查已被他人处理，请刷新后再审核",
             PayloadTooLarge => "请求体过大",
+            RequestTimeout => "请求体接收超时",
             UnsupportedMediaType => "不支持的内容类型",
             RateLimited => "请求过于频繁，请稍后再试",
             ServiceUnavailable => "服务暂不可用，请稍后再试",
@@ -225,7 +230,7 @@ pub struct Problem {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// The request could not be read (400).
+    /// The request could not be read (400), or its body came too slowly (408).
     #[error("{detail}")]
     BadRequest {
         code: ErrorCode,

@@ -11,6 +11,7 @@ pub mod console;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod files;
 pub mod geography;
 pub mod http;
 pub mod ledger;

@@ -102,6 +102,7 @@ impl Modify for StandardErrors {
                 let has_body = op.request_body.is_some();
                 if has_body {
                     add(op, "400", "`malformed_json`: the body is not valid JSON");
+                    add(op, "408", "`request_timeout`: the body arrived too slowly (README, \"Limits on clients\"); the connection closes");
                     add(op, "413", "`payload_too_large`: the body exceeds the limit");
                     add(
                         op,
@@ -123,6 +124,7 @@ impl Modify for StandardErrors {
                         "`internal_error`: a bug; the `request_id` finds it in the server log",
                     );
                     add(op, "503", "`service_unavailable`: the database cannot be reached; retry after `Retry-After` seconds");
+                    add(op, "429", "`rate_limited`: this address has too many requests in flight; retry after `Retry-After` seconds");
                 }
             }
         }

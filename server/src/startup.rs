@@ -3,6 +3,7 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::{from_fn, Compress};
@@ -12,13 +13,14 @@ use diesel::connection::SimpleConnection;
 use utoipa_actix_web::AppExt;
 
 use crate::config::Settings;
-use crate::db::{migrations, read_setting, write_setting, Db, DbConnection};
-use crate::http::{self, JsonLimit};
+use crate::db::{migrations, read_setting, write_setting, DatabaseUrl, Db, DbConnection};
+use crate::files;
+use crate::http::{self, ClientLimits, JsonLimit};
 use crate::metrics::Metrics;
 use crate::openapi::{self, OpenApiJson};
 use crate::photos::{DecodeBudget, PhotoStore};
 use crate::privacy::Vault;
-use crate::secrets::Keys;
+use crate::secrets::{Keys, SecretSource};
 use crate::users::{demo, NewUserInput};
 use crate::villages::fixtures;
 use crate::villages::geofences::Geofences;
@@ -55,12 +57,27 @@ const STARTUP_LOCK: i64 = 0x7461_697a_6861_6e67; // "taizhang"
 
 /// Opens the database and brings it up to date. Blocking: call from a blocking context.
 pub fn prepare(settings: &Settings) -> anyhow::Result<Prepared> {
-    std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+    // The database, its journal, the key and photos are created private to this user.
+    files::restrict_new_files();
+    files::create_private_dir(&settings.data_dir).with_context(|| {
         format!(
             "creating the data directory {}",
             settings.data_dir.display()
         )
     })?;
+    if let DatabaseUrl::Sqlite(path) = &settings.database {
+        // SQLite gives its -wal and -shm files the database file's mode.
+        files::create_private_file(path)
+            .with_context(|| format!("creating the database file {}", path.display()))?;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = path.clone().into_os_string();
+            name.push(suffix);
+            files::make_private(std::path::Path::new(&name));
+        }
+    }
+    if matches!(settings.secret, SecretSource::DataDir) {
+        files::make_private(&settings.data_dir.join("secret.key"));
+    }
     let db = Db::connect(&settings.database, settings.db_pool_size)?;
     let keys = Keys::load(&settings.secret, &settings.data_dir)?;
     let photos = PhotoStore::open(&settings.photos.store)?;
@@ -155,20 +172,37 @@ impl Application {
         });
         let doc = web::Data::new(OpenApiJson(openapi::to_json(&openapi::document())));
         let json_limit = JsonLimit(settings.json_limit);
+        // One count of requests in flight per address for all workers.
+        let client_limits = web::Data::new(ClientLimits::new(
+            settings.http.clone(),
+            settings.trust_proxy_headers,
+        ));
         let app_state = state.clone();
         let mut server = HttpServer::new(move || {
             let (app, _) = openapi::register(App::new().into_utoipa_app()).split_for_parts();
             app.app_data(app_state.clone())
                 .app_data(doc.clone())
                 .app_data(json_limit)
+                .app_data(client_limits.clone())
                 .configure(crate::console::configure)
                 .default_service(web::to(http::fallback))
                 // Inside `observe`, so a refusal has its request id and log line.
                 .wrap(from_fn(http::refuse_control_characters))
                 // Village lists with geofences are megabytes of JSON; phones are on slow links.
                 .wrap(Compress::default())
+                .wrap(from_fn(http::limit))
+                .wrap(from_fn(http::security_headers))
                 .wrap(from_fn(http::observe))
         })
+        // The request head (a few hundred bytes) may need retransmissions on a weak link; the
+        // body has its own, size-aware deadline (`http::limits`).
+        .client_request_timeout(Duration::from_secs(10))
+        // Long enough for an app's burst (a photo, then the submission naming it) to share a
+        // connection; idle connections close soon after.
+        .keep_alive(Duration::from_secs(15))
+        // After an early answer (408, 413, 429) the rest of the body is read and discarded for
+        // this long, so the client sees the answer instead of a reset, then the connection closes.
+        .client_disconnect_timeout(Duration::from_secs(2))
         .listen(listener)?
         .shutdown_timeout(settings.shutdown_timeout.as_secs())
         // Signals are handled in `run_until_stopped`, for a graceful stop on both.

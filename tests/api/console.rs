@@ -19,10 +19,20 @@ pub struct ConsoleClient {
 
 impl ConsoleClient {
     pub fn new(app: &TestApp) -> Self {
+        Self::with_headers(app, &[])
+    }
+
+    /// A client whose every request carries these headers (as a proxy in front would add).
+    pub fn with_headers(app: &TestApp, headers: &[(&'static str, &'static str)]) -> Self {
+        let mut default = reqwest::header::HeaderMap::new();
+        for (name, value) in headers {
+            default.insert(*name, reqwest::header::HeaderValue::from_static(value));
+        }
         Self {
             base: app.address.clone(),
             http: reqwest::Client::builder()
                 .redirect(Policy::none())
+                .default_headers(default)
                 .build()
                 .expect("client"),
             cookies: Default::default(),
@@ -603,10 +613,59 @@ async fn an_expired_access_token_is_renewed_for_an_open_session(backend: Backend
     assert!(location(&response).starts_with("/console/login"));
 }
 
+/// Finding 7: the console cookie lacked `Secure` when served over HTTPS. Behind a trusted proxy
+/// that says the browser came over HTTPS every cookie is Secure; over plain HTTP, or when the
+/// proxy headers are not trusted (anyone can send them), none is.
+async fn cookies_are_secure_over_https(backend: Backend) {
+    async fn cookies(console: &mut ConsoleClient) -> Vec<String> {
+        let page = console.get("/console/login").await;
+        let mut all: Vec<String> = page
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().expect("ascii").to_owned())
+            .collect();
+        let response = console.login(REVIEWER_TAOBEI).await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        all.extend(
+            response
+                .headers()
+                .get_all("set-cookie")
+                .iter()
+                .map(|v| v.to_str().expect("ascii").to_owned()),
+        );
+        assert!(all.iter().any(|c| c.starts_with("tz_console=")), "{all:?}");
+        assert!(all.iter().any(|c| c.starts_with("tz_login=")), "{all:?}");
+        all
+    }
+    let secure = |c: &String| c.split(';').any(|a| a.trim() == "Secure");
+
+    let trusted = TestApp::spawn_with(backend, |s| s.trust_proxy_headers = true).await;
+    for proxy in [
+        ("x-forwarded-proto", "https"),
+        ("forwarded", "for=198.51.100.7;proto=https"),
+    ] {
+        let mut console = ConsoleClient::with_headers(&trusted, &[proxy]);
+        let set = cookies(&mut console).await;
+        assert!(set.iter().all(secure), "{proxy:?}: {set:?}");
+        // The session works as before.
+        assert_eq!(console.get("/console/queue").await.status(), StatusCode::OK);
+    }
+    let mut plain = ConsoleClient::new(&trusted);
+    let set = cookies(&mut plain).await;
+    assert!(!set.iter().any(secure), "plain HTTP: {set:?}");
+
+    let untrusted = TestApp::spawn(backend).await;
+    let mut spoofed = ConsoleClient::with_headers(&untrusted, &[("x-forwarded-proto", "https")]);
+    let set = cookies(&mut spoofed).await;
+    assert!(!set.iter().any(secure), "untrusted proxy headers: {set:?}");
+}
+
 both_backends!(
     an_expired_access_token_is_renewed_for_an_open_session,
     login_sets_an_http_only_session_and_logout_ends_it,
     decisions_need_the_csrf_token_and_follow_the_api_rules,
     scope_and_roles_are_the_apis,
     pages_render_in_chinese_and_bad_input_is_a_page,
+    cookies_are_secure_over_https,
 );

@@ -155,7 +155,7 @@ fn load_every_table(conn: &mut DbConnection) {
         .expect("refresh_tokens");
     login_attempts::table
         .select(login_attempts::all_columns)
-        .load::<(String, String, String, Timestamp, bool)>(conn)
+        .load::<(String, String, String, Timestamp, bool, Option<String>)>(conn)
         .expect("login_attempts");
     type Text = String;
     type Opt<T> = Option<T>;

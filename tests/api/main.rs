@@ -15,6 +15,7 @@ mod console;
 mod contract;
 mod errors;
 mod ledger;
+mod limits;
 mod ops;
 mod phash;
 mod photos;

@@ -136,9 +136,170 @@ async fn the_catalog_lists_every_enum_in_chinese(backend: Backend) {
         .any(|v| v["value"] == "temporary_public_post" && v["label"] == "临时公益岗"));
 }
 
+/// Finding 7: JSON answers carrying personal data had no `Cache-Control: no-store` and no
+/// `nosniff`.
+async fn api_answers_are_not_cached_or_sniffed(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let token = app.token(ENUMERATOR_TAOBEI).await;
+    let headers_of = |response: &reqwest::Response| {
+        let get = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        (get("cache-control"), get("x-content-type-options"))
+    };
+    let no_store = ("no-store".to_owned(), "nosniff".to_owned());
+    // The caller, a login's tokens, a problem, the villages.
+    let me = app.get_as(&token, "/api/v1/me").await;
+    assert_eq!(headers_of(&me), no_store, "/me");
+    let login = app
+        .login_response(CITY_ADMIN.phone, CITY_ADMIN.password, "d")
+        .await;
+    assert_eq!(headers_of(&login), no_store, "login");
+    let refused = app.get("/api/v1/me").send().await.expect("r");
+    assert_eq!(headers_of(&refused), no_store, "a problem");
+    let villages = app.get_as(&token, "/api/v1/villages?geofence=false").await;
+    assert_eq!(headers_of(&villages), no_store, "villages");
+
+    // A photo keeps its private, long-lived caching (its URL is its hash), and is not sniffed.
+    let bytes = std::fs::read(format!(
+        "{}/fixtures/photos/doorplate.jpg",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .expect("fixture");
+    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+    let stored = app
+        .request(reqwest::Method::PUT, &format!("/api/v1/photos/{sha}"))
+        .bearer_auth(&token)
+        .header("content-type", "image/jpeg")
+        .body(bytes)
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(stored.status(), 201);
+    assert_eq!(headers_of(&stored), no_store, "the upload's answer");
+    let photo = app.get_as(&token, &format!("/api/v1/photos/{sha}")).await;
+    assert_eq!(photo.status(), 200);
+    let (cache, sniff) = headers_of(&photo);
+    assert!(cache.starts_with("private"), "{cache}");
+    assert_eq!(sniff, "nosniff");
+}
+
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// Finding 7: the SQLite file and photos were created world-readable (0644). The real binary
+/// runs on a new data directory with a generated key, stores a photo and its thumbnail; then
+/// nothing in the data directory is readable by anyone but the server's user.
+async fn files_are_private_to_the_server(backend: Backend) {
+    let root = tempfile::tempdir().expect("temporary directory");
+    let data_dir = root.path().join("data");
+    let url = match backend {
+        Backend::Sqlite => data_dir.join("taizhang.sqlite3").display().to_string(),
+        Backend::Postgres => crate::pg::fresh_database(),
+    };
+    // No TAIZHANG_SECRET_KEY: the server generates secret.key in the data directory.
+    let server = crate::server_process::spawn(
+        &url,
+        &data_dir,
+        "127.0.0.1:0",
+        "",
+        &[("TAIZHANG_WORKERS", "1".as_ref())],
+    )
+    .expect("start taizhang");
+    let client = reqwest::Client::new();
+    let login: Value = client
+        .post(format!("{}/api/v1/auth/login", server.address))
+        .json(&serde_json::json!({"phone": ENUMERATOR_TAOBEI.phone, "password": ENUMERATOR_TAOBEI.password, "device_id": "d"}))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("json");
+    let token = login["access_token"].as_str().expect("token");
+    let bytes = std::fs::read(format!(
+        "{}/fixtures/photos/doorplate.jpg",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .expect("fixture");
+    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+    let photo = format!("{}/api/v1/photos/{sha}", server.address);
+    let stored = client
+        .put(&photo)
+        .bearer_auth(token)
+        .header("content-type", "image/jpeg")
+        .body(bytes)
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(stored.status(), 201);
+    let thumb = client
+        .get(format!("{photo}?size=thumb"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("thumbnail");
+    assert_eq!(thumb.status(), 200);
+
+    let mut files = Vec::new();
+    let mut dirs = vec![data_dir.clone()];
+    let mut i = 0;
+    while i < dirs.len() {
+        for entry in std::fs::read_dir(&dirs[i]).expect("read dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+        i += 1;
+    }
+    let names: Vec<String> = files
+        .iter()
+        .filter_map(|f| f.file_name()?.to_str().map(str::to_owned))
+        .collect();
+    let mut expected = vec![
+        "secret.key".to_owned(),
+        sha.clone(),
+        format!("{sha}.thumb.jpg"),
+    ];
+    if backend == Backend::Sqlite {
+        for name in [
+            "taizhang.sqlite3",
+            "taizhang.sqlite3-wal",
+            "taizhang.sqlite3-shm",
+        ] {
+            expected.push(name.to_owned());
+        }
+    }
+    for name in &expected {
+        assert!(names.contains(name), "{name} is not among {names:?}");
+    }
+    for file in &files {
+        assert_eq!(mode(file), 0o600, "{}", file.display());
+    }
+    for dir in &dirs {
+        assert_eq!(mode(dir), 0o700, "{}", dir.display());
+    }
+}
+
 both_backends!(
     health_readiness_and_metrics,
     request_ids_are_answered_and_kept,
     the_served_contract_is_the_committed_one,
     the_catalog_lists_every_enum_in_chinese,
+    api_answers_are_not_cached_or_sniffed,
+    files_are_private_to_the_server,
 );

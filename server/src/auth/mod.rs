@@ -4,7 +4,7 @@
 mod caller;
 pub mod password;
 pub mod routes;
-mod store;
+pub mod store;
 pub mod tokens;
 
 pub use caller::{Caller, ScopeLevel};

@@ -1,5 +1,5 @@
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
-use chrono::Utc;
+use chrono::{NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -7,6 +7,7 @@ use utoipa::ToSchema;
 use super::caller::{Caller, ScopeLevel};
 use super::store::{self, Rotation};
 use super::{password, tokens};
+use crate::config::AuthPolicy;
 use crate::db::schema::{divisions, villages};
 use crate::db::{write_transaction, DbConnection};
 use crate::domain::{DivisionCode, Phone, Role};
@@ -147,27 +148,103 @@ fn check_login_request(body: &LoginRequest) -> ApiResult<Phone> {
     }
 }
 
-fn seconds_until_free(
-    oldest: Option<chrono::NaiveDateTime>,
-    window: chrono::Duration,
-    now: chrono::NaiveDateTime,
-) -> u64 {
-    oldest
-        .map(|o| (o + window - now).num_seconds().max(1) as u64)
-        .unwrap_or(1)
+/// The device id the console logs in with: shared by every browser, so never a known device.
+pub const CONSOLE_DEVICE_ID: &str = "console";
+
+/// The wait after `failures` consecutive failures of one key: none for the first few (typos),
+/// then the first delay, doubling with each further failure up to the maximum.
+pub fn delay_after(policy: &AuthPolicy, failures: i64) -> Option<std::time::Duration> {
+    let beyond = failures - i64::from(policy.free_failures);
+    if beyond <= 0 {
+        return None;
+    }
+    let doublings = (beyond - 1).min(30) as u32;
+    Some(
+        policy
+            .first_delay
+            .saturating_mul(1 << doublings)
+            .min(policy.max_delay),
+    )
+}
+
+/// Whole seconds from `now` until `then`, at least 1 (for `Retry-After`).
+fn seconds_until(then: NaiveDateTime, now: NaiveDateTime) -> u64 {
+    let millis = (then - now).num_milliseconds().max(1);
+    (millis as u64).div_ceil(1000)
+}
+
+/// Refuses (429) an attempt that comes before its key's wait has passed, or that the
+/// per-address or per-phone limit stops (README, "Login throttling"). The password is not
+/// checked then and the refusal is not a failure, so hammering does not lengthen the wait.
+///
+/// The key is (phone, address), or (phone, address, device) for a device that has logged in to
+/// the account before: someone else's failures, from another address or on another device, do
+/// not delay the owner. Known devices are also exempt from the two coarse limits.
+fn throttle(
+    conn: &mut DbConnection,
+    policy: &AuthPolicy,
+    phone: &str,
+    addr: &str,
+    known_device: Option<&str>,
+    now: NaiveDateTime,
+) -> ApiResult<()> {
+    let retained = now - store::ATTEMPT_RETENTION;
+    let streak = store::failures_for_key(conn, phone, addr, known_device, retained)?;
+    if let (Some(wait), Some(latest)) = (delay_after(policy, streak.count), streak.latest) {
+        let free_at = latest + chrono::Duration::from_std(wait).map_err(ApiError::internal)?;
+        if now < free_at {
+            let retry_after = seconds_until(free_at, now);
+            return Err(ApiError::RateLimited {
+                retry_after,
+                detail: format!(
+                    "该手机号在此地址已连续 {} 次登录失败，请 {retry_after} 秒后再试",
+                    streak.count
+                ),
+            });
+        }
+    }
+    if known_device.is_some() {
+        return Ok(());
+    }
+    let window = chrono::Duration::from_std(policy.login_window).map_err(ApiError::internal)?;
+    let by_addr = store::failures_for_addr(conn, addr, phone, now - window)?;
+    if !by_addr.includes && by_addr.phones >= i64::from(policy.max_phones_per_addr) {
+        return Err(ApiError::RateLimited {
+            retry_after: seconds_until(by_addr.oldest.unwrap_or(now) + window, now),
+            detail: format!(
+                "此地址近 {} 分钟内已有 {} 个手机号登录失败，暂不能再尝试其他手机号",
+                window.num_minutes(),
+                by_addr.phones
+            ),
+        });
+    }
+    let by_phone = store::failures_for_phone(conn, phone, retained)?;
+    if by_phone.count >= i64::from(policy.max_failures_per_phone) {
+        return Err(ApiError::RateLimited {
+            retry_after: seconds_until(
+                by_phone.oldest.unwrap_or(now) + store::ATTEMPT_RETENTION,
+                now,
+            ),
+            detail: "该手机号近一天登录失败次数过多，暂时只能从曾经登录过的设备登录".into(),
+        });
+    }
+    Ok(())
 }
 
 /// Logs in with phone number and password.
 ///
-/// Failed attempts are limited per phone number and per client address; past the limit the
-/// answer is 429 with `Retry-After` until the oldest failure leaves the window.
+/// Failed attempts are throttled per phone number and client address (per device, for a
+/// device that has logged in to the account before) with growing waits, and limited per
+/// address (how many phone numbers fail from it) and per phone number (failures from all
+/// addresses in a day). A refused attempt answers 429 with `Retry-After`, without checking the
+/// password.
 #[utoipa::path(
     tag = "auth",
     request_body = LoginRequest,
     responses(
         (status = 200, description = "Logged in: an access and a refresh token", body = TokenResponse),
         (status = 401, description = "`invalid_credentials` or `account_disabled`", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`rate_limited`: too many failed logins for this phone or address", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: too soon after failed logins of this phone from this address, too many phone numbers failed from this address, or too many failures of this phone", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/auth/login")]
@@ -190,30 +267,31 @@ pub async fn log_in(
     let device_id = body.device_id.trim().to_owned();
     let addr = client_addr(&req, state.settings.trust_proxy_headers);
     let policy = state.settings.auth.clone();
-    let window = chrono::Duration::from_std(policy.login_window).map_err(ApiError::internal)?;
     let now = Utc::now();
 
     let phone_str = phone.as_str().to_owned();
-    let addr_check = addr.clone();
-    let user = state
+    let device = device_id.clone();
+    // Checked and counted in one transaction, the phone's attempts one at a time: concurrent
+    // guesses cannot all pass the throttle before any of them is counted. The attempt counts
+    // as a failure until the password proves right.
+    let (user, attempt_id) = state
         .db
-        .run(move |conn| {
-            let since = (now - window).naive_utc();
-            let by_phone = store::failures_for_phone(conn, &phone_str, since)?;
-            if by_phone.count >= i64::from(policy.max_failures_per_phone) {
-                return Err(ApiError::RateLimited {
-                    retry_after: seconds_until_free(by_phone.oldest, window, now.naive_utc()),
-                    detail: "too many failed logins for this phone number".into(),
-                });
-            }
-            let by_addr = store::failures_for_addr(conn, &addr_check, since)?;
-            if by_addr.count >= i64::from(policy.max_failures_per_addr) {
-                return Err(ApiError::RateLimited {
-                    retry_after: seconds_until_free(by_addr.oldest, window, now.naive_utc()),
-                    detail: "too many failed logins from this address".into(),
-                });
-            }
-            Ok(store::find_user_by_phone(conn, &phone_str)?)
+        .write(move |conn| {
+            write_transaction(conn, |conn| {
+                store::lock_phone_attempts(conn, &phone_str)?;
+                let user = store::find_user_by_phone(conn, &phone_str)?;
+                // Asked for unknown phones too, so the answer takes the same path either way.
+                let known = store::is_known_device(
+                    conn,
+                    user.as_ref().map_or("", |u| u.id.as_str()),
+                    &device,
+                )? && user.is_some()
+                    && device != CONSOLE_DEVICE_ID;
+                let key = known.then_some(device.as_str());
+                throttle(conn, &policy, &phone_str, &addr, key, now.naive_utc())?;
+                let attempt = store::record_attempt(conn, &phone_str, &addr, key, now, false)?;
+                Ok::<_, ApiError>((user, attempt))
+            })
         })
         .await?;
 
@@ -230,24 +308,25 @@ pub async fn log_in(
     })
     .await
     .map_err(ApiError::internal)?;
+    let user = match user {
+        Some(user) if verified => user,
+        _ => {
+            return Err(ApiError::unauthenticated(
+                ErrorCode::InvalidCredentials,
+                "the phone number or password is wrong",
+            ))
+        }
+    };
 
     let refresh_token = tokens::new_refresh_token();
     let refresh_hash = tokens::refresh_token_hash(&refresh_token);
     let refresh_ttl =
         chrono::Duration::from_std(state.settings.auth.refresh_ttl).map_err(ApiError::internal)?;
-    let phone_str = phone.as_str().to_owned();
     let outcome = state
         .db
         .write(move |conn| {
             write_transaction(conn, |conn| {
-                let user = match user {
-                    Some(user) if verified => user,
-                    _ => {
-                        store::record_attempt(conn, &phone_str, &addr, now, false)?;
-                        return Ok(Err(ErrorCode::InvalidCredentials));
-                    }
-                };
-                store::record_attempt(conn, &phone_str, &addr, now, true)?;
+                store::mark_attempt_succeeded(conn, &attempt_id)?;
                 if !user.active {
                     return Ok(Err(ErrorCode::AccountDisabled));
                 }
@@ -267,16 +346,10 @@ pub async fn log_in(
         .await?;
     let (caller, me) = match outcome {
         Ok(found) => found,
-        Err(ErrorCode::AccountDisabled) => {
-            return Err(ApiError::unauthenticated(
-                ErrorCode::AccountDisabled,
-                "this account has been disabled",
-            ))
-        }
         Err(code) => {
             return Err(ApiError::unauthenticated(
                 code,
-                "the phone number or password is wrong",
+                "this account has been disabled",
             ))
         }
     };
@@ -403,4 +476,31 @@ pub async fn log_out(state: web::Data<AppState>, caller: Caller) -> ApiResult<Ht
 pub async fn get_me(state: web::Data<AppState>, caller: Caller) -> ApiResult<web::Json<Me>> {
     let me = state.db.run(move |conn| me_of(conn, &caller)).await?;
     Ok(web::Json(me))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_double_after_the_free_failures_up_to_the_cap() {
+        let policy = AuthPolicy::default();
+        let waits: Vec<Option<u64>> = [0, 3, 4, 5, 6, 13, 14, 1000]
+            .into_iter()
+            .map(|n| delay_after(&policy, n).map(|d| d.as_secs()))
+            .collect();
+        assert_eq!(
+            waits,
+            [
+                None,
+                None,
+                Some(1),
+                Some(2),
+                Some(4),
+                Some(512),
+                Some(900),
+                Some(900)
+            ]
+        );
+    }
 }

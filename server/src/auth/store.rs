@@ -111,87 +111,195 @@ pub fn caller_from(
     })
 }
 
-/// Failed logins that count against a phone number or client address now, and when the
-/// oldest of them leaves the window.
+/// How long login attempts are kept; no limit looks further back.
+pub const ATTEMPT_RETENTION: chrono::Duration = chrono::Duration::days(1);
+
+/// Failed logins that count against a throttling key or a phone now: how many, and the
+/// earliest and latest of them.
 pub struct FailureCount {
     pub count: i64,
     pub oldest: Option<NaiveDateTime>,
+    pub latest: Option<NaiveDateTime>,
 }
 
-/// Failures for `phone` since the window began or since its last success, whichever is later.
-pub fn failures_for_phone(
+/// Failures since `since` and since the key's last success of one throttling key: `phone` from
+/// `addr` on the known device `device`, or, without one, from devices not known to the account.
+pub fn failures_for_key(
     conn: &mut DbConnection,
     phone: &str,
+    addr: &str,
+    device: Option<&str>,
     since: NaiveDateTime,
 ) -> QueryResult<FailureCount> {
-    let last_success: Option<NaiveDateTime> = login_attempts::table
-        .filter(login_attempts::phone.eq(phone))
+    let key = || {
+        let attempts = login_attempts::table
+            .filter(login_attempts::phone.eq(phone))
+            .filter(login_attempts::client_addr.eq(addr))
+            .into_boxed();
+        match device {
+            Some(device) => attempts.filter(login_attempts::device_id.eq(device)),
+            None => attempts.filter(login_attempts::device_id.is_null()),
+        }
+    };
+    let last_success: Option<NaiveDateTime> = key()
         .filter(login_attempts::succeeded.eq(true))
         .filter(login_attempts::attempted_at.ge(since))
         .select(diesel::dsl::max(login_attempts::attempted_at))
         .first(conn)?;
     let since = last_success.map_or(since, |s| s.max(since));
-    let (count, oldest) = login_attempts::table
-        .filter(login_attempts::phone.eq(phone))
+    let (count, oldest, latest) = key()
         .filter(login_attempts::succeeded.eq(false))
         .filter(login_attempts::attempted_at.gt(since))
         .select((
             diesel::dsl::count_star(),
             diesel::dsl::min(login_attempts::attempted_at),
+            diesel::dsl::max(login_attempts::attempted_at),
         ))
-        .first::<(i64, Option<NaiveDateTime>)>(conn)?;
-    Ok(FailureCount { count, oldest })
+        .first::<(i64, Option<NaiveDateTime>, Option<NaiveDateTime>)>(conn)?;
+    Ok(FailureCount {
+        count,
+        oldest,
+        latest,
+    })
 }
 
-pub fn failures_for_addr(
+/// Failures of `phone` from every address and device since `since`. A success does not reset
+/// them: the owner logging in must not hand a distributed guesser a fresh allowance.
+pub fn failures_for_phone(
     conn: &mut DbConnection,
-    addr: &str,
+    phone: &str,
     since: NaiveDateTime,
 ) -> QueryResult<FailureCount> {
-    let (count, oldest) = login_attempts::table
-        .filter(login_attempts::client_addr.eq(addr))
+    let (count, oldest, latest) = login_attempts::table
+        .filter(login_attempts::phone.eq(phone))
         .filter(login_attempts::succeeded.eq(false))
         .filter(login_attempts::attempted_at.ge(since))
         .select((
             diesel::dsl::count_star(),
             diesel::dsl::min(login_attempts::attempted_at),
+            diesel::dsl::max(login_attempts::attempted_at),
         ))
-        .first::<(i64, Option<NaiveDateTime>)>(conn)?;
-    Ok(FailureCount { count, oldest })
+        .first::<(i64, Option<NaiveDateTime>, Option<NaiveDateTime>)>(conn)?;
+    Ok(FailureCount {
+        count,
+        oldest,
+        latest,
+    })
 }
 
-/// Records a login attempt and drops this phone's and address's attempts older than a day.
+/// The phone numbers that failed from one address since `since`.
+pub struct AddrFailures {
+    /// How many distinct phone numbers.
+    pub phones: i64,
+    /// Whether the phone now trying is one of them.
+    pub includes: bool,
+    pub oldest: Option<NaiveDateTime>,
+}
+
+pub fn failures_for_addr(
+    conn: &mut DbConnection,
+    addr: &str,
+    phone: &str,
+    since: NaiveDateTime,
+) -> QueryResult<AddrFailures> {
+    let failed = || {
+        login_attempts::table
+            .filter(login_attempts::client_addr.eq(addr))
+            .filter(login_attempts::succeeded.eq(false))
+            .filter(login_attempts::attempted_at.ge(since))
+    };
+    let (phones, oldest) = failed()
+        .select((
+            diesel::dsl::count(login_attempts::phone).aggregate_distinct(),
+            diesel::dsl::min(login_attempts::attempted_at),
+        ))
+        .first::<(i64, Option<NaiveDateTime>)>(conn)?;
+    let includes = diesel::select(diesel::dsl::exists(
+        failed().filter(login_attempts::phone.eq(phone)),
+    ))
+    .get_result(conn)?;
+    Ok(AddrFailures {
+        phones,
+        includes,
+        oldest,
+    })
+}
+
+/// Whether `device_id` has logged in to the account before (an open or an ended session).
+pub fn is_known_device(
+    conn: &mut DbConnection,
+    user_id: &str,
+    device_id: &str,
+) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        sessions::table
+            .filter(sessions::user_id.eq(user_id))
+            .filter(sessions::device_id.eq(device_id)),
+    ))
+    .get_result(conn)
+}
+
+/// Makes the login attempts of one phone number wait for each other until the end of the
+/// transaction, across connections and server processes, so that concurrent guesses cannot
+/// all pass the throttle before any is counted. SQLite writers are serialised already (`BEGIN
+/// IMMEDIATE`); PostgreSQL takes an advisory lock keyed by the phone number.
+pub fn lock_phone_attempts(conn: &mut DbConnection, phone: &str) -> QueryResult<()> {
+    if let DbConnection::Postgresql(pg) = conn {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(format!("taizhang/login-attempts/{phone}"));
+        let key = i64::from_be_bytes(std::array::from_fn(|i| digest[i]));
+        diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+            .bind::<diesel::sql_types::BigInt, _>(key)
+            .execute(pg)?;
+    }
+    Ok(())
+}
+
+/// Turns an attempt recorded as failed into a success (the password was right).
+pub fn mark_attempt_succeeded(conn: &mut DbConnection, id: &str) -> QueryResult<()> {
+    diesel::update(login_attempts::table.find(id))
+        .set(login_attempts::succeeded.eq(true))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Records a login attempt (with the device when it is a known one, the key it is throttled
+/// under) and drops this phone's and address's attempts older than [`ATTEMPT_RETENTION`].
+/// Returns its id.
 pub fn record_attempt(
     conn: &mut DbConnection,
     phone: &str,
     addr: &str,
+    known_device: Option<&str>,
     now: DateTime<Utc>,
     succeeded: bool,
-) -> QueryResult<()> {
+) -> QueryResult<String> {
     let now = now.naive_utc();
-    let day_ago = now - chrono::Duration::days(1);
+    let expired = now - ATTEMPT_RETENTION;
     diesel::delete(
         login_attempts::table
             .filter(login_attempts::phone.eq(phone))
-            .filter(login_attempts::attempted_at.lt(day_ago)),
+            .filter(login_attempts::attempted_at.lt(expired)),
     )
     .execute(conn)?;
     diesel::delete(
         login_attempts::table
             .filter(login_attempts::client_addr.eq(addr))
-            .filter(login_attempts::attempted_at.lt(day_ago)),
+            .filter(login_attempts::attempted_at.lt(expired)),
     )
     .execute(conn)?;
+    let id = uuid::Uuid::now_v7().to_string();
     diesel::insert_into(login_attempts::table)
         .values((
-            login_attempts::id.eq(uuid::Uuid::now_v7().to_string()),
+            login_attempts::id.eq(&id),
             login_attempts::phone.eq(phone),
             login_attempts::client_addr.eq(addr),
             login_attempts::attempted_at.eq(now),
             login_attempts::succeeded.eq(succeeded),
+            login_attempts::device_id.eq(known_device),
         ))
         .execute(conn)?;
-    Ok(())
+    Ok(id)
 }
 
 /// Opens a session on a device and issues its first refresh token.

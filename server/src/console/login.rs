@@ -11,7 +11,7 @@ use super::session::{
     SESSION_COOKIE,
 };
 use super::{form_fields, pairs, posted, value, ConsoleError, CONSOLE_ROLES};
-use crate::auth::routes::{log_in, log_out, LoginRequest};
+use crate::auth::routes::{log_in, log_out, LoginRequest, CONSOLE_DEVICE_ID};
 use crate::auth::{tokens, Caller};
 use crate::error::{ApiError, ErrorCode};
 use crate::http::ApiJson;
@@ -85,7 +85,7 @@ pub async fn submit(
     let request = LoginRequest {
         phone: phone.clone(),
         password: value(&fields, "password").unwrap_or("").to_owned(),
-        device_id: "console".into(),
+        device_id: CONSOLE_DEVICE_ID.into(),
     };
     match log_in(state.clone(), req.clone(), ApiJson(request)).await {
         Ok(tokens) if !CONSOLE_ROLES.contains(&tokens.user.role) => {

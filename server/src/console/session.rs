@@ -200,8 +200,17 @@ impl FromRequest for Session {
     }
 }
 
+/// Whether the browser reached the server over HTTPS: a TLS listener, or a proxy that says so
+/// (`Forwarded: proto=https`, `X-Forwarded-Proto`), believed only with `--trust-proxy-headers`
+/// since anyone can send those headers.
+pub fn over_https(req: &HttpRequest, trust_proxy_headers: bool) -> bool {
+    req.app_config().secure()
+        || (trust_proxy_headers && req.connection_info().scheme().eq_ignore_ascii_case("https"))
+}
+
 /// Console middleware: sets a renewed session cookie, clears a flash message once a page has
-/// shown it, and adds the headers that keep the pages in their own origin.
+/// shown it, marks cookies Secure over HTTPS, and adds the headers that keep the pages in their
+/// own origin.
 pub async fn finish(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -215,6 +224,9 @@ pub async fn finish(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/html"));
     let state = res.request().app_data::<web::Data<AppState>>().cloned();
+    let https = state
+        .as_ref()
+        .is_some_and(|s| over_https(res.request(), s.settings.trust_proxy_headers));
     let response = res.response_mut();
     if let (Some(Renewed(token)), Some(state)) = (renewed, state) {
         let ttl = chrono::Duration::from_std(state.settings.auth.access_ttl).unwrap_or_default();
@@ -224,6 +236,21 @@ pub async fn finish(
         response.add_cookie(&removal(FLASH_COOKIE))?;
     }
     let headers = response.headers_mut();
+    if https {
+        // Over HTTPS every cookie is Secure: a session cookie must never travel in clear, even
+        // if the browser is lured to an http:// address of the same host.
+        let cookies: Vec<header::HeaderValue> =
+            headers.get_all(header::SET_COOKIE).cloned().collect();
+        headers.remove(header::SET_COOKIE);
+        for cookie in cookies {
+            let secure = cookie
+                .to_str()
+                .ok()
+                .filter(|c| !c.to_ascii_lowercase().contains("; secure"))
+                .and_then(|c| header::HeaderValue::from_str(&format!("{c}; Secure")).ok());
+            headers.append(header::SET_COOKIE, secure.unwrap_or(cookie));
+        }
+    }
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
         header::HeaderValue::from_static(

@@ -82,6 +82,7 @@ diesel::table! {
         client_addr -> Text,
         attempted_at -> Timestamp,
         succeeded -> Bool,
+        device_id -> Nullable<Text>,
     }
 }
 

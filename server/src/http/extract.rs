@@ -9,6 +9,7 @@ use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 use serde_json::error::Category;
 
+use super::limits::BodyTimedOut;
 use crate::error::{ApiError, ErrorCode, FieldError};
 
 /// The largest JSON body a route accepts, in bytes (app data; 1 MiB when absent).
@@ -82,7 +83,8 @@ fn checked_body(
 }
 
 /// Reads a request body, refusing it (413) as soon as it passes `limit` — at once when the
-/// declared length says so — so an oversized body is never read whole.
+/// declared length says so — so an oversized body is never read whole, and answering 408 when
+/// it arrives too slowly (the deadline `limits::limit` puts on every body).
 pub async fn read_limited<S>(
     payload: &mut S,
     limit: usize,
@@ -96,10 +98,17 @@ where
     }
     let mut body = BytesMut::with_capacity(declared_length.unwrap_or(0).min(limit));
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::BadRequest {
-            code: ErrorCode::UnreadableBody,
-            detail: format!("reading the request body: {e}"),
-            field: None,
+        let chunk = chunk.map_err(|e| match BodyTimedOut::of(&e) {
+            Some(slow) => ApiError::BadRequest {
+                code: ErrorCode::RequestTimeout,
+                detail: slow.to_string(),
+                field: None,
+            },
+            None => ApiError::BadRequest {
+                code: ErrorCode::UnreadableBody,
+                detail: format!("reading the request body: {e}"),
+                field: None,
+            },
         })?;
         if body.len() + chunk.len() > limit {
             return Err(ApiError::PayloadTooLarge { limit });

@@ -1,14 +1,19 @@
-//! HTTP plumbing shared by every route: request ids and observation, body and query
-//! extractors that answer in problem+json, the one rule for control characters in text, the
+//! HTTP plumbing shared by every route: request ids and observation, limits on clients and
+//! request bodies, security headers, body and query extractors that answer in problem+json, the
+//! one rule for control characters in text, the
 //! fallback for unknown routes.
 
 pub mod export;
 mod extract;
+mod headers;
+pub mod limits;
 mod observe;
 pub mod request_id;
 pub mod text;
 
 pub use extract::{declared_length, read_limited, ApiJson, ApiJsonValue, ApiQuery, JsonLimit};
+pub use headers::security_headers;
+pub use limits::{limit, ClientLimits, HttpLimits};
 pub use observe::observe;
 pub use text::refuse_control_characters;
 

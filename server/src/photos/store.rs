@@ -106,8 +106,11 @@ impl PhotoStore {
     pub fn open(config: &PhotoStoreConfig) -> anyhow::Result<Self> {
         match config {
             PhotoStoreConfig::Disk(dir) => {
-                std::fs::create_dir_all(dir)
+                // Photos show people and their homes: private to the server's user (files in it
+                // are created under the process's umask, see `files`).
+                crate::files::create_private_dir(dir)
                     .with_context(|| format!("creating the photo directory {}", dir.display()))?;
+                crate::files::make_private(dir);
                 let store = LocalFileSystem::new_with_prefix(dir)
                     .with_context(|| format!("opening the photo directory {}", dir.display()))?;
                 Ok(Self {
