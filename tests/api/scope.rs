@@ -729,47 +729,11 @@ async fn a_photo_reused_anywhere_in_the_county_is_flagged(backend: Backend) {
     // The first secretary's check-in in 平安村.
     let bytes = photo_bytes(4201);
     let sha = hex::encode(Sha256::digest(&bytes));
-    assert_eq!(
-        put_photo(&app, &secretary, &sha, bytes.clone())
-            .await
-            .status(),
-        201
-    );
-    let first = created(
-        send(
-            &app,
-            &secretary,
-            Method::POST,
-            "/api/v1/checkins",
-            &checkin("220802100201", &sha, pingan),
-        )
-        .await,
-    )
-    .await;
-    assert!(
-        !flags(&first).contains(&"photo_reused".to_owned()),
-        "{first}"
-    );
+    let first = check_in(&app, &secretary, "220802100201", pingan, &bytes, 201).await;
+    assert!(!first, "the first use is no reuse");
 
-    // Another person, another village of the county, the same bytes: reused.
-    assert_eq!(
-        put_photo(&app, &enumerator, &sha, bytes.clone())
-            .await
-            .status(),
-        200
-    );
-    let same = created(
-        send(
-            &app,
-            &enumerator,
-            Method::POST,
-            "/api/v1/checkins",
-            &checkin("220802100200", &sha, other),
-        )
-        .await,
-    )
-    .await;
-    assert!(flags(&same).contains(&"photo_reused".to_owned()), "{same}");
+    // Another person, another village of the county, the same bytes (uploaded again): reused.
+    assert!(check_in(&app, &enumerator, "220802100200", other, &bytes, 200).await);
 
     // A near copy (resized, re-encoded) by that other person: reused too.
     let near = {
@@ -778,69 +742,44 @@ async fn a_photo_reused_anywhere_in_the_county_is_flagged(backend: Backend) {
             image::imageops::resize(&decoded, 480, 360, image::imageops::FilterType::Triangle);
         jpeg(&smaller, 70)
     };
-    let near_sha = hex::encode(Sha256::digest(&near));
-    assert_eq!(
-        put_photo(&app, &enumerator, &near_sha, near).await.status(),
-        201
-    );
-    let copied = created(
-        send(
-            &app,
-            &enumerator,
-            Method::POST,
-            "/api/v1/checkins",
-            &checkin("220802100200", &near_sha, other),
-        )
-        .await,
-    )
-    .await;
-    assert!(
-        flags(&copied).contains(&"photo_reused".to_owned()),
-        "{copied}"
-    );
+    assert!(check_in(&app, &enumerator, "220802100200", other, &near, 201).await);
 
     // A fresh picture of that village: not reused (the near miss).
     let fresh = photo_bytes(4299);
-    let fresh_sha = hex::encode(Sha256::digest(&fresh));
+    assert!(!check_in(&app, &enumerator, "220802100200", other, &fresh, 201).await);
+
+    // Another county is outside the rule (and its user had to upload the bytes to name them).
+    assert!(!check_in(&app, &stranger, TAONAN_VILLAGE, taonan, &bytes, 200).await);
+    assert_eq!(head_photo(&app, &stranger, &sha).await, 200);
+}
+
+/// Uploads `bytes` as `token` (expecting `upload_status`), checks in with them at `at` in
+/// `village`, and tells whether the check-in was flagged `photo_reused`.
+async fn check_in(
+    app: &TestApp,
+    token: &str,
+    village: &str,
+    at: (f64, f64),
+    bytes: &[u8],
+    upload_status: u16,
+) -> bool {
+    let sha = hex::encode(Sha256::digest(bytes));
     assert_eq!(
-        put_photo(&app, &enumerator, &fresh_sha, fresh)
-            .await
-            .status(),
-        201
+        put_photo(app, token, &sha, bytes.to_vec()).await.status(),
+        upload_status
     );
     let answer = created(
         send(
-            &app,
-            &enumerator,
+            app,
+            token,
             Method::POST,
             "/api/v1/checkins",
-            &checkin("220802100200", &fresh_sha, other),
+            &checkin(village, &sha, at),
         )
         .await,
     )
     .await;
-    assert!(
-        !flags(&answer).contains(&"photo_reused".to_owned()),
-        "{answer}"
-    );
-
-    // Another county is outside the rule (and its user had to upload the bytes to name them).
-    assert_eq!(put_photo(&app, &stranger, &sha, bytes).await.status(), 200);
-    let elsewhere = created(
-        send(
-            &app,
-            &stranger,
-            Method::POST,
-            "/api/v1/checkins",
-            &checkin(TAONAN_VILLAGE, &sha, taonan),
-        )
-        .await,
-    )
-    .await;
-    assert!(
-        !flags(&elsewhere).contains(&"photo_reused".to_owned()),
-        "{elsewhere}"
-    );
+    flags(&answer).contains(&"photo_reused".to_owned())
 }
 
 both_backends!(

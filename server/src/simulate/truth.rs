@@ -74,6 +74,17 @@ struct CountyHeld {
     phash: u64,
 }
 
+impl CountyHeld {
+    fn of(world: &World, user: usize, c: &super::world::Checkin) -> Self {
+        CountyHeld {
+            user,
+            day: local_day(c.captured),
+            photo: c.photo,
+            phash: world.photos[c.photo].phash,
+        }
+    }
+}
+
 /// The local (Asia/Shanghai) day a check-in counts for.
 fn local_day(at: DateTime<FixedOffset>) -> NaiveDate {
     let china = FixedOffset::east_opt(8 * 3600).unwrap_or(*at.offset());
@@ -138,12 +149,7 @@ impl Truth {
                 if let Payload::Checkin(c) = &item.payload {
                     out.entry(world.villages[c.village].county.clone())
                         .or_default()
-                        .push(CountyHeld {
-                            user: item.user,
-                            day: local_day(c.captured),
-                            photo: c.photo,
-                            phash: world.photos[c.photo].phash,
-                        });
+                        .push(CountyHeld::of(world, item.user, c));
                 }
             }
             out
@@ -220,12 +226,7 @@ impl Truth {
         // is sent; possible for any other planned check-in (phones of other villages send
         // concurrently, and an answer lost after the commit leaves a stored check-in unknown).
         let county = &village.county;
-        let this = CountyHeld {
-            user: item.user,
-            day: local_day(c.captured),
-            photo: c.photo,
-            phash: photo.phash,
-        };
+        let this = CountyHeld::of(world, item.user, c);
         let acknowledged: Vec<CountyHeld> = self
             .by_county
             .lock()
@@ -304,12 +305,7 @@ impl Truth {
             if let Ok(mut m) = self.by_county.lock() {
                 m.entry(world.villages[c.village].county.clone())
                     .or_default()
-                    .push(CountyHeld {
-                        user: item.user,
-                        day: local_day(c.captured),
-                        photo: c.photo,
-                        phash: world.photos[c.photo].phash,
-                    });
+                    .push(CountyHeld::of(world, item.user, c));
             }
         }
         let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
