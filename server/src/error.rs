@@ -11,7 +11,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::domain::Invalid;
+use crate::domain::{Invalid, Rule};
 use crate::http::request_id;
 
 /// Stable error codes. The Chinese label is the problem's `title`.
@@ -175,21 +175,17 @@ pub struct FieldError {
     #[schema(example = "phone")]
     pub field: String,
     /// Stable snake_case name of the rule, e.g. `phone_format`, `required`, `unknown_value`,
-    /// `control_character`.
-    #[schema(example = "phone_format")]
-    pub rule: String,
+    /// `control_character`; `GET /catalog` lists every rule with its Chinese label (`rule`).
+    pub rule: Rule,
+    /// What is wrong with the field, in Chinese.
     pub detail: String,
 }
 
 impl FieldError {
-    pub fn new(
-        field: impl Into<String>,
-        rule: impl Into<String>,
-        detail: impl Into<String>,
-    ) -> Self {
+    pub fn new(field: impl Into<String>, rule: Rule, detail: impl Into<String>) -> Self {
         Self {
             field: field.into(),
-            rule: rule.into(),
+            rule,
             detail: detail.into(),
         }
     }
@@ -210,14 +206,14 @@ pub struct Problem {
     pub title: String,
     pub status: u16,
     pub code: ErrorCode,
-    /// What went wrong in this request.
+    /// What went wrong in this request, in Chinese.
     pub detail: String,
     /// The first offending field, where there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
     /// The rule that field broke.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub rule: Option<String>,
+    pub rule: Option<Rule>,
     /// Every field error found (validation reports all of them at once).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
@@ -246,11 +242,11 @@ pub enum ApiError {
     Forbidden { code: ErrorCode, detail: String },
     #[error("{0}")]
     NotFound(String),
-    #[error("method not allowed")]
+    #[error("不支持该请求方法")]
     MethodNotAllowed,
     #[error("{detail}")]
     Conflict { code: ErrorCode, detail: String },
-    #[error("request body larger than {limit} bytes")]
+    #[error("请求体超过 {limit} 字节的上限")]
     PayloadTooLarge { limit: usize },
     #[error("{0}")]
     UnsupportedMediaType(String),
@@ -271,11 +267,7 @@ impl ApiError {
         Self::Internal(error.into())
     }
 
-    pub fn field(
-        field: impl Into<String>,
-        rule: impl Into<String>,
-        detail: impl Into<String>,
-    ) -> Self {
+    pub fn field(field: impl Into<String>, rule: Rule, detail: impl Into<String>) -> Self {
         Self::Validation(vec![FieldError::new(field, rule, detail)])
     }
 
@@ -328,23 +320,20 @@ impl ApiError {
             _ => Vec::new(),
         };
         let (field, rule) = match (self, errors.first()) {
-            (_, Some(first)) => (Some(first.field.clone()), Some(first.rule.clone())),
+            (_, Some(first)) => (Some(first.field.clone()), Some(first.rule)),
             (ApiError::BadRequest { field, .. }, None) => (field.clone(), None),
             _ => (None, None),
         };
         let detail = match self {
             ApiError::Validation(errors) => match errors.as_slice() {
-                [one] => format!("{}: {}", one.field, one.detail),
-                many => format!("{} fields are invalid", many.len()),
+                [one] => format!("{}：{}", one.field, one.detail),
+                many => format!("共 {} 个字段未通过校验，见 errors", many.len()),
             },
             // Internal details stay in the log.
             ApiError::Internal(_) => {
-                "an unexpected error occurred; the request id identifies it in the server log"
-                    .into()
+                "服务器发生意外错误，可凭请求编号（request_id）在服务器日志中查到".into()
             }
-            ApiError::Unavailable(_) => {
-                "the service cannot reach its database or photo store right now".into()
-            }
+            ApiError::Unavailable(_) => "暂时无法访问数据库或照片存储".into(),
             other => other.to_string(),
         };
         Problem {
@@ -406,7 +395,7 @@ impl ResponseError for ApiError {
 impl From<diesel::result::Error> for ApiError {
     fn from(error: diesel::result::Error) -> Self {
         match error {
-            diesel::result::Error::NotFound => ApiError::NotFound("no such resource".into()),
+            diesel::result::Error::NotFound => ApiError::NotFound("要找的资源不存在".into()),
             other => ApiError::Internal(anyhow::Error::new(other).context("database query")),
         }
     }

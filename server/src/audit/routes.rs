@@ -94,7 +94,7 @@ fn instant(field: &str, value: Option<&str>) -> ApiResult<Option<NaiveDateTime>>
         .map(|v| {
             DateTime::parse_from_rfc3339(v)
                 .map(|t| t.with_timezone(&Utc).naive_utc())
-                .map_err(|_| bad_query(field, "must be an RFC 3339 time"))
+                .map_err(|_| bad_query(field, "须为 RFC 3339 时间，如 2020-07-20T09:31:00+08:00"))
         })
         .transpose()
 }
@@ -283,7 +283,7 @@ pub async fn list_audit(
     }
     let limit = q.limit.unwrap_or(100);
     if !(1..=500).contains(&limit) {
-        return Err(bad_query("limit", "must be 1 to 500"));
+        return Err(bad_query("limit", "须为 1 至 500"));
     }
     let cursor = q.cursor;
     let page = state

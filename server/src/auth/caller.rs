@@ -61,7 +61,7 @@ impl Caller {
         } else {
             Err(ApiError::forbidden(
                 ErrorCode::ForbiddenRole,
-                format!("the {} role may not do this", self.role.as_str()),
+                format!("{}无权执行此操作", self.role.label()),
             ))
         }
     }
@@ -86,9 +86,7 @@ impl Caller {
         if self.can_access_village(village) {
             Ok(())
         } else {
-            Err(out_of_scope(format!(
-                "village {village} is outside your scope"
-            )))
+            Err(out_of_scope(format!("村 {village} 不在您的管辖范围内")))
         }
     }
 
@@ -97,7 +95,7 @@ impl Caller {
             Ok(())
         } else {
             Err(out_of_scope(format!(
-                "county {county} is outside your scope"
+                "县（市、区）{county} 不在您的管辖范围内"
             )))
         }
     }
@@ -112,14 +110,11 @@ fn bearer(req: &HttpRequest) -> ApiResult<String> {
     let value = req.headers().get(header::AUTHORIZATION).ok_or_else(|| {
         ApiError::unauthenticated(
             ErrorCode::MissingToken,
-            "send `Authorization: Bearer <access token>`",
+            "请先登录，并在请求头中携带 `Authorization: Bearer <访问令牌>`",
         )
     })?;
     let value = value.to_str().map_err(|_| {
-        ApiError::unauthenticated(
-            ErrorCode::InvalidToken,
-            "the Authorization header is not text",
-        )
+        ApiError::unauthenticated(ErrorCode::InvalidToken, "`Authorization` 请求头不是文本")
     })?;
     let mut parts = value.splitn(2, ' ');
     match (parts.next(), parts.next()) {
@@ -130,7 +125,7 @@ fn bearer(req: &HttpRequest) -> ApiResult<String> {
         }
         _ => Err(ApiError::unauthenticated(
             ErrorCode::InvalidToken,
-            "the Authorization header must be `Bearer <access token>`",
+            "`Authorization` 请求头须为 `Bearer <访问令牌>`",
         )),
     }
 }

@@ -15,6 +15,7 @@ use argon2::password_hash::{
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 
 use crate::domain::Invalid;
+use crate::domain::Rule;
 
 pub const MIN_LENGTH: usize = 8;
 pub const MAX_LENGTH: usize = 128;
@@ -24,14 +25,14 @@ pub fn check_policy(password: &str) -> Result<(), Invalid> {
     let chars = password.chars().count();
     if chars < MIN_LENGTH {
         return Err(Invalid::new(
-            "password_too_short",
-            format!("must have at least {MIN_LENGTH} characters"),
+            Rule::PasswordTooShort,
+            format!("至少 {MIN_LENGTH} 个字符"),
         ));
     }
     if chars > MAX_LENGTH {
         return Err(Invalid::new(
-            "password_too_long",
-            format!("must have at most {MAX_LENGTH} characters"),
+            Rule::PasswordTooLong,
+            format!("最多 {MAX_LENGTH} 个字符"),
         ));
     }
     Ok(())

@@ -10,6 +10,7 @@ use super::{password, tokens};
 use crate::config::AuthPolicy;
 use crate::db::schema::{divisions, villages};
 use crate::db::{write_transaction, DbConnection};
+use crate::domain::Rule;
 use crate::domain::{DivisionCode, Phone, Role};
 use crate::error::{ApiError, ApiResult, ErrorCode, FieldError, Problem};
 use crate::http::{client_addr, ApiJson};
@@ -126,20 +127,16 @@ fn check_login_request(body: &LoginRequest) -> ApiResult<Phone> {
         .map_err(|e| errors.push(FieldError::from_invalid("phone", e)))
         .ok();
     if body.password.is_empty() {
-        errors.push(FieldError::new("password", "required", "must not be empty"));
+        errors.push(FieldError::new("password", Rule::Required, "不能为空"));
     } else if body.password.len() > 1024 {
-        errors.push(FieldError::new(
-            "password",
-            "too_long",
-            "must be at most 1024 bytes",
-        ));
+        errors.push(FieldError::new("password", Rule::TooLong, "最多 1024 字节"));
     }
     let device = body.device_id.trim();
     if device.is_empty() || device.chars().count() > 128 {
         errors.push(FieldError::new(
             "device_id",
-            "length",
-            "must have 1 to 128 characters",
+            Rule::Length,
+            "须为 1 至 128 个字符",
         ));
     }
     match phone {
@@ -313,7 +310,7 @@ pub async fn log_in(
         _ => {
             return Err(ApiError::unauthenticated(
                 ErrorCode::InvalidCredentials,
-                "the phone number or password is wrong",
+                "手机号或密码错误",
             ))
         }
     };
@@ -349,7 +346,7 @@ pub async fn log_in(
         Err(code) => {
             return Err(ApiError::unauthenticated(
                 code,
-                "this account has been disabled",
+                "该账号已停用，请联系管理员",
             ))
         }
     };
@@ -406,8 +403,8 @@ pub async fn refresh(
     if presented.is_empty() || presented.len() > 256 {
         return Err(ApiError::field(
             "refresh_token",
-            "length",
-            "must have 1 to 256 characters",
+            Rule::Length,
+            "须为 1 至 256 个字符",
         ));
     }
     let presented_hash = tokens::refresh_token_hash(&presented);
@@ -418,20 +415,24 @@ pub async fn refresh(
     let now = Utc::now();
     let (caller, me) = state
         .db
-        .write(move |conn| match store::rotate_refresh_token(conn, &presented_hash, &new_hash, now, ttl)? {
-            Rotation::Rotated { user, session_id } => {
-                let caller = store::caller_from(conn, user, session_id)?;
-                let me = me_of(conn, &caller)?;
-                Ok((caller, me))
+        .write(move |conn| {
+            match store::rotate_refresh_token(conn, &presented_hash, &new_hash, now, ttl)? {
+                Rotation::Rotated { user, session_id } => {
+                    let caller = store::caller_from(conn, user, session_id)?;
+                    let me = me_of(conn, &caller)?;
+                    Ok((caller, me))
+                }
+                Rotation::Reused => {
+                    tracing::warn!(
+                        "a spent refresh token was presented again; its session is revoked"
+                    );
+                    Err(ApiError::unauthenticated(
+                        ErrorCode::RefreshTokenReused,
+                        "该刷新令牌已被使用过，会话已注销，请重新登录",
+                    ))
+                }
+                Rotation::Invalid(code, detail) => Err(ApiError::unauthenticated(code, detail)),
             }
-            Rotation::Reused => {
-                tracing::warn!("a spent refresh token was presented again; its session is revoked");
-                Err(ApiError::unauthenticated(
-                    ErrorCode::RefreshTokenReused,
-                    "this refresh token was already used; the session has been revoked, log in again",
-                ))
-            }
-            Rotation::Invalid(code, detail) => Err(ApiError::unauthenticated(code, detail)),
         })
         .await?;
     token_response(&state, &caller, refresh_token, me, now).map(web::Json)

@@ -59,21 +59,18 @@ pub fn load_caller(conn: &mut DbConnection, user_id: &str, session_id: &str) -> 
         .first(conn)
         .optional()?;
     let (user, revoked_at) = found.ok_or_else(|| {
-        ApiError::unauthenticated(
-            ErrorCode::SessionRevoked,
-            "this session no longer exists; log in again",
-        )
+        ApiError::unauthenticated(ErrorCode::SessionRevoked, "该登录会话已不存在，请重新登录")
     })?;
     if revoked_at.is_some() {
         return Err(ApiError::unauthenticated(
             ErrorCode::SessionRevoked,
-            "this session has ended; log in again",
+            "该登录会话已结束，请重新登录",
         ));
     }
     if !user.active {
         return Err(ApiError::unauthenticated(
             ErrorCode::AccountDisabled,
-            "this account has been disabled",
+            "该账号已停用，请联系管理员",
         ));
     }
     caller_from(conn, user, session_id.to_owned())
@@ -395,7 +392,7 @@ pub fn rotate_refresh_token(
         let Some((session_id, expires_at, used_at)) = found else {
             return Ok(Rotation::Invalid(
                 ErrorCode::InvalidRefreshToken,
-                "unknown refresh token",
+                "刷新令牌无效，请重新登录",
             ));
         };
         let (user, revoked_at): (UserRow, Option<NaiveDateTime>) = sessions::table
@@ -406,7 +403,7 @@ pub fn rotate_refresh_token(
         if revoked_at.is_some() {
             return Ok(Rotation::Invalid(
                 ErrorCode::SessionRevoked,
-                "this session has ended; log in again",
+                "该登录会话已结束，请重新登录",
             ));
         }
         if used_at.is_some() {
@@ -416,13 +413,13 @@ pub fn rotate_refresh_token(
         if expires_at <= now.naive_utc() {
             return Ok(Rotation::Invalid(
                 ErrorCode::InvalidRefreshToken,
-                "the refresh token has expired; log in again",
+                "刷新令牌已过期，请重新登录",
             ));
         }
         if !user.active {
             return Ok(Rotation::Invalid(
                 ErrorCode::AccountDisabled,
-                "this account has been disabled",
+                "该账号已停用，请联系管理员",
             ));
         }
         let spent = diesel::update(

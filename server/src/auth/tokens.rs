@@ -67,11 +67,9 @@ pub fn verify_access(keys: &Keys, token: &str) -> Result<AccessClaims, ApiError>
         .map_err(|e| match e.kind() {
             ErrorKind::ExpiredSignature => ApiError::unauthenticated(
                 ErrorCode::TokenExpired,
-                "the access token has expired; refresh it",
+                "访问令牌已过期，请用刷新令牌换取新令牌",
             ),
-            _ => {
-                ApiError::unauthenticated(ErrorCode::InvalidToken, "the access token is not valid")
-            }
+            _ => ApiError::unauthenticated(ErrorCode::InvalidToken, "访问令牌无效"),
         })
 }
 
@@ -83,9 +81,7 @@ pub fn verify_access_ignoring_expiry(keys: &Keys, token: &str) -> Result<AccessC
     validation.validate_exp = false;
     jsonwebtoken::decode::<AccessClaims>(token, &DecodingKey::from_secret(&keys.jwt), &validation)
         .map(|data| data.claims)
-        .map_err(|_| {
-            ApiError::unauthenticated(ErrorCode::InvalidToken, "the access token is not valid")
-        })
+        .map_err(|_| ApiError::unauthenticated(ErrorCode::InvalidToken, "访问令牌无效"))
 }
 
 /// A new refresh token: 256 random bits, URL-safe.

@@ -42,7 +42,7 @@ pub struct Filter {
 fn bad(field: &str, detail: &str) -> ApiError {
     ApiError::BadRequest {
         code: ErrorCode::InvalidQuery,
-        detail: format!("{field}: {detail}"),
+        detail: format!("{field}：{detail}"),
         field: Some(field.into()),
     }
 }
@@ -52,7 +52,7 @@ impl Filter {
         let first = NaiveDate::parse_from_str(&format!("{}-01", q.month.trim()), "%Y-%m-%d")
             .ok()
             .filter(|_| q.month.trim().len() == 7)
-            .ok_or_else(|| bad("month", "must be YYYY-MM"))?;
+            .ok_or_else(|| bad("month", "须为 YYYY-MM 格式的月份"))?;
         let next = first + chrono::Months::new(1);
         let village = q
             .village
@@ -191,7 +191,7 @@ impl CheckinQuery {
     pub fn filter(self, caller: &Caller) -> ApiResult<(Filter, Option<bool>, i64)> {
         let limit = self.limit.unwrap_or(100);
         if !(1..=500).contains(&limit) {
-            return Err(bad("limit", "must be 1 to 500"));
+            return Err(bad("limit", "须为 1 至 500"));
         }
         let filter = Filter::parse(
             AttendanceQuery {

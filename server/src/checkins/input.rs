@@ -3,6 +3,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::auth::Caller;
+use crate::domain::Rule;
 use crate::domain::{CheckinKind, DivisionCode, DivisionLevel, IdNumber, SubmissionId};
 use crate::error::FieldError;
 use crate::surveys::input::{DeviceInput, LocationInput};
@@ -66,16 +67,16 @@ pub fn validate(
         (CheckinKind::SpecialPost, None) => {
             errors.push(FieldError::new(
                 "worker_id_number",
-                "required",
-                "a special-post check-in names the worker",
+                Rule::Required,
+                "特岗人员打卡须填写该人员",
             ));
             None
         }
         (CheckinKind::ResidentDuty, Some(_)) => {
             errors.push(FieldError::new(
                 "worker_id_number",
-                "not_allowed",
-                "only special-post check-ins name a worker",
+                Rule::NotAllowed,
+                "只有特岗人员打卡才填写人员",
             ));
             None
         }
@@ -85,8 +86,8 @@ pub fn validate(
         if !caller.can_access_village(v) {
             errors.push(FieldError::new(
                 "village_code",
-                "out_of_scope",
-                format!("village {v} is not one of yours"),
+                Rule::OutOfScope,
+                format!("村 {v} 不在您负责的村中"),
             ));
         }
     }
@@ -95,16 +96,16 @@ pub fn validate(
         Ok(_) => {
             errors.push(FieldError::new(
                 "captured_at",
-                "absurd_time",
-                "must be a time between 2015 and 2100",
+                Rule::AbsurdTime,
+                "须为 2015 至 2100 年之间的时间",
             ));
             None
         }
         Err(_) => {
             errors.push(FieldError::new(
                 "captured_at",
-                "datetime_format",
-                "must be an RFC 3339 time with offset",
+                Rule::DatetimeFormat,
+                "须为带时区的 RFC 3339 时间，如 2020-07-20T09:31:00+08:00",
             ));
             None
         }
@@ -113,15 +114,15 @@ pub fn validate(
     if !(-90.0..=90.0).contains(&l.lat) {
         errors.push(FieldError::new(
             "location.lat",
-            "range",
-            "must be between -90 and 90",
+            Rule::Range,
+            "须在 -90 至 90 之间",
         ));
     }
     if !(-180.0..=180.0).contains(&l.lon) {
         errors.push(FieldError::new(
             "location.lon",
-            "range",
-            "must be between -180 and 180",
+            Rule::Range,
+            "须在 -180 至 180 之间",
         ));
     }
     if l.accuracy_m
@@ -129,16 +130,16 @@ pub fn validate(
     {
         errors.push(FieldError::new(
             "location.accuracy_m",
-            "range",
-            "must be between 0 and 100000 metres",
+            Rule::Range,
+            "须在 0 至 100000 米之间",
         ));
     }
     let photo = input.photo.trim().to_ascii_lowercase();
     if photo.len() != 64 || !photo.bytes().all(|b| b.is_ascii_hexdigit()) {
         errors.push(FieldError::new(
             "photo",
-            "sha256_format",
-            "must be the 64-hex-digit SHA-256 of an uploaded photo",
+            Rule::Sha256Format,
+            "须为已上传照片的 SHA-256（64 位十六进制数）",
         ));
     }
     for (field, value, max) in [
@@ -149,8 +150,8 @@ pub fn validate(
         if n == 0 || n > max {
             errors.push(FieldError::new(
                 field,
-                "length",
-                format!("must have 1 to {max} characters"),
+                Rule::Length,
+                format!("须为 1 至 {max} 个字符"),
             ));
         }
     }

@@ -10,6 +10,7 @@ use super::policy::CheckinPolicy;
 use super::verify::{self, Facts, Neighbour};
 use crate::db::schema::{checkins, household_surveys, photo_links, photos, survey_members};
 use crate::db::DbConnection;
+use crate::domain::Rule;
 use crate::domain::{CheckinFlag, CheckinKind, EmploymentStatus};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::photos::phash::distance;
@@ -152,7 +153,7 @@ pub fn store(
     let Some((phash, exif_taken_at, exif_lat, exif_lon)) = photo else {
         return Err(ApiError::field(
             "photo",
-            "photo_missing",
+            Rule::PhotoMissing,
             format!(
                 "照片 {} 尚未由本人上传：请先 PUT /api/v1/photos/{}，再重新提交",
                 checkin.photo, checkin.photo
@@ -164,8 +165,8 @@ pub fn store(
         if !holds_post(conn, person, checkin.village.as_str())? {
             return Err(ApiError::Validation(vec![FieldError::new(
                 "worker_id_number",
-                "not_a_post_holder",
-                "this person holds no special or temporary post in the village (by its latest household surveys)",
+                Rule::NotAPostHolder,
+                "按最近的入户调查，此人在该村没有扶贫特岗或临时公益岗",
             )]));
         }
     }

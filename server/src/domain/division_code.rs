@@ -1,3 +1,4 @@
+use crate::domain::Rule;
 use std::fmt;
 
 use serde::Serialize;
@@ -16,15 +17,12 @@ impl DivisionCode {
     pub fn parse(value: &str) -> Result<Self, Invalid> {
         if value.len() != 12 || !value.bytes().all(|b| b.is_ascii_digit()) {
             return Err(Invalid::new(
-                "division_code_format",
-                "must be a 12-digit statistical division code",
+                Rule::DivisionCodeFormat,
+                "须为 12 位统计用区划代码",
             ));
         }
         if value.starts_with("00") {
-            return Err(Invalid::new(
-                "division_code_format",
-                "must start with a province code",
-            ));
+            return Err(Invalid::new(Rule::DivisionCodeFormat, "须以省级代码开头"));
         }
         Ok(Self(value.to_owned()))
     }
@@ -67,8 +65,8 @@ impl DivisionCode {
         let code = Self::parse(value)?;
         if code.level() != level {
             return Err(Invalid::new(
-                "division_level",
-                format!("must be a {} code", level.as_str()),
+                Rule::DivisionLevel,
+                format!("须为{}级代码", level.label()),
             ));
         }
         Ok(code)

@@ -244,6 +244,84 @@ labelled_enum! {
     }
 }
 
+labelled_enum! {
+    /// The rule a field broke: `rule` of every problem `errors[]` entry (and of the problem's
+    /// first error). Programs switch on the value; the label says it to a person.
+    pub enum Rule {
+        // Shape of the JSON, from the typed reading of the body.
+        Required = ("required", "必填项缺失"),
+        UnknownValue = ("unknown_value", "不是允许的取值"),
+        UnknownField = ("unknown_field", "不认识的字段"),
+        InvalidType = ("invalid_type", "数据类型不对"),
+        InvalidLength = ("invalid_length", "元素个数不对"),
+        InvalidValue = ("invalid_value", "取值无效"),
+        ControlCharacter = ("control_character", "含有控制字符"),
+        Invalid = ("invalid", "无法读取"),
+        // Values.
+        Length = ("length", "字符数超出范围"),
+        Range = ("range", "数值超出范围"),
+        Count = ("count", "个数超出范围"),
+        Duplicate = ("duplicate", "重复填写"),
+        NotAllowed = ("not_allowed", "此情形下不应填写"),
+        OneOf = ("one_of", "只能填写其中一项"),
+        TooLong = ("too_long", "内容过长"),
+        TooMany = ("too_many", "数量过多"),
+        DatetimeFormat = ("datetime_format", "时间格式不对"),
+        DateFormat = ("date_format", "日期格式不对"),
+        MonthFormat = ("month_format", "月份格式不对"),
+        TooEarly = ("too_early", "时间过早"),
+        InFuture = ("in_future", "时间晚于当前"),
+        AbsurdTime = ("absurd_time", "时间不合理"),
+        MonthMismatch = ("month_mismatch", "调查月份与调查时间不符"),
+        UuidFormat = ("uuid_format", "编号不是 UUID"),
+        PhoneFormat = ("phone_format", "手机号格式不对"),
+        DivisionCodeFormat = ("division_code_format", "区划代码格式不对"),
+        DivisionLevel = ("division_level", "区划层级不对"),
+        HouseholdNumberFormat = ("household_number_format", "户编号格式不对"),
+        IdNumberFormat = ("id_number_format", "身份证号格式不对"),
+        IdNumberCheckDigit = ("id_number_check_digit", "身份证号校验位不对"),
+        IdNumberRegion = ("id_number_region", "身份证号地区码无效"),
+        IdNumberBirthDate = ("id_number_birth_date", "身份证号中的出生日期无效"),
+        Sha256Format = ("sha256_format", "照片摘要格式不对"),
+        NoFix = ("no_fix", "没有定位结果"),
+        // A household's content.
+        DuplicateMember = ("duplicate_member", "同一户内成员重复"),
+        BirthDateMismatch = ("birth_date_mismatch", "出生日期与身份证号不符"),
+        SexMismatch = ("sex_mismatch", "性别与身份证号不符"),
+        HeadMismatch = ("head_mismatch", "与户主成员不符"),
+        OneHead = ("one_head", "户主须恰好一人"),
+        SelfReference = ("self_reference", "不能更正自身"),
+        UnknownSubmission = ("unknown_submission", "被更正的调查不存在"),
+        OtherVillage = ("other_village", "被更正的调查属于其他村"),
+        // Scope and references.
+        OutOfScope = ("out_of_scope", "超出管辖范围"),
+        ScopeMismatch = ("scope_mismatch", "管辖范围与角色不符"),
+        OneVillage = ("one_village", "只能负责一个村"),
+        OneCounty = ("one_county", "只能属于一个县（市、区）"),
+        UnknownVillage = ("unknown_village", "村不存在"),
+        UnknownCounty = ("unknown_county", "县（市、区）不存在"),
+        OneOfPair = ("one_of_pair", "须是这对户之一"),
+        ExpectedCount = ("expected_count", "与预期的条数不符"),
+        NotAPostHolder = ("not_a_post_holder", "不是在岗的特岗人员"),
+        // Accounts.
+        PasswordTooShort = ("password_too_short", "密码过短"),
+        PasswordTooLong = ("password_too_long", "密码过长"),
+        // Photos.
+        PhotoMissing = ("photo_missing", "照片尚未上传"),
+        Sha256Mismatch = ("sha256_mismatch", "照片内容与摘要不符"),
+        NotAnImage = ("not_an_image", "不是图片"),
+        FormatMismatch = ("format_mismatch", "图片不是 JPEG 格式"),
+        CorruptImage = ("corrupt_image", "图片已损坏"),
+        UnsupportedJpeg = ("unsupported_jpeg", "不支持的 JPEG 编码"),
+        TooManyPixels = ("too_many_pixels", "图片像素过多"),
+        SideTooLong = ("side_too_long", "图片边长过大"),
+        AspectRatio = ("aspect_ratio", "图片长宽比不合理"),
+        TooManyScans = ("too_many_scans", "JPEG 扫描段过多"),
+        DecodeMemory = ("decode_memory", "解码所需内存过多"),
+        ImplausibleCompression = ("implausible_compression", "压缩比不合理"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,3 +1,4 @@
+use crate::domain::Rule;
 use std::fmt;
 
 use chrono::{Datelike, NaiveDate};
@@ -25,28 +26,25 @@ impl IdNumber {
             || !(bytes[17].is_ascii_digit() || bytes[17] == b'X')
         {
             return Err(Invalid::new(
-                "id_number_format",
-                "must be 18 characters: 17 digits and a digit or X",
+                Rule::IdNumberFormat,
+                "须为 18 位：17 位数字加 1 位数字或 X",
             ));
         }
         if check_character(&value[..17]) != Some(bytes[17] as char) {
             return Err(Invalid::new(
-                "id_number_check_digit",
-                "the check character does not match (GB 11643)",
+                Rule::IdNumberCheckDigit,
+                "校验位不对（GB 11643）",
             ));
         }
         if &value[..2] == "00" {
-            return Err(Invalid::new(
-                "id_number_region",
-                "does not start with a region code",
-            ));
+            return Err(Invalid::new(Rule::IdNumberRegion, "开头不是地区码"));
         }
         let birth = NaiveDate::parse_from_str(&value[6..14], "%Y%m%d")
-            .map_err(|_| Invalid::new("id_number_birth_date", "does not hold a real birth date"))?;
+            .map_err(|_| Invalid::new(Rule::IdNumberBirthDate, "其中的出生日期不存在"))?;
         if birth.year() < 1890 {
             return Err(Invalid::new(
-                "id_number_birth_date",
-                "holds a birth date before 1890",
+                Rule::IdNumberBirthDate,
+                "其中的出生日期早于 1890 年",
             ));
         }
         Ok(Self(value))
@@ -57,12 +55,12 @@ impl IdNumber {
     /// distinct numbers.
     pub fn generated(region: &str, counter: u64) -> Result<Self, Invalid> {
         let base = NaiveDate::from_ymd_opt(1940, 1, 1)
-            .ok_or_else(|| Invalid::new("id_number_birth_date", "no 1940-01-01"))?;
+            .ok_or_else(|| Invalid::new(Rule::IdNumberBirthDate, "无法构造 1940-01-01"))?;
         let birth = base + chrono::Duration::days((counter % 27_000) as i64);
         let sequence = (counter / 27_000) % 1000;
         let first = format!("{region}{}{sequence:03}", birth.format("%Y%m%d"));
         let check = check_character(&first)
-            .ok_or_else(|| Invalid::new("id_number_format", "the region must be 6 digits"))?;
+            .ok_or_else(|| Invalid::new(Rule::IdNumberFormat, "地区码须为 6 位数字"))?;
         Self::parse(&format!("{first}{check}"))
     }
 
@@ -137,12 +135,12 @@ mod tests {
     #[test]
     fn refuses_bad_numbers_by_rule() {
         let rule = |s: &str| IdNumber::parse(s).err().map(|e| e.rule);
-        assert_eq!(rule("220802197001011239"), Some("id_number_check_digit"));
-        assert_eq!(rule("22080219700101123"), Some("id_number_format"));
-        assert_eq!(rule("2208021970010112A8"), Some("id_number_format"));
+        assert_eq!(rule("220802197001011239"), Some(Rule::IdNumberCheckDigit));
+        assert_eq!(rule("22080219700101123"), Some(Rule::IdNumberFormat));
+        assert_eq!(rule("2208021970010112A8"), Some(Rule::IdNumberFormat));
         // 1970-02-30 does not exist; the check digit is right for the digits.
         let bad_date = with_check("22080219700230123");
-        assert_eq!(rule(&bad_date), Some("id_number_birth_date"));
+        assert_eq!(rule(&bad_date), Some(Rule::IdNumberBirthDate));
     }
 
     fn with_check(first17: &str) -> String {

@@ -15,7 +15,7 @@ pub use submission_id::SubmissionId;
 
 /// A string that is not one of an enum's wire values.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{value}` is not a known {kind}")]
+#[error("`{value}` 不是允许的取值")]
 pub struct UnknownValue {
     pub kind: &'static str,
     pub value: String,
@@ -25,12 +25,12 @@ pub struct UnknownValue {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct Invalid {
-    pub rule: &'static str,
+    pub rule: Rule,
     pub message: String,
 }
 
 impl Invalid {
-    pub fn new(rule: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(rule: Rule, message: impl Into<String>) -> Self {
         Self {
             rule,
             message: message.into(),

@@ -1,3 +1,4 @@
+use crate::domain::Rule;
 use std::fmt;
 
 use serde::Serialize;
@@ -24,8 +25,8 @@ impl Phone {
             && digits.bytes().all(|b| b.is_ascii_digit());
         if !ok {
             return Err(Invalid::new(
-                "phone_format",
-                "must be an 11-digit mainland mobile number starting with 1",
+                Rule::PhoneFormat,
+                "须为以 1 开头的 11 位大陆手机号",
             ));
         }
         Ok(Self(digits))

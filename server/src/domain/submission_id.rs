@@ -1,3 +1,4 @@
+use crate::domain::Rule;
 use std::fmt;
 
 use super::Invalid;
@@ -12,7 +13,7 @@ impl SubmissionId {
     pub fn parse(value: &str) -> Result<Self, Invalid> {
         uuid::Uuid::try_parse(value.trim())
             .map(|u| Self(u.hyphenated().to_string()))
-            .map_err(|_| Invalid::new("uuid_format", "must be a UUID"))
+            .map_err(|_| Invalid::new(Rule::UuidFormat, "须为 UUID"))
     }
 
     pub fn as_str(&self) -> &str {

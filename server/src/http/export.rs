@@ -70,9 +70,9 @@ pub fn stream<F>(
 where
     F: FnOnce(&mut DbConnection, &mut Sink) -> ApiResult<()> + Send + 'static,
 {
-    let permit = RUNNING.try_acquire().map_err(|_| {
-        ApiError::Unavailable("too many downloads are running; try again in a minute".into())
-    })?;
+    let permit = RUNNING
+        .try_acquire()
+        .map_err(|_| ApiError::Unavailable("同时进行的下载过多，请一分钟后再试".into()))?;
     let (tx, mut rx) = mpsc::channel(CHANNEL_DEPTH);
     let db = db.clone();
     let runtime = tokio::runtime::Handle::current();

@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use serde_json::error::Category;
 
 use super::limits::BodyTimedOut;
+use crate::domain::Rule;
 use crate::error::{ApiError, ErrorCode, FieldError};
 
 /// The largest JSON body a route accepts, in bytes (app data; 1 MiB when absent).
@@ -70,8 +71,8 @@ fn checked_body(
             Some(other) if other.starts_with("application/") && other.ends_with("+json") => {}
             other => {
                 return Err(ApiError::UnsupportedMediaType(format!(
-                    "expected Content-Type application/json, got {}",
-                    other.unwrap_or("none")
+                    "请求体须为 JSON（Content-Type: application/json），收到的是 {}",
+                    other.unwrap_or("（未声明）")
                 )))
             }
         }
@@ -106,7 +107,7 @@ where
             },
             None => ApiError::BadRequest {
                 code: ErrorCode::UnreadableBody,
-                detail: format!("reading the request body: {e}"),
+                detail: "请求体未能完整接收，连接可能已中断".to_owned(),
                 field: None,
             },
         })?;
@@ -153,7 +154,7 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let value = serde_path_to_error::deserialize(&mut de).map_err(json_error)?;
     de.end().map_err(|e| ApiError::BadRequest {
         code: ErrorCode::MalformedJson,
-        detail: strip_position(&e.to_string()),
+        detail: syntax_detail(&e),
         field: None,
     })?;
     Ok(value)
@@ -165,7 +166,7 @@ fn json_error(error: serde_path_to_error::Error<serde_json::Error>) -> ApiError 
     match inner.classify() {
         Category::Syntax | Category::Eof | Category::Io => ApiError::BadRequest {
             code: ErrorCode::MalformedJson,
-            detail: strip_position(&inner.to_string()),
+            detail: syntax_detail(&inner),
             field: None,
         },
         Category::Data => {
@@ -174,7 +175,8 @@ fn json_error(error: serde_path_to_error::Error<serde_json::Error>) -> ApiError 
     }
 }
 
-/// Turns one of serde's data errors into a field error with a rule name.
+/// Turns one of serde's data errors into a field error with a rule name and a Chinese detail
+/// (serde's own message is English; the values it quotes stay in backticks).
 fn data_error(path: &str, message: &str) -> FieldError {
     let path = if path == "." { "" } else { path };
     let join = |name: &str| {
@@ -185,25 +187,131 @@ fn data_error(path: &str, message: &str) -> FieldError {
         }
     };
     let quoted = || message.split('`').nth(1).unwrap_or_default().to_owned();
-    let (field, rule) = if message.starts_with("missing field") {
-        (join(&quoted()), "required")
+    let expected = message
+        .split_once(", expected ")
+        .map(|(_, e)| e)
+        .unwrap_or_default();
+    let (field, rule, detail) = if message.starts_with("missing field") {
+        (join(&quoted()), Rule::Required, "缺少此必填字段".to_owned())
     } else if message.starts_with("unknown variant") {
-        (path.to_owned(), "unknown_value")
+        (
+            path.to_owned(),
+            Rule::UnknownValue,
+            format!(
+                "`{}` 不是允许的取值，应为 {}（见 GET /api/v1/catalog）",
+                quoted(),
+                choices(expected)
+            ),
+        )
     } else if message.starts_with("unknown field") {
-        (join(&quoted()), "unknown_field")
+        (
+            join(&quoted()),
+            Rule::UnknownField,
+            "不认识的字段，请删去".to_owned(),
+        )
     } else if message.starts_with("invalid type") {
-        (path.to_owned(), "invalid_type")
+        let got = message
+            .strip_prefix("invalid type: ")
+            .and_then(|m| m.split(", expected").next())
+            .unwrap_or_default();
+        (
+            path.to_owned(),
+            Rule::InvalidType,
+            format!(
+                "类型不对：应为{}，收到的是{}",
+                kind_of(expected),
+                kind_of(got)
+            ),
+        )
     } else if message.starts_with("invalid length") {
-        (path.to_owned(), "invalid_length")
+        (
+            path.to_owned(),
+            Rule::InvalidLength,
+            "元素个数不对".to_owned(),
+        )
+    } else if message.starts_with("duplicate field") {
+        (
+            join(&quoted()),
+            Rule::Duplicate,
+            "同一字段出现了两次".to_owned(),
+        )
+    } else if message.starts_with("invalid value") && !expected.is_empty() {
+        (
+            path.to_owned(),
+            Rule::InvalidValue,
+            format!("取值无效，应为{}", kind_of(expected)),
+        )
     } else {
-        (path.to_owned(), "invalid_value")
+        (path.to_owned(), Rule::InvalidValue, "取值无效".to_owned())
     };
     let field = if field.is_empty() {
         "body".to_owned()
     } else {
         field
     };
-    FieldError::new(field, rule, message)
+    FieldError::new(field, rule, detail)
+}
+
+/// serde's list of allowed values (`` `a`, `b` or `c` ``, `` one of `a`, `b` ``), joined the
+/// Chinese way: `a`、`b`、`c`.
+fn choices(expected: &str) -> String {
+    let values: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    if values.is_empty() {
+        "允许的取值之一".to_owned()
+    } else {
+        values
+            .iter()
+            .map(|v| format!("`{v}`"))
+            .collect::<Vec<_>>()
+            .join("、")
+    }
+}
+
+/// A JSON kind as serde names it (`a string`, `u32`, `struct Member`, `integer `3``), in
+/// Chinese.
+fn kind_of(serde_kind: &str) -> &'static str {
+    let k = serde_kind.trim();
+    let first = k.split([' ', '`']).next().unwrap_or_default();
+    match first {
+        "string" | "a" if k.contains("string") || k.contains("char") => "字符串",
+        "string" | "char" => "字符串",
+        "boolean" => "布尔值（true 或 false）",
+        "integer" | "i8" | "i16" | "i32" | "i64" | "i128" | "u8" | "u16" | "u32" | "u64"
+        | "u128" | "usize" | "isize" => "整数",
+        "floating" | "f32" | "f64" => "数字",
+        "null" | "unit" => "null",
+        "map" | "struct" => "对象",
+        "sequence" | "tuple" => "数组",
+        _ if k.contains("boolean") => "布尔值（true 或 false）",
+        _ if k.contains("integer") => "整数",
+        _ if k.contains("number") || k.contains("float") => "数字",
+        _ if k.contains("sequence") || k.contains("array") || k.contains("tuple") => "数组",
+        _ if k.contains("map") || k.contains("struct") => "对象",
+        _ if k.contains("variant") || k.contains("enum") => "允许的取值之一",
+        _ => "其他类型",
+    }
+}
+
+/// Where a syntax error sits, in Chinese: the position helps find a stray comma.
+fn syntax_detail(error: &serde_json::Error) -> String {
+    match error.classify() {
+        Category::Eof => format!(
+            "JSON 不完整：在第 {} 行第 {} 列提前结束",
+            error.line(),
+            error.column()
+        ),
+        Category::Io => "请求体未能读取".to_owned(),
+        _ if error.to_string().starts_with("trailing characters") => format!(
+            "JSON 之后还有多余内容（第 {} 行第 {} 列）",
+            error.line(),
+            error.column()
+        ),
+        _ => format!(
+            "JSON 语法错误（第 {} 行第 {} 列）",
+            error.line(),
+            error.column()
+        ),
+    }
 }
 
 /// serde_json appends " at line 1 column 42": noise for a client that sent one object.
@@ -230,7 +338,7 @@ impl<T: DeserializeOwned> FromRequest for ApiQuery<T> {
                     let field = data_error(&error.path().to_string(), &error.inner().to_string());
                     ApiError::BadRequest {
                         code: ErrorCode::InvalidQuery,
-                        detail: format!("{}: {}", field.field, field.detail),
+                        detail: format!("{}：{}", field.field, field.detail),
                         field: Some(field.field),
                     }
                 }),
@@ -261,7 +369,9 @@ mod tests {
 
     fn field_of(body: &str) -> (String, String) {
         match parse_json::<Survey>(body.as_bytes()) {
-            Err(ApiError::Validation(errors)) => (errors[0].field.clone(), errors[0].rule.clone()),
+            Err(ApiError::Validation(errors)) => {
+                (errors[0].field.clone(), errors[0].rule.as_str().to_owned())
+            }
             other => panic!("expected a validation error, got {other:?}"),
         }
     }

@@ -25,7 +25,7 @@ use crate::error::{ApiError, ErrorCode};
 pub fn bad_query(field: &str, detail: impl Into<String>) -> ApiError {
     ApiError::BadRequest {
         code: ErrorCode::InvalidQuery,
-        detail: format!("{field}: {}", detail.into()),
+        detail: format!("{field}：{}", detail.into()),
         field: Some(field.into()),
     }
 }
@@ -35,7 +35,7 @@ pub async fn fallback(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     if req.match_pattern().is_some() {
         Err(ApiError::MethodNotAllowed)
     } else {
-        Err(ApiError::NotFound(format!("no route for {}", req.path())))
+        Err(ApiError::NotFound(format!("没有这个地址：{}", req.path())))
     }
 }
 

@@ -22,10 +22,11 @@ use actix_web::middleware::Next;
 use actix_web::ResponseError;
 use serde_json::Value;
 
+use crate::domain::Rule;
 use crate::error::{ApiError, FieldError};
 
 /// The rule name of a refused control character.
-pub const RULE: &str = "control_character";
+pub const RULE: Rule = Rule::ControlCharacter;
 
 /// Body fields (JSON paths, console form fields) for free text over several lines, where tab,
 /// line feed and carriage return are allowed: the reason of a review or duplicate decision,
@@ -245,7 +246,7 @@ pub async fn refuse_control_characters<B: MessageBody + 'static>(
 mod tests {
     use super::*;
 
-    fn fields(result: Result<(), ApiError>) -> Vec<(String, String)> {
+    fn fields(result: Result<(), ApiError>) -> Vec<(String, Rule)> {
         match result {
             Ok(()) => Vec::new(),
             Err(ApiError::Validation(errors)) => {

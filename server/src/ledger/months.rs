@@ -84,12 +84,12 @@ pub fn close(
     }
     let already = || ApiError::Conflict {
         code: ErrorCode::IllegalTransition,
-        detail: format!("{month} is already closed"),
+        detail: format!("{month} 已完成月调度，不能再次关账"),
     };
     if cache::is_closed(conn, month)? {
         return Err(ApiError::Conflict {
             code: ErrorCode::IllegalTransition,
-            detail: format!("{month} is already closed"),
+            detail: format!("{month} 已完成月调度，不能再次关账"),
         });
     }
     // The row first: on PostgreSQL a second close racing this one waits on it and then fails

@@ -10,6 +10,7 @@ use super::inventory::{Node, QuotaProgress};
 use crate::audit;
 use crate::db::schema::{divisions, quotas};
 use crate::db::DbConnection;
+use crate::domain::Rule;
 use crate::domain::{DivisionCode, DivisionLevel};
 use crate::error::{ApiError, ApiResult, FieldError};
 
@@ -56,10 +57,18 @@ pub struct YearQuotas {
 pub fn validate(conn: &mut DbConnection, year: i32, request: &QuotaRequest) -> ApiResult<()> {
     let mut errors = Vec::new();
     if !(2015..=2100).contains(&year) {
-        errors.push(FieldError::new("year", "range", "a year from 2015 to 2100"));
+        errors.push(FieldError::new(
+            "year",
+            Rule::Range,
+            "须为 2015 至 2100 之间的年份",
+        ));
     }
     if request.counties.is_empty() || request.counties.len() > 50 {
-        errors.push(FieldError::new("counties", "count", "1 to 50 counties"));
+        errors.push(FieldError::new(
+            "counties",
+            Rule::Count,
+            "须为 1 至 50 个县（市、区）",
+        ));
     }
     if request
         .temporary_post_monthly_yuan
@@ -67,8 +76,8 @@ pub fn validate(conn: &mut DbConnection, year: i32, request: &QuotaRequest) -> A
     {
         errors.push(FieldError::new(
             "temporary_post_monthly_yuan",
-            "range",
-            "0 to 100000 yuan",
+            Rule::Range,
+            "须为 0 至 100000 元",
         ));
     }
     let mut seen = std::collections::HashSet::new();
@@ -90,14 +99,14 @@ pub fn validate(conn: &mut DbConnection, year: i32, request: &QuotaRequest) -> A
                 if !known {
                     errors.push(FieldError::new(
                         format!("{field}.county"),
-                        "unknown_county",
-                        "not a county of the city",
+                        Rule::UnknownCounty,
+                        "不是本市的县（市、区）",
                     ));
                 } else if !seen.insert(code.as_str().to_owned()) {
                     errors.push(FieldError::new(
                         format!("{field}.county"),
-                        "duplicate",
-                        "each county once",
+                        Rule::Duplicate,
+                        "每个县（市、区）只能填写一次",
                     ));
                 }
             }
@@ -109,8 +118,8 @@ pub fn validate(conn: &mut DbConnection, year: i32, request: &QuotaRequest) -> A
             if !(0..=100_000).contains(&value) {
                 errors.push(FieldError::new(
                     format!("{field}.{name}"),
-                    "range",
-                    "0 to 100000 posts",
+                    Rule::Range,
+                    "须为 0 至 100000 个岗位",
                 ));
             }
         }

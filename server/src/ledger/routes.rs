@@ -43,12 +43,12 @@ pub fn parse_month(field: &str, value: Option<&str>) -> ApiResult<String> {
         && chrono::NaiveDate::parse_from_str(&format!("{value}-01"), "%Y-%m-%d").is_ok()
         && value >= "2015-01";
     if !valid {
-        return Err(bad_query(field, "must be YYYY-MM, from 2015-01"));
+        return Err(bad_query(field, "须为 2015-01 以后、YYYY-MM 格式的月份"));
     }
     if value > current.as_str() {
         return Err(bad_query(
             field,
-            format!("{value} has not begun (it is {current})"),
+            format!("{value} 尚未开始（当前为 {current}）"),
         ));
     }
     Ok(value.to_owned())
@@ -80,7 +80,7 @@ pub fn resolve_node(
         (_, None) => {
             return Err(bad_query(
                 "code",
-                format!("a {} node needs its code", level.as_str()),
+                format!("查询{}级须给出区划代码", level.label()),
             ))
         }
     };
@@ -95,7 +95,7 @@ pub fn resolve_node(
     if !allowed {
         return Err(ApiError::Forbidden {
             code: ErrorCode::OutOfScope,
-            detail: format!("{} {} is outside your scope", level.as_str(), code.as_str()),
+            detail: format!("{} {} 不在您的管辖范围内", level.label(), code.as_str()),
         });
     }
     inventory::node(conn, level, &code)
@@ -241,7 +241,7 @@ fn parse_year(raw: &str) -> ApiResult<i32> {
         .filter(|y| (2015..=2100).contains(y))
         .ok_or_else(|| ApiError::BadRequest {
             code: ErrorCode::InvalidPath,
-            detail: "year: a year from 2015 to 2100".into(),
+            detail: "year：须为 2015 至 2100 之间的年份".into(),
             field: Some("year".into()),
         })
 }
@@ -358,7 +358,7 @@ fn encode_roster_cursor(village: &str, offset: usize) -> String {
 }
 
 fn decode_roster_cursor(cursor: &str) -> ApiResult<(String, usize)> {
-    let bad = || bad_query("cursor", "is not a cursor this server issued");
+    let bad = || bad_query("cursor", "不是本服务器给出的翻页游标");
     let (village, offset) = cursor.split_once('.').ok_or_else(bad)?;
     DivisionCode::parse_level(village, DivisionLevel::Village).map_err(|_| bad())?;
     Ok((village.to_owned(), offset.parse().map_err(|_| bad())?))
@@ -422,8 +422,8 @@ pub async fn get_roster(
     let kind = RosterKind::parse(&raw).ok_or_else(|| ApiError::BadRequest {
         code: ErrorCode::InvalidPath,
         detail: format!(
-            "kind: one of {}",
-            RosterKind::ALL.map(|k| k.as_str()).join(", ")
+            "kind：须为 {} 之一",
+            RosterKind::ALL.map(|k| k.as_str()).join("、")
         ),
         field: Some("kind".into()),
     })?;
@@ -434,7 +434,7 @@ pub async fn get_roster(
     let after = q.cursor.as_deref().map(decode_roster_cursor).transpose()?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=500).contains(&limit) {
-        return Err(bad_query("limit", "must be 1 to 500"));
+        return Err(bad_query("limit", "须为 1 至 500"));
     }
     let (node, villages) = state
         .db
@@ -638,7 +638,7 @@ pub async fn inventory_export(
     let q = query.0;
     let month = parse_month("month", q.month.as_deref())?;
     let format = match q.format.unwrap_or(ExportFormat::Xlsx) {
-        ExportFormat::Json => return Err(bad_query("format", "xlsx or csv")),
+        ExportFormat::Json => return Err(bad_query("format", "须为 xlsx 或 csv")),
         f => f,
     };
     let (node, places, fresh) = state

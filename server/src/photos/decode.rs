@@ -8,6 +8,7 @@
 //! [`super::budget::DecodeBudget`]. Only then is the JPEG decoded, with DCT-domain scaling
 //! (1/2 … 1/8), which skips most of the inverse-DCT and colour work.
 
+use crate::domain::Rule;
 use std::os::raw::c_int;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
@@ -87,18 +88,18 @@ fn mib(bytes: u64) -> u64 {
 
 impl DecodeError {
     /// A stable rule name for the problem document.
-    pub fn rule(&self) -> &'static str {
+    pub fn rule(&self) -> crate::domain::Rule {
         match self {
-            DecodeError::NotAnImage => "not_an_image",
-            DecodeError::NotJpeg(_) => "format_mismatch",
-            DecodeError::Corrupt(_) => "corrupt_image",
-            DecodeError::Unsupported(_) => "unsupported_jpeg",
-            DecodeError::TooLarge { .. } => "too_many_pixels",
-            DecodeError::SideTooLong { .. } => "side_too_long",
-            DecodeError::AspectRatio { .. } => "aspect_ratio",
-            DecodeError::TooManyScans { .. } => "too_many_scans",
-            DecodeError::DecodeMemory { .. } => "decode_memory",
-            DecodeError::ImplausibleCompression { .. } => "implausible_compression",
+            DecodeError::NotAnImage => Rule::NotAnImage,
+            DecodeError::NotJpeg(_) => Rule::FormatMismatch,
+            DecodeError::Corrupt(_) => Rule::CorruptImage,
+            DecodeError::Unsupported(_) => Rule::UnsupportedJpeg,
+            DecodeError::TooLarge { .. } => Rule::TooManyPixels,
+            DecodeError::SideTooLong { .. } => Rule::SideTooLong,
+            DecodeError::AspectRatio { .. } => Rule::AspectRatio,
+            DecodeError::TooManyScans { .. } => Rule::TooManyScans,
+            DecodeError::DecodeMemory { .. } => Rule::DecodeMemory,
+            DecodeError::ImplausibleCompression { .. } => Rule::ImplausibleCompression,
         }
     }
 }
@@ -444,7 +445,8 @@ fn strict_errors() -> mozjpeg_sys::jpeg_error_mgr {
 fn libjpeg<T>(work: impl FnOnce() -> std::io::Result<T>) -> Result<T, DecodeError> {
     match catch_unwind(AssertUnwindSafe(work)) {
         Ok(Ok(value)) => Ok(value),
-        Ok(Err(e)) => Err(DecodeError::Corrupt(e.to_string())),
+        // libjpeg's I/O messages are English and say no more than this.
+        Ok(Err(_)) => Err(DecodeError::Corrupt("JPEG 数据读取失败".into())),
         Err(payload) => Err(DecodeError::Corrupt(
             match payload.downcast_ref::<LibjpegMessage>() {
                 Some(LibjpegMessage(code)) => {

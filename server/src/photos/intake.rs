@@ -11,6 +11,7 @@ use super::decode::{self, DecodeError, Frame, ImageLimits, Purpose};
 use super::exif::{self, ExifInfo};
 use super::phash;
 use crate::domain::PhotoFormat;
+use crate::domain::Rule;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Analysis {
@@ -36,9 +37,9 @@ pub enum IntakeError {
 
 impl IntakeError {
     /// A stable rule name for the problem document.
-    pub fn rule(&self) -> &'static str {
+    pub fn rule(&self) -> crate::domain::Rule {
         match self {
-            IntakeError::Sha256Mismatch { .. } => "sha256_mismatch",
+            IntakeError::Sha256Mismatch { .. } => Rule::Sha256Mismatch,
             IntakeError::Decode(e) => e.rule(),
         }
     }

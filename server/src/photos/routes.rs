@@ -94,7 +94,7 @@ fn parse_sha256(raw: &str) -> ApiResult<String> {
     } else {
         Err(ApiError::BadRequest {
             code: ErrorCode::InvalidPath,
-            detail: "sha256: must be 64 hexadecimal digits".into(),
+            detail: "sha256：须为 64 位十六进制数".into(),
             field: Some("sha256".into()),
         })
     }
@@ -162,7 +162,7 @@ pub async fn photo_exists(
     if mine {
         Ok(HttpResponse::Ok().finish())
     } else {
-        Err(ApiError::NotFound("no such photo".into()))
+        Err(ApiError::NotFound("照片不存在".into()))
     }
 }
 
@@ -331,7 +331,7 @@ pub async fn photo_response(
             let row = db::find(conn, &lookup)?;
             match row {
                 Some(row) if db::may_see(conn, &lookup, &caller)? => Ok(row),
-                _ => Err(ApiError::NotFound("no such photo".into())),
+                _ => Err(ApiError::NotFound("照片不存在".into())),
             }
         })
         .await?;

@@ -117,7 +117,7 @@ fn replay_with_hash(
         return Err(ApiError::Conflict {
             code: ErrorCode::SubmissionIdReused,
             detail: format!(
-                "submission {} was already received with other content; a new submission needs a new id",
+                "提交编号 {} 已用于内容不同的另一次提交；新的提交须使用新的编号",
                 incoming.id
             ),
         });
@@ -200,7 +200,7 @@ where
         }
     }
     Err(ApiError::Unavailable(
-        "the submission kept colliding with concurrent writes".into(),
+        "该提交多次与同时进行的写入冲突".into(),
     ))
 }
 

@@ -15,6 +15,7 @@ use crate::audit;
 use crate::auth::Caller;
 use crate::db::schema::{duplicate_pairs, household_surveys, households, merge_moves};
 use crate::db::DbConnection;
+use crate::domain::Rule;
 use crate::domain::{DivisionCode, Role};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 
@@ -265,11 +266,7 @@ struct Pair {
 
 fn load_pair(conn: &mut DbConnection, caller: &Caller, x: &str, y: &str) -> ApiResult<Pair> {
     let (a, b) = ordered(x, y);
-    let not_found = || {
-        ApiError::NotFound(format!(
-            "households {a} and {b} were never flagged as possible duplicates"
-        ))
-    };
+    let not_found = || ApiError::NotFound(format!("户 {a} 与 {b} 从未被标记为待处理的户对"));
     let (state, kind, survivor, version): (String, String, Option<String>, i32) =
         duplicate_pairs::table
             .find((a, b))
@@ -316,9 +313,9 @@ fn illegal(action: PairAction, state: PairState) -> ApiError {
     ApiError::Conflict {
         code: ErrorCode::IllegalTransition,
         detail: format!(
-            "cannot {} a pair that is {}",
-            action.as_str().replace('_', " "),
-            state.as_str().replace('_', " ")
+            "户对当前为“{}”，不能执行“{}”",
+            state.label(),
+            action.label()
         ),
     }
 }
@@ -326,7 +323,7 @@ fn illegal(action: PairAction, state: PairState) -> ApiError {
 fn stale() -> ApiError {
     ApiError::Conflict {
         code: ErrorCode::StaleReview,
-        detail: "another reviewer decided this pair just now; reload it".into(),
+        detail: "另一名审核员刚刚处理了这对户，请刷新后再处理".into(),
     }
 }
 
@@ -352,9 +349,9 @@ pub fn decide(
         return Err(ApiError::Conflict {
             code: ErrorCode::StaleReview,
             detail: format!(
-                "the pair is at version {} ({}), not the one you saw; reload it",
+                "这对户已更新到第 {} 版（{}），不是您看到的版本，请刷新后再处理",
                 pair.version,
-                pair.state.as_str()
+                pair.state.label()
             ),
         });
     }
@@ -369,17 +366,15 @@ pub fn decide(
             } else {
                 return Err(ApiError::field(
                     "survivor",
-                    "one_of_pair",
-                    "the survivor must be one of the two households",
+                    Rule::OneOfPair,
+                    "保留的户须是这对户之一",
                 ));
             };
             for household in [survivor, absorbed] {
                 if let Some(into) = absorbed_into(conn, household)? {
                     return Err(ApiError::Conflict {
                         code: ErrorCode::IllegalTransition,
-                        detail: format!(
-                            "household {household} was merged into {into}; decide on that household instead"
-                        ),
+                        detail: format!("户 {household} 已并入户 {into}，请对那一户作出处理"),
                     });
                 }
             }
@@ -391,9 +386,7 @@ pub fn decide(
             if let Some(into) = absorbed_into(conn, &survivor)? {
                 return Err(ApiError::Conflict {
                     code: ErrorCode::IllegalTransition,
-                    detail: format!(
-                        "the survivor {survivor} was merged into {into} since; unmerge that first"
-                    ),
+                    detail: format!("保留的户 {survivor} 此后已并入户 {into}，请先撤销那次合并"),
                 });
             }
             let moved = move_back(conn, &pair)?;

@@ -15,6 +15,7 @@ use super::read::{bad_query, code, decode_cursor, encode_cursor};
 use crate::auth::{Caller, ScopeLevel};
 use crate::db::schema::{duplicate_pairs, household_surveys, households};
 use crate::db::{write_transaction, DbConnection};
+use crate::domain::Rule;
 use crate::domain::{DivisionLevel, ReviewStatus, Role};
 use crate::error::{ApiError, ApiResult, ErrorCode, Problem};
 use crate::geography::distance_m;
@@ -214,7 +215,7 @@ pub async fn duplicates_page(
     let cursor = q.cursor.as_deref().map(decode_cursor).transpose()?;
     let limit = q.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
-        return Err(bad_query("limit", "must be 1 to 200"));
+        return Err(bad_query("limit", "须为 1 至 200"));
     }
     let pair_state = q.state.unwrap_or(PairState::Open);
     let pair_kind = q.kind;
@@ -267,7 +268,7 @@ pub async fn duplicates_page(
             if let Some((at, key)) = cursor {
                 let (a, b) = key
                     .split_once('|')
-                    .ok_or_else(|| bad_query("cursor", "is not a cursor this server issued"))?;
+                    .ok_or_else(|| bad_query("cursor", "不是本服务器给出的翻页游标"))?;
                 let (a, b) = (a.to_owned(), b.to_owned());
                 select = select.filter(
                     duplicate_pairs::flagged_at
@@ -406,7 +407,7 @@ pub async fn decide_duplicate_pair(
         if uuid::Uuid::parse_str(id).is_err() {
             return Err(ApiError::BadRequest {
                 code: ErrorCode::InvalidPath,
-                detail: format!("{field}: a household id is a UUID"),
+                detail: format!("{field}：户编号（household id）须为 UUID"),
                 field: Some(field.into()),
             });
         }
@@ -417,8 +418,8 @@ pub async fn decide_duplicate_pair(
     if request.action == PairAction::Merge && request.survivor.is_none() {
         return Err(ApiError::field(
             "survivor",
-            "required",
-            "to merge, name the household that remains",
+            Rule::Required,
+            "合并时须指定保留的户",
         ));
     }
     let now = Utc::now();

@@ -138,7 +138,7 @@ pub(crate) fn code(field: &str, value: &str, level: DivisionLevel) -> ApiResult<
 
 pub(crate) fn day_start(field: &str, value: &str, plus_days: i64) -> ApiResult<NaiveDateTime> {
     let day = NaiveDate::parse_from_str(value, "%Y-%m-%d")
-        .map_err(|_| bad_query(field, "must be YYYY-MM-DD"))?;
+        .map_err(|_| bad_query(field, "须为 YYYY-MM-DD 格式的日期"))?;
     let local = (day + chrono::Duration::days(plus_days))
         .and_hms_opt(0, 0, 0)
         .unwrap_or_default();
@@ -153,7 +153,7 @@ pub(crate) fn encode_cursor(at: NaiveDateTime, id: &str) -> String {
 }
 
 pub(crate) fn decode_cursor(cursor: &str) -> ApiResult<(NaiveDateTime, String)> {
-    let bad = || bad_query("cursor", "is not a cursor this server issued");
+    let bad = || bad_query("cursor", "不是本服务器给出的翻页游标");
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(cursor)
         .map_err(|_| bad())?;
@@ -331,7 +331,7 @@ pub async fn surveys_page(
     let cursor = q.cursor.as_deref().map(decode_cursor).transpose()?;
     let limit = q.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
-        return Err(bad_query("limit", "must be 1 to 200"));
+        return Err(bad_query("limit", "须为 1 至 200"));
     }
     let page = state
         .db
@@ -511,7 +511,7 @@ pub(crate) fn reveal_allowed(
     }
     caller.require_role(&[Role::CountyReviewer, Role::CityAdmin])?;
     if reason.is_some_and(|r| r.chars().count() > 200) {
-        return Err(bad_query("reason", "must have at most 200 characters"));
+        return Err(bad_query("reason", "最多 200 个字符"));
     }
     Ok(true)
 }
@@ -524,7 +524,7 @@ fn survey_detail(
     reveal: bool,
     reason: Option<&str>,
 ) -> ApiResult<SurveyDetail> {
-    let not_found = || ApiError::NotFound(format!("no household survey {id}"));
+    let not_found = || ApiError::NotFound(format!("入户调查 {id} 不存在"));
     let row: SummaryRow = household_surveys::table
         .find(id)
         .select(summary_columns!())
@@ -766,7 +766,7 @@ pub async fn survey_by_id(
 ) -> ApiResult<SurveyDetail> {
     let id = SubmissionId::parse(&path.into_inner()).map_err(|e| ApiError::BadRequest {
         code: ErrorCode::InvalidPath,
-        detail: format!("id: {}", e.message),
+        detail: format!("id：{}", e.message),
         field: Some("id".into()),
     })?;
     let reveal = reveal_allowed(&caller, query.0.reveal, query.0.reason.as_deref())?;
@@ -840,7 +840,7 @@ pub async fn household_by_id(
     let db = state.db.clone();
     let view = db
         .run_as(reveal, move |conn| {
-            let not_found = || ApiError::NotFound(format!("no household {id}"));
+            let not_found = || ApiError::NotFound(format!("户 {id} 不存在"));
             let village_code: String = households::table
                 .find(&id)
                 .select(households::village_code)
@@ -958,7 +958,9 @@ pub async fn my_submissions(
     let since = match query.0.since.as_deref() {
         Some(s) => Some(
             DateTime::parse_from_rfc3339(s)
-                .map_err(|_| bad_query("since", "must be an RFC 3339 time"))?
+                .map_err(|_| {
+                    bad_query("since", "须为 RFC 3339 时间，如 2020-07-20T09:31:00+08:00")
+                })?
                 .with_timezone(&Utc)
                 .naive_utc(),
         ),

@@ -17,6 +17,7 @@ use crate::audit;
 use crate::auth::Caller;
 use crate::db::schema::household_surveys;
 use crate::db::DbConnection;
+use crate::domain::Rule;
 use crate::domain::{DivisionCode, ReviewStatus};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 
@@ -107,16 +108,12 @@ pub fn checked_text(field: &str, text: Option<&str>, required: bool) -> ApiResul
     if required && text.is_none() {
         return Err(ApiError::field(
             field,
-            "required",
-            "give the reason for this decision",
+            Rule::Required,
+            "请填写作出此决定的理由",
         ));
     }
     if text.is_some_and(|r| r.chars().count() > 500) {
-        return Err(ApiError::field(
-            field,
-            "length",
-            "must have at most 500 characters",
-        ));
+        return Err(ApiError::field(field, Rule::Length, "最多 500 个字符"));
     }
     Ok(text.map(str::to_owned))
 }
@@ -131,7 +128,7 @@ pub fn decide(
     seen_version: Option<i32>,
     now: DateTime<Utc>,
 ) -> ApiResult<ReviewOutcome> {
-    let not_found = || ApiError::NotFound(format!("no household survey {id}"));
+    let not_found = || ApiError::NotFound(format!("入户调查 {id} 不存在"));
     let (village, status, version, household): (String, String, i32, String) =
         household_surveys::table
             .find(id)
@@ -155,19 +152,15 @@ pub fn decide(
         return Err(ApiError::Conflict {
             code: ErrorCode::StaleReview,
             detail: format!(
-                "the survey is at review version {version} ({}), not the {} you saw; reload it",
-                from.as_str(),
+                "该调查已到第 {version} 版（{}），不是您看到的第 {} 版，请刷新后再审核",
+                from.label(),
                 seen_version.unwrap_or_default()
             ),
         });
     }
     let to = transition(from, decision).ok_or_else(|| ApiError::Conflict {
         code: ErrorCode::IllegalTransition,
-        detail: format!(
-            "cannot {} a survey that is {}",
-            decision.as_str(),
-            from.as_str()
-        ),
+        detail: format!("调查当前为“{}”，不能“{}”", from.label(), decision.label()),
     })?;
     let changed = diesel::update(
         household_surveys::table
@@ -186,7 +179,7 @@ pub fn decide(
         // Another decision committed between our read and our write.
         return Err(ApiError::Conflict {
             code: ErrorCode::StaleReview,
-            detail: "another reviewer decided this survey just now; reload it".into(),
+            detail: "另一名审核员刚刚处理了该调查，请刷新后再审核".into(),
         });
     }
     crate::ledger::cache::touch_households(conn, &[household.as_str()])?;

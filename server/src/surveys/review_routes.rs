@@ -6,6 +6,7 @@ use super::review::{self, BulkItem, BulkOutcome, BulkReviewRequest, ReviewOutcom
 use crate::auth::{Caller, ScopeLevel};
 use crate::db::schema::{household_surveys, survey_flags};
 use crate::db::write_transaction;
+use crate::domain::Rule;
 use crate::domain::{DivisionCode, DivisionLevel, ReviewStatus, Role, SubmissionId};
 use crate::error::{ApiError, ApiResult, ErrorCode, FieldError, Problem};
 use crate::http::ApiJson;
@@ -20,7 +21,7 @@ const BULK_LIMIT: usize = 500;
 fn path_id(raw: String) -> ApiResult<SubmissionId> {
     SubmissionId::parse(&raw).map_err(|e| ApiError::BadRequest {
         code: ErrorCode::InvalidPath,
-        detail: format!("id: {}", e.message),
+        detail: format!("id：{}", e.message),
         field: Some("id".into()),
     })
 }
@@ -178,22 +179,22 @@ pub async fn decide_bulk(
         (Some(_), Some(_)) | (None, None) => {
             return Err(ApiError::Validation(vec![FieldError::new(
                 "ids",
-                "one_of",
-                "give either `ids` or `filter`",
+                Rule::OneOf,
+                "`ids` 与 `filter` 须给出且只给出其中之一",
             )]))
         }
         (Some(ids), None) if ids.is_empty() || ids.len() > BULK_LIMIT => {
             return Err(ApiError::field(
                 "ids",
-                "count",
-                format!("1 to {BULK_LIMIT} ids"),
+                Rule::Count,
+                format!("须为 1 至 {BULK_LIMIT} 个调查编号"),
             ))
         }
         (None, Some(_)) if !request.dry_run && request.expected_count.is_none() => {
             return Err(ApiError::field(
                 "expected_count",
-                "required",
-                "a filter decision names the count its dry run gave",
+                Rule::Required,
+                "按筛选条件审核时，须填写试运行（dry_run）得到的条数",
             ))
         }
         _ => {}
@@ -207,32 +208,75 @@ pub async fn decide_bulk(
                 (None, Some(filter)) => {
                     let ids = matching(conn, &caller, filter)?;
                     if ids.len() > BULK_LIMIT {
-                        return Err(ApiError::field("filter", "too_many", format!("the filter matches more than {BULK_LIMIT} surveys; narrow it")));
+                        return Err(ApiError::field(
+                            "filter",
+                            Rule::TooMany,
+                            format!("筛选条件匹配的调查超过 {BULK_LIMIT} 份，请缩小范围"),
+                        ));
                     }
                     ids
                 }
                 (None, None) => Vec::new(),
             };
             if request.dry_run {
-                return Ok(BulkOutcome { dry_run: true, matched: ids.len(), decided: 0, refused: 0, items: Vec::new() });
+                return Ok(BulkOutcome {
+                    dry_run: true,
+                    matched: ids.len(),
+                    decided: 0,
+                    refused: 0,
+                    items: Vec::new(),
+                });
             }
             if let (Some(expected), Some(_)) = (request.expected_count, &request.filter) {
                 if expected != ids.len() {
-                    return Err(ApiError::conflict(format!("the filter now matches {} surveys, not the {expected} counted; count again", ids.len())));
+                    return Err(ApiError::conflict(format!(
+                        "筛选条件现在匹配 {} 份调查，不是试运行时的 {expected} 份，请重新试运行",
+                        ids.len()
+                    )));
                 }
             }
             let mut items = Vec::new();
             for id in &ids {
                 let decided = SubmissionId::parse(id)
                     .map_err(|e| ApiError::invalid("ids", e))
-                    .and_then(|id| write_transaction(conn, |conn| review::decide(conn, &caller, id.as_str(), request.decision, reason.as_deref(), None, now)));
+                    .and_then(|id| {
+                        write_transaction(conn, |conn| {
+                            review::decide(
+                                conn,
+                                &caller,
+                                id.as_str(),
+                                request.decision,
+                                reason.as_deref(),
+                                None,
+                                now,
+                            )
+                        })
+                    });
                 items.push(match decided {
-                    Ok(o) => BulkItem { id: id.clone(), outcome: "decided".into(), status: Some(o.status), code: None, detail: None },
-                    Err(e) => BulkItem { id: id.clone(), outcome: "refused".into(), status: None, code: Some(e.code()), detail: Some(e.to_string()) },
+                    Ok(o) => BulkItem {
+                        id: id.clone(),
+                        outcome: "decided".into(),
+                        status: Some(o.status),
+                        code: None,
+                        detail: None,
+                    },
+                    Err(e) => BulkItem {
+                        id: id.clone(),
+                        outcome: "refused".into(),
+                        status: None,
+                        code: Some(e.code()),
+                        detail: Some(e.problem().detail),
+                    },
                 });
             }
             let decided = items.iter().filter(|i| i.outcome == "decided").count();
-            Ok(BulkOutcome { dry_run: false, matched: ids.len(), decided, refused: items.len() - decided, items })
+            Ok(BulkOutcome {
+                dry_run: false,
+                matched: ids.len(),
+                decided,
+                refused: items.len() - decided,
+                items,
+            })
         })
         .await?;
     Ok(outcome)

@@ -14,6 +14,7 @@ use crate::db::schema::{
     village_post_demand, village_surveys,
 };
 use crate::db::DbConnection;
+use crate::domain::Rule;
 use crate::domain::{DivisionCode, SurveyFlag};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::geography::distance_m;
@@ -50,7 +51,7 @@ fn missing_photos(
         .map(|(i, sha)| {
             FieldError::new(
                 format!("photos[{i}]"),
-                "photo_missing",
+                Rule::PhotoMissing,
                 format!("照片 {sha} 尚未由本人上传：请先 PUT /api/v1/photos/{sha}，再重新提交"),
             )
         })
@@ -308,13 +309,13 @@ pub fn household(
         match village {
             None => errors.push(FieldError::new(
                 "replaces",
-                "unknown_submission",
-                format!("no household survey {replaced}"),
+                Rule::UnknownSubmission,
+                format!("入户调查 {replaced} 不存在"),
             )),
             Some(v) if v != survey.village.as_str() => errors.push(FieldError::new(
                 "replaces",
-                "other_village",
-                "the corrected survey is of another village",
+                Rule::OtherVillage,
+                "被更正的调查属于另一个村",
             )),
             Some(_) => {}
         }

@@ -93,7 +93,7 @@ const MAX_POSTS: i64 = 10_000;
 struct Errors(Vec<FieldError>);
 
 impl Errors {
-    fn add(&mut self, field: impl Into<String>, rule: &str, detail: impl Into<String>) {
+    fn add(&mut self, field: impl Into<String>, rule: Rule, detail: impl Into<String>) {
         self.0.push(FieldError::new(field, rule, detail));
     }
 
@@ -110,7 +110,7 @@ impl Errors {
         let trimmed = value.trim();
         let n = trimmed.chars().count();
         if n == 0 || n > max {
-            self.add(field, "length", format!("must have 1 to {max} characters"));
+            self.add(field, Rule::Length, format!("须为 1 至 {max} 个字符"));
         }
         trimmed.to_owned()
     }
@@ -135,16 +135,16 @@ fn instant(
     let Ok(at) = DateTime::parse_from_rfc3339(value.trim()) else {
         errors.add(
             field,
-            "datetime_format",
-            "must be an RFC 3339 time with offset, e.g. 2020-07-20T09:31:00+08:00",
+            Rule::DatetimeFormat,
+            "须为带时区的 RFC 3339 时间，如 2020-07-20T09:31:00+08:00",
         );
         return None;
     };
     let earliest = DateTime::parse_from_rfc3339("2015-01-01T00:00:00+08:00").expect("constant");
     if at < earliest {
-        errors.add(field, "too_early", "is before 2015");
+        errors.add(field, Rule::TooEarly, "早于 2015 年");
     } else if at.with_timezone(&Utc) > now + chrono::Duration::days(1) {
-        errors.add(field, "in_future", "is more than a day in the future");
+        errors.add(field, Rule::InFuture, "比当前时间晚一天以上");
     }
     Some(at)
 }
@@ -152,37 +152,25 @@ fn instant(
 fn position(errors: &mut Errors, field: &str, input: &LocationInput) -> Option<Position> {
     let mut ok = true;
     if !(-90.0..=90.0).contains(&input.lat) {
-        errors.add(
-            format!("{field}.lat"),
-            "range",
-            "must be between -90 and 90",
-        );
+        errors.add(format!("{field}.lat"), Rule::Range, "须在 -90 至 90 之间");
         ok = false;
     }
     if !(-180.0..=180.0).contains(&input.lon) {
-        errors.add(
-            format!("{field}.lon"),
-            "range",
-            "must be between -180 and 180",
-        );
+        errors.add(format!("{field}.lon"), Rule::Range, "须在 -180 至 180 之间");
         ok = false;
     }
     if let Some(accuracy) = input.accuracy_m {
         if !(0.0..=100_000.0).contains(&accuracy) {
             errors.add(
                 format!("{field}.accuracy_m"),
-                "range",
-                "must be between 0 and 100000 metres",
+                Rule::Range,
+                "须在 0 至 100000 米之间",
             );
             ok = false;
         }
     }
     if ok && input.lat == 0.0 && input.lon == 0.0 {
-        errors.add(
-            field,
-            "no_fix",
-            "0, 0 is what a phone reports without a position fix",
-        );
+        errors.add(field, Rule::NoFix, "坐标为 0, 0：手机尚未定位成功");
         ok = false;
     }
     ok.then(|| {
@@ -203,8 +191,8 @@ fn village(errors: &mut Errors, value: &str, caller: &Caller) -> Option<Division
     if !caller.can_access_village(&code) {
         errors.add(
             "village_code",
-            "out_of_scope",
-            format!("village {code} is not one of yours"),
+            Rule::OutOfScope,
+            format!("村 {code} 不在您负责的村中"),
         );
         return None;
     }
@@ -213,7 +201,7 @@ fn village(errors: &mut Errors, value: &str, caller: &Caller) -> Option<Division
 
 fn photos(errors: &mut Errors, photos: &[String]) -> Vec<String> {
     if photos.len() > MAX_PHOTOS {
-        errors.add("photos", "count", format!("at most {MAX_PHOTOS} photos"));
+        errors.add("photos", Rule::Count, format!("最多 {MAX_PHOTOS} 张照片"));
     }
     let mut seen = HashSet::new();
     let mut out = Vec::new();
@@ -222,14 +210,14 @@ fn photos(errors: &mut Errors, photos: &[String]) -> Vec<String> {
         if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
             errors.add(
                 format!("photos[{i}]"),
-                "sha256_format",
-                "must be the 64-hex-digit SHA-256 of an uploaded photo",
+                Rule::Sha256Format,
+                "须为已上传照片的 SHA-256（64 位十六进制数）",
             );
         } else if !seen.insert(sha.clone()) {
             errors.add(
                 format!("photos[{i}]"),
-                "duplicate",
-                "names the same photo twice",
+                Rule::Duplicate,
+                "同一张照片列了两次",
             );
         } else {
             out.push(sha);
@@ -270,7 +258,11 @@ fn member(
     let birth = match NaiveDate::parse_from_str(input.birth_date.trim(), "%Y-%m-%d") {
         Ok(d) => Some(d),
         Err(_) => {
-            errors.add(at("birth_date"), "date_format", "must be YYYY-MM-DD");
+            errors.add(
+                at("birth_date"),
+                Rule::DateFormat,
+                "须为 YYYY-MM-DD 格式的日期",
+            );
             None
         }
     };
@@ -278,27 +270,23 @@ fn member(
         if !seen_ids.insert(id.expose().to_owned()) {
             errors.add(
                 at("id_number"),
-                "duplicate_member",
-                "the same ID number appears twice in this household",
+                Rule::DuplicateMember,
+                "本户中同一身份证号出现了两次",
             );
         }
         if birth.is_some_and(|b| b != id.birth_date()) {
             errors.add(
                 at("birth_date"),
-                "birth_date_mismatch",
-                "differs from the birth date in the ID number",
+                Rule::BirthDateMismatch,
+                "与身份证号中的出生日期不符",
             );
         }
         if input.sex != id.sex() {
-            errors.add(
-                at("sex"),
-                "sex_mismatch",
-                "differs from the sex the ID number encodes",
-            );
+            errors.add(at("sex"), Rule::SexMismatch, "与身份证号中的性别不符");
         }
     }
     if birth.is_some_and(|b| b > surveyed) {
-        errors.add(at("birth_date"), "in_future", "is after the survey");
+        errors.add(at("birth_date"), Rule::InFuture, "晚于调查时间");
     }
     let able = matches!(
         input.labour_capacity,
@@ -308,8 +296,8 @@ fn member(
         None if able => {
             errors.add(
                 at("employment"),
-                "required",
-                "a member able to work needs an employment status",
+                Rule::Required,
+                "有劳动能力（含弱劳动力）的成员须填写就业状态",
             );
             None
         }
@@ -318,13 +306,13 @@ fn member(
             match (e.status, e.post_type) {
                 (EmploymentStatus::PublicWelfarePost, None) => errors.add(
                     at("employment.post_type"),
-                    "required",
-                    "a public-welfare post needs its type",
+                    Rule::Required,
+                    "扶贫公益岗须填写岗位类型",
                 ),
                 (status, Some(_)) if status != EmploymentStatus::PublicWelfarePost => errors.add(
                     at("employment.post_type"),
-                    "not_allowed",
-                    "only a public-welfare post has a post type",
+                    Rule::NotAllowed,
+                    "只有扶贫公益岗才填写岗位类型",
                 ),
                 _ => {}
             }
@@ -332,8 +320,8 @@ fn member(
                 if !(0..=MAX_INCOME_YUAN).contains(&income) {
                     errors.add(
                         at("employment.monthly_income_yuan"),
-                        "range",
-                        format!("must be 0 to {MAX_INCOME_YUAN} yuan"),
+                        Rule::Range,
+                        format!("须为 0 至 {MAX_INCOME_YUAN} 元"),
                     );
                 }
             }
@@ -343,11 +331,7 @@ fn member(
                 .map(str::trim)
                 .filter(|s| !s.is_empty());
             if employer_id.is_some_and(|s| s.chars().count() > 64) {
-                errors.add(
-                    at("employment.employer_id"),
-                    "length",
-                    "must have at most 64 characters",
-                );
+                errors.add(at("employment.employer_id"), Rule::Length, "最多 64 个字符");
             }
             Some(Employment {
                 status: e.status,
@@ -364,8 +348,8 @@ fn member(
         }) => {
             errors.add(
                 at("training.trade"),
-                "required",
-                "wanted training needs a trade",
+                Rule::Required,
+                "有培训意愿须填写意向工种",
             );
             (true, None)
         }
@@ -375,8 +359,8 @@ fn member(
         }) => {
             errors.add(
                 at("training.trade"),
-                "not_allowed",
-                "a trade is given only when training is wanted",
+                Rule::NotAllowed,
+                "只有有培训意愿时才填写工种",
             );
             (false, None)
         }
@@ -385,7 +369,7 @@ fn member(
     };
     let mut nets = HashSet::new();
     if input.safety_net.iter().any(|n| !nets.insert(*n)) {
-        errors.add(at("safety_net"), "duplicate", "lists a measure twice");
+        errors.add(at("safety_net"), Rule::Duplicate, "同一保障措施列了两次");
     }
     Some(Member {
         name,
@@ -428,8 +412,8 @@ pub fn household(
         Some(_) => {
             errors.add(
                 "household.household_number",
-                "household_number_format",
-                "must be 1 to 32 letters, digits or dashes",
+                Rule::HouseholdNumberFormat,
+                "须为 1 至 32 位字母、数字或连字符",
             );
             None
         }
@@ -447,8 +431,8 @@ pub fn household(
     if input.members.is_empty() || input.members.len() > MAX_MEMBERS {
         errors.add(
             "members",
-            "count",
-            format!("a household has 1 to {MAX_MEMBERS} members"),
+            Rule::Count,
+            format!("一户须有 1 至 {MAX_MEMBERS} 名成员"),
         );
     }
     let surveyed_day = surveyed_at.map_or_else(
@@ -476,30 +460,30 @@ pub fn household(
             if normalise_name(&head.name) != normalise_name(&h.head_name) {
                 errors.add(
                     "household.head_name",
-                    "head_mismatch",
-                    format!("differs from the name of members[{i}], the head"),
+                    Rule::HeadMismatch,
+                    format!("与户主成员 members[{i}] 的姓名不符"),
                 );
             }
             if let (Some(head_id), Ok(member_id)) = (&head_id, IdNumber::parse(&head.id_number)) {
                 if *head_id != member_id {
                     errors.add(
                         "household.head_id_number",
-                        "head_mismatch",
-                        format!("differs from the ID number of members[{i}], the head"),
+                        Rule::HeadMismatch,
+                        format!("与户主成员 members[{i}] 的身份证号不符"),
                     );
                 }
             }
         }
         [] if !input.members.is_empty() => errors.add(
             "members",
-            "one_head",
-            "one member must have the relation `head`",
+            Rule::OneHead,
+            "须有一名成员的关系为户主（`head`）",
         ),
         [] => {}
         _ => errors.add(
             "members",
-            "one_head",
-            "only one member may have the relation `head`",
+            Rule::OneHead,
+            "只能有一名成员的关系为户主（`head`）",
         ),
     }
 
@@ -510,11 +494,7 @@ pub fn household(
     };
     if let (Some(r), Some(id)) = (&replaces, &id) {
         if r == id {
-            errors.add(
-                "replaces",
-                "self_reference",
-                "a survey cannot replace itself",
-            );
+            errors.add("replaces", Rule::SelfReference, "调查不能更正它自身");
         }
     }
     device(&mut errors, &input.device);
@@ -527,8 +507,8 @@ pub fn household(
     else {
         return Err(vec![FieldError::new(
             "body",
-            "invalid",
-            "the survey could not be read",
+            Rule::Invalid,
+            "无法读取该调查",
         )]);
     };
     Ok(HouseholdSurvey {
@@ -569,15 +549,15 @@ pub fn village_survey(
                 if surveyed != month && surveyed != next {
                     errors.add(
                         "month",
-                        "month_mismatch",
-                        format!("a survey made in {surveyed} cannot be for {month}"),
+                        Rule::MonthMismatch,
+                        format!("{surveyed} 所做的调查不能算作 {month} 的调查"),
                     );
                 }
             }
             Some(month)
         }
         _ => {
-            errors.add("month", "month_format", "must be YYYY-MM");
+            errors.add("month", Rule::MonthFormat, "须为 YYYY-MM 格式的月份");
             None
         }
     };
@@ -591,16 +571,16 @@ pub fn village_survey(
         if !seen.insert(p.post_type) {
             errors.add(
                 format!("posts[{i}].post_type"),
-                "duplicate",
-                "each post type once",
+                Rule::Duplicate,
+                "每种岗位类型只能填写一次",
             );
         }
         for (name, value) in [("needed", p.needed), ("filled", p.filled)] {
             if !(0..=MAX_POSTS).contains(&value) {
                 errors.add(
                     format!("posts[{i}].{name}"),
-                    "range",
-                    format!("must be 0 to {MAX_POSTS}"),
+                    Rule::Range,
+                    format!("须为 0 至 {MAX_POSTS}"),
                 );
             }
         }
@@ -613,8 +593,8 @@ pub fn village_survey(
     if !(0..=MAX_POSTS).contains(&input.willing_people) {
         errors.add(
             "willing_people",
-            "range",
-            format!("must be 0 to {MAX_POSTS}"),
+            Rule::Range,
+            format!("须为 0 至 {MAX_POSTS}"),
         );
     }
     let photos = photos(&mut errors, &input.photos);
@@ -627,8 +607,8 @@ pub fn village_survey(
     else {
         return Err(vec![FieldError::new(
             "body",
-            "invalid",
-            "the survey could not be read",
+            Rule::Invalid,
+            "无法读取该调查",
         )]);
     };
     Ok(VillageSurvey {

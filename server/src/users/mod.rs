@@ -12,6 +12,7 @@ use diesel::prelude::*;
 use crate::auth::password;
 use crate::db::schema::{divisions, user_villages, users, villages};
 use crate::db::{write_transaction, DbConnection};
+use crate::domain::Rule;
 use crate::domain::{DivisionCode, DivisionLevel, Phone, Role};
 use crate::error::{ApiError, ApiResult, FieldError};
 
@@ -53,11 +54,7 @@ pub fn validate(conn: &mut DbConnection, input: &NewUserInput) -> ApiResult<NewU
         .ok();
     let name = input.name.trim().to_owned();
     if name.is_empty() || name.chars().count() > 50 {
-        errors.push(FieldError::new(
-            "name",
-            "length",
-            "must have 1 to 50 characters",
-        ));
+        errors.push(FieldError::new("name", Rule::Length, "须为 1 至 50 个字符"));
     }
     if let Err(e) = password::check_policy(&input.password) {
         errors.push(FieldError::from_invalid("password", e));
@@ -78,8 +75,8 @@ pub fn validate(conn: &mut DbConnection, input: &NewUserInput) -> ApiResult<NewU
                 if !exists {
                     errors.push(FieldError::new(
                         field,
-                        "unknown_village",
-                        format!("no village {code}"),
+                        Rule::UnknownVillage,
+                        format!("村 {code} 不存在"),
                     ));
                 } else if seen.insert(code.clone()) {
                     villages_ok.push(code);
@@ -104,8 +101,8 @@ pub fn validate(conn: &mut DbConnection, input: &NewUserInput) -> ApiResult<NewU
                 if !exists {
                     errors.push(FieldError::new(
                         "county",
-                        "unknown_county",
-                        format!("no county {code}"),
+                        Rule::UnknownCounty,
+                        format!("县（市、区）{code} 不存在"),
                     ));
                 }
                 Some(code)
@@ -120,8 +117,8 @@ pub fn validate(conn: &mut DbConnection, input: &NewUserInput) -> ApiResult<NewU
             if county.is_some() || !input.villages.is_empty() {
                 errors.push(FieldError::new(
                     "role",
-                    "scope_mismatch",
-                    "a city administrator has neither county nor villages",
+                    Rule::ScopeMismatch,
+                    "市扶贫办管理员不设县（市、区）和村",
                 ));
             }
             None
@@ -130,15 +127,15 @@ pub fn validate(conn: &mut DbConnection, input: &NewUserInput) -> ApiResult<NewU
             if !input.villages.is_empty() {
                 errors.push(FieldError::new(
                     "villages",
-                    "scope_mismatch",
-                    "a county reviewer has a county, not villages",
+                    Rule::ScopeMismatch,
+                    "县（市、区）审核员只设县（市、区），不设村",
                 ));
             }
             if county.is_none() && input.county.is_none() {
                 errors.push(FieldError::new(
                     "county",
-                    "required",
-                    "a county reviewer needs a county",
+                    Rule::Required,
+                    "县（市、区）审核员须指定县（市、区）",
                 ));
             }
             county
@@ -147,22 +144,22 @@ pub fn validate(conn: &mut DbConnection, input: &NewUserInput) -> ApiResult<NewU
             if input.villages.is_empty() {
                 errors.push(FieldError::new(
                     "villages",
-                    "required",
-                    "a field user needs at least one village",
+                    Rule::Required,
+                    "驻村工作队员和第一书记须至少负责一个村",
                 ));
             }
             if input.role == Role::FirstSecretary && input.villages.len() > 1 {
                 errors.push(FieldError::new(
                     "villages",
-                    "one_village",
-                    "a first secretary leads exactly one village",
+                    Rule::OneVillage,
+                    "第一书记只负责一个村",
                 ));
             }
             if village_counties.len() > 1 {
                 errors.push(FieldError::new(
                     "villages",
-                    "one_county",
-                    "a field user's villages must lie in one county",
+                    Rule::OneCounty,
+                    "所负责的村须在同一个县（市、区）内",
                 ));
             }
             let derived = village_counties.into_iter().next();
@@ -170,8 +167,8 @@ pub fn validate(conn: &mut DbConnection, input: &NewUserInput) -> ApiResult<NewU
                 if given != derived {
                     errors.push(FieldError::new(
                         "county",
-                        "scope_mismatch",
-                        "the county must be the one the villages lie in",
+                        Rule::ScopeMismatch,
+                        "县（市、区）须是所负责的村所在的县（市、区）",
                     ));
                 }
             }
@@ -211,10 +208,7 @@ pub fn create(
             .get_result::<i64>(conn)?
             > 0;
         if taken {
-            return Err(ApiError::conflict(format!(
-                "the phone number {} is already registered",
-                user.phone
-            )));
+            return Err(ApiError::conflict(format!("手机号 {} 已注册", user.phone)));
         }
         diesel::insert_into(users::table)
             .values((
@@ -265,7 +259,7 @@ fn unique_phone(error: diesel::result::Error) -> ApiError {
         diesel::result::Error::DatabaseError(
             diesel::result::DatabaseErrorKind::UniqueViolation,
             _,
-        ) => ApiError::conflict("the phone number is already registered"),
+        ) => ApiError::conflict("该手机号已注册"),
         other => other.into(),
     }
 }

@@ -38,7 +38,7 @@ impl Geofences {
                 ))
                 .first(conn)
                 .optional()?
-                .ok_or_else(|| ApiError::NotFound(format!("no village {village}")))?;
+                .ok_or_else(|| ApiError::NotFound(format!("村 {village} 不存在")))?;
         let fence = Geofence::from_stored(&kind, radius, lat, lon, &geojson).ok_or_else(|| {
             ApiError::internal(anyhow::anyhow!(
                 "village {village} has an unreadable geofence"

@@ -279,7 +279,7 @@ pub async fn village_by_code(
         DivisionCode::parse_level(&path.into_inner(), DivisionLevel::Village).map_err(|e| {
             ApiError::BadRequest {
                 code: crate::error::ErrorCode::InvalidPath,
-                detail: format!("code: {e}"),
+                detail: format!("code：{e}"),
                 field: Some("code".into()),
             }
         })?;
@@ -292,7 +292,7 @@ pub async fn village_by_code(
                 .select(COLUMNS)
                 .first(conn)
                 .optional()?
-                .ok_or_else(|| ApiError::NotFound(format!("no village {code}")))?;
+                .ok_or_else(|| ApiError::NotFound(format!("村 {code} 不存在")))?;
             to_village(record, &division_names(conn)?, true)
         })
         .await?;
