@@ -156,6 +156,32 @@ async fn a_key_of_another_county_is_flagged_never_merged(backend: Backend) {
         !by_number.to_string().contains(&taobei_household),
         "the answer names nothing of the other county: {by_number}"
     );
+    // Nor does its text: 「另一户」, not 洮北's village.
+    let said = by_number["flag_details"][0]["detail"]
+        .as_str()
+        .expect("detail");
+    assert!(said.contains("另一户"), "{said}");
+    assert!(!said.contains("洮北") && !said.contains("平安"), "{said}");
+    // The city sees both counties: its reading names 洮北's household.
+    let for_city: Value = app
+        .get_as(
+            &city,
+            &format!("/api/v1/surveys/{}", by_number["id"].as_str().expect("id")),
+        )
+        .await
+        .json()
+        .await
+        .expect("survey");
+    assert_eq!(
+        for_city["flag_details"][0]["related_household_id"],
+        taobei_household.as_str()
+    );
+    assert!(
+        for_city["flag_details"][0]["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("与洮北区平安镇平安村委会 张三户（其他县（市、区））相同")),
+        "{for_city}"
+    );
     // 洮南 names 洮北's head's ID number (no household number): the head-ID path, the same.
     let by_head = created(
         send(
@@ -213,7 +239,10 @@ async fn a_key_of_another_county_is_flagged_never_merged(backend: Backend) {
         .as_array()
         .expect("details")
         .iter()
-        .all(|f| f["related_household_id"].is_null()));
+        .all(|f| f["related_household_id"].is_null()
+            && f["detail"].as_str().is_some_and(|d| d.contains("另一户")
+                && !d.contains("洮北")
+                && !d.contains("平安"))));
     let home: Value = app
         .get_as(&taobei, &format!("/api/v1/households/{taobei_household}"))
         .await
@@ -237,6 +266,13 @@ async fn a_key_of_another_county_is_flagged_never_merged(backend: Backend) {
             (json!("household_in_other_county"), Value::Null)
         ]
     );
+    for f in home["flags"].as_array().expect("flags") {
+        let d = f["detail"].as_str().expect("detail");
+        assert!(
+            !d.contains("洮南") && !d.contains("荣华") && !d.contains("瓦房"),
+            "{d}"
+        );
+    }
 
     // 洮南 approves: 洮北's counts do not move.
     approve(&app, &taonan, by_number["id"].as_str().expect("id")).await;

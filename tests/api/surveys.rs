@@ -572,6 +572,28 @@ async fn a_person_in_two_households_is_flagged_unless_they_moved(backend: Backen
         b_answer["flag_details"][0]["related_household_id"],
         a["household_id"]
     );
+    // The text names A by village and head, in Chinese, and not by its id; the reviewer's
+    // reading of B says the same.
+    let a_id = a["household_id"].as_str().expect("id");
+    let said = b_answer["flag_details"][0]["detail"]
+        .as_str()
+        .expect("detail");
+    assert_eq!(
+        said,
+        "第 3 位成员（members[2]）也登记在洮北区平安镇平安村委会 张三户中"
+    );
+    assert!(!said.contains(a_id), "{said}");
+    let reviewer = app.token(REVIEWER_TAOBEI).await;
+    let read: Value = app
+        .get_as(
+            &reviewer,
+            &format!("/api/v1/surveys/{}", b_answer["id"].as_str().expect("id")),
+        )
+        .await
+        .json()
+        .await
+        .expect("survey");
+    assert_eq!(read["flag_details"][0]["detail"], said, "{read}");
     // A is surveyed again without the child (who moved): a new household C with the child is fine.
     let mut a_again = household_survey(
         &new_id(),
@@ -647,6 +669,10 @@ async fn keyless_surveys_near_a_similar_household_are_possible_duplicates(backen
     assert_eq!(
         near["flag_details"][0]["related_household_id"],
         known["household_id"]
+    );
+    assert_eq!(
+        near["flag_details"][0]["detail"],
+        "与洮北区平安镇平安村委会 张三户疑似重复：户主姓名相同、人数相差不超过 1 人，且相距不到 100 米"
     );
     assert_ne!(
         near["household_id"], known["household_id"],

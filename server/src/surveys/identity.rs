@@ -154,10 +154,11 @@ pub fn in_other_counties(
     Ok(out)
 }
 
-/// What the flag says. It names no household and nothing of the other county: the reader may
-/// be on either side.
+/// What the flag says, as stored. It names no household and nothing of the other county: the
+/// reader may be on either side, and only one who may see the other household (the city) reads
+/// its name in place of 「另一户」 (see [`super::flag_text`]).
 pub fn flag_detail() -> String {
-    "户编号或户主身份证号与其他县（市、区）的一户相同：未合并，待市扶贫办确认是迁移还是录入错误"
+    "户编号或户主身份证号与另一户（其他县（市、区））相同：未合并，待市扶贫办确认是迁移还是录入错误"
         .to_owned()
 }
 

@@ -3,6 +3,7 @@
 
 pub mod duplicates;
 pub mod duplicates_routes;
+pub mod flag_text;
 pub mod identity;
 pub mod input;
 pub mod read;

@@ -684,7 +684,8 @@ fn survey_detail(
 }
 
 /// The flags of the surveys, each with its survey id. A related household outside the
-/// caller's scope is not named: the flag says only that there is one.
+/// caller's scope is not named, neither by id nor in the text: the flag says only that there
+/// is one (see [`super::flag_text`]).
 fn flag_details(
     conn: &mut DbConnection,
     caller: &Caller,
@@ -719,14 +720,18 @@ fn flag_details(
         })
         .map(|(id, _)| id)
         .collect();
+    let visible_ids: Vec<&str> = visible.iter().map(String::as_str).collect();
+    let names = super::flag_text::names_of(conn, &visible_ids)?;
     rows.into_iter()
         .map(|(survey, flag, related, detail)| {
+            let shown = visible.contains(&related);
+            let name = names.get(&related).filter(|_| shown);
             Ok((
                 survey,
                 FlagDetail {
                     flag: SurveyFlag::parse(&flag).ok_or_else(|| corrupt("flag"))?,
-                    related_household_id: visible.contains(&related).then_some(related),
-                    detail,
+                    detail: super::flag_text::for_reader(&detail, name),
+                    related_household_id: shown.then_some(related),
                 },
             ))
         })

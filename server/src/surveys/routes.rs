@@ -24,8 +24,12 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct FlagDetail {
     pub flag: SurveyFlag,
-    /// The other household concerned (`possible_duplicate`, `person_in_multiple_households`).
+    /// The other household concerned (`possible_duplicate`, `person_in_multiple_households`,
+    /// `household_in_other_county`); absent when it lies outside the reader's scope.
     pub related_household_id: Option<String>,
+    /// Why the flag was raised, in Chinese. It names the other household by village and head
+    /// (「洮北区青山镇德顺村 张三户」) only where `related_household_id` is given, else 「另一户」.
+    #[schema(example = "第 1 位成员（members[0]）也登记在洮北区青山镇德顺村 张三户中")]
     pub detail: String,
 }
 

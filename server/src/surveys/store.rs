@@ -10,7 +10,7 @@ use super::duplicates::PairKind;
 use super::identity;
 use super::validate::{HouseholdSurvey, VillageSurvey};
 use crate::db::schema::{
-    household_surveys, households, people, photo_links, survey_flags, survey_members,
+    household_surveys, households, people, photo_links, survey_flags, survey_members, users,
     village_post_demand, village_surveys,
 };
 use crate::db::DbConnection;
@@ -221,13 +221,17 @@ fn conflicting_version(
             .as_ref()
             .is_some_and(|r| r.as_str() == other_id);
         if !corrected && other_answers != answers_hash {
+            // Named by the enumerator, a person the reviewer can call, not by a survey UUID.
+            let name: Option<String> = users::table
+                .find(other_enumerator)
+                .select(users::name)
+                .first(conn)
+                .optional()?;
+            let who = name.map_or_else(|| "另一名调查员".to_owned(), |n| format!("调查员 {n}"));
             return Ok(Some(Flag {
                 flag: SurveyFlag::ConflictingVersions,
                 related_household_id: None,
-                detail: format!(
-                    "另一名调查员同月（{}）的调查 {other_id} 答案不同",
-                    survey.month
-                ),
+                detail: format!("{who}同月（{}）对本户的调查答案与此不同", survey.month),
             }));
         }
     }
@@ -353,7 +357,7 @@ pub fn household(
         flags.push(Flag {
             flag: SurveyFlag::PossibleDuplicate,
             detail: format!(
-                "户主姓名相同、人数相差不超过 1 人，且相距不到 {DUPLICATE_RADIUS_M} 米的另一户"
+                "与另一户疑似重复：户主姓名相同、人数相差不超过 1 人，且相距不到 {DUPLICATE_RADIUS_M} 米"
             ),
             related_household_id: Some(other.clone()),
         });
@@ -531,16 +535,26 @@ pub fn household(
     // The answer is replayed to the enumerator: households outside the survey's county are not
     // named in it.
     let county = survey.village.county();
+    let mut shown = Vec::new();
+    for f in &flags {
+        if let Some(h) = &f.related_household_id {
+            if in_county(conn, h, &county)? {
+                shown.push(h.as_str());
+            }
+        }
+    }
+    let names = super::flag_text::names_of(conn, &shown)?;
     let mut flag_details = Vec::with_capacity(flags.len());
     for f in &flags {
-        let related = match &f.related_household_id {
-            Some(h) if in_county(conn, h, &county)? => Some(h.as_str()),
-            _ => None,
-        };
+        let related = f
+            .related_household_id
+            .as_deref()
+            .filter(|h| shown.contains(h));
+        let name = related.and_then(|h| names.get(h));
         flag_details.push(json!({
             "flag": f.flag,
             "related_household_id": related,
-            "detail": f.detail,
+            "detail": super::flag_text::for_reader(&f.detail, name),
         }));
     }
     Ok(json!({

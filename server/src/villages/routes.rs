@@ -150,7 +150,7 @@ fn division_names(conn: &mut DbConnection) -> QueryResult<HashMap<String, String
 fn query_code(name: &str, value: &str, level: DivisionLevel) -> ApiResult<DivisionCode> {
     DivisionCode::parse_level(value, level).map_err(|e| ApiError::BadRequest {
         code: crate::error::ErrorCode::InvalidQuery,
-        detail: format!("{name}: {e}"),
+        detail: format!("{name}：{e}"),
         field: Some(name.to_owned()),
     })
 }

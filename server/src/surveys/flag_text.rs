@@ -1,0 +1,128 @@
+//! What a survey flag says to the person reading it.
+//!
+//! A flag's stored `detail` names no household: it says 「另一户」, because the flag is read by
+//! people on both sides and some of them may not see the other household. The text shown is
+//! built for its reader: where the reader may see the related household (the same rule that
+//! decides whether `related_household_id` is shown), 「另一户」 becomes that household's village
+//! and head, e.g. 「洮北区青山镇德顺村 张三户」. A household out of scope stays 「另一户」.
+
+use std::collections::HashMap;
+
+use diesel::prelude::*;
+
+use crate::db::schema::{divisions, household_surveys, households, villages};
+use crate::db::DbConnection;
+
+/// How a stored detail refers to the household the flag relates to.
+pub const OTHER_HOUSEHOLD: &str = "另一户";
+
+/// A household as a person knows it: where it lives and who heads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HouseholdName {
+    /// County, township and village, e.g. 洮北区青山镇德顺村.
+    pub place: String,
+    /// The head's name in the household's latest survey.
+    pub head_name: String,
+}
+
+impl HouseholdName {
+    /// 「洮北区青山镇德顺村 张三户」.
+    pub fn phrase(&self) -> String {
+        format!("{} {}户", self.place, self.head_name)
+    }
+}
+
+/// The text of a flag for a reader who may (`Some`) or may not (`None`) see the related
+/// household.
+pub fn for_reader(stored: &str, related: Option<&HouseholdName>) -> String {
+    match related {
+        None => stored.to_owned(),
+        Some(name) if stored.contains(OTHER_HOUSEHOLD) => {
+            stored.replacen(OTHER_HOUSEHOLD, &name.phrase(), 1)
+        }
+        // A detail stored before details said 「另一户」.
+        Some(name) => format!("{stored}（相关户：{}）", name.phrase()),
+    }
+}
+
+/// The names of the households, by id: village (with its county and township) and the head of
+/// the latest survey. A household without surveys (merged away) has no name.
+pub fn names_of(
+    conn: &mut DbConnection,
+    ids: &[&str],
+) -> QueryResult<HashMap<String, HouseholdName>> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let homes: Vec<(String, String, String, String, String)> = households::table
+        .inner_join(villages::table.on(villages::code.eq(households::village_code)))
+        .filter(households::id.eq_any(ids))
+        .select((
+            households::id,
+            villages::code,
+            villages::name,
+            villages::township_code,
+            villages::county_code,
+        ))
+        .load(conn)?;
+    let mut codes: Vec<&str> = homes
+        .iter()
+        .flat_map(|h| [h.3.as_str(), h.4.as_str()])
+        .collect();
+    codes.sort_unstable();
+    codes.dedup();
+    let division: HashMap<String, String> = divisions::table
+        .filter(divisions::code.eq_any(&codes))
+        .select((divisions::code, divisions::name))
+        .load::<(String, String)>(conn)?
+        .into_iter()
+        .collect();
+    // Latest version first, so the first head seen per household is the current one.
+    let heads: Vec<(String, String)> = household_surveys::table
+        .filter(household_surveys::household_id.eq_any(ids))
+        .order((
+            household_surveys::household_id,
+            household_surveys::version.desc(),
+        ))
+        .select((
+            household_surveys::household_id,
+            household_surveys::head_name,
+        ))
+        .load(conn)?;
+    let mut head_of: HashMap<String, String> = HashMap::new();
+    for (household, head) in heads {
+        head_of.entry(household).or_insert(head);
+    }
+    let name = |code: &str| division.get(code).map(String::as_str).unwrap_or_default();
+    Ok(homes
+        .into_iter()
+        .filter_map(|(id, _, village, township, county)| {
+            let head_name = head_of.remove(&id)?;
+            let place = format!("{}{}{}", name(&county), name(&township), village);
+            Some((id, HouseholdName { place, head_name }))
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_the_household_only_for_a_reader_who_may_see_it() {
+        let name = HouseholdName {
+            place: "洮北区青山镇德顺村".into(),
+            head_name: "张三".into(),
+        };
+        let stored = "第 1 位成员（members[0]）也登记在另一户中";
+        assert_eq!(for_reader(stored, None), stored);
+        assert_eq!(
+            for_reader(stored, Some(&name)),
+            "第 1 位成员（members[0]）也登记在洮北区青山镇德顺村 张三户中"
+        );
+        assert_eq!(
+            for_reader("旧的说明", Some(&name)),
+            "旧的说明（相关户：洮北区青山镇德顺村 张三户）"
+        );
+    }
+}
