@@ -196,6 +196,12 @@ pub fn build() -> Catalog {
                     .collect(),
             ),
             e(
+                "rule",
+                "校验规则",
+                "problem+json `rule` and `errors[].rule`",
+                entries!(Rule),
+            ),
+            e(
                 "error_code",
                 "错误代码",
                 "problem+json `code`",

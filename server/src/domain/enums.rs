@@ -350,7 +350,6 @@ labelled_enum! {
         UnknownVillage = ("unknown_village", "村不存在"),
         UnknownCounty = ("unknown_county", "县（市、区）不存在"),
         OneOfPair = ("one_of_pair", "须是这对户之一"),
-        ExpectedCount = ("expected_count", "与预期的条数不符"),
         NotAPostHolder = ("not_a_post_holder", "不是在岗的特岗人员"),
         // Accounts.
         PasswordTooShort = ("password_too_short", "密码过短"),
