@@ -327,7 +327,7 @@ impl ApiError {
         let detail = match self {
             ApiError::Validation(errors) => match errors.as_slice() {
                 [one] => format!("{}：{}", one.field, one.detail),
-                many => format!("共 {} 个字段未通过校验，见 errors", many.len()),
+                many => format!("共 {} 个字段未通过校验，逐项见 `errors`", many.len()),
             },
             // Internal details stay in the log.
             ApiError::Internal(_) => {

@@ -320,7 +320,7 @@ async fn decisions_need_the_csrf_token_and_follow_the_api_rules(backend: Backend
         .submit(&path, &[("csrf", &csrf), ("decision", "reject")])
         .await;
     assert!(
-        page.contains("flash error") && page.contains("reason"),
+        page.contains("flash error") && page.contains("理由：请填写作出此决定的理由"),
         "{page}"
     );
     assert_eq!(survey_status(&app, &first).await["status"], "submitted");

@@ -10,6 +10,7 @@ mod auth;
 mod bombs;
 mod browser;
 mod checkins;
+mod chinese;
 mod cli;
 mod console;
 mod contract;

@@ -104,7 +104,7 @@ async fn decisions_follow_the_state_machine(backend: Backend) {
         again["detail"]
             .as_str()
             .unwrap_or_default()
-            .contains("approved"),
+            .contains("已通过"),
         "{again}"
     );
 

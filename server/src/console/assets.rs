@@ -14,7 +14,7 @@ pub async fn serve(path: web::Path<String>) -> Result<HttpResponse, ConsoleError
         "console.css" => (CSS, "text/css; charset=utf-8"),
         "console.js" => (JS, "text/javascript; charset=utf-8"),
         other => {
-            return Err(ApiError::NotFound(format!("no asset {other}")).into());
+            return Err(ApiError::NotFound(format!("静态文件 {other} 不存在")).into());
         }
     };
     Ok(HttpResponse::Ok()

@@ -12,10 +12,10 @@ use crate::error::ApiError;
 #[derive(Debug, thiserror::Error)]
 pub enum ConsoleError {
     /// No session, or one that ended: log in, then come back to the path.
-    #[error("login required")]
+    #[error("需要登录")]
     Login(String),
     /// A form without this session's CSRF token.
-    #[error("CSRF token missing or wrong")]
+    #[error("表单令牌缺失或不符")]
     Csrf,
     #[error(transparent)]
     Api(#[from] ApiError),
@@ -47,7 +47,11 @@ impl ResponseError for ConsoleError {
                     tracing::error!(error = ?cause, "console request failed");
                 }
                 let problem = e.problem();
-                (problem.title, problem.detail)
+                let detail = match &problem.field {
+                    Some(field) => form_detail(field, &problem.detail),
+                    None => problem.detail.clone(),
+                };
+                (problem.title, detail)
             }
         };
         let status = self.status_code();
@@ -70,17 +74,68 @@ impl ResponseError for ConsoleError {
     }
 }
 
-/// The Chinese text of an API error, for a flash message after a refused decision.
+/// The Chinese text of an API error, for a flash message after a refused decision. Fields are
+/// named by what the form calls them, not by their API names.
 pub fn explain(e: &ApiError) -> String {
     let problem = e.problem();
     let fields: Vec<String> = problem
         .errors
         .iter()
-        .map(|f| format!("{}（{}）", f.field, f.detail))
+        .map(|f| match form_label(&f.field) {
+            Some(label) => format!("{label}：{}", f.detail),
+            None => f.detail.clone(),
+        })
         .collect();
     if fields.is_empty() {
-        format!("{}：{}", problem.title, problem.detail)
+        let detail = match &problem.field {
+            Some(field) => form_detail(field, &problem.detail),
+            None => problem.detail.clone(),
+        };
+        format!("{}：{detail}", problem.title)
     } else {
         format!("{}：{}", problem.title, fields.join("；"))
     }
+}
+
+/// A problem detail that starts with its field's API name (`month：须为…`), the name replaced
+/// by the console's (`月份：须为…`), or dropped where the console has none.
+fn form_detail(field: &str, detail: &str) -> String {
+    match detail
+        .strip_prefix(field)
+        .and_then(|d| d.strip_prefix('：'))
+    {
+        Some(rest) => match form_label(field) {
+            Some(label) => format!("{label}：{rest}"),
+            None => rest.to_owned(),
+        },
+        None => detail.to_owned(),
+    }
+}
+
+/// The console's name of a field its forms and links send.
+fn form_label(field: &str) -> Option<&'static str> {
+    Some(match field {
+        "county" => "县（市、区）",
+        "village" => "村",
+        "code" => "区划代码",
+        "level" => "层级",
+        "id" => "调查编号",
+        "flag" => "核验标记",
+        "status" => "审核状态",
+        "state" => "处理状态",
+        "cursor" => "翻页位置",
+        "limit" => "每页条数",
+        "format" => "导出格式",
+        "figure" => "比较指标",
+        "reason" => "理由",
+        "decision" => "审核决定",
+        "action" => "处理操作",
+        "survivor" => "保留的户",
+        "ids" => "所选调查",
+        "seen_version" => "所见版本",
+        "phone" => "手机号",
+        "password" => "密码",
+        "month" => "月份",
+        _ => return None,
+    })
 }

@@ -407,7 +407,7 @@ pub async fn decide_duplicate_pair(
         if uuid::Uuid::parse_str(id).is_err() {
             return Err(ApiError::BadRequest {
                 code: ErrorCode::InvalidPath,
-                detail: format!("{field}：户编号（household id）须为 UUID"),
+                detail: format!("{field}：户的 ID 须为 UUID"),
                 field: Some(field.into()),
             });
         }
