@@ -1,6 +1,7 @@
 //! The HTTP API tested end to end: the real server on a random port, against SQLite and
 //! against a PostgreSQL the tests start themselves (see `pg.rs`).
 
+mod conformance;
 mod helpers;
 mod moto;
 mod pg;
