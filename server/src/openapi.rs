@@ -14,8 +14,8 @@ use crate::error::{ErrorCode, Problem};
 #[derive(OpenApi)]
 #[openapi(
     info(
-        title = "Taizhang (台账) API",
-        description = "Field data collection for rural employment programmes: household and village surveys, \
+        title = "Taizhang API",
+        description = "台账 (Taizhang): field data collection for rural employment programmes: household and village surveys, \
                        attendance check-ins, review and the village demand ledger (需求台账). \
                        Errors are RFC 9457 `application/problem+json` documents with a stable `code`; \
                        see `mobile-api-spec/README.md` for the app developers' guide. \
@@ -26,7 +26,15 @@ use crate::error::{ErrorCode, Problem};
         license(name = "MIT OR Apache-2.0"),
     ),
     servers((url = "/", description = "This server")),
-    components(schemas(Problem, ErrorCode, crate::error::FieldError)),
+    // Query parameter types: utoipa collects the schemas of bodies, not of parameters.
+    components(schemas(
+        Problem,
+        ErrorCode,
+        crate::error::FieldError,
+        crate::photos::routes::PhotoSize,
+        crate::audit::routes::AuditFormat,
+        crate::ledger::routes::ExportFormat,
+    )),
     modifiers(&Security, &StandardErrors),
     tags(
         (name = "auth", description = "Login, token refresh, logout and the caller's account"),
@@ -99,11 +107,17 @@ impl Modify for StandardErrors {
             ];
             for op in ops.into_iter().flatten() {
                 let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
-                let has_body = op.request_body.is_some();
-                if has_body {
-                    add(op, "400", "`malformed_json`: the body is not valid JSON");
+                let body_types: Vec<String> = op
+                    .request_body
+                    .as_ref()
+                    .map(|b| b.content.keys().cloned().collect())
+                    .unwrap_or_default();
+                if !body_types.is_empty() {
                     add(op, "408", "`request_timeout`: the body arrived too slowly (README, \"Limits on clients\"); the connection closes");
                     add(op, "413", "`payload_too_large`: the body exceeds the limit");
+                }
+                if body_types.iter().any(|t| t == "application/json") {
+                    add(op, "400", "`malformed_json`: the body is not valid JSON");
                     add(
                         op,
                         "415",
@@ -165,6 +179,13 @@ pub fn document() -> OpenApiDoc {
     doc.merge(std::mem::take(&mut api));
     Security.modify(&mut doc);
     StandardErrors.modify(&mut doc);
+    // The title stays ASCII, since generators derive package names from it; the Chinese
+    // name travels beside it.
+    doc.info.extensions = Some(
+        utoipa::openapi::extensions::ExtensionsBuilder::new()
+            .add("x-title-zh", "台账 API")
+            .build(),
+    );
     doc
 }
 
@@ -186,3 +207,20 @@ pub async fn openapi_json(doc: web::Data<OpenApiJson>) -> HttpResponse {
         .content_type("application/json")
         .body(doc.0.clone())
 }
+
+/// A body of raw bytes (a JPEG, a spreadsheet): `type: string` with `format: binary`, which
+/// generators map to a file or byte stream (utoipa would describe `Vec<u8>` as an array of
+/// integers).
+pub struct Binary;
+
+impl utoipa::PartialSchema for Binary {
+    fn schema() -> RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, SchemaType, Type};
+        ObjectBuilder::new()
+            .schema_type(SchemaType::new(Type::String))
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
+            .into()
+    }
+}
+
+impl ToSchema for Binary {}

@@ -5,18 +5,35 @@
 /// Declares an enum whose wire value and Chinese label sit side by side.
 macro_rules! labelled_enum {
     (
-        $(#[$meta:meta])*
+        $(#[doc = $doc:literal])*
         $vis:vis enum $name:ident {
             $($(#[$vmeta:meta])* $variant:ident = ($value:literal, $label:literal)),+ $(,)?
         }
     ) => {
-        $(#[$meta])*
+        $(#[doc = $doc])*
         #[derive(
             Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord,
-            serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+            serde::Serialize, serde::Deserialize,
         )]
         $vis enum $name {
             $($(#[$vmeta])* #[serde(rename = $value)] $variant),+
+        }
+
+        // Written out rather than derived: utoipa's derive does not see a `serde(rename)` whose
+        // value comes from a macro argument, and would document the Rust variant names.
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                crate::domain::enums::string_enum_schema(
+                    &[$($doc),*],
+                    &[$(($value, $label)),+],
+                )
+            }
+        }
+
+        impl utoipa::ToSchema for $name {
+            fn name() -> std::borrow::Cow<'static, str> {
+                std::borrow::Cow::Borrowed(stringify!($name))
+            }
         }
 
         impl $name {
@@ -52,6 +69,38 @@ macro_rules! labelled_enum {
             }
         }
     };
+}
+
+/// The OpenAPI schema of a labelled enum: a string with the wire values, its doc comment and
+/// each value's Chinese label (also in `x-enum-descriptions`, which generators use for
+/// the constants' comments).
+pub(crate) fn string_enum_schema(
+    doc: &[&str],
+    values: &[(&'static str, &'static str)],
+) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::extensions::ExtensionsBuilder;
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+
+    let mut description = doc.iter().map(|l| l.trim()).collect::<Vec<_>>().join(" ");
+    if !description.is_empty() {
+        description.push_str("\n\n");
+    }
+    for (value, label) in values {
+        description.push_str(&format!("- `{value}`: {label}\n"));
+    }
+    ObjectBuilder::new()
+        .schema_type(SchemaType::new(Type::String))
+        .description(Some(description.trim_end()))
+        .enum_values(Some(values.iter().map(|(v, _)| *v)))
+        .extensions(Some(
+            ExtensionsBuilder::new()
+                .add(
+                    "x-enum-descriptions",
+                    values.iter().map(|(_, l)| *l).collect::<Vec<_>>(),
+                )
+                .build(),
+        ))
+        .into()
 }
 
 labelled_enum! {

@@ -614,7 +614,7 @@ pub struct InventoryExportQuery {
     security(("bearer" = [])),
     params(InventoryExportQuery),
     responses(
-        (status = 200, description = "The file", content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", body = Vec<u8>),
+        (status = 200, description = "The file", content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", body = inline(crate::openapi::Binary)),
         (status = 400, description = "`invalid_query`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`out_of_scope`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such node", body = Problem, content_type = "application/problem+json"),
