@@ -72,10 +72,11 @@ pub async fn readyz(state: web::Data<AppState>) -> ApiResult<web::Json<Readiness
 ///
 /// HTTP requests by route and status, request latency, database pool use, submissions by kind
 /// and outcome, flags raised, the review queue by county, the ledger's recomputation backlog
-/// and lag, photo store errors, build info (README, "Operations"). The format follows `Accept`: OpenMetrics 1.0.0 (`application/openmetrics-text`) when the
-/// scraper asks for it at least as much as for plain text, as Prometheus does; otherwise the
-/// Prometheus text format 0.0.4. The review queue and ledger gauges are read from the database
-/// at the scrape; when it does not answer they keep their last values.
+/// and lag, photo store errors, build info (README, "Operations"). OpenMetrics 1.0.0
+/// (`application/openmetrics-text`) when the scraper asks for it at least as much as for plain
+/// text, as Prometheus does; otherwise the Prometheus text format 0.0.4. The review queue and
+/// ledger gauges are read from the database at the scrape; when it does not answer they keep
+/// their last values.
 #[utoipa::path(
     tag = "operations",
     responses(
