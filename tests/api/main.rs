@@ -17,6 +17,7 @@ mod contract;
 mod errors;
 mod ledger;
 mod limits;
+mod metrics;
 mod ops;
 mod phash;
 mod photos;
