@@ -159,7 +159,7 @@ impl Application {
         let port = listener.local_addr()?.port();
         let state = web::Data::new(AppState {
             db: prepared.db,
-            photos: prepared.photos,
+            photos: prepared.photos.clone(),
             decode_budget: DecodeBudget::new(
                 settings.photos.decode_budget_bytes,
                 crate::photos::budget::WAIT,
@@ -167,7 +167,7 @@ impl Application {
             vault: Vault::new(&prepared.keys),
             geofences: Geofences::default(),
             keys: prepared.keys,
-            metrics: Metrics::new(),
+            metrics: Metrics::new(prepared.photos.errors()),
             settings: settings.clone(),
         });
         let doc = web::Data::new(OpenApiJson(openapi::to_json(&openapi::document())));
@@ -234,10 +234,11 @@ impl Application {
     /// Serves until SIGTERM or SIGINT, then lets in-flight requests finish.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let handle = self.server.handle();
-        let warmer =
-            self.state.settings.ledger_warm_interval.map(|every| {
-                tokio::spawn(crate::ledger::warm_forever(self.state.db.clone(), every))
-            });
+        let warmer = self
+            .state
+            .settings
+            .ledger_warm_interval
+            .map(|every| tokio::spawn(crate::ledger::warm_forever(self.state.clone(), every)));
         let signals = self.signals;
         tokio::spawn(async move {
             signals.wait().await;

@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use reqwest::{Client, Response};
+use reqwest_middleware::ClientWithMiddleware;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use taizhang::photos::synthetic::{
@@ -191,7 +192,7 @@ fn more_bombs() -> Vec<Bomb> {
     ]
 }
 
-async fn put(client: &Client, address: &str, token: &str, bomb: &Bomb) -> Response {
+async fn put(client: &ClientWithMiddleware, address: &str, token: &str, bomb: &Bomb) -> Response {
     client
         .put(format!("{address}/api/v1/photos/{}", sha(&bomb.bytes)))
         .bearer_auth(token)
@@ -371,11 +372,7 @@ async fn eight_concurrent_bombs_cost_little_memory_and_time(backend: Backend) {
     let photo =
         progressive_jpeg(&Scene::new(36).render(2400, 1800, 0.0), 85, false).expect("progressive");
     let server = ServerProcess::start(&url);
-    let client = Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .expect("client");
+    let client = crate::helpers::checked_client(Client::builder().timeout(Duration::from_secs(60)));
     let login: Value = client
         .post(format!("{}/api/v1/auth/login", server.address))
         .json(&json!({"phone": ENUMERATOR_TAOBEI.phone, "password": ENUMERATOR_TAOBEI.password, "device_id": "d"}))

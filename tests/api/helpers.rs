@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use reqwest::{Method, RequestBuilder, Response};
+use reqwest::{Method, Response};
+use reqwest_middleware::{ClientWithMiddleware, RequestBuilder};
 use serde_json::{json, Value};
 use taizhang::config::Settings;
 use taizhang::db::DatabaseUrl;
@@ -82,7 +83,8 @@ pub const TEST_SECRET: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0
 
 pub struct TestApp {
     pub address: String,
-    pub client: reqwest::Client,
+    /// Checks every exchange against the OpenAPI document (see `conformance.rs`).
+    pub client: ClientWithMiddleware,
     pub settings: Settings,
     handle: actix_web::dev::ServerHandle,
     _data_dir: std::sync::Arc<TempDir>,
@@ -155,11 +157,7 @@ impl TestApp {
         let address = format!("http://127.0.0.1:{}", app.port());
         let handle = app.handle();
         actix_web::rt::spawn(app.run_until_stopped());
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("http client");
+        let client = checked_client(reqwest::Client::builder().timeout(Duration::from_secs(30)));
         Self {
             address,
             client,
@@ -225,6 +223,15 @@ impl TestApp {
     pub async fn stop(&self) {
         self.handle.stop(true).await;
     }
+}
+
+/// A test client whose every exchange is checked against the OpenAPI document (see
+/// `conformance.rs`).
+pub fn checked_client(builder: reqwest::ClientBuilder) -> ClientWithMiddleware {
+    let client = builder.no_proxy().build().expect("http client");
+    reqwest_middleware::ClientBuilder::new(client)
+        .with(crate::conformance::Conformance)
+        .build()
 }
 
 /// Reads a problem+json answer, checking its content type, status and code.

@@ -1,6 +1,7 @@
 //! The HTTP API tested end to end: the real server on a random port, against SQLite and
 //! against a PostgreSQL the tests start themselves (see `pg.rs`).
 
+mod conformance;
 mod helpers;
 mod moto;
 mod pg;
@@ -17,6 +18,7 @@ mod contract;
 mod errors;
 mod ledger;
 mod limits;
+mod metrics;
 mod ops;
 mod phash;
 mod photos;

@@ -217,7 +217,7 @@ async fn files_are_private_to_the_server(backend: Backend) {
         &[("TAIZHANG_WORKERS", "1".as_ref())],
     )
     .expect("start taizhang");
-    let client = reqwest::Client::new();
+    let client = crate::helpers::checked_client(reqwest::Client::builder());
     let login: Value = client
         .post(format!("{}/api/v1/auth/login", server.address))
         .json(&serde_json::json!({"phone": ENUMERATOR_TAOBEI.phone, "password": ENUMERATOR_TAOBEI.password, "device_id": "d"}))

@@ -1185,10 +1185,7 @@ async fn a_household_in_two_pairs_is_listed_in_both(backend: Backend) {
 async fn reviewers_on_two_server_processes_decide_each_survey_once() {
     let url = crate::pg::fresh_database();
     let (a, b) = (ServerProcess::start(&url), ServerProcess::start(&url));
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("client");
+    let client = crate::helpers::checked_client(reqwest::Client::builder());
     let login = |server: &ServerProcess, user: DemoUser| {
         let request = client
             .post(format!("{}/api/v1/auth/login", server.address))

@@ -1046,10 +1046,7 @@ mod more {
 async fn two_server_processes_on_postgres_store_one_survey() {
     let url = crate::pg::fresh_database();
     let (a, b) = (ServerProcess::start(&url), ServerProcess::start(&url));
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("client");
+    let client = crate::helpers::checked_client(reqwest::Client::builder());
     let mut tokens = Vec::new();
     for server in [&a, &b] {
         let login: Value = client

@@ -10,7 +10,7 @@ use crate::domain::{CheckinFlag, Role, SubmissionId};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::http::ApiJsonValue;
 use crate::startup::AppState;
-use crate::submissions::{self, canonical_json, Incoming, Kind};
+use crate::submissions::{self, canonical_json, Incoming, Kind, Outcome};
 
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(submit_checkin)
@@ -69,56 +69,66 @@ pub struct CheckinAnswer {
 pub async fn submit_checkin(
     state: web::Data<AppState>,
     caller: Caller,
-    body: ApiJsonValue<CheckinRequest>,
+    // Taken as a result so that a refused body counts in the submission metrics.
+    body: Result<ApiJsonValue<CheckinRequest>, ApiError>,
 ) -> ApiResult<HttpResponse> {
-    caller.require_role(&[Role::Enumerator, Role::FirstSecretary])?;
+    let result = receive_checkin(state.clone(), caller, body).await;
+    state.metrics.observe_submission(Kind::Checkin, &result);
+    Ok(result?.into_response())
+}
+
+async fn receive_checkin(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: Result<ApiJsonValue<CheckinRequest>, ApiError>,
+) -> ApiResult<Outcome> {
+    // The body's errors come first, as when it was extracted before the handler ran.
     let ApiJsonValue {
         typed: request,
         value,
-    } = body;
+    } = body?;
+    caller.require_role(&[Role::Enumerator, Role::FirstSecretary])?;
     let canonical = canonical_json(&value);
     let now = Utc::now();
     let state = state.into_inner();
     let db = state.db.clone();
-    let outcome = db
-        .write(move |conn| {
-            let vault = &state.vault;
-            if let Ok(id) = SubmissionId::parse(&request.submission_id) {
-                let incoming = Incoming {
-                    id: id.as_str(),
-                    kind: Kind::Checkin,
-                    user_id: &caller.user_id,
-                    village_code: &request.village_code,
-                    canonical: &canonical,
-                    replay_checked: false,
-                };
-                if let Some(replayed) = submissions::replay(conn, vault, &incoming)? {
-                    return Ok(replayed);
-                }
-            }
-            let checkin = input::validate(&request, &caller, now).map_err(ApiError::Validation)?;
+    db.write(move |conn| {
+        let vault = &state.vault;
+        if let Ok(id) = SubmissionId::parse(&request.submission_id) {
             let incoming = Incoming {
-                id: checkin.id.as_str(),
+                id: id.as_str(),
                 kind: Kind::Checkin,
                 user_id: &caller.user_id,
-                village_code: checkin.village.as_str(),
+                village_code: &request.village_code,
                 canonical: &canonical,
-                replay_checked: true,
+                replay_checked: false,
             };
-            submissions::ingest(conn, vault, &incoming, now, |conn| {
-                store::store(
-                    conn,
-                    vault,
-                    &state.geofences,
-                    &state.settings.checkins,
-                    &checkin,
-                    &caller.user_id,
-                    now,
-                )
-            })
+            if let Some(replayed) = submissions::replay(conn, vault, &incoming)? {
+                return Ok(replayed);
+            }
+        }
+        let checkin = input::validate(&request, &caller, now).map_err(ApiError::Validation)?;
+        let incoming = Incoming {
+            id: checkin.id.as_str(),
+            kind: Kind::Checkin,
+            user_id: &caller.user_id,
+            village_code: checkin.village.as_str(),
+            canonical: &canonical,
+            replay_checked: true,
+        };
+        submissions::ingest(conn, vault, &incoming, now, |conn| {
+            store::store(
+                conn,
+                vault,
+                &state.geofences,
+                &state.settings.checkins,
+                &checkin,
+                &caller.user_id,
+                now,
+            )
         })
-        .await?;
-    Ok(outcome.into_response())
+    })
+    .await
 }
 
 /// Monthly attendance: per person and village, the days present (several check-ins a day count

@@ -273,6 +273,30 @@ pub fn stale_villages(
         .load(conn)
 }
 
+/// How many villages' cached figures for `month` are missing or stale (0 for a closed month,
+/// which is read from its snapshot): what `/metrics` reports as the ledger's backlog.
+pub fn stale_count(conn: &mut DbConnection, month: &str) -> QueryResult<i64> {
+    if is_closed(conn, month)? {
+        return Ok(0);
+    }
+    ledger_generations::table
+        .left_join(
+            ledger_cache::table.on(ledger_cache::village_code
+                .eq(ledger_generations::village_code)
+                .and(ledger_cache::month.eq(month))),
+        )
+        .filter(
+            ledger_cache::generation
+                .nullable()
+                .is_null()
+                .or(ledger_cache::generation
+                    .nullable()
+                    .ne(ledger_generations::generation.nullable())),
+        )
+        .count()
+        .get_result(conn)
+}
+
 /// One round of the background warmer: recomputes up to `limit` stale villages of each month
 /// (closed months need nothing) and returns what to store.
 pub fn warm(conn: &mut DbConnection, months: &[String], limit: i64) -> ApiResult<Vec<Fresh>> {

@@ -13,15 +13,18 @@ pub mod seed;
 
 use std::time::Duration;
 
-use crate::db::{write_transaction, Db};
+use crate::db::write_transaction;
+use crate::startup::AppState;
 
 /// Villages recomputed per month and round by the background warmer.
 const WARM_BATCH: i64 = 100;
 
 /// Keeps the cached figures of the current and previous month fresh: every `interval`, the
 /// villages changed since their figures were cached are recomputed and stored, so a reader
-/// after a busy day rarely computes anything. Runs until the task is dropped.
-pub async fn warm_forever(db: Db, interval: Duration) {
+/// after a busy day rarely computes anything. A round that finds nothing to recompute tells the
+/// metrics the ledger is fresh. Runs until the task is dropped.
+pub async fn warm_forever(state: actix_web::web::Data<AppState>, interval: Duration) {
+    let db = state.db.clone();
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -42,6 +45,7 @@ pub async fn warm_forever(db: Db, interval: Duration) {
             }
         };
         if fresh.iter().all(|f| f.is_empty()) {
+            state.metrics.ledger_fresh();
             continue;
         }
         let stored = db

@@ -17,6 +17,8 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{ClientOptions, ObjectStore, PutPayload};
 
+use crate::metrics::{OperationLabels, StoreErrors};
+
 /// Which photo store to use.
 #[derive(Clone, PartialEq, Eq)]
 pub enum PhotoStoreConfig {
@@ -93,6 +95,8 @@ impl PhotoStoreConfig {
 pub struct PhotoStore {
     inner: Arc<dyn ObjectStore>,
     prefix: Option<Path>,
+    /// Shared by every clone; `/metrics` reports it.
+    errors: StoreErrors,
 }
 
 /// A stored object's variant.
@@ -116,6 +120,7 @@ impl PhotoStore {
                 Ok(Self {
                     inner: Arc::new(store),
                     prefix: None,
+                    errors: StoreErrors::default(),
                 })
             }
             PhotoStoreConfig::S3 {
@@ -148,6 +153,7 @@ impl PhotoStore {
                 Ok(Self {
                     inner: Arc::new(store),
                     prefix: (!prefix.is_empty()).then(|| Path::from(prefix.as_str())),
+                    errors: StoreErrors::default(),
                 })
             }
         }
@@ -165,10 +171,22 @@ impl PhotoStore {
         }
     }
 
+    /// The store's error counts by operation, for the metrics.
+    pub fn errors(&self) -> StoreErrors {
+        self.errors.clone()
+    }
+
+    fn failed(&self, operation: &'static str) {
+        self.errors
+            .get_or_create(&OperationLabels { operation })
+            .inc();
+    }
+
     pub async fn put(&self, sha256: &str, variant: Variant, bytes: Bytes) -> anyhow::Result<()> {
         self.inner
             .put(&self.key(sha256, variant), PutPayload::from_bytes(bytes))
             .await
+            .inspect_err(|_| self.failed("put"))
             .with_context(|| format!("storing photo {sha256}"))?;
         Ok(())
     }
@@ -180,10 +198,14 @@ impl PhotoStore {
                 found
                     .bytes()
                     .await
+                    .inspect_err(|_| self.failed("get"))
                     .with_context(|| format!("reading photo {sha256}"))?,
             )),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(anyhow::Error::new(e).context(format!("reading photo {sha256}"))),
+            Err(e) => {
+                self.failed("get");
+                Err(anyhow::Error::new(e).context(format!("reading photo {sha256}")))
+            }
         }
     }
 
@@ -195,7 +217,10 @@ impl PhotoStore {
             .await
         {
             Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(anyhow::Error::new(e).context("reaching the photo store")),
+            Err(e) => {
+                self.failed("check");
+                Err(anyhow::Error::new(e).context("reaching the photo store"))
+            }
         }
     }
 }

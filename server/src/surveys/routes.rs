@@ -11,7 +11,7 @@ use crate::domain::{Role, SubmissionId, SurveyFlag};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::http::ApiJsonValue;
 use crate::startup::AppState;
-use crate::submissions::{self, canonical_json, Incoming, Kind};
+use crate::submissions::{self, canonical_json, Incoming, Kind, Outcome};
 
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(submit_household_survey)
@@ -111,13 +111,27 @@ pub struct VillageSurveyAnswer {
 pub async fn submit_household_survey(
     state: web::Data<AppState>,
     caller: Caller,
-    body: ApiJsonValue<HouseholdSurveyRequest>,
+    // Taken as a result so that a refused body counts in the submission metrics.
+    body: Result<ApiJsonValue<HouseholdSurveyRequest>, ApiError>,
 ) -> ApiResult<HttpResponse> {
-    caller.require_role(&[Role::Enumerator, Role::FirstSecretary])?;
+    let result = household_survey(state.clone(), caller, body).await;
+    state
+        .metrics
+        .observe_submission(Kind::HouseholdSurvey, &result);
+    Ok(result?.into_response())
+}
+
+async fn household_survey(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: Result<ApiJsonValue<HouseholdSurveyRequest>, ApiError>,
+) -> ApiResult<Outcome> {
+    // The body's errors come first, as when it was extracted before the handler ran.
     let ApiJsonValue {
         typed: input,
         value,
-    } = body;
+    } = body?;
+    caller.require_role(&[Role::Enumerator, Role::FirstSecretary])?;
     let canonical = canonical_json(&value);
     // Who, when, where and with which device are not the answers: two enumerators giving the
     // same answers do not conflict.
@@ -126,40 +140,38 @@ pub async fn submit_household_survey(
     let now = Utc::now();
     let state = state.into_inner();
     let db = state.db.clone();
-    let outcome = db
-        .write(move |conn| {
-            let vault = &state.vault;
-            let id = SubmissionId::parse(&input.submission_id).ok();
-            let village = input.village_code.clone();
-            if let Some(id) = &id {
-                let incoming = Incoming {
-                    id: id.as_str(),
-                    kind: Kind::HouseholdSurvey,
-                    user_id: &caller.user_id,
-                    village_code: &village,
-                    canonical: &canonical,
-                    replay_checked: false,
-                };
-                if let Some(replayed) = submissions::replay(conn, vault, &incoming)? {
-                    return Ok(replayed);
-                }
-            }
-            let survey = validate::household(&input, &caller, now).map_err(ApiError::Validation)?;
-            let answers_hash = vault.keyed_hash(answers.as_bytes());
+    db.write(move |conn| {
+        let vault = &state.vault;
+        let id = SubmissionId::parse(&input.submission_id).ok();
+        let village = input.village_code.clone();
+        if let Some(id) = &id {
             let incoming = Incoming {
-                id: survey.id.as_str(),
+                id: id.as_str(),
                 kind: Kind::HouseholdSurvey,
                 user_id: &caller.user_id,
-                village_code: survey.village.as_str(),
+                village_code: &village,
                 canonical: &canonical,
-                replay_checked: true,
+                replay_checked: false,
             };
-            submissions::ingest(conn, vault, &incoming, now, |conn| {
-                store::household(conn, vault, &survey, &answers_hash, &caller.user_id, now)
-            })
+            if let Some(replayed) = submissions::replay(conn, vault, &incoming)? {
+                return Ok(replayed);
+            }
+        }
+        let survey = validate::household(&input, &caller, now).map_err(ApiError::Validation)?;
+        let answers_hash = vault.keyed_hash(answers.as_bytes());
+        let incoming = Incoming {
+            id: survey.id.as_str(),
+            kind: Kind::HouseholdSurvey,
+            user_id: &caller.user_id,
+            village_code: survey.village.as_str(),
+            canonical: &canonical,
+            replay_checked: true,
+        };
+        submissions::ingest(conn, vault, &incoming, now, |conn| {
+            store::household(conn, vault, &survey, &answers_hash, &caller.user_id, now)
         })
-        .await?;
-    Ok(outcome.into_response())
+    })
+    .await
 }
 
 /// Submits a village's public-welfare post demand for a month (公益岗需求排查), normally by its
@@ -186,47 +198,57 @@ pub async fn submit_household_survey(
 pub async fn submit_village_survey(
     state: web::Data<AppState>,
     caller: Caller,
-    body: ApiJsonValue<VillageSurveyRequest>,
+    body: Result<ApiJsonValue<VillageSurveyRequest>, ApiError>,
 ) -> ApiResult<HttpResponse> {
-    caller.require_role(&[Role::Enumerator, Role::FirstSecretary])?;
+    let result = village_survey(state.clone(), caller, body).await;
+    state
+        .metrics
+        .observe_submission(Kind::VillageSurvey, &result);
+    Ok(result?.into_response())
+}
+
+async fn village_survey(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: Result<ApiJsonValue<VillageSurveyRequest>, ApiError>,
+) -> ApiResult<Outcome> {
     let ApiJsonValue {
         typed: input,
         value,
-    } = body;
+    } = body?;
+    caller.require_role(&[Role::Enumerator, Role::FirstSecretary])?;
     let canonical = canonical_json(&value);
     let now = Utc::now();
     let state = state.into_inner();
     let db = state.db.clone();
-    let outcome = db
-        .write(move |conn| {
-            let vault = &state.vault;
-            if let Ok(id) = SubmissionId::parse(&input.submission_id) {
-                let incoming = Incoming {
-                    id: id.as_str(),
-                    kind: Kind::VillageSurvey,
-                    user_id: &caller.user_id,
-                    village_code: &input.village_code,
-                    canonical: &canonical,
-                    replay_checked: false,
-                };
-                if let Some(replayed) = submissions::replay(conn, vault, &incoming)? {
-                    return Ok(replayed);
-                }
-            }
-            let survey =
-                validate::village_survey(&input, &caller, now).map_err(ApiError::Validation)?;
+    db.write(move |conn| {
+        let vault = &state.vault;
+        if let Ok(id) = SubmissionId::parse(&input.submission_id) {
             let incoming = Incoming {
-                id: survey.id.as_str(),
+                id: id.as_str(),
                 kind: Kind::VillageSurvey,
                 user_id: &caller.user_id,
-                village_code: survey.village.as_str(),
+                village_code: &input.village_code,
                 canonical: &canonical,
-                replay_checked: true,
+                replay_checked: false,
             };
-            submissions::ingest(conn, vault, &incoming, now, |conn| {
-                store::village(conn, &survey, &caller.user_id, now)
-            })
+            if let Some(replayed) = submissions::replay(conn, vault, &incoming)? {
+                return Ok(replayed);
+            }
+        }
+        let survey =
+            validate::village_survey(&input, &caller, now).map_err(ApiError::Validation)?;
+        let incoming = Incoming {
+            id: survey.id.as_str(),
+            kind: Kind::VillageSurvey,
+            user_id: &caller.user_id,
+            village_code: survey.village.as_str(),
+            canonical: &canonical,
+            replay_checked: true,
+        };
+        submissions::ingest(conn, vault, &incoming, now, |conn| {
+            store::village(conn, &survey, &caller.user_id, now)
         })
-        .await?;
-    Ok(outcome.into_response())
+    })
+    .await
 }
