@@ -118,10 +118,9 @@ struct Contract {
 fn contract() -> &'static Contract {
     static CONTRACT: OnceLock<Contract> = OnceLock::new();
     CONTRACT.get_or_init(|| {
-        let document: Value = serde_json::from_str(&taizhang::openapi::to_json(
-            &taizhang::openapi::document(),
-        ))
-        .expect("the OpenAPI document is JSON");
+        let document: Value =
+            serde_json::from_str(&taizhang::openapi::to_json(&taizhang::openapi::document()))
+                .expect("the OpenAPI document is JSON");
         Contract::new(&document)
     })
 }
@@ -205,8 +204,8 @@ impl Contract {
     }
 
     fn check(&self, x: &Exchange<'_>) {
-        let documented = x.path.starts_with("/api/")
-            || self.operations.iter().any(|op| op.template == x.path);
+        let documented =
+            x.path.starts_with("/api/") || self.operations.iter().any(|op| op.template == x.path);
         if !documented {
             return;
         }
@@ -224,7 +223,10 @@ impl Contract {
             self.check_problem_body(&what, x, &json!({"$ref": "#/components/schemas/Problem"}));
             let body: Value = serde_json::from_slice(x.response_body).unwrap_or_default();
             if body["code"] != code {
-                fail(&what, &format!("answered code {}, expected {code}", body["code"]));
+                fail(
+                    &what,
+                    &format!("answered code {}, expected {code}", body["code"]),
+                );
             }
             return;
         };
@@ -255,7 +257,10 @@ impl Contract {
         let content = response["content"].as_object();
         let Some(content) = content.filter(|c| !c.is_empty()) else {
             if !x.response_body.is_empty() && x.method != "head" {
-                fail(what, &format!("answered {status} with a body, documented without one"));
+                fail(
+                    what,
+                    &format!("answered {status} with a body, documented without one"),
+                );
             }
             return;
         };
@@ -275,9 +280,17 @@ impl Contract {
         if is_json(media) && !x.encoded {
             let body: Value = match serde_json::from_slice(x.response_body) {
                 Ok(body) => body,
-                Err(e) => fail(what, &format!("answered {status} with a body that is not JSON: {e}")),
+                Err(e) => fail(
+                    what,
+                    &format!("answered {status} with a body that is not JSON: {e}"),
+                ),
             };
-            self.validate(what, &format!("the {status} answer"), &entry["schema"], &body);
+            self.validate(
+                what,
+                &format!("the {status} answer"),
+                &entry["schema"],
+                &body,
+            );
             if media == "application/problem+json" {
                 self.check_problem_code(what, &status, response, &body);
             }
@@ -286,7 +299,10 @@ impl Contract {
 
     fn check_problem_body(&self, what: &str, x: &Exchange<'_>, schema: &Value) {
         if x.response_type != Some("application/problem+json") {
-            fail(what, &format!("answered {:?}, not a problem", x.response_type));
+            fail(
+                what,
+                &format!("answered {:?}, not a problem", x.response_type),
+            );
         }
         let body: Value = serde_json::from_slice(x.response_body).unwrap_or_default();
         self.validate(what, "the problem", schema, &body);
@@ -320,11 +336,19 @@ impl Contract {
                 );
             };
             let typed = coerce(value, &param.schema);
-            self.validate(what, &format!("query parameter `{name}`"), &param.schema, &typed);
+            self.validate(
+                what,
+                &format!("query parameter `{name}`"),
+                &param.schema,
+                &typed,
+            );
         }
         for (name, param) in &op.query {
             if param.required && !x.query.iter().any(|(n, _)| n == name) {
-                fail(what, &format!("succeeded without required query parameter `{name}`"));
+                fail(
+                    what,
+                    &format!("succeeded without required query parameter `{name}`"),
+                );
             }
         }
         let Some(body) = &op.body else {
@@ -341,12 +365,21 @@ impl Contract {
             fail(what, "accepted a request body without a content type");
         };
         let Some(entry) = body["content"].get(media) else {
-            fail(what, &format!("accepted a request body as {media}, documented as {}", body["content"]));
+            fail(
+                what,
+                &format!(
+                    "accepted a request body as {media}, documented as {}",
+                    body["content"]
+                ),
+            );
         };
         if is_json(media) {
             let value: Value = match serde_json::from_slice(bytes) {
                 Ok(v) => v,
-                Err(e) => fail(what, &format!("accepted a request body that is not JSON: {e}")),
+                Err(e) => fail(
+                    what,
+                    &format!("accepted a request body that is not JSON: {e}"),
+                ),
             };
             self.validate(what, "the request body", &entry["schema"], &value);
         }
@@ -363,7 +396,10 @@ impl Contract {
             let text = instance.to_string();
             fail(
                 what,
-                &format!("{part} breaks its schema:\n  {}\n  instance: {text:.600}", errors.join("\n  ")),
+                &format!(
+                    "{part} breaks its schema:\n  {}\n  instance: {text:.600}",
+                    errors.join("\n  ")
+                ),
             );
         }
     }
@@ -386,7 +422,9 @@ impl Contract {
             jsonschema::draft202012::options()
                 .should_validate_formats(true)
                 .build(&root)
-                .unwrap_or_else(|e| panic!("contract: a schema of the document does not compile: {e}\n{key:.300}")),
+                .unwrap_or_else(|e| {
+                    panic!("contract: a schema of the document does not compile: {e}\n{key:.300}")
+                }),
         );
         cache.insert(key, validator.clone());
         validator
@@ -498,7 +536,11 @@ fn record(method: &str, template: &str, status: u16) {
     };
     use std::io::Write;
     let path = std::path::Path::new(&dir).join(format!("{}.txt", std::process::id()));
-    if let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+    if let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
         let _ = writeln!(file, "{} {template} {status}", method.to_uppercase());
     }
 }
