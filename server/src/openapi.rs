@@ -3,7 +3,7 @@
 //! committed file differs from what the code generates.
 
 use actix_web::{get, web, HttpResponse};
-use utoipa::openapi::path::Operation;
+use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Content, OpenApi as OpenApiDoc, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
@@ -87,11 +87,60 @@ fn problem(description: &str) -> RefOr<Response> {
     )
 }
 
+/// The error codes a description names in backticks.
+fn codes_named(description: &str) -> Vec<&'static str> {
+    let words: Vec<&str> = description.split('`').skip(1).step_by(2).collect();
+    ErrorCode::ALL
+        .iter()
+        .map(|c| c.as_str())
+        .filter(|c| words.contains(c))
+        .collect()
+}
+
+/// Documents a problem answer: a new status, or more codes for a status the handler documents.
 fn add(op: &mut Operation, status: &str, description: &str) {
-    op.responses
-        .responses
-        .entry(status.to_owned())
-        .or_insert_with(|| problem(description));
+    match op.responses.responses.get_mut(status) {
+        None => {
+            op.responses
+                .responses
+                .insert(status.to_owned(), problem(description));
+        }
+        Some(RefOr::T(existing)) => {
+            let known = codes_named(&existing.description);
+            if codes_named(description).iter().any(|c| !known.contains(c)) {
+                existing.description = format!("{}; {description}", existing.description);
+            }
+        }
+        Some(RefOr::Ref(_)) => {}
+    }
+}
+
+/// Lists the codes of each problem answer as `x-problem-codes`, for clients to switch on and
+/// for the suite to hold the server to.
+fn list_problem_codes(op: &mut Operation) {
+    for (status, response) in op.responses.responses.iter_mut() {
+        let RefOr::T(response) = response else {
+            continue;
+        };
+        if !response.content.contains_key(crate::error::PROBLEM_JSON) {
+            continue;
+        }
+        // Each code has one status: a word of another status's code here is a validation
+        // rule of the same name (`village_code` `out_of_scope` under 422).
+        let codes: Vec<&str> = codes_named(&response.description)
+            .into_iter()
+            .filter(|c| {
+                ErrorCode::ALL
+                    .iter()
+                    .any(|e| e.as_str() == *c && e.status().as_str() == status)
+            })
+            .collect();
+        response.extensions = Some(
+            utoipa::openapi::extensions::ExtensionsBuilder::new()
+                .add("x-problem-codes", codes)
+                .build(),
+        );
+    }
 }
 
 impl Modify for StandardErrors {
@@ -125,7 +174,28 @@ impl Modify for StandardErrors {
                     );
                     add(op, "422", "`validation_failed`: fields break rules; `errors` lists each field and rule (`control_character` for a control character in any string)");
                 }
-                if op.parameters.as_ref().is_some_and(|p| !p.is_empty()) {
+                let params = op.parameters.as_deref().unwrap_or_default();
+                let has = |place: ParameterIn| {
+                    params.iter().any(|p| {
+                        std::mem::discriminant(&p.parameter_in) == std::mem::discriminant(&place)
+                    })
+                };
+                let (query, path_params) = (has(ParameterIn::Query), has(ParameterIn::Path));
+                if query {
+                    add(
+                        op,
+                        "400",
+                        "`invalid_query`: a query parameter is malformed; `field` names it",
+                    );
+                }
+                if path_params {
+                    add(
+                        op,
+                        "400",
+                        "`invalid_path`: a path parameter is malformed; `field` names it",
+                    );
+                }
+                if query || path_params {
                     add(op, "422", "`validation_failed`, rule `control_character`: a parameter holds a control character");
                 }
                 if secured {
@@ -138,8 +208,10 @@ impl Modify for StandardErrors {
                         "`internal_error`: a bug; the `request_id` finds it in the server log",
                     );
                     add(op, "503", "`service_unavailable`: the database cannot be reached; retry after `Retry-After` seconds");
-                    add(op, "429", "`rate_limited`: this address has too many requests in flight; retry after `Retry-After` seconds");
                 }
+                // The per-address cap on requests in flight covers every path.
+                add(op, "429", "`rate_limited`: this address has too many requests in flight; retry after `Retry-After` seconds");
+                list_problem_codes(op);
             }
         }
     }

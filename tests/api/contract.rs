@@ -63,6 +63,34 @@ fn every_operation_documents_its_errors() {
                     "{method} {path}"
                 );
             }
+            // Each problem answer lists its codes, and each code belongs to that status.
+            for (status, response) in responses {
+                if response["content"]
+                    .get("application/problem+json")
+                    .is_none()
+                {
+                    continue;
+                }
+                let listed = response["x-problem-codes"]
+                    .as_array()
+                    .expect("x-problem-codes");
+                assert!(
+                    !listed.is_empty(),
+                    "{method} {path} {status} lists its codes"
+                );
+                for code in listed {
+                    let code = taizhang::error::ErrorCode::ALL
+                        .iter()
+                        .find(|c| c.as_str() == code)
+                        .unwrap_or_else(|| panic!("{method} {path} {status}: unknown code {code}"));
+                    assert_eq!(
+                        code.status().as_str(),
+                        status,
+                        "{method} {path}: `{}` is listed under {status}",
+                        code.as_str()
+                    );
+                }
+            }
         }
     }
 }

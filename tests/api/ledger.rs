@@ -727,7 +727,15 @@ async fn every_figure_equals_a_recomputation_from_the_raw_submissions(backend: B
         surveys: model.surveys.clone(),
         village_surveys: model.village_surveys.clone(),
     };
-    let closed: Value = send(&app, &city, "/api/v1/months/2020-06/close", &json!({})).await;
+    let closed: Value = app
+        .post("/api/v1/months/2020-06/close")
+        .bearer_auth(&city)
+        .send()
+        .await
+        .expect("post")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(closed["state"], "closed");
     let again = app
         .post("/api/v1/months/2020-06/close")

@@ -739,7 +739,7 @@ async fn photos_belong_to_their_uploaders(backend: Backend) {
 /// A village's reference position, (lat, lon).
 async fn centroid(app: &TestApp, token: &str, code: &str) -> (f64, f64) {
     let village: Value = app
-        .get_as(token, &format!("/api/v1/villages/{code}?geofence=false"))
+        .get_as(token, &format!("/api/v1/villages/{code}"))
         .await
         .json()
         .await

@@ -251,7 +251,10 @@ pub fn action_label(action: &str) -> &str {
     security(("bearer" = [])),
     params(AuditQuery),
     responses(
-        (status = 200, description = "A page of entries, or the CSV (`text/csv`)", body = AuditPage),
+        (status = 200, description = "A page of entries (`format=json`), or every matching entry as CSV (UTF-8 with BOM)", content(
+            (AuditPage = "application/json"),
+            (inline(String) = "text/csv"),
+        )),
         (status = 400, description = "`invalid_query`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden_role`: city admins only", body = Problem, content_type = "application/problem+json"),
     )

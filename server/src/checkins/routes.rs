@@ -30,7 +30,7 @@ pub struct CheckinAnswer {
     /// The local (Asia/Shanghai) day the check-in counts for.
     #[schema(example = "2020-07-20")]
     pub attendance_date: chrono::NaiveDate,
-    #[schema(example = "resident_duty")]
+    #[schema(value_type = crate::domain::CheckinKind, example = "resident_duty")]
     pub kind: String,
     pub received_at: chrono::DateTime<Utc>,
 }

@@ -404,7 +404,11 @@ fn month_title(month: &str) -> String {
     security(("bearer" = [])),
     params(("kind" = super::roster::RosterKind, Path, description = "Which ledger"), RosterQuery),
     responses(
-        (status = 200, description = "A page of people (or the CSV / XLSX file)", body = RosterPage),
+        (status = 200, description = "A page of people (`format=json`), or the whole ledger as CSV (UTF-8 with BOM) or XLSX", content(
+            (RosterPage = "application/json"),
+            (inline(String) = "text/csv"),
+            (inline(crate::openapi::Binary) = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+        )),
         (status = 400, description = "`invalid_path` or `invalid_query`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`out_of_scope`, or `forbidden_role` to reveal", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such node", body = Problem, content_type = "application/problem+json"),
@@ -614,7 +618,10 @@ pub struct InventoryExportQuery {
     security(("bearer" = [])),
     params(InventoryExportQuery),
     responses(
-        (status = 200, description = "The file", content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", body = inline(crate::openapi::Binary)),
+        (status = 200, description = "The file: XLSX (`format=xlsx`, the default) or CSV (UTF-8 with BOM)", content(
+            (inline(crate::openapi::Binary) = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+            (inline(String) = "text/csv"),
+        )),
         (status = 400, description = "`invalid_query`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`out_of_scope`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such node", body = Problem, content_type = "application/problem+json"),

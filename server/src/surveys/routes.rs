@@ -42,7 +42,7 @@ pub struct HouseholdSurveyAnswer {
     /// This survey's version of the household (1 for its first survey).
     pub version: i32,
     /// Review status: `submitted` until a county reviewer decides.
-    #[schema(example = "submitted")]
+    #[schema(value_type = crate::domain::ReviewStatus, example = "submitted")]
     pub status: String,
     pub flags: Vec<SurveyFlag>,
     pub flag_details: Vec<FlagDetail>,
@@ -56,7 +56,7 @@ pub struct VillageSurveyAnswer {
     pub village_code: String,
     #[schema(example = "2020-07")]
     pub month: String,
-    #[schema(example = "submitted")]
+    #[schema(value_type = crate::domain::ReviewStatus, example = "submitted")]
     pub status: String,
     /// An earlier survey of this village and month exists; the latest one counts.
     pub supersedes_earlier: bool,
