@@ -138,7 +138,7 @@ pub fn close(
             subject_id: month,
             from_state: Some("open"),
             to_state: Some("closed"),
-            detail: Some(&format!("{} village snapshots", all.len())),
+            detail: Some(&format!("{} 个行政村的快照", all.len())),
             ..Default::default()
         },
     )?;

@@ -467,7 +467,7 @@ pub async fn get_roster(
                 .db
                 .write(move |conn| {
                     write_transaction(conn, |conn| {
-                        audit_reveal(conn, &caller, &subject, reason.as_deref(), "export")
+                        audit_reveal(conn, &caller, &subject, reason.as_deref(), "导出全部")
                     })
                 })
                 .await?;
@@ -580,7 +580,7 @@ pub async fn get_roster(
                     &caller,
                     &subject,
                     reason.as_deref(),
-                    &format!("{} people", items.len()),
+                    &format!("{} 人", items.len()),
                 )?;
             }
             Ok(RosterPage {

@@ -94,7 +94,9 @@ fn seed_users(
                         subject_type: "user",
                         subject_id: &id,
                         to_state: Some("enumerator"),
-                        detail: Some(&format!("county {county}; taizhang seed (cannot log in)")),
+                        detail: Some(&format!(
+                            "县（市、区）{county}；taizhang seed 生成的调查员（不能登录）"
+                        )),
                         ..Default::default()
                     },
                 )?;

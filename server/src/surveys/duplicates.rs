@@ -420,8 +420,8 @@ pub fn decide(
     }
     crate::ledger::cache::touch_households(conn, &[pair.a.as_str(), pair.b.as_str()])?;
     let detail = match (&survivor, decision.action) {
-        (Some(s), _) => format!("survivor {s}; {moved} survey versions moved"),
-        (None, PairAction::Unmerge) => format!("{moved} survey versions moved back"),
+        (Some(s), _) => format!("保留户 {s}；移入 {moved} 个调查版本"),
+        (None, PairAction::Unmerge) => format!("移回 {moved} 个调查版本"),
         _ => String::new(),
     };
     audit::append(

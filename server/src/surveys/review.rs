@@ -262,7 +262,7 @@ pub fn audit_supersede(
             from_state: Some(from),
             to_state: Some(ReviewStatus::Superseded.as_str()),
             reason: None,
-            detail: Some(&format!("corrected by survey {by}")),
+            detail: Some(&format!("已由调查 {by} 更正")),
         },
     )?;
     Ok(())

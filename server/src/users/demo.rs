@@ -26,7 +26,7 @@ pub fn ensure(conn: &mut DbConnection) -> anyhow::Result<Vec<(NewUserInput, bool
         if !exists {
             let user = validate(conn, &input)
                 .map_err(|e| anyhow::anyhow!("demo user {}: {e}", input.phone))?;
-            create(conn, &user, None, "demo users (serve --demo)")
+            create(conn, &user, None, "演示用户（serve --demo）")
                 .map_err(|e| anyhow::anyhow!("demo user {}: {e}", input.phone))?;
         }
         out.push((input, !exists));

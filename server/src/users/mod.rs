@@ -233,9 +233,9 @@ pub fn create(
         }
         let villages: Vec<&str> = user.villages.iter().map(DivisionCode::as_str).collect();
         let scope = match (&user.county, villages.as_slice()) {
-            (Some(county), _) => format!("county {}", county.as_str()),
-            (None, []) => "city".to_owned(),
-            (None, villages) => format!("villages {}", villages.join(",")),
+            (Some(county), _) => format!("县（市、区）{}", county.as_str()),
+            (None, []) => "全市".to_owned(),
+            (None, villages) => format!("行政村 {}", villages.join("、")),
         };
         crate::audit::append(
             conn,
@@ -245,7 +245,7 @@ pub fn create(
                 subject_type: "user",
                 subject_id: &id,
                 to_state: Some(user.role.as_str()),
-                detail: Some(&format!("{scope}; {how}")),
+                detail: Some(&format!("{scope}；经由 {how}")),
                 ..Default::default()
             },
         )?;
