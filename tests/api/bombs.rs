@@ -9,24 +9,11 @@ use std::time::Duration;
 use reqwest::{Client, Response};
 use reqwest_middleware::ClientWithMiddleware;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use taizhang::photos::synthetic::{
     claim_size, flat_jpeg, jpeg, progressive_jpeg, with_frame_marker, with_repeated_scan, Scene,
 };
 
 use crate::helpers::*;
-
-fn sha(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
-fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(format!(
-        "{}/fixtures/photos/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .expect("photo fixture")
-}
 
 fn encode(image: impl Into<image::DynamicImage>, format: image::ImageFormat) -> Vec<u8> {
     let mut out = std::io::Cursor::new(Vec::new());
@@ -142,7 +129,7 @@ fn more_bombs() -> Vec<Bomb> {
         ),
         bomb(
             "JPEG claiming 60000×60000",
-            fixture("bomb.jpg"),
+            photo_fixture("bomb.jpg"),
             "image/jpeg",
             422,
             Some("too_many_pixels"),
@@ -194,7 +181,10 @@ fn more_bombs() -> Vec<Bomb> {
 
 async fn put(client: &ClientWithMiddleware, address: &str, token: &str, bomb: &Bomb) -> Response {
     client
-        .put(format!("{address}/api/v1/photos/{}", sha(&bomb.bytes)))
+        .put(format!(
+            "{address}/api/v1/photos/{}",
+            sha256_hex(&bomb.bytes)
+        ))
         .bearer_auth(token)
         .header("content-type", bomb.content_type)
         .body(bomb.bytes.clone())
@@ -242,7 +232,7 @@ async fn every_bomb_is_refused_and_nothing_is_stored(backend: Backend) {
         let head = app
             .request(
                 reqwest::Method::HEAD,
-                &format!("/api/v1/photos/{}", sha(&bomb.bytes)),
+                &format!("/api/v1/photos/{}", sha256_hex(&bomb.bytes)),
             )
             .bearer_auth(&token)
             .send()
@@ -284,7 +274,7 @@ async fn phone_photos_pass_and_the_memory_limit_holds(backend: Backend) {
         ),
         (
             "640×480 progressive, optimised scans",
-            fixture("progressive.jpg"),
+            photo_fixture("progressive.jpg"),
         ),
     ];
     let small = Scene::new(35).render(1600, 1200, 0.0);
@@ -297,7 +287,7 @@ async fn phone_photos_pass_and_the_memory_limit_holds(backend: Backend) {
         assert_eq!(response.status(), 201, "{what}");
         let info: Value = response.json().await.expect("json");
         hashes.push(info["phash"].as_str().expect("phash").to_owned());
-        let (w, h) = thumbnail_size(&app, &token, &sha(bytes)).await;
+        let (w, h) = thumbnail_size(&app, &token, &sha256_hex(bytes)).await;
         assert_eq!(w.max(h), 320, "{what}");
     }
     // The same picture decoded by both paths hashes alike.
@@ -384,7 +374,13 @@ async fn eight_concurrent_bombs_cost_little_memory_and_time(backend: Backend) {
         .expect("json");
     let token = login["access_token"].as_str().expect("token").to_owned();
     // Warm up the upload path (connections, thread pools) with one refusal.
-    let warm = bomb("warm-up", fixture("bomb.jpg"), "image/jpeg", 422, None);
+    let warm = bomb(
+        "warm-up",
+        photo_fixture("bomb.jpg"),
+        "image/jpeg",
+        422,
+        None,
+    );
     put(&client, &server.address, &token, &warm).await;
 
     let pid = server.pid();

@@ -220,9 +220,57 @@ impl TestApp {
             .expect("request")
     }
 
+    /// Uploads a JPEG photo under its SHA-256.
+    pub async fn put_photo(&self, token: &str, sha256: &str, bytes: Vec<u8>) -> Response {
+        self.put_photo_as(token, sha256, bytes, "image/jpeg").await
+    }
+
+    /// Uploads bytes as a photo with the given content type.
+    pub async fn put_photo_as(
+        &self,
+        token: &str,
+        sha256: &str,
+        bytes: Vec<u8>,
+        content_type: &str,
+    ) -> Response {
+        self.request(Method::PUT, &format!("/api/v1/photos/{sha256}"))
+            .bearer_auth(token)
+            .header("content-type", content_type)
+            .body(bytes)
+            .send()
+            .await
+            .expect("upload")
+    }
+
+    /// The status of `HEAD /api/v1/photos/{sha256}`: 200 when the caller uploaded it.
+    pub async fn head_photo(&self, token: &str, sha256: &str) -> u16 {
+        self.request(Method::HEAD, &format!("/api/v1/photos/{sha256}"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("head")
+            .status()
+            .as_u16()
+    }
+
     pub async fn stop(&self) {
         self.handle.stop(true).await;
     }
+}
+
+/// The bytes of a photo of `fixtures/photos/`.
+pub fn photo_fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/fixtures/photos/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .expect("photo fixture")
+}
+
+/// SHA-256 in lower-case hex, as photos are named.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
 }
 
 /// A test client whose every exchange is checked against the OpenAPI document (see

@@ -353,20 +353,9 @@ async fn photo_store_errors_are_counted(backend: Backend) {
     };
     std::fs::remove_dir_all(&dir).expect("remove the photo directory");
     std::fs::write(&dir, b"not a directory").expect("a file in its place");
-    let bytes = std::fs::read(format!(
-        "{}/fixtures/photos/household.jpg",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .expect("fixture");
-    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
-    let refused = app
-        .request(reqwest::Method::PUT, &format!("/api/v1/photos/{sha}"))
-        .bearer_auth(&token)
-        .header("content-type", "image/jpeg")
-        .body(bytes)
-        .send()
-        .await
-        .expect("upload");
+    let bytes = photo_fixture("household.jpg");
+    let sha = sha256_hex(&bytes);
+    let refused = app.put_photo(&token, &sha, bytes).await;
     assert!(refused.status().is_server_error(), "{}", refused.status());
     let ready = app.get("/readyz").send().await.expect("readyz");
     assert_eq!(ready.status(), 503);

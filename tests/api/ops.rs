@@ -166,20 +166,9 @@ async fn api_answers_are_not_cached_or_sniffed(backend: Backend) {
     assert_eq!(headers_of(&villages), no_store, "villages");
 
     // A photo keeps its private, long-lived caching (its URL is its hash), and is not sniffed.
-    let bytes = std::fs::read(format!(
-        "{}/fixtures/photos/doorplate.jpg",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .expect("fixture");
-    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
-    let stored = app
-        .request(reqwest::Method::PUT, &format!("/api/v1/photos/{sha}"))
-        .bearer_auth(&token)
-        .header("content-type", "image/jpeg")
-        .body(bytes)
-        .send()
-        .await
-        .expect("upload");
+    let bytes = photo_fixture("doorplate.jpg");
+    let sha = sha256_hex(&bytes);
+    let stored = app.put_photo(&token, &sha, bytes).await;
     assert_eq!(stored.status(), 201);
     assert_eq!(headers_of(&stored), no_store, "the upload's answer");
     let photo = app.get_as(&token, &format!("/api/v1/photos/{sha}")).await;

@@ -1,59 +1,22 @@
 //! Photo intake over HTTP, on both databases and both photo stores.
 
-use reqwest::{Method, Response};
+use reqwest::Method;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use taizhang::photos::synthetic::Scene;
 
 use crate::helpers::*;
 
-fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(format!(
-        "{}/fixtures/photos/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .expect("photo fixture")
-}
-
-fn sha(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
-async fn put(
-    app: &TestApp,
-    token: &str,
-    sha256: &str,
-    bytes: Vec<u8>,
-    content_type: &str,
-) -> Response {
-    app.request(Method::PUT, &format!("/api/v1/photos/{sha256}"))
-        .bearer_auth(token)
-        .header("content-type", content_type)
-        .body(bytes)
-        .send()
-        .await
-        .expect("upload")
-}
-
-async fn head(app: &TestApp, token: &str, sha256: &str) -> u16 {
-    app.request(Method::HEAD, &format!("/api/v1/photos/{sha256}"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("head")
-        .status()
-        .as_u16()
-}
-
 async fn upload_is_idempotent_and_describes_the_photo(backend: Backend, store: Store) {
     let app = TestApp::spawn_with_store(backend, store, |_| {}).await;
     let token = app.token(ENUMERATOR_TAOBEI).await;
-    let bytes = fixture("doorplate.jpg");
-    let hash = sha(&bytes);
-    assert_eq!(head(&app, &token, &hash).await, 404);
+    let bytes = photo_fixture("doorplate.jpg");
+    let hash = sha256_hex(&bytes);
+    assert_eq!(app.head_photo(&token, &hash).await, 404);
 
-    let first = put(&app, &token, &hash, bytes.clone(), "image/jpeg").await;
+    let first = app
+        .put_photo_as(&token, &hash, bytes.clone(), "image/jpeg")
+        .await;
     assert_eq!(first.status(), 201);
     let info: Value = first.json().await.expect("json");
     assert_eq!(info["sha256"], hash.as_str());
@@ -70,15 +33,17 @@ async fn upload_is_idempotent_and_describes_the_photo(backend: Backend, store: S
     assert!((info["exif_location"]["lat"].as_f64().expect("lat") - 45.736537).abs() < 1e-4);
     assert!((info["exif_location"]["lon"].as_f64().expect("lon") - 122.566161).abs() < 1e-4);
     assert_eq!(info["phash"].as_str().map(str::len), Some(16));
-    assert_eq!(head(&app, &token, &hash).await, 200);
+    assert_eq!(app.head_photo(&token, &hash).await, 200);
 
     // Again, from the same phone and from a colleague: 200, same description, no new work.
-    let again = put(&app, &token, &hash, bytes.clone(), "image/jpeg").await;
+    let again = app
+        .put_photo_as(&token, &hash, bytes.clone(), "image/jpeg")
+        .await;
     assert_eq!(again.status(), 200);
     assert_eq!(again.json::<Value>().await.expect("json"), info);
     let colleague = app.token(SECRETARY_TAOBEI).await;
     assert_eq!(
-        put(&app, &colleague, &hash, bytes.clone(), "image/jpeg")
+        app.put_photo_as(&colleague, &hash, bytes.clone(), "image/jpeg")
             .await
             .status(),
         200
@@ -109,9 +74,10 @@ async fn upload_is_idempotent_and_describes_the_photo(backend: Backend, store: S
 async fn thumbnails_apply_orientation(backend: Backend, store: Store) {
     let app = TestApp::spawn_with_store(backend, store, |_| {}).await;
     let token = app.token(SECRETARY_TAOBEI).await;
-    let bytes = fixture("portrait.jpg");
-    let hash = sha(&bytes);
-    let info: Value = put(&app, &token, &hash, bytes, "image/jpeg")
+    let bytes = photo_fixture("portrait.jpg");
+    let hash = sha256_hex(&bytes);
+    let info: Value = app
+        .put_photo_as(&token, &hash, bytes, "image/jpeg")
         .await
         .json()
         .await
@@ -152,9 +118,10 @@ async fn png_and_webp_are_refused(backend: Backend, store: Store) {
         let mut bytes = std::io::Cursor::new(Vec::new());
         scene.write_to(&mut bytes, format).expect("encode");
         let bytes = bytes.into_inner();
-        let hash = sha(&bytes);
+        let hash = sha256_hex(&bytes);
         let body = problem(
-            put(&app, &token, &hash, bytes.clone(), content_type).await,
+            app.put_photo_as(&token, &hash, bytes.clone(), content_type)
+                .await,
             415,
             "unsupported_media_type",
         )
@@ -167,13 +134,13 @@ async fn png_and_webp_are_refused(backend: Backend, store: Store) {
             "{body}"
         );
         let body = problem(
-            put(&app, &token, &hash, bytes, "image/jpeg").await,
+            app.put_photo_as(&token, &hash, bytes, "image/jpeg").await,
             422,
             "validation_failed",
         )
         .await;
         assert_eq!(body["rule"], "format_mismatch", "{body}");
-        assert_eq!(head(&app, &token, &hash).await, 404);
+        assert_eq!(app.head_photo(&token, &hash).await, 404);
     }
 }
 
@@ -192,11 +159,11 @@ type BadUpload = (
 async fn bad_uploads_are_refused_and_store_nothing(backend: Backend, store: Store) {
     let app = TestApp::spawn_with_store(backend, store, |s| s.photos.max_bytes = 50_000).await;
     let token = app.token(ENUMERATOR_TAOBEI).await;
-    let good = fixture("portrait.jpg");
+    let good = photo_fixture("portrait.jpg");
     let mut cases: Vec<BadUpload> = vec![
         (
             "hash mismatch",
-            sha(b"something else"),
+            sha256_hex(b"something else"),
             good.clone(),
             "image/jpeg",
             422,
@@ -204,49 +171,49 @@ async fn bad_uploads_are_refused_and_store_nothing(backend: Backend, store: Stor
         ),
         (
             "text named .jpg",
-            sha(&fixture("not_a_photo.jpg")),
-            fixture("not_a_photo.jpg"),
+            sha256_hex(&photo_fixture("not_a_photo.jpg")),
+            photo_fixture("not_a_photo.jpg"),
             "image/jpeg",
             422,
             Some("not_an_image"),
         ),
         (
             "truncated JPEG",
-            sha(&fixture("truncated.jpg")),
-            fixture("truncated.jpg"),
+            sha256_hex(&photo_fixture("truncated.jpg")),
+            photo_fixture("truncated.jpg"),
             "image/jpeg",
             422,
             Some("corrupt_image"),
         ),
         (
             "JPEG header claiming 3.6 gigapixels",
-            sha(&fixture("bomb.jpg")),
-            fixture("bomb.jpg"),
+            sha256_hex(&photo_fixture("bomb.jpg")),
+            photo_fixture("bomb.jpg"),
             "image/jpeg",
             422,
             Some("too_many_pixels"),
         ),
         (
             "wrong content type",
-            sha(&good),
+            sha256_hex(&good),
             good.clone(),
             "text/plain",
             415,
             None,
         ),
     ];
-    let big = fixture("doorplate.jpg");
+    let big = photo_fixture("doorplate.jpg");
     assert!(big.len() > 50_000);
     cases.push((
         "over the size limit",
-        sha(&big),
+        sha256_hex(&big),
         big,
         "image/jpeg",
         413,
         None,
     ));
     for (what, hash, bytes, content_type, status, rule) in cases {
-        let response = put(&app, &token, &hash, bytes, content_type).await;
+        let response = app.put_photo_as(&token, &hash, bytes, content_type).await;
         let code = match status {
             413 => "payload_too_large",
             415 => "unsupported_media_type",
@@ -261,14 +228,14 @@ async fn bad_uploads_are_refused_and_store_nothing(backend: Backend, store: Stor
             );
         }
         assert_eq!(
-            head(&app, &token, &hash).await,
+            app.head_photo(&token, &hash).await,
             404,
             "{what} left nothing behind"
         );
     }
     // Without a Content-Length the limit holds while reading.
-    let big = fixture("doorplate.jpg");
-    let hash = sha(&big);
+    let big = photo_fixture("doorplate.jpg");
+    let hash = sha256_hex(&big);
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
         big.chunks(16 * 1024).map(|c| Ok(c.to_vec())).collect();
     let response = app
@@ -316,12 +283,13 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 
 async fn only_field_roles_upload_and_scope_decides_who_sees(backend: Backend, store: Store) {
     let app = TestApp::spawn_with_store(backend, store, |_| {}).await;
-    let bytes = fixture("fields.jpg");
-    let hash = sha(&bytes);
+    let bytes = photo_fixture("fields.jpg");
+    let hash = sha256_hex(&bytes);
     for reviewer in [REVIEWER_TAOBEI, CITY_ADMIN] {
         let token = app.token(reviewer).await;
         problem(
-            put(&app, &token, &hash, bytes.clone(), "image/jpeg").await,
+            app.put_photo_as(&token, &hash, bytes.clone(), "image/jpeg")
+                .await,
             403,
             "forbidden_role",
         )
@@ -329,7 +297,7 @@ async fn only_field_roles_upload_and_scope_decides_who_sees(backend: Backend, st
     }
     let uploader = app.token(ENUMERATOR_TAOBEI).await;
     assert_eq!(
-        put(&app, &uploader, &hash, bytes.clone(), "image/jpeg")
+        app.put_photo_as(&uploader, &hash, bytes.clone(), "image/jpeg")
             .await
             .status(),
         201
@@ -391,11 +359,11 @@ async fn concurrent_uploads_on_two_servers_store_one_photo(backend: Backend, sto
         a.token(ENUMERATOR_TAOBEI).await,
         b.token(SECRETARY_TAOBEI).await,
     );
-    let bytes = fixture("household_step.jpg");
-    let hash = sha(&bytes);
+    let bytes = photo_fixture("household_step.jpg");
+    let hash = sha256_hex(&bytes);
     let (ra, rb) = tokio::join!(
-        put(&a, &ta, &hash, bytes.clone(), "image/jpeg"),
-        put(&b, &tb, &hash, bytes.clone(), "image/jpeg")
+        a.put_photo_as(&ta, &hash, bytes.clone(), "image/jpeg"),
+        b.put_photo_as(&tb, &hash, bytes.clone(), "image/jpeg")
     );
     let mut statuses = [ra.status().as_u16(), rb.status().as_u16()];
     statuses.sort();

@@ -570,26 +570,6 @@ fn photo_bytes(seed: u64) -> Vec<u8> {
     )
 }
 
-async fn put_photo(app: &TestApp, token: &str, sha: &str, bytes: Vec<u8>) -> Response {
-    app.request(Method::PUT, &format!("/api/v1/photos/{sha}"))
-        .bearer_auth(token)
-        .header("content-type", "image/jpeg")
-        .body(bytes)
-        .send()
-        .await
-        .expect("put")
-}
-
-async fn head_photo(app: &TestApp, token: &str, sha: &str) -> u16 {
-    app.request(Method::HEAD, &format!("/api/v1/photos/{sha}"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("head")
-        .status()
-        .as_u16()
-}
-
 fn checkin(village: &str, photo: &str, at: (f64, f64)) -> Value {
     let now = Utc::now() - Duration::minutes(10);
     json!({
@@ -625,14 +605,14 @@ async fn photos_belong_to_their_uploaders(backend: Backend) {
     let bytes = photo_bytes(4101);
     let sha = hex::encode(Sha256::digest(&bytes));
     assert_eq!(
-        put_photo(&app, &owner, &sha, bytes.clone()).await.status(),
+        app.put_photo(&owner, &sha, bytes.clone()).await.status(),
         201
     );
 
     // HEAD answers for the caller's own uploads only.
-    assert_eq!(head_photo(&app, &owner, &sha).await, 200);
-    assert_eq!(head_photo(&app, &stranger, &sha).await, 404);
-    assert_eq!(head_photo(&app, &secretary, &sha).await, 404);
+    assert_eq!(app.head_photo(&owner, &sha).await, 200);
+    assert_eq!(app.head_photo(&stranger, &sha).await, 404);
+    assert_eq!(app.head_photo(&secretary, &sha).await, 404);
 
     // Naming someone else's photo: missing, as if it did not exist; nothing stored.
     let mut body = household_survey(
@@ -711,17 +691,17 @@ async fn photos_belong_to_their_uploaders(backend: Backend) {
     // Claiming the photo takes its bytes: a wrong or empty body is refused and changes nothing.
     for wrong in [photo_bytes(4102), Vec::new()] {
         let refused = problem(
-            put_photo(&app, &stranger, &sha, wrong).await,
+            app.put_photo(&stranger, &sha, wrong).await,
             422,
             "validation_failed",
         )
         .await;
         assert_eq!(refused["rule"], "sha256_mismatch");
-        assert_eq!(head_photo(&app, &stranger, &sha).await, 404);
+        assert_eq!(app.head_photo(&stranger, &sha).await, 404);
     }
     // With the bytes, the stranger is an uploader too (200: stored already) and may name it.
-    assert_eq!(put_photo(&app, &stranger, &sha, bytes).await.status(), 200);
-    assert_eq!(head_photo(&app, &stranger, &sha).await, 200);
+    assert_eq!(app.put_photo(&stranger, &sha, bytes).await.status(), 200);
+    assert_eq!(app.head_photo(&stranger, &sha).await, 200);
     created(
         send(
             &app,
@@ -786,7 +766,7 @@ async fn a_photo_reused_anywhere_in_the_county_is_flagged(backend: Backend) {
 
     // Another county is outside the rule (and its user had to upload the bytes to name them).
     assert!(!check_in(&app, &stranger, TAONAN_VILLAGE, taonan, &bytes, 200).await);
-    assert_eq!(head_photo(&app, &stranger, &sha).await, 200);
+    assert_eq!(app.head_photo(&stranger, &sha).await, 200);
 }
 
 /// Uploads `bytes` as `token` (expecting `upload_status`), checks in with them at `at` in
@@ -801,7 +781,7 @@ async fn check_in(
 ) -> bool {
     let sha = hex::encode(Sha256::digest(bytes));
     assert_eq!(
-        put_photo(app, token, &sha, bytes.to_vec()).await.status(),
+        app.put_photo(token, &sha, bytes.to_vec()).await.status(),
         upload_status
     );
     let answer = created(
