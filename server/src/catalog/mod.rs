@@ -154,6 +154,30 @@ pub fn build() -> Catalog {
                 entries!(ReviewStatus),
             ),
             e(
+                "survey_kind",
+                "调查类型",
+                "/me/submissions: submissions[].kind",
+                entries!(SurveyKind),
+            ),
+            e(
+                "checkin_status",
+                "打卡核验结果",
+                "checkin answers and lists: status",
+                entries!(CheckinStatus),
+            ),
+            e(
+                "month_status",
+                "月份状态",
+                "/months: state",
+                entries!(MonthStatus),
+            ),
+            e(
+                "bulk_item_outcome",
+                "批量审核结果",
+                "POST /reviews/bulk: items[].outcome",
+                entries!(BulkItemOutcome),
+            ),
+            e(
                 "review_decision",
                 "审核决定",
                 "POST /surveys/{id}/review, /reviews/bulk: decision",

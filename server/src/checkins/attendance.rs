@@ -12,7 +12,7 @@ use super::policy::CheckinPolicy;
 use crate::auth::{Caller, ScopeLevel};
 use crate::db::schema::{checkins, survey_members, users};
 use crate::db::DbConnection;
-use crate::domain::{CheckinFlag, CheckinKind, DivisionCode, DivisionLevel, Role};
+use crate::domain::{CheckinFlag, CheckinKind, CheckinStatus, DivisionCode, DivisionLevel, Role};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::privacy::Vault;
 use crate::surveys::read::PhotoRef;
@@ -221,9 +221,8 @@ pub struct CheckinView {
     pub lat: f64,
     pub lon: f64,
     pub accuracy_m: Option<f64>,
-    /// `accepted` or `flagged`.
     #[schema(example = "flagged")]
-    pub status: String,
+    pub status: CheckinStatus,
     pub flags: Vec<CheckinFlag>,
     pub photo: PhotoRef,
 }
@@ -260,8 +259,10 @@ pub fn list(
 ) -> ApiResult<CheckinList> {
     let mut select = scoped(caller, f);
     match flagged {
-        Some(true) => select = select.filter(checkins::status.ne("accepted")),
-        Some(false) => select = select.filter(checkins::status.eq("accepted")),
+        Some(true) => select = select.filter(checkins::status.ne(CheckinStatus::Accepted.as_str())),
+        Some(false) => {
+            select = select.filter(checkins::status.eq(CheckinStatus::Accepted.as_str()))
+        }
         None => {}
     }
     let mut rows: Vec<ViewRow> = select
@@ -319,7 +320,8 @@ pub fn list(
                     lat,
                     lon,
                     accuracy_m: acc,
-                    status,
+                    // Written by `store::checkin` from the same enum.
+                    status: CheckinStatus::parse(&status).unwrap_or(CheckinStatus::Flagged),
                     flags: flags.split(',').filter_map(CheckinFlag::parse).collect(),
                     photo: PhotoRef::new(sha),
                 }
@@ -365,7 +367,7 @@ pub fn compute(
             seen: BTreeSet::new(),
         });
         days.seen.insert(date);
-        if status == "accepted" {
+        if status == CheckinStatus::Accepted.as_str() {
             days.present.insert(date);
         }
     }

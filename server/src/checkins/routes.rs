@@ -25,7 +25,7 @@ pub struct CheckinAnswer {
     /// `accepted`, or `flagged` with the reasons in `flags`; a check-in is never refused for
     /// doubtful facts.
     #[schema(example = "accepted")]
-    pub status: String,
+    pub status: crate::domain::CheckinStatus,
     pub flags: Vec<CheckinFlag>,
     /// The local (Asia/Shanghai) day the check-in counts for.
     #[schema(example = "2020-07-20")]

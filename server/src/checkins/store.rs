@@ -11,7 +11,7 @@ use super::verify::{self, Facts, Neighbour};
 use crate::db::schema::{checkins, household_surveys, photo_links, photos, survey_members};
 use crate::db::DbConnection;
 use crate::domain::Rule;
-use crate::domain::{CheckinFlag, CheckinKind, EmploymentStatus};
+use crate::domain::{CheckinFlag, CheckinKind, CheckinStatus, EmploymentStatus};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::photos::phash::distance;
 use crate::privacy::Vault;
@@ -216,10 +216,11 @@ pub fn store(
     };
     let flags: Vec<CheckinFlag> = verify::flags(&facts, &fence, policy);
     let status = if flags.is_empty() {
-        "accepted"
+        CheckinStatus::Accepted
     } else {
-        "flagged"
-    };
+        CheckinStatus::Flagged
+    }
+    .as_str();
     diesel::insert_into(checkins::table)
         .values((
             checkins::id.eq(checkin.id.as_str()),

@@ -94,7 +94,7 @@ pub async fn page(
                             "（有标记）"
                         }
                     ),
-                    mark: if c.status == "accepted" {
+                    mark: if c.status == crate::domain::CheckinStatus::Accepted {
                         Mark::Accepted
                     } else {
                         Mark::Flagged

@@ -8,7 +8,7 @@ use super::error::{explain, ConsoleResult};
 use super::layout::{change, csrf_field, current_month, datetime, number, query, render, Nav};
 use super::svg::{bars, Bar};
 use super::{pairs, parse_pairs, posted, see_other_with, value, Session};
-use crate::domain::{DivisionLevel, Role};
+use crate::domain::{DivisionLevel, MonthStatus, Role};
 use crate::http::ApiQuery;
 use crate::ledger::inventory::FigureRow;
 use crate::ledger::routes::{
@@ -153,7 +153,7 @@ pub async fn page(
                 select name="month" {
                     @for m in &months {
                         option value=(m.month) selected[m.month == month] {
-                            (m.month) @if m.state == "closed" { "（已关账）" }
+                            (m.month) @if m.state == MonthStatus::Closed { "（已关账）" }
                         }
                     }
                     @if !months.iter().any(|m| m.month == month) { option value=(month) selected { (month) } }
@@ -278,11 +278,11 @@ pub async fn months_page(
                 @for m in &months {
                     tr data-month=(m.month) {
                         td { a href={ "/console/ledger?" (query(&[("month", Some(m.month.as_str()))])) } { (m.month) } }
-                        td { @if m.state == "closed" { "已关账" } @else { "未关账" } }
+                        td { (m.state.label()) }
                         td { (m.closed_at.as_ref().map_or("—".to_owned(), datetime)) }
                         td { (m.closed_by_name.as_deref().unwrap_or("—")) }
                         td {
-                            @if admin && m.state != "closed" {
+                            @if admin && m.state != MonthStatus::Closed {
                                 form.inline method="post" action={ "/console/months/" (m.month) "/close" }
                                     data-confirm=(format!("关账后 {} 的台账将冻结，确定关账？", m.month)) {
                                     (csrf_field(&session))

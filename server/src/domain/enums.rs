@@ -294,6 +294,39 @@ labelled_enum! {
 }
 
 labelled_enum! {
+    /// What kind of survey a submission is.
+    pub enum SurveyKind {
+        HouseholdSurvey = ("household_survey", "入户调查"),
+        VillageSurvey = ("village_survey", "村级公益岗需求调查"),
+    }
+}
+
+labelled_enum! {
+    /// A check-in as verified: accepted, or flagged for a reviewer (never refused for doubtful
+    /// facts).
+    pub enum CheckinStatus {
+        Accepted = ("accepted", "核验通过"),
+        Flagged = ("flagged", "有疑点，待核实"),
+    }
+}
+
+labelled_enum! {
+    /// A month of the ledger: open (figures live) or closed by the monthly dispatch (frozen).
+    pub enum MonthStatus {
+        Open = ("open", "未关账"),
+        Closed = ("closed", "已关账"),
+    }
+}
+
+labelled_enum! {
+    /// What became of one survey of a bulk decision.
+    pub enum BulkItemOutcome {
+        Decided = ("decided", "已处理"),
+        Refused = ("refused", "未处理"),
+    }
+}
+
+labelled_enum! {
     /// The rule a field broke: `rule` of every problem `errors[]` entry (and of the problem's
     /// first error). Programs switch on the value; the label says it to a person.
     pub enum Rule {

@@ -19,7 +19,7 @@ pub struct MonthState {
     pub month: String,
     /// `open` (figures live) or `closed` (frozen).
     #[schema(example = "closed")]
-    pub state: String,
+    pub state: crate::domain::MonthStatus,
     pub closed_at: Option<DateTime<Utc>>,
     pub closed_by: Option<String>,
     pub closed_by_name: Option<String>,
@@ -59,7 +59,11 @@ pub fn list(conn: &mut DbConnection, current: &str) -> QueryResult<Vec<MonthStat
         .map(|month| {
             let c = closed.iter().find(|c| c.0 == month);
             MonthState {
-                state: if c.is_some() { "closed" } else { "open" }.into(),
+                state: if c.is_some() {
+                    crate::domain::MonthStatus::Closed
+                } else {
+                    crate::domain::MonthStatus::Open
+                },
                 closed_at: c.map(|c| c.1.and_utc()),
                 closed_by: c.map(|c| c.2.clone()),
                 closed_by_name: c.map(|c| c.3.clone()),
@@ -144,7 +148,7 @@ pub fn close(
     )?;
     Ok(MonthState {
         month: month.to_owned(),
-        state: "closed".into(),
+        state: crate::domain::MonthStatus::Closed,
         closed_at: Some(now),
         closed_by: Some(user_id.to_owned()),
         closed_by_name: None,

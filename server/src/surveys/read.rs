@@ -921,8 +921,7 @@ pub struct SinceQuery {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SubmissionStatus {
     pub id: String,
-    /// `household_survey` or `village_survey`.
-    pub kind: String,
+    pub kind: crate::domain::SurveyKind,
     pub village_code: String,
     pub status: ReviewStatus,
     /// The reviewer's reason or request, when there is one.
@@ -1036,8 +1035,12 @@ pub async fn my_submissions(
                 .collect();
             let mut items = households
                 .into_iter()
-                .map(|r| (r, "household_survey"))
-                .chain(villages.into_iter().map(|r| (r, "village_survey")))
+                .map(|r| (r, crate::domain::SurveyKind::HouseholdSurvey))
+                .chain(
+                    villages
+                        .into_iter()
+                        .map(|r| (r, crate::domain::SurveyKind::VillageSurvey)),
+                )
                 .map(
                     |(
                         (id, village_code, status, review_comment, received_at, changed_at, by),
@@ -1048,7 +1051,7 @@ pub async fn my_submissions(
                             reviewed_by: by,
                             flags: flags.remove(&id).unwrap_or_default(),
                             id,
-                            kind: kind.into(),
+                            kind,
                             village_code,
                             status: ReviewStatus::parse(&status)
                                 .ok_or_else(|| corrupt("status"))?,

@@ -347,7 +347,7 @@ pub struct BulkFilter {
 pub struct BulkItem {
     pub id: String,
     /// `decided`, or `refused` with the problem `code` and `detail`.
-    pub outcome: String,
+    pub outcome: crate::domain::BulkItemOutcome,
     pub status: Option<ReviewStatus>,
     pub code: Option<crate::error::ErrorCode>,
     pub detail: Option<String>,

@@ -255,21 +255,24 @@ pub async fn decide_bulk(
                 items.push(match decided {
                     Ok(o) => BulkItem {
                         id: id.clone(),
-                        outcome: "decided".into(),
+                        outcome: crate::domain::BulkItemOutcome::Decided,
                         status: Some(o.status),
                         code: None,
                         detail: None,
                     },
                     Err(e) => BulkItem {
                         id: id.clone(),
-                        outcome: "refused".into(),
+                        outcome: crate::domain::BulkItemOutcome::Refused,
                         status: None,
                         code: Some(e.code()),
                         detail: Some(e.problem().detail),
                     },
                 });
             }
-            let decided = items.iter().filter(|i| i.outcome == "decided").count();
+            let decided = items
+                .iter()
+                .filter(|i| i.outcome == crate::domain::BulkItemOutcome::Decided)
+                .count();
             Ok(BulkOutcome {
                 dry_run: false,
                 matched: ids.len(),
