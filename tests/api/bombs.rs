@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use reqwest::{Client, Response};
 use reqwest_middleware::ClientWithMiddleware;
-use serde_json::{json, Value};
+use serde_json::Value;
 use taizhang::photos::synthetic::{
     claim_size, flat_jpeg, jpeg, progressive_jpeg, with_frame_marker, with_repeated_scan, Scene,
 };
@@ -363,16 +363,7 @@ async fn eight_concurrent_bombs_cost_little_memory_and_time(backend: Backend) {
         progressive_jpeg(&Scene::new(36).render(2400, 1800, 0.0), 85, false).expect("progressive");
     let server = ServerProcess::start(&url);
     let client = crate::helpers::checked_client(Client::builder().timeout(Duration::from_secs(60)));
-    let login: Value = client
-        .post(format!("{}/api/v1/auth/login", server.address))
-        .json(&json!({"phone": ENUMERATOR_TAOBEI.phone, "password": ENUMERATOR_TAOBEI.password, "device_id": "d"}))
-        .send()
-        .await
-        .expect("login")
-        .json()
-        .await
-        .expect("json");
-    let token = login["access_token"].as_str().expect("token").to_owned();
+    let token = log_in(&client, &server.address, ENUMERATOR_TAOBEI).await;
     // Warm up the upload path (connections, thread pools) with one refusal.
     let warm = bomb(
         "warm-up",

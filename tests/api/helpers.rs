@@ -273,6 +273,34 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(bytes))
 }
 
+/// Logs a demo user in on the server at `address` (a `taizhang serve` process) and returns an
+/// access token.
+pub async fn log_in(client: &ClientWithMiddleware, address: &str, user: DemoUser) -> String {
+    let answer: Value = client
+        .post(format!("{address}/api/v1/auth/login"))
+        .json(&json!({"phone": user.phone, "password": user.password, "device_id": "d"}))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("login JSON");
+    answer["access_token"]
+        .as_str()
+        .expect("access token")
+        .to_owned()
+}
+
+/// A header of an answer as text ("" when absent).
+pub fn header_of(response: &Response, name: &str) -> String {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// A test client whose every exchange is checked against the OpenAPI document (see
 /// `conformance.rs`).
 pub fn checked_client(builder: reqwest::ClientBuilder) -> ClientWithMiddleware {
@@ -285,18 +313,8 @@ pub fn checked_client(builder: reqwest::ClientBuilder) -> ClientWithMiddleware {
 /// Reads a problem+json answer, checking its content type, status and code.
 pub async fn problem(response: Response, status: u16, code: &str) -> Value {
     assert_eq!(response.status(), status, "status");
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    let request_id = response
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let content_type = header_of(&response, "content-type");
+    let request_id = header_of(&response, "x-request-id");
     assert_eq!(content_type, "application/problem+json");
     let body: Value = response.json().await.expect("problem JSON");
     assert_eq!(body["code"], code, "problem code in {body}");

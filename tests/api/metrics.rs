@@ -21,15 +21,10 @@ async fn scrape(app: &TestApp, accept: Option<&str>) -> (String, String, String)
     }
     let response = request.send().await.expect("scrape");
     assert_eq!(response.status(), 200);
-    let header = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let (content_type, vary) = (header("content-type"), header("vary"));
+    let (content_type, vary) = (
+        header_of(&response, "content-type"),
+        header_of(&response, "vary"),
+    );
     (content_type, vary, response.text().await.expect("text"))
 }
 

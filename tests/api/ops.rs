@@ -142,15 +142,10 @@ async fn api_answers_are_not_cached_or_sniffed(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let token = app.token(ENUMERATOR_TAOBEI).await;
     let headers_of = |response: &reqwest::Response| {
-        let get = |name: &str| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_owned()
-        };
-        (get("cache-control"), get("x-content-type-options"))
+        (
+            header_of(response, "cache-control"),
+            header_of(response, "x-content-type-options"),
+        )
     };
     let no_store = ("no-store".to_owned(), "nosniff".to_owned());
     // The caller, a login's tokens, a problem, the villages.
@@ -207,22 +202,9 @@ async fn files_are_private_to_the_server(backend: Backend) {
     )
     .expect("start taizhang");
     let client = crate::helpers::checked_client(reqwest::Client::builder());
-    let login: Value = client
-        .post(format!("{}/api/v1/auth/login", server.address))
-        .json(&serde_json::json!({"phone": ENUMERATOR_TAOBEI.phone, "password": ENUMERATOR_TAOBEI.password, "device_id": "d"}))
-        .send()
-        .await
-        .expect("login")
-        .json()
-        .await
-        .expect("json");
-    let token = login["access_token"].as_str().expect("token");
-    let bytes = std::fs::read(format!(
-        "{}/fixtures/photos/doorplate.jpg",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .expect("fixture");
-    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+    let token = &log_in(&client, &server.address, ENUMERATOR_TAOBEI).await;
+    let bytes = photo_fixture("doorplate.jpg");
+    let sha = sha256_hex(&bytes);
     let photo = format!("{}/api/v1/photos/{sha}", server.address);
     let stored = client
         .put(&photo)

@@ -1186,24 +1186,9 @@ async fn reviewers_on_two_server_processes_decide_each_survey_once() {
     let url = crate::pg::fresh_database();
     let (a, b) = (ServerProcess::start(&url), ServerProcess::start(&url));
     let client = crate::helpers::checked_client(reqwest::Client::builder());
-    let login = |server: &ServerProcess, user: DemoUser| {
-        let request = client
-            .post(format!("{}/api/v1/auth/login", server.address))
-            .json(&json!({"phone": user.phone, "password": user.password, "device_id": "d"}));
-        async move {
-            let answer: Value = request
-                .send()
-                .await
-                .expect("login")
-                .json()
-                .await
-                .expect("json");
-            answer["access_token"].as_str().expect("token").to_owned()
-        }
-    };
-    let field = login(&a, ENUMERATOR_TAOBEI).await;
-    let reviewer_a = login(&a, REVIEWER_TAOBEI).await;
-    let city_b = login(&b, CITY_ADMIN).await;
+    let field = log_in(&client, &a.address, ENUMERATOR_TAOBEI).await;
+    let reviewer_a = log_in(&client, &a.address, REVIEWER_TAOBEI).await;
+    let city_b = log_in(&client, &b.address, CITY_ADMIN).await;
     let mut ids = Vec::new();
     for n in 0..6u32 {
         let body = household_survey(
@@ -1262,7 +1247,7 @@ async fn reviewers_on_two_server_processes_decide_each_survey_once() {
 
     // Corrections on one server race approvals on the other (the order of their locks once
     // could deadlock): every correction is stored, every approval is decided or refused.
-    let field_b = login(&b, ENUMERATOR_TAOBEI).await;
+    let field_b = log_in(&client, &b.address, ENUMERATOR_TAOBEI).await;
     let mut originals = Vec::new();
     for n in 0..6u32 {
         let body = household_survey(

@@ -1049,16 +1049,7 @@ async fn two_server_processes_on_postgres_store_one_survey() {
     let client = crate::helpers::checked_client(reqwest::Client::builder());
     let mut tokens = Vec::new();
     for server in [&a, &b] {
-        let login: Value = client
-            .post(format!("{}/api/v1/auth/login", server.address))
-            .json(&json!({"phone": ENUMERATOR_TAOBEI.phone, "password": ENUMERATOR_TAOBEI.password, "device_id": "d"}))
-            .send()
-            .await
-            .expect("login")
-            .json()
-            .await
-            .expect("json");
-        tokens.push(login["access_token"].as_str().expect("token").to_owned());
+        tokens.push(log_in(&client, &server.address, ENUMERATOR_TAOBEI).await);
     }
     let body = household_survey(
         &new_id(),

@@ -144,20 +144,7 @@ pub fn failures_for_key(
         .select(diesel::dsl::max(login_attempts::attempted_at))
         .first(conn)?;
     let since = last_success.map_or(since, |s| s.max(since));
-    let (count, oldest, latest) = key()
-        .filter(login_attempts::succeeded.eq(false))
-        .filter(login_attempts::attempted_at.gt(since))
-        .select((
-            diesel::dsl::count_star(),
-            diesel::dsl::min(login_attempts::attempted_at),
-            diesel::dsl::max(login_attempts::attempted_at),
-        ))
-        .first::<(i64, Option<NaiveDateTime>, Option<NaiveDateTime>)>(conn)?;
-    Ok(FailureCount {
-        count,
-        oldest,
-        latest,
-    })
+    count_failures(conn, key().filter(login_attempts::attempted_at.gt(since)))
 }
 
 /// Failures of `phone` from every address and device since `since`. A success does not reset
@@ -167,10 +154,19 @@ pub fn failures_for_phone(
     phone: &str,
     since: NaiveDateTime,
 ) -> QueryResult<FailureCount> {
-    let (count, oldest, latest) = login_attempts::table
+    let attempts = login_attempts::table
         .filter(login_attempts::phone.eq(phone))
-        .filter(login_attempts::succeeded.eq(false))
         .filter(login_attempts::attempted_at.ge(since))
+        .into_boxed();
+    count_failures(conn, attempts)
+}
+
+type Attempts<'a> = login_attempts::BoxedQuery<'a, <DbConnection as diesel::Connection>::Backend>;
+
+/// The failures among `attempts`: how many, the earliest and the latest.
+fn count_failures(conn: &mut DbConnection, attempts: Attempts<'_>) -> QueryResult<FailureCount> {
+    let (count, oldest, latest) = attempts
+        .filter(login_attempts::succeeded.eq(false))
         .select((
             diesel::dsl::count_star(),
             diesel::dsl::min(login_attempts::attempted_at),
