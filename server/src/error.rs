@@ -12,7 +12,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::domain::{Invalid, Rule};
-use crate::http::request_id;
+use crate::telemetry::request_id;
 
 /// Stable error codes. The Chinese label is the problem's `title`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, ToSchema)]
@@ -402,3 +402,12 @@ impl From<diesel::result::Error> for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// 400 `invalid_query` naming the query parameter and what is wrong with it.
+pub fn bad_query(field: &str, detail: impl Into<String>) -> ApiError {
+    ApiError::BadRequest {
+        code: ErrorCode::InvalidQuery,
+        detail: format!("{field}：{}", detail.into()),
+        field: Some(field.into()),
+    }
+}

@@ -1,6 +1,7 @@
 //! Taizhang (台账): field data collection for rural employment programmes and the village-level
 //! employment demand ledger built from it. See `README.md` and `../shared/SPEC.md`.
 
+pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod catalog;
@@ -24,6 +25,7 @@ pub mod random;
 pub mod secrets;
 pub mod simulate;
 pub mod startup;
+pub mod state;
 pub mod submissions;
 pub mod surveys;
 pub mod telemetry;

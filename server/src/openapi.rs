@@ -2,7 +2,6 @@
 //! `mobile-api-spec/openapi.json` and served at `/api/v1/openapi.json`. A test fails when the
 //! committed file differs from what the code generates.
 
-use actix_web::{get, web, HttpResponse};
 use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Content, OpenApi as OpenApiDoc, RefOr, Response, ResponseBuilder};
@@ -217,35 +216,10 @@ impl Modify for StandardErrors {
     }
 }
 
-/// Registers every route on a utoipa-aware app: `/api/v1/...` and the operations endpoints.
-pub fn register<T>(app: utoipa_actix_web::UtoipaApp<T>) -> utoipa_actix_web::UtoipaApp<T>
-where
-    T: actix_web::dev::ServiceFactory<
-        actix_web::dev::ServiceRequest,
-        Config = (),
-        Error = actix_web::Error,
-        InitError = (),
-    >,
-{
-    app.service(
-        utoipa_actix_web::scope("/api/v1")
-            .configure(crate::auth::routes::configure)
-            .configure(crate::villages::routes::configure)
-            .configure(crate::users::routes::configure)
-            .configure(crate::photos::routes::configure)
-            .configure(crate::surveys::routes::configure)
-            .configure(crate::checkins::routes::configure)
-            .configure(crate::audit::routes::configure)
-            .configure(crate::ledger::routes::configure)
-            .configure(crate::catalog::configure)
-            .service(openapi_json),
-    )
-    .configure(crate::ops::configure)
-}
-
 /// The complete document, as the server serves it and `taizhang openapi` prints it.
 pub fn document() -> OpenApiDoc {
-    let (_, mut api) = register(actix_web::App::new().into_utoipa_app()).split_for_parts();
+    let (_, mut api) =
+        crate::api::configure(actix_web::App::new().into_utoipa_app()).split_for_parts();
     let mut doc = ApiDoc::openapi();
     // The derive's own modifiers ran on an empty path list: merge, then run them again.
     doc.merge(std::mem::take(&mut api));
@@ -266,18 +240,6 @@ pub fn to_json(doc: &OpenApiDoc) -> String {
     let mut text = doc.to_pretty_json().unwrap_or_default();
     text.push('\n');
     text
-}
-
-/// The document served at `/api/v1/openapi.json` (built once at start).
-pub struct OpenApiJson(pub String);
-
-/// This OpenAPI document.
-#[utoipa::path(tag = "operations", responses((status = 200, description = "OpenAPI 3.1 document", content_type = "application/json", body = Object)))]
-#[get("/openapi.json")]
-pub async fn openapi_json(doc: web::Data<OpenApiJson>) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("application/json")
-        .body(doc.0.clone())
 }
 
 /// A body of raw bytes (a JPEG, a spreadsheet): `type: string` with `format: binary`, which

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use crate::db::{migrations, DbConnection};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::metrics::{DomainReadings, Format};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::surveys::read::AWAITING_REVIEW;
 
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {

@@ -12,32 +12,20 @@ use anyhow::{bail, Context};
 use diesel::connection::SimpleConnection;
 use utoipa_actix_web::AppExt;
 
+use crate::api::{self, OpenApiJson};
 use crate::config::Settings;
 use crate::db::{migrations, read_setting, write_setting, DatabaseUrl, Db, DbConnection};
 use crate::files;
 use crate::http::{self, ClientLimits, JsonLimit};
 use crate::metrics::Metrics;
-use crate::openapi::{self, OpenApiJson};
+use crate::openapi;
 use crate::photos::{DecodeBudget, PhotoStore};
 use crate::privacy::Vault;
 use crate::secrets::{Keys, SecretSource};
+use crate::state::AppState;
 use crate::users::{demo, NewUserInput};
 use crate::villages::fixtures;
 use crate::villages::geofences::Geofences;
-
-/// What every handler can reach.
-pub struct AppState {
-    pub db: Db,
-    pub photos: PhotoStore,
-    /// Decode memory left for photos being decoded now (`photos.decode_budget_bytes`).
-    pub decode_budget: DecodeBudget,
-    /// Seals and indexes personal data (ID numbers, phones, submissions).
-    pub vault: Vault,
-    pub geofences: Geofences,
-    pub keys: Keys,
-    pub settings: Settings,
-    pub metrics: Metrics,
-}
 
 /// What start-up did, for the log and for `--demo` output.
 pub struct Prepared {
@@ -167,7 +155,7 @@ impl Application {
             vault: Vault::new(&prepared.keys),
             geofences: Geofences::default(),
             keys: prepared.keys,
-            metrics: Metrics::new(prepared.photos.errors()),
+            metrics: Arc::new(Metrics::new(prepared.photos.errors())),
             settings: settings.clone(),
         });
         let doc = web::Data::new(OpenApiJson(openapi::to_json(&openapi::document())));
@@ -177,10 +165,12 @@ impl Application {
             settings.http.clone(),
             settings.trust_proxy_headers,
         ));
+        let metrics = web::Data::from(state.metrics.clone());
         let app_state = state.clone();
         let mut server = HttpServer::new(move || {
-            let (app, _) = openapi::register(App::new().into_utoipa_app()).split_for_parts();
+            let (app, _) = api::configure(App::new().into_utoipa_app()).split_for_parts();
             app.app_data(app_state.clone())
+                .app_data(metrics.clone())
                 .app_data(doc.clone())
                 .app_data(json_limit)
                 .app_data(client_limits.clone())

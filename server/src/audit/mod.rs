@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::db::schema::audit_log;
 use crate::db::DbConnection;
-use crate::http::request_id;
+use crate::telemetry::request_id;
 
 /// The `prev_hash` of the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";

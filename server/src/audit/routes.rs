@@ -14,7 +14,7 @@ use crate::domain::Role;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::http::export;
 use crate::http::{bad_query, ApiQuery};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(list_audit);
@@ -175,7 +175,7 @@ const CSV_HEADERS: [&str; 14] = [
 const EXPORT_BATCH: i64 = 2_000;
 
 fn write_csv(conn: &mut DbConnection, filter: &Filter, sink: &mut export::Sink) -> ApiResult<()> {
-    let beijing = crate::surveys::validate::china();
+    let beijing = crate::domain::time::china();
     let mut out = csv::Writer::from_writer(export::BOM.to_vec());
     out.write_record(CSV_HEADERS).map_err(ApiError::internal)?;
     let mut after = 0i64;

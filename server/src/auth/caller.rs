@@ -1,14 +1,11 @@
-use actix_web::dev::Payload;
-use actix_web::http::header;
-use actix_web::{web, FromRequest, HttpRequest};
-use futures_util::future::LocalBoxFuture;
+//! The authenticated caller as a plain value: who they are, their role and how far their scope
+//! reaches. The HTTP layer builds it from a bearer token (`http::caller`); services take it.
+
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{store, tokens};
 use crate::domain::{DivisionCode, Role};
 use crate::error::{ApiError, ApiResult, ErrorCode};
-use crate::startup::AppState;
 
 /// The authenticated user of a request, with their role and scope, checked against the
 /// database on every request so that logout, a revoked session or a disabled account take
@@ -103,57 +100,6 @@ impl Caller {
 
 fn out_of_scope(detail: String) -> ApiError {
     ApiError::forbidden(ErrorCode::OutOfScope, detail)
-}
-
-/// The bearer token of a request, if it has one.
-fn bearer(req: &HttpRequest) -> ApiResult<String> {
-    let value = req.headers().get(header::AUTHORIZATION).ok_or_else(|| {
-        ApiError::unauthenticated(
-            ErrorCode::MissingToken,
-            "请先登录，并在请求头中携带 `Authorization: Bearer <访问令牌>`",
-        )
-    })?;
-    let value = value.to_str().map_err(|_| {
-        ApiError::unauthenticated(ErrorCode::InvalidToken, "`Authorization` 请求头不是文本")
-    })?;
-    let mut parts = value.splitn(2, ' ');
-    match (parts.next(), parts.next()) {
-        (Some(scheme), Some(token))
-            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
-        {
-            Ok(token.trim().to_owned())
-        }
-        _ => Err(ApiError::unauthenticated(
-            ErrorCode::InvalidToken,
-            "`Authorization` 请求头须为 `Bearer <访问令牌>`",
-        )),
-    }
-}
-
-impl FromRequest for Caller {
-    type Error = ApiError;
-    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let token = bearer(req);
-        let state = req.app_data::<web::Data<AppState>>().cloned();
-        Box::pin(async move {
-            let state = state
-                .ok_or_else(|| ApiError::internal(anyhow::anyhow!("application state missing")))?;
-            let claims = tokens::verify_access(&state.keys, &token?)?;
-            Caller::load(&state, claims).await
-        })
-    }
-}
-
-impl Caller {
-    /// The caller a verified token names, if its session is still open and its account active.
-    pub async fn load(state: &AppState, claims: tokens::AccessClaims) -> ApiResult<Caller> {
-        state
-            .db
-            .run(move |conn| store::load_caller(conn, &claims.sub, &claims.sid))
-            .await
-    }
 }
 
 #[cfg(test)]

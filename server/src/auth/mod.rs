@@ -1,10 +1,12 @@
-//! Who is calling and what they may see: passwords, tokens, sessions, the caller extractor,
-//! and the login, refresh, logout and `/me` routes.
+//! Who is calling and what they may see: passwords, tokens, sessions, the caller and the
+//! areas a request narrows to; and the login, refresh, logout and `/me` routes.
 
+pub mod area;
 mod caller;
 pub mod password;
 pub mod routes;
 pub mod store;
 pub mod tokens;
 
+pub use area::Area;
 pub use caller::{Caller, ScopeLevel};

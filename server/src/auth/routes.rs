@@ -14,7 +14,7 @@ use crate::domain::Rule;
 use crate::domain::{DivisionCode, Phone, Role};
 use crate::error::{ApiError, ApiResult, ErrorCode, FieldError, Problem};
 use crate::http::{client_addr, ApiJson};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(login)

@@ -9,7 +9,7 @@ use crate::auth::Caller;
 use crate::domain::{CheckinFlag, Role, SubmissionId};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::http::ApiJsonValue;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::submissions::{self, canonical_json, Incoming, Kind, Outcome};
 
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {

@@ -10,12 +10,12 @@ use super::policy::CheckinPolicy;
 use super::verify::{self, Facts, Neighbour};
 use crate::db::schema::{checkins, household_surveys, photo_links, photos, survey_members};
 use crate::db::DbConnection;
+use crate::domain::time::china;
 use crate::domain::Rule;
 use crate::domain::{CheckinFlag, CheckinKind, CheckinStatus, EmploymentStatus};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::photos::phash::distance;
 use crate::privacy::Vault;
-use crate::surveys::validate::china;
 use crate::villages::geofences::Geofences;
 
 /// A stored photo's perceptual hash, EXIF time and EXIF position.

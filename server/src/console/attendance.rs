@@ -13,7 +13,7 @@ use super::{
 use crate::checkins::attendance::{AttendanceQuery, CheckinQuery};
 use crate::checkins::routes::{attendance_of_month, checkins_of_month};
 use crate::http::ApiQuery;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::villages::routes::village_by_code;
 
 pub async fn page(

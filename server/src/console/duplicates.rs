@@ -10,7 +10,7 @@ use super::{
     back_to, chosen_county, name, names, pairs, parse_pairs, posted, see_other_with, value, Session,
 };
 use crate::http::{ApiJson, ApiQuery};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::surveys::duplicates::{PairAction, PairKind, PairState};
 use crate::surveys::duplicates_routes::{
     decide_duplicate_pair, duplicates_page, DuplicatePair, DuplicateQuery, HouseholdSide,

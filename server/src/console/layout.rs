@@ -1,7 +1,8 @@
 //! The page shell every console page shares, and small formatting helpers.
 
+use crate::domain::time::china;
 use actix_web::HttpResponse;
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, Utc};
 use maud::{html, Markup, DOCTYPE};
 
 use super::session::Session;
@@ -116,20 +117,18 @@ pub fn html_response(markup: Markup) -> HttpResponse {
         .body(markup.into_string())
 }
 
-/// China Standard Time, the time every user of the console lives in.
-pub fn cst() -> FixedOffset {
-    FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| FixedOffset::east_opt(0).expect("UTC"))
-}
-
 pub fn datetime(at: &DateTime<Utc>) -> String {
-    at.with_timezone(&cst())
+    at.with_timezone(&china())
         .format("%Y-%m-%d %H:%M")
         .to_string()
 }
 
 /// The current month, `YYYY-MM`, in China Standard Time.
 pub fn current_month() -> String {
-    Utc::now().with_timezone(&cst()).format("%Y-%m").to_string()
+    Utc::now()
+        .with_timezone(&china())
+        .format("%Y-%m")
+        .to_string()
 }
 
 /// A hidden CSRF field for a form.

@@ -15,7 +15,7 @@ use crate::ledger::routes::{
     close_month_now, inventory_export, inventory_of_node, months_list, InventoryExportQuery,
     NodeQuery,
 };
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// The figures charted for every node: the ledger's headline columns.
 const MAIN_FIGURES: [&str; 11] = [

@@ -12,10 +12,10 @@ use super::session::{
 };
 use super::{form_fields, pairs, posted, value, ConsoleError, CONSOLE_ROLES};
 use crate::auth::routes::{log_in, log_out, LoginRequest, CONSOLE_DEVICE_ID};
-use crate::auth::{tokens, Caller};
+use crate::auth::tokens;
 use crate::error::{ApiError, ErrorCode};
 use crate::http::ApiJson;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Where to go after logging in: a console path only, so the form cannot send anyone elsewhere.
 fn safe_next(next: Option<&str>) -> &str {
@@ -90,7 +90,7 @@ pub async fn submit(
     match log_in(state.clone(), req.clone(), ApiJson(request)).await {
         Ok(tokens) if !CONSOLE_ROLES.contains(&tokens.user.role) => {
             // The password was right, but the console is not theirs: end the session it opened.
-            let caller = Caller::load(
+            let caller = crate::http::load_caller(
                 &state,
                 tokens::verify_access(&state.keys, &tokens.access_token)?,
             )

@@ -121,7 +121,7 @@ pub fn value<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
 
 /// The counties a caller may pick from: their own, or all of them for the city.
 pub async fn counties_of(
-    state: &web::Data<crate::startup::AppState>,
+    state: &web::Data<crate::state::AppState>,
     caller: &Caller,
 ) -> ConsoleResult<Vec<(String, String)>> {
     let county = caller.county_code.clone();
@@ -137,7 +137,7 @@ pub async fn counties_of(
 
 /// The villages of a county, code and name, for a filter's choices.
 pub async fn villages_of(
-    state: &web::Data<crate::startup::AppState>,
+    state: &web::Data<crate::state::AppState>,
     county: &str,
 ) -> ConsoleResult<Vec<(String, String)>> {
     let county = DivisionCode::parse_level(county, DivisionLevel::County)
@@ -159,7 +159,7 @@ pub fn chosen_county(caller: &Caller, picked: Option<&str>) -> Option<String> {
 
 /// Names of places and people for a page: division codes and user ids → names.
 pub async fn names(
-    state: &web::Data<crate::startup::AppState>,
+    state: &web::Data<crate::state::AppState>,
     codes: Vec<String>,
     users: Vec<String>,
 ) -> ConsoleResult<(HashMap<String, String>, HashMap<String, String>)> {
@@ -188,7 +188,7 @@ pub fn form_fields(body: &[u8]) -> ConsoleResult<Vec<(String, String)>> {
 
 /// A posted form's fields, once its CSRF token is this session's.
 pub fn posted(
-    state: &crate::startup::AppState,
+    state: &crate::state::AppState,
     session: &Session,
     body: &[u8],
 ) -> ConsoleResult<Vec<(String, String)>> {

@@ -6,7 +6,7 @@ use super::error::ConsoleResult;
 use super::{pairs, parse_pairs, Session};
 use crate::http::ApiQuery;
 use crate::photos::routes::{photo_response, PhotoQuery};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub async fn serve(
     state: web::Data<AppState>,

@@ -11,7 +11,7 @@ use super::{
 };
 use crate::domain::{ReviewStatus, SurveyFlag};
 use crate::http::{ApiJson, ApiQuery};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::surveys::read::{surveys_page, SurveyQuery};
 use crate::surveys::review::{BulkReviewRequest, Decision};
 use crate::surveys::review_routes::decide_bulk;

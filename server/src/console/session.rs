@@ -22,7 +22,7 @@ use super::error::ConsoleError;
 use crate::auth::tokens;
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub const SESSION_COOKIE: &str = "tz_console";
 pub const FLASH_COOKIE: &str = "tz_flash";
@@ -165,10 +165,12 @@ async fn authenticate(req: &HttpRequest) -> Result<Session, ConsoleError> {
         return Err(login());
     }
     let renew = expired_for > 0;
-    let caller = Caller::load(&state, claims).await.map_err(|e| match e {
-        ApiError::Unauthenticated { .. } => login(),
-        other => ConsoleError::Api(other),
-    })?;
+    let caller = crate::http::load_caller(&state, claims)
+        .await
+        .map_err(|e| match e {
+            ApiError::Unauthenticated { .. } => login(),
+            other => ConsoleError::Api(other),
+        })?;
     caller.require_role(&super::CONSOLE_ROLES)?;
     if renew {
         let ttl = chrono::Duration::from_std(state.settings.auth.access_ttl)

@@ -112,10 +112,10 @@ impl Db {
     {
         let pool = self.pool.clone();
         let span = tracing::Span::current();
-        let request_id = crate::http::request_id::current();
+        let request_id = crate::telemetry::request_id::current();
         tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
-            let _request = crate::http::request_id::enter_blocking(request_id);
+            let _request = crate::telemetry::request_id::enter_blocking(request_id);
             let _turn = turn
                 .as_ref()
                 .map(|t| t.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));

@@ -4,12 +4,15 @@
 mod division_code;
 pub mod enums;
 mod id_number;
+mod month;
 mod phone;
 mod submission_id;
+pub mod time;
 
 pub use division_code::DivisionCode;
 pub use enums::*;
 pub use id_number::IdNumber;
+pub use month::Month;
 pub use phone::Phone;
 pub use submission_id::SubmissionId;
 

@@ -11,6 +11,7 @@
 //! (from the request head until the last byte of the answer is written, so a slow body and a
 //! slow download both hold their slot) and answers 429 beyond the cap.
 
+use crate::config::HttpLimits;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -30,35 +31,6 @@ use tokio::time::{Instant, Sleep};
 
 use super::client_addr;
 use crate::error::ApiError;
-
-/// How slowly a request body may arrive, and how many requests one address may have in flight.
-#[derive(Debug, Clone)]
-pub struct HttpLimits {
-    /// How long a body may take before it must keep up `body_min_rate`.
-    pub body_grace: Duration,
-    /// Bytes a second a body must average beyond the grace period.
-    pub body_min_rate: u64,
-    /// The longest any body may take, however steadily it arrives.
-    pub body_max_time: Duration,
-    /// Requests of one client address in flight at once.
-    pub max_in_flight_per_addr: usize,
-}
-
-impl Default for HttpLimits {
-    fn default() -> Self {
-        Self {
-            // A phone that has just connected on a weak link may stall for several seconds.
-            body_grace: Duration::from_secs(20),
-            // 4 kbit/s: below anything a phone that is really sending manages.
-            body_min_rate: 500,
-            // A 15 MB photo needs 25 KB/s (200 kbit/s) to arrive within it; most are 2–5 MB.
-            body_max_time: Duration::from_secs(600),
-            // Many honest users share one address behind a village or carrier NAT, but their
-            // requests are short; an app sends a few at a time, a console page a dozen.
-            max_in_flight_per_addr: 64,
-        }
-    }
-}
 
 /// The limits with the count of requests in flight per address (app data, one per server).
 pub struct ClientLimits {

@@ -3,32 +3,25 @@
 //! one rule for control characters in text, the
 //! fallback for unknown routes.
 
+mod caller;
 pub mod export;
 mod extract;
 mod headers;
 pub mod limits;
 mod observe;
-pub mod request_id;
 pub mod text;
 
+pub use crate::error::bad_query;
+pub use caller::load_caller;
 pub use extract::{declared_length, read_limited, ApiJson, ApiJsonValue, ApiQuery, JsonLimit};
 pub use headers::security_headers;
-pub use limits::{limit, ClientLimits, HttpLimits};
+pub use limits::{limit, ClientLimits};
 pub use observe::observe;
 pub use text::refuse_control_characters;
 
 use actix_web::{HttpRequest, HttpResponse};
 
-use crate::error::{ApiError, ErrorCode};
-
-/// 400 `invalid_query` naming the query parameter and what is wrong with it.
-pub fn bad_query(field: &str, detail: impl Into<String>) -> ApiError {
-    ApiError::BadRequest {
-        code: ErrorCode::InvalidQuery,
-        detail: format!("{field}：{}", detail.into()),
-        field: Some(field.into()),
-    }
-}
+use crate::error::ApiError;
 
 /// Answers requests no route took: 405 when the path exists with another method, else 404.
 pub async fn fallback(req: HttpRequest) -> Result<HttpResponse, ApiError> {

@@ -7,8 +7,8 @@ use actix_web::middleware::Next;
 use actix_web::web;
 use tracing::Instrument;
 
-use super::request_id::{self, REQUEST_ID};
-use crate::startup::AppState;
+use crate::metrics::Metrics;
+use crate::telemetry::request_id;
 
 /// Gives each request an id (answered in `x-request-id`, included in problem bodies and the
 /// log line), a tracing span, one log line when it ends, and its place in the metrics.
@@ -24,12 +24,11 @@ pub async fn observe(
     let method = req.method().to_string();
     // The route pattern, not the path: it keeps metric labels few and logs free of ids.
     let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
-    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let metrics = req.app_data::<web::Data<Metrics>>().cloned();
     let span = tracing::info_span!("request", request_id = %id, method = %method, route = %route);
     let started = Instant::now();
 
-    let result = REQUEST_ID
-        .scope(id.clone(), next.call(req))
+    let result = request_id::scope(id.clone(), next.call(req))
         .instrument(span.clone())
         .await;
     let elapsed = started.elapsed();
@@ -44,10 +43,8 @@ pub async fn observe(
     } else {
         tracing::info!(parent: &span, status = status.as_u16(), latency_ms, "request");
     }
-    if let Some(state) = state {
-        state
-            .metrics
-            .observe_request(&method, &route, status.as_u16(), elapsed.as_secs_f64());
+    if let Some(metrics) = metrics {
+        metrics.observe_request(&method, &route, status.as_u16(), elapsed.as_secs_f64());
     }
 
     result.map(|mut res| {

@@ -14,7 +14,7 @@ pub mod seed;
 use std::time::Duration;
 
 use crate::db::write_transaction;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Villages recomputed per month and round by the background warmer.
 const WARM_BATCH: i64 = 100;

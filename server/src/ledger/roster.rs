@@ -335,7 +335,7 @@ pub const HEADERS: [&str; 18] = [
 
 /// An entry as the cells of its row, in Chinese.
 pub fn cells(e: &RosterEntry) -> [String; 18] {
-    let china = crate::surveys::validate::china();
+    let china = crate::domain::time::china();
     [
         e.county_name.clone(),
         e.township_name.clone(),

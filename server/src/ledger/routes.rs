@@ -13,7 +13,7 @@ use crate::db::write_transaction;
 use crate::domain::{DivisionCode, DivisionLevel, Role};
 use crate::error::{ApiError, ApiResult, ErrorCode, Problem};
 use crate::http::{bad_query, ApiJson, ApiQuery};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(get_inventory)
@@ -28,7 +28,7 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
 /// The current month in Asia/Shanghai.
 pub fn current_month() -> String {
     Utc::now()
-        .with_timezone(&crate::surveys::validate::china())
+        .with_timezone(&crate::domain::time::china())
         .format("%Y-%m")
         .to_string()
 }

@@ -14,7 +14,7 @@ use crate::auth::Caller;
 use crate::domain::{PhotoFormat, Role};
 use crate::error::{ApiError, ApiResult, ErrorCode, Problem};
 use crate::http::{declared_length, read_limited};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(photo_exists)

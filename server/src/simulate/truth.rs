@@ -504,7 +504,7 @@ pub fn attendance(world: &World, receipts: &[Receipt]) -> BTreeMap<PersonMonth, 
         if !receipts[i].acked {
             continue;
         }
-        let local = c.captured.with_timezone(&super::world::china());
+        let local = c.captured.with_timezone(&crate::domain::time::china());
         let key = (
             item.user,
             world.villages[c.village].code.clone(),

@@ -3,6 +3,7 @@
 //! phone flushes its offline queue. Nothing here talks to the server (`play` does), so the
 //! same seed against the same villages gives the same month.
 
+use crate::domain::time::china;
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -14,11 +15,6 @@ use crate::domain::IdNumber;
 use crate::geography::Geofence;
 use crate::photos::synthetic::{jpeg, with_exif, ExifSpec, Scene};
 use crate::random::SplitMix;
-
-/// Asia/Shanghai: days, months and EXIF times are local.
-pub fn china() -> FixedOffset {
-    FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| FixedOffset::east_opt(0).expect("UTC"))
-}
 
 /// A village as the server describes it, with two positions picked against its geofence.
 #[derive(Debug, Clone)]

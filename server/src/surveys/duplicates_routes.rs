@@ -20,7 +20,7 @@ use crate::domain::{DivisionLevel, ReviewStatus, Role};
 use crate::error::{ApiError, ApiResult, ErrorCode, Problem};
 use crate::geography::distance_m;
 use crate::http::{ApiJson, ApiQuery};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(list_duplicates).service(decide_pair);

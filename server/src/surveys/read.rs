@@ -23,7 +23,7 @@ use crate::error::{ApiError, ApiResult, ErrorCode, Problem};
 pub(crate) use crate::http::bad_query;
 use crate::http::ApiQuery;
 use crate::privacy::{Purpose, Vault};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(list_surveys)

@@ -10,7 +10,7 @@ use crate::domain::Rule;
 use crate::domain::{DivisionCode, DivisionLevel, ReviewStatus, Role, SubmissionId};
 use crate::error::{ApiError, ApiResult, ErrorCode, FieldError, Problem};
 use crate::http::ApiJson;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(review_survey).service(bulk_review);

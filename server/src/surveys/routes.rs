@@ -10,7 +10,7 @@ use crate::auth::Caller;
 use crate::domain::{Role, SubmissionId, SurveyFlag};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::http::ApiJsonValue;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::submissions::{self, canonical_json, Incoming, Kind, Outcome};
 
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {

@@ -2,6 +2,7 @@
 //! each with the path of its field (`members[2].id_number`) and a stable rule name; nothing is
 //! stored unless all pass.
 
+use crate::domain::time::china;
 use std::collections::HashSet;
 
 use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
@@ -114,11 +115,6 @@ impl Errors {
         }
         trimmed.to_owned()
     }
-}
-
-/// Asia/Shanghai, which has kept UTC+8 all year since 1991.
-pub fn china() -> FixedOffset {
-    FixedOffset::east_opt(8 * 3600).expect("UTC+8 is a valid offset")
 }
 
 /// `YYYY-MM` of an instant in Asia/Shanghai.

@@ -13,7 +13,7 @@ use crate::db::DbConnection;
 use crate::domain::Role;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::http::ApiJson;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(list_users).service(create_user);

@@ -11,7 +11,7 @@ use crate::db::DbConnection;
 use crate::domain::{DivisionCode, DivisionLevel, GeofenceKind, PositionSource};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::http::ApiQuery;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(list_villages).service(get_village);

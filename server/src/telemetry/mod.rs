@@ -1,4 +1,7 @@
-//! Logging: one tracing subscriber, set up once, human-readable or JSON lines.
+//! Logging: one tracing subscriber, set up once, human-readable or JSON lines; and the id of the
+//! request being served, which log lines, error bodies and audit entries carry.
+
+pub mod request_id;
 
 use tracing_subscriber::{fmt, EnvFilter};
 

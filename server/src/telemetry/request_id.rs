@@ -2,7 +2,12 @@
 //! bodies need it and have no access to the request).
 
 tokio::task_local! {
-    pub(super) static REQUEST_ID: String;
+    static REQUEST_ID: String;
+}
+
+/// Runs `f` with `id` as the current request id.
+pub async fn scope<F: std::future::Future>(id: String, f: F) -> F::Output {
+    REQUEST_ID.scope(id, f).await
 }
 
 pub const HEADER: &str = "x-request-id";

@@ -1,0 +1,42 @@
+//! The JSON API: every route module mounted in one place, for the server and for the OpenAPI
+//! document alike, so the document can only describe routes that are served.
+
+use actix_web::{get, web, HttpResponse};
+
+/// Registers every route on a utoipa-aware app: `/api/v1/...` and the operations endpoints.
+pub fn configure<T>(app: utoipa_actix_web::UtoipaApp<T>) -> utoipa_actix_web::UtoipaApp<T>
+where
+    T: actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+{
+    app.service(
+        utoipa_actix_web::scope("/api/v1")
+            .configure(crate::auth::routes::configure)
+            .configure(crate::villages::routes::configure)
+            .configure(crate::users::routes::configure)
+            .configure(crate::photos::routes::configure)
+            .configure(crate::surveys::routes::configure)
+            .configure(crate::checkins::routes::configure)
+            .configure(crate::audit::routes::configure)
+            .configure(crate::ledger::routes::configure)
+            .configure(crate::catalog::configure)
+            .service(openapi_json),
+    )
+    .configure(crate::ops::configure)
+}
+
+/// The document served at `/api/v1/openapi.json` (built once at start).
+pub struct OpenApiJson(pub String);
+
+/// This OpenAPI document.
+#[utoipa::path(tag = "operations", responses((status = 200, description = "OpenAPI 3.1 document", content_type = "application/json", body = Object)))]
+#[get("/openapi.json")]
+pub async fn openapi_json(doc: web::Data<OpenApiJson>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(doc.0.clone())
+}
