@@ -13,9 +13,10 @@
 //!    on SQLite and PostgreSQL): the query the server runs for each check-in (the hashes of the
 //!    same village or person, compared in memory), beside a primary-key lookup.
 
-#[path = "../../tests/api/pg.rs"]
-#[allow(dead_code)]
-mod pg;
+// Tests and benches fail by panicking: `unwrap` and `expect` are their assertions.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use taizhang_testkit::pg;
 
 use std::time::Instant;
 

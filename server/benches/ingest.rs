@@ -14,9 +14,10 @@
 //! lookup). PostgreSQL is the throwaway cluster the tests use (fsync off), so both backends are
 //! measured without disk flushes.
 
-#[path = "../../tests/api/pg.rs"]
-#[allow(dead_code)]
-mod pg;
+// Tests and benches fail by panicking: `unwrap` and `expect` are their assertions.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use taizhang_testkit::pg;
 
 use std::time::Instant;
 

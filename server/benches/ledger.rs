@@ -14,9 +14,10 @@
 //!   ledger), and after one village changed (one village recomputed);
 //! - a county and a village node, cached.
 
-#[path = "../../tests/api/pg.rs"]
-#[allow(dead_code)]
-mod pg;
+// Tests and benches fail by panicking: `unwrap` and `expect` are their assertions.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use taizhang_testkit::pg;
 
 use std::time::{Duration, Instant};
 

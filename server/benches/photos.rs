@@ -13,6 +13,9 @@
 //! (about 570 KB of scan data to walk) and a 49,999,999 × 1 grey PNG (236 KB as `image`
 //! writes it; the finding's was 48 KB).
 
+// Tests and benches fail by panicking: `unwrap` and `expect` are their assertions.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use taizhang::photos::decode::{self, ImageLimits};
 use taizhang::photos::intake::{analyze, check, sha256_hex};

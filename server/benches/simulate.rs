@@ -12,13 +12,13 @@
 //! Settings (environment): `TAIZHANG_SIM_VILLAGES` (919), `TAIZHANG_SIM_DAYS` (3),
 //! `TAIZHANG_SIM_HOUSEHOLDS` (households per village, 4), `TAIZHANG_SIM_CONCURRENCY` (32),
 //! `TAIZHANG_SIM_FAULT_RATE` (0.05), `TAIZHANG_BENCH_BACKENDS` (`sqlite,postgres,postgres2`).
-//! PostgreSQL is the throwaway cluster the tests use (`tests/api/pg.rs`, fsync off).
+//! PostgreSQL is the throwaway cluster the tests use (`taizhang_testkit::pg`, fsync off).
 
-#[path = "../../tests/api/pg.rs"]
-#[allow(dead_code)]
-mod pg;
-#[path = "../../tests/api/server_process.rs"]
-mod server_process;
+// Tests and benches fail by panicking: `unwrap` and `expect` are their assertions.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use taizhang_testkit::pg;
+use taizhang_testkit::process as server_process;
 
 use std::path::Path;
 use std::time::Duration;

@@ -102,6 +102,7 @@ impl Vault {
 
     /// HMAC-SHA256 under the index key, hex.
     pub fn keyed_hash(&self, data: &[u8]) -> String {
+        #[allow(clippy::expect_used, reason = "HMAC accepts keys of any length")]
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.index_key)
             .expect("HMAC takes keys of any length");
         mac.update(data);

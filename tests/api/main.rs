@@ -1,11 +1,12 @@
 //! The HTTP API tested end to end: the real server on a random port, against SQLite and
-//! against a PostgreSQL the tests start themselves (see `pg.rs`).
+//! against a PostgreSQL the tests start themselves (the test kit, `server/testkit`).
 
-mod conformance;
+// Tests and benches fail by panicking: `unwrap` and `expect` are their assertions.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod helpers;
-mod moto;
-mod pg;
-mod server_process;
+// The test kit's fixtures, under the names the tests use.
+use taizhang_testkit::{pg, process as server_process};
 
 mod auth;
 mod bombs;

@@ -54,6 +54,7 @@ struct Renewed(String);
 /// The CSRF token of a session: an HMAC of its id, so nothing has to be stored and a token
 /// works for exactly one session.
 pub fn csrf_token(state: &AppState, session_id: &str) -> String {
+    #[allow(clippy::expect_used, reason = "HMAC accepts keys of any length")]
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&state.keys.jwt)
         .expect("HMAC accepts any key length");
     mac.update(b"console-csrf:");

@@ -136,8 +136,7 @@ fn instant(
         );
         return None;
     };
-    let earliest = DateTime::parse_from_rfc3339("2015-01-01T00:00:00+08:00").expect("constant");
-    if at < earliest {
+    if at < crate::domain::time::start_of(crate::domain::Month::FIRST.first_day()) {
         errors.add(field, Rule::TooEarly, "早于 2015 年");
     } else if at.with_timezone(&Utc) > now + chrono::Duration::days(1) {
         errors.add(field, Rule::InFuture, "比当前时间晚一天以上");

@@ -50,7 +50,7 @@ pub fn ensure_surveys(
         return Ok(None);
     }
     let today = chrono::Utc::now()
-        .with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).expect("UTC+8"))
+        .with_timezone(&crate::domain::time::china())
         .date_naive();
     let first = today
         .with_day(1)

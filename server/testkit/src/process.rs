@@ -1,10 +1,25 @@
 //! A real `taizhang serve` child process, for the tests that need the binary itself (several
-//! processes on one database, SIGKILL) and for the end-to-end bench, which includes this file.
+//! processes on one database, SIGKILL) and for the end-to-end benches.
 
 use std::ffi::OsStr;
 use std::io::BufRead;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+
+/// The `taizhang` binary: `TAIZHANG_BIN`, or the one cargo built beside the running test or
+/// bench (`target/<profile>/taizhang`, the file `CARGO_BIN_EXE_taizhang` names; a test or bench
+/// runs from `target/<profile>/deps/`).
+pub fn binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("TAIZHANG_BIN") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("the running test's path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("tests run from target/<profile>/deps");
+    profile_dir.join(format!("taizhang{}", std::env::consts::EXE_SUFFIX))
+}
 
 /// A running server, killed and reaped when dropped.
 pub struct Spawned {
@@ -29,7 +44,7 @@ pub fn spawn(
     secret: &str,
     env: &[(&str, &OsStr)],
 ) -> std::io::Result<Spawned> {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_taizhang"))
+    let mut child = Command::new(binary())
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("TAIZHANG_DATA_DIR", data_dir)

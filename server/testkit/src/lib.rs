@@ -1,0 +1,13 @@
+//! The test kit of Taizhang, shared by the integration tests and the benches: a throwaway
+//! PostgreSQL cluster (`pg`), an S3-compatible server (`moto`), the real server in-process or as
+//! a child process (`app`, `process`), and a client that checks every exchange against the
+//! OpenAPI document (`conformance`).
+
+pub mod app;
+pub mod conformance;
+pub mod moto;
+pub mod pg;
+pub mod process;
+
+/// The repository root, where `fixtures/` and `mobile-api-spec/` are.
+pub const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
