@@ -27,7 +27,6 @@ const LONG_FUNCTIONS: &[(&str, usize)] = &[
     ("console/queue.rs::page", 130),
     ("console/survey.rs::page", 216),
     ("ledger/routes.rs::get_roster", 180),
-    ("ledger/seed.rs::seed", 311),
     ("simulate/mod.rs::Simulation::prepare", 143),
     ("simulate/mod.rs::Simulation::check", 226),
     ("simulate/world.rs::plan", 124),

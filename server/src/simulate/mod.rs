@@ -16,6 +16,8 @@
 pub mod bench;
 pub mod faults;
 pub mod phone;
+pub mod photos;
+pub mod seed;
 pub mod stats;
 pub mod truth;
 pub mod world;

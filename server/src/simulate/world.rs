@@ -11,9 +11,9 @@ use chrono::{DateTime, Duration, FixedOffset, NaiveDate, TimeZone, Utc};
 use geo::{Destination, Haversine, Point};
 use serde_json::{json, Value};
 
+use super::photos::{jpeg, with_exif, ExifSpec, Scene};
 use crate::domain::IdNumber;
 use crate::geography::Geofence;
-use crate::photos::synthetic::{jpeg, with_exif, ExifSpec, Scene};
 use crate::random::SplitMix;
 
 /// A village as the server describes it, with two positions picked against its geofence.
