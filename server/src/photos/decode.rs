@@ -526,7 +526,7 @@ pub fn encode_jpeg(rgb: &RgbImage, quality: u8) -> Result<Vec<u8>, DecodeError> 
 // The tests' synthetic photos live with the simulator, above this module: included by path so
 // that photos does not name the simulator (the dependency points one way).
 #[cfg(test)]
-#[allow(dead_code)]
+#[allow(dead_code, clippy::duplicate_mod)]
 #[path = "../simulate/photos.rs"]
 mod synthetic;
 
