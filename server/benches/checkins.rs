@@ -30,8 +30,8 @@ use taizhang::config::Settings;
 use taizhang::db::schema::checkins;
 use taizhang::db::{DatabaseUrl, DbConnection};
 use taizhang::photos::phash::distance;
-use taizhang::photos::synthetic::{jpeg, with_exif, ExifSpec, Scene};
 use taizhang::secrets::SecretSource;
+use taizhang::simulate::photos::{jpeg, with_exif, ExifSpec, Scene};
 use taizhang::startup::Application;
 
 diesel::table! {

@@ -22,10 +22,11 @@ use taizhang_testkit::pg;
 use std::time::{Duration, Instant};
 
 use taizhang::config::Settings;
-use taizhang::domain::{DivisionCode, DivisionLevel};
-use taizhang::ledger::{cache, inventory, seed};
+use taizhang::domain::{DivisionCode, DivisionLevel, Month};
+use taizhang::ledger::{cache, inventory};
 use taizhang::privacy::Vault;
 use taizhang::secrets::SecretSource;
+use taizhang::simulate::seed;
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -72,7 +73,7 @@ fn run(backend: &str, postgres: Option<String>) -> anyhow::Result<()> {
     let options = seed::SeedOptions {
         households,
         months,
-        start: "2020-01".into(),
+        start: Month::parse("2020-01").map_err(|e| anyhow::anyhow!(e.message))?,
         seed: 2020,
     };
     let seeded = seed::seed(&mut conn, &vault, &options, |_| {})?;
@@ -85,10 +86,7 @@ fn run(backend: &str, postgres: Option<String>) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     // The last month seeded.
-    let month = chrono::NaiveDate::from_ymd_opt(2020, 1, 1)
-        .and_then(|d| d.checked_add_months(chrono::Months::new(months.max(1) as u32 - 1)))
-        .map(|d| d.format("%Y-%m").to_string())
-        .unwrap_or_else(|| "2020-12".into());
+    let month = seed::last_month(options.start, months).to_string();
     let city = inventory::node(
         &mut conn,
         DivisionLevel::City,

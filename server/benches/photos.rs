@@ -19,8 +19,8 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use taizhang::photos::decode::{self, ImageLimits};
 use taizhang::photos::intake::{analyze, check, sha256_hex};
-use taizhang::photos::synthetic::{flat_jpeg, jpeg, with_exif, ExifSpec, Scene};
 use taizhang::photos::thumbnail;
+use taizhang::simulate::photos::{flat_jpeg, jpeg, with_exif, ExifSpec, Scene};
 
 const LIMITS: ImageLimits = ImageLimits::DEFAULT;
 

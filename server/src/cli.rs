@@ -15,7 +15,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::Settings;
 use crate::db::{default_sqlite_path, DatabaseUrl};
-use crate::domain::Role;
+use crate::domain::{Month, Role};
 use crate::photos::PhotoStoreConfig;
 use crate::secrets::SecretSource;
 use crate::startup::{prepare, Application};
@@ -70,8 +70,8 @@ struct SeedArgs {
     #[arg(long, default_value_t = 12)]
     months: usize,
     /// First month, YYYY-MM.
-    #[arg(long, default_value = "2020-01")]
-    start: String,
+    #[arg(long, default_value = "2020-01", value_parser = parse_month)]
+    start: Month,
     /// Random seed: the same seed makes the same data.
     #[arg(long, default_value_t = 2020)]
     seed: u64,
@@ -223,6 +223,10 @@ struct UserAddArgs {
     /// File holding the password (`-` reads standard input).
     #[arg(long, env = "TAIZHANG_USER_PASSWORD_FILE")]
     password_file: Option<PathBuf>,
+}
+
+fn parse_month(value: &str) -> Result<Month, String> {
+    Month::parse(value).map_err(|e| e.message)
 }
 
 fn parse_role(value: &str) -> Result<Role, String> {
@@ -388,21 +392,18 @@ fn seed(args: SeedArgs) -> anyhow::Result<()> {
         )?,
     );
     let started = std::time::Instant::now();
-    let options = crate::ledger::seed::SeedOptions {
+    let options = crate::simulate::seed::SeedOptions {
         households: args.households,
         months: args.months,
         start: args.start,
         seed: args.seed,
     };
     let done =
-        crate::ledger::seed::seed(&mut conn, &vault, &options, |n| bar.set_position(n as u64))?;
+        crate::simulate::seed::seed(&mut conn, &vault, &options, |n| bar.set_position(n as u64))?;
     bar.finish_and_clear();
     // Compute and cache the last month's figures now, so the first reader does not wait.
     let warm = std::time::Instant::now();
-    let last = chrono::NaiveDate::parse_from_str(&format!("{}-01", options.start), "%Y-%m-%d")?
-        .checked_add_months(chrono::Months::new(options.months.max(1) as u32 - 1))
-        .map(|d| d.format("%Y-%m").to_string())
-        .unwrap_or_default();
+    let last = crate::simulate::seed::last_month(options.start, options.months);
     let city = crate::ledger::inventory::node(
         &mut conn,
         crate::domain::DivisionLevel::City,
@@ -410,7 +411,7 @@ fn seed(args: SeedArgs) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!(e.message))?,
     )
     .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let (_, fresh) = crate::ledger::inventory::inventory(&mut conn, &city, &last)
+    let (_, fresh) = crate::ledger::inventory::inventory(&mut conn, &city, &last.to_string())
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     for f in &fresh {
         crate::ledger::cache::store(&mut conn, f)?;

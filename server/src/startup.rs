@@ -36,7 +36,7 @@ pub struct Prepared {
     pub villages_loaded: usize,
     pub demo_users: Vec<(NewUserInput, bool)>,
     /// What `--demo` generated on an empty database.
-    pub demo_surveys: Option<crate::ledger::seed::Seeded>,
+    pub demo_surveys: Option<crate::simulate::seed::Seeded>,
 }
 
 const KEY_FINGERPRINT: &str = "secret_key_fingerprint";
@@ -90,7 +90,7 @@ pub fn prepare(settings: &Settings) -> anyhow::Result<Prepared> {
             Vec::new()
         };
         let demo_surveys = if settings.demo && settings.demo_households > 0 {
-            demo::ensure_surveys(conn, &keys, settings.demo_households)?
+            crate::simulate::seed::ensure_demo_surveys(conn, &keys, settings.demo_households)?
         } else {
             None
         };

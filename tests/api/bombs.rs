@@ -9,7 +9,7 @@ use std::time::Duration;
 use reqwest::{Client, Response};
 use reqwest_middleware::ClientWithMiddleware;
 use serde_json::Value;
-use taizhang::photos::synthetic::{
+use taizhang::simulate::photos::{
     claim_size, flat_jpeg, jpeg, progressive_jpeg, with_frame_marker, with_repeated_scan, Scene,
 };
 

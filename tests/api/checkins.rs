@@ -6,7 +6,7 @@ use geo::{Bearing, Destination, Haversine, Point};
 use reqwest::Response;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use taizhang::photos::synthetic::{jpeg, with_exif, ExifSpec, Scene};
+use taizhang::simulate::photos::{jpeg, with_exif, ExifSpec, Scene};
 
 use crate::helpers::*;
 use crate::surveys::{household_survey, id_number, new_id};

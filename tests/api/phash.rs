@@ -5,8 +5,8 @@
 
 use image::{imageops, RgbImage};
 use taizhang::photos::phash::{self, distance};
-use taizhang::photos::synthetic::{jpeg, Scene};
 use taizhang::photos::{decode, REUSE_THRESHOLD};
+use taizhang::simulate::photos::{jpeg, Scene};
 
 const SCENES: [u64; 8] = [11, 22, 33, 44, 55, 66, 77, 88];
 const WIDTH: u32 = 800;

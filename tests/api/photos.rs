@@ -3,7 +3,7 @@
 use reqwest::Method;
 use serde_json::Value;
 
-use taizhang::photos::synthetic::Scene;
+use taizhang::simulate::photos::Scene;
 
 use crate::helpers::*;
 

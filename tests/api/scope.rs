@@ -5,7 +5,7 @@ use chrono::{Duration, FixedOffset, Utc};
 use reqwest::{Method, Response};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use taizhang::photos::synthetic::{jpeg, with_exif, ExifSpec, Scene};
+use taizhang::simulate::photos::{jpeg, with_exif, ExifSpec, Scene};
 
 use crate::helpers::*;
 use crate::surveys::{household_survey, id_number};

@@ -11,7 +11,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use taizhang::photos::synthetic::{claim_size, jpeg, progressive_jpeg, with_exif, ExifSpec, Scene};
+use taizhang::simulate::photos::{claim_size, jpeg, progressive_jpeg, with_exif, ExifSpec, Scene};
 
 /// 平安村 (220802100201), where the demo first secretary works.
 const LAT: f64 = 45.736537;

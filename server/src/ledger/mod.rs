@@ -9,7 +9,6 @@ pub mod months;
 pub mod quotas;
 pub mod roster;
 pub mod routes;
-pub mod seed;
 
 use std::time::Duration;
 

@@ -5,7 +5,6 @@ pub mod decode;
 pub mod exif;
 pub mod intake;
 pub mod phash;
-pub mod synthetic;
 
 /// Perceptual-hash distance (bits of 64) at or below which two photos count as the same
 /// picture; chosen from the measurements in `tests/api/phash.rs`.

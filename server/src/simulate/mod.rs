@@ -16,6 +16,8 @@
 pub mod bench;
 pub mod faults;
 pub mod phone;
+pub mod photos;
+pub mod seed;
 pub mod stats;
 pub mod truth;
 pub mod world;
@@ -34,6 +36,7 @@ use self::phone::{Phone, PhoneConfig};
 use self::stats::Stats;
 use self::truth::Truth;
 use self::world::{Item, Payload, Review, Role, Village, World};
+use crate::domain::Month;
 use crate::geography::Geofence;
 
 /// Everything a run needs.
@@ -308,28 +311,7 @@ impl Simulation {
 
         // Staff accounts, made by the city administrator over the API; a second run with
         // the same seed finds them there.
-        let users: Vec<usize> = (0..world.users.len()).collect();
-        let results = join_all(admins.iter_mut().zip(shares(&users, 8)).map(|(admin, mine)| {
-            let world = &world;
-            async move {
-                for u in mine {
-                    let user = &world.users[u];
-                    let mut body = json!({"phone": user.phone, "name": user.name, "role": user.role.api(), "password": user.password});
-                    match (user.village, &user.county) {
-                        (Some(v), _) => body["villages"] = json!([world.villages[v].code]),
-                        (None, Some(c)) => body["county"] = json!(c),
-                        _ => {}
-                    }
-                    let answer = admin.post("/api/v1/users", body, false).await?;
-                    if !(answer.status.is_success() || answer.status == reqwest::StatusCode::CONFLICT) {
-                        bail!("creating user {}: {} {}", user.phone, answer.status, answer.body);
-                    }
-                }
-                Ok::<(), anyhow::Error>(())
-            }
-        }))
-        .await;
-        results.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
+        create_staff(&mut admins, &world).await?;
 
         let mut phones: Vec<Phone> = world
             .users
@@ -364,22 +346,7 @@ impl Simulation {
         .await;
         let user_ids = ids.into_iter().collect::<anyhow::Result<Vec<String>>>()?;
         let items = world.items.len();
-        let bar = if options.progress {
-            let total: usize = world
-                .field
-                .iter()
-                .chain(&world.late)
-                .map(Vec::len)
-                .sum::<usize>()
-                + world.corrections.len();
-            indicatif::ProgressBar::new(total as u64).with_style(
-                indicatif::ProgressStyle::with_template(
-                    "{spinner} 模拟 {bar:40} {pos}/{len} 次提交 ({per_sec}, 剩余 {eta}) {msg}",
-                )?,
-            )
-        } else {
-            indicatif::ProgressBar::hidden()
-        };
+        let bar = progress_bar(&options, &world)?;
         Ok(Simulation {
             truth: Truth::new(
                 items,
@@ -596,9 +563,33 @@ impl Simulation {
             .unwrap_or_default();
         let receipts = self.truth.receipts_now();
         let world = self.world.clone();
-        let statuses = truth::final_statuses(&world, &receipts);
-        // 1. Household surveys: each acknowledged one listed exactly once, with the status and
-        // flags it must have, and each household's versions on one household.
+        // 1. Household surveys.
+        found.extend(self.check_surveys(&world, &receipts).await?);
+        // 2. Check-ins and post-demand surveys.
+        found.extend(self.check_replays(&world, &receipts).await);
+        // 3. The ledger of every village and of the city, for each month of the run.
+        let mut months: Vec<Month> = world.days.iter().map(|d| Month::containing(*d)).collect();
+        months.dedup();
+        for month in months {
+            let more = self.check_ledger(&world, &receipts, month).await;
+            found.extend(more);
+        }
+
+        // 4. Attendance days of every simulated person.
+        found.extend(self.check_attendance(&world, &receipts).await?);
+        self.timings.check = started.elapsed();
+        Ok(found)
+    }
+
+    /// Household surveys: each acknowledged one listed exactly once, with the status and flags
+    /// it must have, and each household's versions on one household.
+    async fn check_surveys(
+        &mut self,
+        world: &World,
+        receipts: &[truth::Receipt],
+    ) -> anyhow::Result<Vec<String>> {
+        let mut found = Vec::new();
+        let statuses = truth::final_statuses(world, receipts);
         let villages: Vec<usize> = (0..world.villages.len()).collect();
         let listed = join_all(self.admins.iter_mut().zip(shares(&villages, 8)).map(
             |(admin, mine)| {
@@ -705,10 +696,13 @@ impl Simulation {
                 }
             }
         }
+        Ok(found)
+    }
 
-        // 2. Check-ins and post-demand surveys: resending each acknowledged one must be a
-        // replay (200) answered with the flags the check-in must have.
-        let replays = join_all(self.phones.iter_mut().enumerate().map(|(u, phone)| {
+    /// Check-ins and post-demand surveys: resending each acknowledged one must be a replay
+    /// (200) answered with the flags the check-in must have.
+    async fn check_replays(&mut self, world: &World, receipts: &[truth::Receipt]) -> Vec<String> {
+        let replays: Vec<Vec<String>> = join_all(self.phones.iter_mut().enumerate().map(|(u, phone)| {
             let world = &world;
             let receipts = &receipts;
             async move {
@@ -737,23 +731,19 @@ impl Simulation {
             }
         }))
         .await;
-        found.extend(replays.into_iter().flatten());
+        replays.into_iter().flatten().collect()
+    }
 
-        // 3. The ledger of every village and of the city, for each month of the run.
-        let mut months: Vec<String> = world
-            .days
-            .iter()
-            .map(|d| d.format("%Y-%m").to_string())
-            .collect();
-        months.dedup();
-        for month in &months {
-            let more = self.check_ledger(&world, &receipts, month).await;
-            found.extend(more);
-        }
-
-        // 4. Attendance days of every simulated person.
-        let expected_days = truth::attendance(&world, &receipts);
-        let months: BTreeSet<String> = expected_days.keys().map(|k| k.2.clone()).collect();
+    /// Attendance days of every simulated person, per month and county, against the truth's
+    /// ranges.
+    async fn check_attendance(
+        &mut self,
+        world: &World,
+        receipts: &[truth::Receipt],
+    ) -> anyhow::Result<Vec<String>> {
+        let mut found = Vec::new();
+        let expected_days = truth::attendance(world, receipts);
+        let months: BTreeSet<Month> = expected_days.keys().map(|k| k.2).collect();
         let counties: BTreeSet<String> = world.villages.iter().map(|v| v.county.clone()).collect();
         let ours: HashMap<&str, usize> = self
             .user_ids
@@ -763,7 +753,7 @@ impl Simulation {
             .collect();
         let village_codes: BTreeSet<&str> =
             world.villages.iter().map(|v| v.code.as_str()).collect();
-        let mut seen: BTreeSet<(usize, String, String)> = BTreeSet::new();
+        let mut seen: BTreeSet<truth::PersonMonth> = BTreeSet::new();
         for m in &months {
             for county in &counties {
                 let answer = self.admins[0]
@@ -781,7 +771,7 @@ impl Simulation {
                         found.push(format!("attendance {m}: someone the simulator does not know checked in at {village}: {person}"));
                         continue;
                     };
-                    let key = (u, village.clone(), m.clone());
+                    let key = (u, village.clone(), *m);
                     let (present, flagged) = (
                         person["days_present"].as_u64().unwrap_or(0) as u32,
                         person["days_flagged"].as_u64().unwrap_or(0) as u32,
@@ -809,7 +799,6 @@ impl Simulation {
                 ));
             }
         }
-        self.timings.check = started.elapsed();
         Ok(found)
     }
 
@@ -819,7 +808,7 @@ impl Simulation {
         &mut self,
         world: &World,
         receipts: &[truth::Receipt],
-        month: &str,
+        month: Month,
     ) -> Vec<String> {
         let mut found = Vec::new();
         let expected = truth::ledger(world, receipts, month);
@@ -1021,6 +1010,54 @@ impl Simulation {
     pub fn user_id(&self, u: usize) -> &str {
         &self.user_ids[u]
     }
+}
+
+/// The staff's accounts, made by the city administrators over the API, shared out among
+/// them; an account already there (a second run with the same seed) is fine.
+async fn create_staff(admins: &mut [Phone], world: &World) -> anyhow::Result<()> {
+    let users: Vec<usize> = (0..world.users.len()).collect();
+    let results = join_all(admins.iter_mut().zip(shares(&users, 8)).map(|(admin, mine)| {
+        async move {
+            for u in mine {
+                let user = &world.users[u];
+                let mut body = json!({"phone": user.phone, "name": user.name, "role": user.role.api(), "password": user.password});
+                match (user.village, &user.county) {
+                    (Some(v), _) => body["villages"] = json!([world.villages[v].code]),
+                    (None, Some(c)) => body["county"] = json!(c),
+                    _ => {}
+                }
+                let answer = admin.post("/api/v1/users", body, false).await?;
+                if !(answer.status.is_success() || answer.status == reqwest::StatusCode::CONFLICT) {
+                    bail!("creating user {}: {} {}", user.phone, answer.status, answer.body);
+                }
+            }
+            Ok::<(), anyhow::Error>(())
+        }
+    }))
+    .await;
+    results.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
+    Ok(())
+}
+
+/// The progress bar of the submissions to send (hidden unless `--progress`).
+fn progress_bar(options: &Options, world: &World) -> anyhow::Result<indicatif::ProgressBar> {
+    let bar = if options.progress {
+        let total: usize = world
+            .field
+            .iter()
+            .chain(&world.late)
+            .map(Vec::len)
+            .sum::<usize>()
+            + world.corrections.len();
+        indicatif::ProgressBar::new(total as u64).with_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} 模拟 {bar:40} {pos}/{len} 次提交 ({per_sec}, 剩余 {eta}) {msg}",
+            )?,
+        )
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    Ok(bar)
 }
 
 fn kind(item: &Item) -> &'static str {

@@ -12,6 +12,7 @@ use chrono::{DateTime, Duration, FixedOffset, NaiveDate, NaiveDateTime, Utc};
 use super::phone::Answer;
 use super::world::{point, Item, Payload, Review, World};
 use crate::checkins::verify::{speed_kmh, Neighbour};
+use crate::domain::Month;
 use crate::geography::distance_m;
 
 /// Flags a check-in must have, and flags it may have (the upload window ran out while the
@@ -365,7 +366,11 @@ pub fn final_statuses(world: &World, receipts: &[Receipt]) -> Vec<&'static str> 
 /// The ledger figures of each simulated village for `month`, on both bases, computed from
 /// the plan and what was acknowledged: each household by its latest version (by survey time,
 /// then id) among those in the basis, post demand from the last post-demand survey stored.
-pub fn ledger(world: &World, receipts: &[Receipt], month: &str) -> Vec<[BTreeMap<String, i64>; 2]> {
+pub fn ledger(
+    world: &World,
+    receipts: &[Receipt],
+    month: Month,
+) -> Vec<[BTreeMap<String, i64>; 2]> {
     let statuses = final_statuses(world, receipts);
     let mut out: Vec<[BTreeMap<String, i64>; 2]> =
         vec![[BTreeMap::new(), BTreeMap::new()]; world.villages.len()];
@@ -379,7 +384,7 @@ pub fn ledger(world: &World, receipts: &[Receipt], month: &str) -> Vec<[BTreeMap
             if !receipts[i].acked || !basis.contains(&statuses[i]) {
                 continue;
             }
-            if s.surveyed_at.format("%Y-%m").to_string().as_str() > month {
+            if Month::containing(s.surveyed_at.date_naive()) > month {
                 continue;
             }
             let key = (s.surveyed_at.naive_utc(), item.id.as_str(), i);
@@ -397,7 +402,7 @@ pub fn ledger(world: &World, receipts: &[Receipt], month: &str) -> Vec<[BTreeMap
             let f = &mut out[world.households[household].village][b];
             let mut bump = |k: String| *f.entry(k).or_insert(0) += 1;
             bump("households".into());
-            if s.surveyed_at.format("%Y-%m").to_string() == month {
+            if Month::containing(s.surveyed_at.date_naive()) == month {
                 bump("households_surveyed".into());
             }
             bump(format!("households_{}", s.poverty));
@@ -441,18 +446,7 @@ pub fn ledger(world: &World, receipts: &[Receipt], month: &str) -> Vec<[BTreeMap
             }
         }
     }
-    // Post demand: the village's post-demand survey of the month stored last.
-    let mut latest: HashMap<usize, (u64, usize)> = HashMap::new();
-    for (i, item) in world.items.iter().enumerate() {
-        if let Payload::Village(d) = &item.payload {
-            if receipts[i].acked && d.month == month {
-                let seq = receipts[i].sequence;
-                if latest.get(&d.village).is_none_or(|(s, _)| seq > *s) {
-                    latest.insert(d.village, (seq, i));
-                }
-            }
-        }
-    }
+    let latest = latest_post_demand(world, receipts, month);
     for (v, figures) in out.iter_mut().enumerate() {
         for f in figures.iter_mut() {
             if f.get("households_surveyed").copied().unwrap_or(0) > 0 {
@@ -486,8 +480,28 @@ pub fn ledger(world: &World, receipts: &[Receipt], month: &str) -> Vec<[BTreeMap
     out
 }
 
-/// (simulated user, village code, `YYYY-MM`).
-pub type PersonMonth = (usize, String, String);
+/// Per village, the post-demand survey of `month` stored last: (its sequence, its item).
+fn latest_post_demand(
+    world: &World,
+    receipts: &[Receipt],
+    month: Month,
+) -> HashMap<usize, (u64, usize)> {
+    let mut latest: HashMap<usize, (u64, usize)> = HashMap::new();
+    for (i, item) in world.items.iter().enumerate() {
+        if let Payload::Village(d) = &item.payload {
+            if receipts[i].acked && d.month == month {
+                let seq = receipts[i].sequence;
+                if latest.get(&d.village).is_none_or(|(s, _)| seq > *s) {
+                    latest.insert(d.village, (seq, i));
+                }
+            }
+        }
+    }
+    latest
+}
+
+/// (simulated user, village code, month).
+pub type PersonMonth = (usize, String, Month);
 /// Days present (at least, at most) and days flagged (at least, at most).
 pub type DayRange = (u32, u32, u32, u32);
 
@@ -508,7 +522,7 @@ pub fn attendance(world: &World, receipts: &[Receipt]) -> BTreeMap<PersonMonth, 
         let key = (
             item.user,
             world.villages[c.village].code.clone(),
-            local.format("%Y-%m").to_string(),
+            Month::containing(local.date_naive()),
         );
         let day = days
             .entry(key)

@@ -11,9 +11,9 @@ use chrono::{DateTime, Duration, FixedOffset, NaiveDate, TimeZone, Utc};
 use geo::{Destination, Haversine, Point};
 use serde_json::{json, Value};
 
-use crate::domain::IdNumber;
+use super::photos::{jpeg, with_exif, ExifSpec, Scene};
+use crate::domain::{IdNumber, Month};
 use crate::geography::Geofence;
-use crate::photos::synthetic::{jpeg, with_exif, ExifSpec, Scene};
 use crate::random::SplitMix;
 
 /// A village as the server describes it, with two positions picked against its geofence.
@@ -124,7 +124,7 @@ pub struct Survey {
 #[derive(Debug, Clone)]
 pub struct PostDemand {
     pub village: usize,
-    pub month: String,
+    pub month: Month,
     /// (post type, needed, filled).
     pub posts: Vec<(&'static str, i64, i64)>,
     pub willing: i64,
@@ -464,6 +464,46 @@ pub fn plan(params: &Params, villages: Vec<Village>) -> anyhow::Result<World> {
         .rev()
         .map(|back| today - Duration::days(i64::from(back)))
         .collect();
+    let users = staff(params, &villages);
+
+    // Plan villages on every core: photo generation is most of the work.
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let chunk = villages.len().div_ceil(threads).max(1);
+    let mut plans: Vec<(usize, anyhow::Result<VillagePlan>)> = Vec::new();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = villages
+            .chunks(chunk)
+            .enumerate()
+            .map(|(c, slice)| {
+                let users = &users;
+                let days = &days;
+                scope.spawn(move || {
+                    slice
+                        .iter()
+                        .enumerate()
+                        .map(|(i, village)| {
+                            let v = c * chunk + i;
+                            (v, plan_village(params, v, village, users, days))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for h in handles {
+            match h.join() {
+                Ok(list) => plans.extend(list),
+                Err(_) => plans.push((0, Err(anyhow::anyhow!("a planning thread panicked")))),
+            }
+        }
+    });
+    plans.sort_by_key(|(v, _)| *v);
+
+    assemble(villages, users, days, plans)
+}
+
+/// The staff: an enumerator and a first secretary per village (in village order, see
+/// [`enumerator_of`]), then a county reviewer per county.
+fn staff(params: &Params, villages: &[Village]) -> Vec<User> {
     let run_tag = params.seed % 1000;
     let mut users = Vec::new();
     for (v, village) in villages.iter().enumerate() {
@@ -498,39 +538,16 @@ pub fn plan(params: &Params, villages: Vec<Village>) -> anyhow::Result<World> {
             device: format!("sim-console-{n}"),
         });
     }
+    users
+}
 
-    // Plan villages on every core: photo generation is most of the work.
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let chunk = villages.len().div_ceil(threads).max(1);
-    let mut plans: Vec<(usize, anyhow::Result<VillagePlan>)> = Vec::new();
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = villages
-            .chunks(chunk)
-            .enumerate()
-            .map(|(c, slice)| {
-                let users = &users;
-                let days = &days;
-                scope.spawn(move || {
-                    slice
-                        .iter()
-                        .enumerate()
-                        .map(|(i, village)| {
-                            let v = c * chunk + i;
-                            (v, plan_village(params, v, village, users, days))
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        for h in handles {
-            match h.join() {
-                Ok(list) => plans.extend(list),
-                Err(_) => plans.push((0, Err(anyhow::anyhow!("a planning thread panicked")))),
-            }
-        }
-    });
-    plans.sort_by_key(|(v, _)| *v);
-
+/// The world from the villages' plans, their local indexes made global.
+fn assemble(
+    villages: Vec<Village>,
+    users: Vec<User>,
+    days: Vec<NaiveDate>,
+    plans: Vec<(usize, anyhow::Result<VillagePlan>)>,
+) -> anyhow::Result<World> {
     let mut world = World {
         villages,
         users,
@@ -590,6 +607,9 @@ fn at_local(day: NaiveDate, hour: u32, minute: u32) -> DateTime<FixedOffset> {
         .unwrap_or_else(|| china().from_utc_datetime(&naive))
 }
 
+/// Plans one village: its households and surveys, corrections, post-demand surveys, check-ins
+/// and the order its two phones flush them in. The steps run in this order and draw from one
+/// generator, so their order is part of the plan.
 fn plan_village(
     params: &Params,
     v: usize,
@@ -597,79 +617,152 @@ fn plan_village(
     users: &[User],
     days: &[NaiveDate],
 ) -> anyhow::Result<VillagePlan> {
-    let mut rng = Rng::new(params.seed, v as u64, 1);
-    let region = &village.code[..6];
-    let (enumerator, secretary) = (enumerator_of(v), secretary_of(v));
-    let mut plan = VillagePlan {
-        households: Vec::new(),
-        photos: Vec::new(),
-        items: Vec::new(),
-        field: [Vec::new(), Vec::new()],
-        late: [Vec::new(), Vec::new()],
-        corrections: Vec::new(),
-        merges: Vec::new(),
-    };
-    // Items each phone creates on each day (its offline queue fills up), by local index.
-    let mut created: [Vec<Vec<usize>>; 2] =
-        [vec![Vec::new(); days.len()], vec![Vec::new(); days.len()]];
-    // People are numbered from a seed-dependent base so that runs with other seeds on the
-    // same database do not share ID numbers.
-    let mut counter = (params.seed.wrapping_mul(7919) % 20_000_000) + v as u64 * 400;
-    let mut names: HashSet<String> = HashSet::new();
-    let mut photo_hashes: Vec<u64> = Vec::new();
-    let mut photo_seed = mix(params.seed, v as u64, 2);
+    let mut planner = VillagePlanner::new(params, v, village, users, days);
+    for h in 0..params.households_per_village {
+        planner.household(h)?;
+    }
+    planner.corrections();
+    planner.post_demand();
+    for (k, user) in [planner.enumerator, planner.secretary]
+        .into_iter()
+        .enumerate()
+    {
+        planner.checkins(k, user)?;
+    }
+    planner.flush_order();
+    Ok(planner.plan)
+}
 
-    // A photo for this village whose perceptual hash is far from every other photo of the
-    // village, so that the server can only call one "reused" where the plan reuses it.
-    let mut fresh_photo = |plan: &mut VillagePlan,
-                           taken: DateTime<FixedOffset>,
-                           at: (f64, f64),
-                           distinct: bool|
-     -> anyhow::Result<usize> {
+/// The state of planning one village.
+struct VillagePlanner<'a> {
+    params: &'a Params,
+    v: usize,
+    village: &'a Village,
+    users: &'a [User],
+    days: &'a [NaiveDate],
+    rng: Rng,
+    enumerator: usize,
+    secretary: usize,
+    plan: VillagePlan,
+    /// Items each phone creates on each day (its offline queue fills up), by local index.
+    created: [Vec<Vec<usize>>; 2],
+    /// The last person number used.
+    counter: u64,
+    /// Head names used in the village.
+    names: HashSet<String>,
+    /// Perceptual hashes of the village's distinct photos.
+    photo_hashes: Vec<u64>,
+    photo_seed: u64,
+}
+
+/// A survey's review, as reviewers decide them.
+fn review_of(rng: &mut Rng) -> Review {
+    rng.weighted(&[
+        (Review::Approve, 75),
+        (Review::Reject, 7),
+        (Review::Revise, 10),
+        (Review::Leave, 8),
+    ])
+}
+
+impl<'a> VillagePlanner<'a> {
+    fn new(
+        params: &'a Params,
+        v: usize,
+        village: &'a Village,
+        users: &'a [User],
+        days: &'a [NaiveDate],
+    ) -> Self {
+        VillagePlanner {
+            params,
+            v,
+            village,
+            users,
+            days,
+            rng: Rng::new(params.seed, v as u64, 1),
+            enumerator: enumerator_of(v),
+            secretary: secretary_of(v),
+            plan: VillagePlan {
+                households: Vec::new(),
+                photos: Vec::new(),
+                items: Vec::new(),
+                field: [Vec::new(), Vec::new()],
+                late: [Vec::new(), Vec::new()],
+                corrections: Vec::new(),
+                merges: Vec::new(),
+            },
+            created: [vec![Vec::new(); days.len()], vec![Vec::new(); days.len()]],
+            // People are numbered from a seed-dependent base so that runs with other seeds on
+            // the same database do not share ID numbers.
+            counter: (params.seed.wrapping_mul(7919) % 20_000_000) + v as u64 * 400,
+            names: HashSet::new(),
+            photo_hashes: Vec::new(),
+            photo_seed: mix(params.seed, v as u64, 2),
+        }
+    }
+
+    /// A photo for this village; when `distinct`, one whose perceptual hash is far from every
+    /// other distinct photo of the village, so that the server can only call one "reused"
+    /// where the plan reuses it.
+    fn fresh_photo(
+        &mut self,
+        taken: DateTime<FixedOffset>,
+        at: (f64, f64),
+        distinct: bool,
+    ) -> anyhow::Result<usize> {
         for _ in 0..64 {
-            photo_seed = photo_seed.wrapping_add(0x9E37_79B9);
-            let photo = make_photo(photo_seed, params.photo_width, taken, at)?;
-            let margin = params.reuse_bits + 6;
+            self.photo_seed = self.photo_seed.wrapping_add(0x9E37_79B9);
+            let photo = make_photo(self.photo_seed, self.params.photo_width, taken, at)?;
+            let margin = self.params.reuse_bits + 6;
             if distinct
-                && photo_hashes
+                && self
+                    .photo_hashes
                     .iter()
                     .any(|h| crate::photos::phash::distance(*h, photo.phash) <= margin)
             {
                 continue;
             }
             if distinct {
-                photo_hashes.push(photo.phash);
+                self.photo_hashes.push(photo.phash);
             }
-            plan.photos.push(photo);
-            return Ok(plan.photos.len() - 1);
+            self.plan.photos.push(photo);
+            return Ok(self.plan.photos.len() - 1);
         }
-        anyhow::bail!("no distinct photo found for village {}", village.code)
-    };
+        anyhow::bail!("no distinct photo found for village {}", self.village.code)
+    }
 
-    // Households and their surveys.
-    let size_weights: &[(usize, u32)] = &[(1, 10), (2, 25), (3, 25), (4, 22), (5, 12), (6, 6)];
-    for h in 0..params.households_per_village {
-        let head_name = loop {
+    /// A head name not yet used in the village.
+    fn head_name(&mut self) -> String {
+        loop {
+            let rng = &mut self.rng;
             let name = format!("{}{}", rng.pick(SURNAMES), rng.pick(GIVEN));
-            let name = if names.contains(&name) {
+            let name = if self.names.contains(&name) {
                 format!("{name}{}", rng.pick(GIVEN))
             } else {
                 name
             };
-            if names.insert(name.clone()) {
-                break name;
+            if self.names.insert(name.clone()) {
+                return name;
             }
-        };
-        let keyless = h == 0;
-        let day = rng.below(days.len());
-        let surveyed = at_local(days[day], 9 + rng.below(8) as u32, rng.below(60) as u32);
-        let size = rng.weighted(size_weights);
+        }
+    }
+
+    /// The members of a household of `size` headed by `head_name`, as on `on`.
+    fn members(
+        &mut self,
+        head_name: &str,
+        size: usize,
+        on: NaiveDate,
+    ) -> anyhow::Result<Vec<Member>> {
+        let village = self.village;
+        let region = &village.code[..6];
         let surname: String = head_name.chars().take(1).collect();
+        let rng = &mut self.rng;
         let mut members = Vec::new();
         for k in 0..size {
-            counter += 1;
+            self.counter += 1;
             let (relation, name) = match k {
-                0 => ("head", head_name.clone()),
+                0 => ("head", head_name.to_owned()),
                 1 => (
                     "spouse",
                     format!("{}{}", rng.pick(SURNAMES), rng.pick(GIVEN)),
@@ -679,31 +772,41 @@ fn plan_village(
                     format!("{surname}{}", rng.pick(GIVEN)),
                 ),
             };
-            members.push(member(
-                &mut rng, region, counter, name, relation, days[day],
-            )?);
+            members.push(member(rng, region, self.counter, name, relation, on)?);
         }
+        Ok(members)
+    }
+
+    /// Household `h` and its surveys: the first by the enumerator; for the keyless household
+    /// sometimes a look-alike by the first secretary, for the others sometimes a second
+    /// survey later in the month.
+    fn household(&mut self, h: usize) -> anyhow::Result<()> {
+        let head_name = self.head_name();
+        let keyless = h == 0;
+        let days = self.days;
+        let day = self.rng.below(days.len());
+        let surveyed = at_local(
+            days[day],
+            9 + self.rng.below(8) as u32,
+            self.rng.below(60) as u32,
+        );
+        let size_weights: &[(usize, u32)] = &[(1, 10), (2, 25), (3, 25), (4, 22), (5, 12), (6, 6)];
+        let size = self.rng.weighted(size_weights);
+        let members = self.members(&head_name, size, days[day])?;
+        let rng = &mut self.rng;
         let poverty = rng.weighted(&[("lifted", 80), ("not_lifted", 5), ("monitored", 15)]);
         let relocated = rng.chance(0.08);
         let position = moved(
-            village.home,
+            self.village.home,
             rng.below(360) as f64,
             100.0 + rng.below(700) as f64,
         );
-        plan.households.push(Household {
-            village: v,
+        self.plan.households.push(Household {
+            village: self.v,
             head_name: head_name.clone(),
             keyless,
         });
-        let photo = fresh_photo(&mut plan, surveyed, position, false)?;
-        let review_of = |rng: &mut Rng| {
-            rng.weighted(&[
-                (Review::Approve, 75),
-                (Review::Reject, 7),
-                (Review::Revise, 10),
-                (Review::Leave, 8),
-            ])
-        };
+        let photo = self.fresh_photo(surveyed, position, false)?;
         let survey = Survey {
             household: h,
             surveyed_at: surveyed,
@@ -714,400 +817,448 @@ fn plan_village(
             review: if keyless {
                 Review::Approve
             } else {
-                review_of(&mut rng)
+                review_of(&mut self.rng)
             },
             flags: vec![],
         };
-        let first = push_survey(
-            &mut plan, &mut rng, users, enumerator, village, &head_name, keyless, position, photo,
-            survey,
-        );
-        created[0][day].push(first);
-
-        if keyless && rng.chance(0.7) && day + 1 < days.len() {
-            // The first secretary surveys the same family again, writing the name with a
-            // full-width space, 30 m away: a look-alike household for a reviewer to merge.
-            let later = day + 1 + rng.below(days.len() - day - 1);
-            let mut chars = head_name.chars();
-            let spaced: String = chars
-                .next()
-                .into_iter()
-                .chain(['\u{3000}'])
-                .chain(chars)
-                .collect();
-            let survey = Survey {
-                household: h,
-                surveyed_at: at_local(days[later], 10 + rng.below(7) as u32, rng.below(60) as u32),
-                poverty,
-                relocated,
-                members: members.clone(),
-                replaces: None,
-                review: Review::Approve,
-                flags: vec!["possible_duplicate", "person_in_multiple_households"],
-            };
-            let dup = push_survey(
-                &mut plan,
-                &mut rng,
-                users,
-                secretary,
-                village,
-                &spaced,
-                true,
-                moved(position, 45.0, 30.0),
-                photo,
-                survey,
-            );
-            // Held back to the end: its flags depend on the first survey being there.
-            plan.late[1].push(dup);
-            plan.merges.push((first, dup));
-        } else if !keyless && rng.chance(0.25) && day + 1 < days.len() {
-            // Surveyed again later in the month: someone's work changed.
-            let later = day + 1 + rng.below(days.len() - day - 1);
-            let mut members = members.clone();
-            if let Some(m) = members.iter_mut().find(|m| m.status.is_some()) {
-                let (status, post, income) = work(&mut rng, m.capacity);
-                m.status = status;
-                m.post = post;
-                m.income = income;
-                m.wants_post = !m.wants_post;
-            }
-            let survey = Survey {
-                household: h,
-                surveyed_at: at_local(days[later], 9 + rng.below(8) as u32, rng.below(60) as u32),
-                poverty,
-                relocated,
-                members,
-                replaces: None,
-                review: review_of(&mut rng),
-                flags: vec![],
-            };
-            let again = push_survey(
-                &mut plan, &mut rng, users, enumerator, village, &head_name, false, position,
-                photo, survey,
-            );
-            created[0][later].push(again);
-        }
-    }
-    // Corrections of the surveys sent back for revision: made on the evening of the last day.
-    let last = days[days.len() - 1];
-    let revised: Vec<usize> = plan
-        .items
-        .iter()
-        .enumerate()
-        .filter(|(_, item)| matches!(&item.payload, Payload::Household(s) if s.review == Review::Revise))
-        .map(|(i, _)| i)
-        .collect();
-    for (k, i) in revised.into_iter().enumerate() {
-        let Payload::Household(original) = plan.items[i].payload.clone() else {
-            continue;
-        };
-        let household = plan.households[original.household].clone();
-        let mut members = original.members.clone();
-        if let Some(m) = members.iter_mut().find(|m| m.status.is_some()) {
-            m.status = Some("in_county");
-            m.post = None;
-            m.income = 2600;
-        } else if let Some(m) = members.first_mut() {
-            m.at_risk = !m.at_risk;
-            m.safety_net.clear();
-        }
-        let photo = plan.items[i].photos.first().copied().unwrap_or_default();
-        let position = (
-            plan.items[i].body["location"]["lat"]
-                .as_f64()
-                .unwrap_or(village.home.0),
-            plan.items[i].body["location"]["lon"]
-                .as_f64()
-                .unwrap_or(village.home.1),
-        );
-        let survey = Survey {
-            household: original.household,
-            surveyed_at: at_local(last, 19, k as u32 % 60) + Duration::hours(k as i64 / 60),
-            poverty: original.poverty,
-            relocated: original.relocated,
-            members,
-            replaces: Some(i),
-            review: rng.weighted(&[(Review::Approve, 8), (Review::Leave, 2)]),
-            flags: vec![],
-        };
-        let c = push_survey(
-            &mut plan,
-            &mut rng,
-            users,
-            enumerator,
-            village,
-            &household.head_name,
-            household.keyless,
+        let sent = Sent {
+            head_name: &head_name,
+            keyless,
             position,
             photo,
+        };
+        let first_survey = survey.clone();
+        let first = self.push_survey(self.enumerator, &sent, survey);
+        self.created[0][day].push(first);
+
+        if keyless && self.rng.chance(0.7) && day + 1 < days.len() {
+            self.look_alike(&sent, &first_survey, day, first);
+        } else if !keyless && self.rng.chance(0.25) && day + 1 < days.len() {
+            self.surveyed_again(&sent, &first_survey, day);
+        }
+        Ok(())
+    }
+
+    /// The first secretary surveys the same family again, writing the name with a full-width
+    /// space, 30 m away: a look-alike household for a reviewer to merge.
+    fn look_alike(&mut self, sent: &Sent<'_>, first_survey: &Survey, day: usize, first: usize) {
+        let days = self.days;
+        let later = day + 1 + self.rng.below(days.len() - day - 1);
+        let mut chars = sent.head_name.chars();
+        let spaced: String = chars
+            .next()
+            .into_iter()
+            .chain(['\u{3000}'])
+            .chain(chars)
+            .collect();
+        let survey = Survey {
+            household: first_survey.household,
+            surveyed_at: at_local(
+                days[later],
+                10 + self.rng.below(7) as u32,
+                self.rng.below(60) as u32,
+            ),
+            poverty: first_survey.poverty,
+            relocated: first_survey.relocated,
+            members: first_survey.members.clone(),
+            replaces: None,
+            review: Review::Approve,
+            flags: vec!["possible_duplicate", "person_in_multiple_households"],
+        };
+        let look_alike = Sent {
+            head_name: &spaced,
+            keyless: true,
+            position: moved(sent.position, 45.0, 30.0),
+            photo: sent.photo,
+        };
+        let dup = self.push_survey(self.secretary, &look_alike, survey);
+        // Held back to the end: its flags depend on the first survey being there.
+        self.plan.late[1].push(dup);
+        self.plan.merges.push((first, dup));
+    }
+
+    /// Surveyed again later in the month: someone's work changed.
+    fn surveyed_again(&mut self, sent: &Sent<'_>, first_survey: &Survey, day: usize) {
+        let days = self.days;
+        let later = day + 1 + self.rng.below(days.len() - day - 1);
+        let mut members = first_survey.members.clone();
+        if let Some(m) = members.iter_mut().find(|m| m.status.is_some()) {
+            let (status, post, income) = work(&mut self.rng, m.capacity);
+            m.status = status;
+            m.post = post;
+            m.income = income;
+            m.wants_post = !m.wants_post;
+        }
+        let survey = Survey {
+            household: first_survey.household,
+            surveyed_at: at_local(
+                days[later],
+                9 + self.rng.below(8) as u32,
+                self.rng.below(60) as u32,
+            ),
+            poverty: first_survey.poverty,
+            relocated: first_survey.relocated,
+            members,
+            replaces: None,
+            review: review_of(&mut self.rng),
+            flags: vec![],
+        };
+        let again = self.push_survey(
+            self.enumerator,
+            &Sent {
+                keyless: false,
+                ..*sent
+            },
             survey,
         );
-        plan.corrections.push(c);
+        self.created[0][later].push(again);
     }
 
-    // Post-demand surveys: one a month by the first secretary, the last month's sometimes
-    // filed twice (the later one counts).
-    let mut months: Vec<(String, usize)> = Vec::new();
-    for (d, day) in days.iter().enumerate() {
-        let month = day.format("%Y-%m").to_string();
-        if months.last().is_none_or(|(m, _)| *m != month) {
-            months.push((month, d));
-        }
-    }
-    for (k, (month, first_day)) in months.iter().enumerate() {
-        let end = months.get(k + 1).map_or(days.len(), |(_, d)| *d);
-        let filings = if k + 1 == months.len() && rng.chance(0.3) {
-            2
-        } else {
-            1
-        };
-        for _ in 0..filings {
-            let day = first_day + rng.below(end - first_day);
-            let posts: Vec<(&'static str, i64, i64)> = POSTS[..3 + rng.below(4)]
-                .iter()
-                .map(|p| {
-                    let needed = rng.below(6) as i64;
-                    (*p, needed, rng.below(needed as usize + 1) as i64)
-                })
-                .collect();
-            let demand = PostDemand {
-                village: v,
-                month: month.clone(),
-                posts,
-                willing: rng.below(12) as i64,
+    /// Corrections of the surveys sent back for revision: made on the evening of the last day.
+    fn corrections(&mut self) {
+        let last = self.days[self.days.len() - 1];
+        let revised: Vec<usize> = self
+            .plan
+            .items
+            .iter()
+            .enumerate()
+            .filter(|(_, item)| matches!(&item.payload, Payload::Household(s) if s.review == Review::Revise))
+            .map(|(i, _)| i)
+            .collect();
+        for (k, i) in revised.into_iter().enumerate() {
+            let Payload::Household(original) = self.plan.items[i].payload.clone() else {
+                continue;
             };
-            let id = rng.uuid();
-            let body = json!({
-                "submission_id": id, "village_code": village.code, "month": month,
-                "surveyed_at": rfc3339(at_local(days[day], 10, rng.below(60) as u32)),
-                "location": {"lat": village.home.0, "lon": village.home.1, "accuracy_m": 8.0},
-                "posts": demand.posts.iter().map(|(p, n, f)| json!({"post_type": p, "needed": n, "filled": f})).collect::<Vec<_>>(),
-                "willing_people": demand.willing, "photos": [],
-                "device": device(&users[secretary]),
-            });
-            plan.items.push(Item {
-                id,
-                user: secretary,
-                payload: Payload::Village(demand),
-                body,
-                photos: vec![],
-            });
-            created[1][day].push(plan.items.len() - 1);
+            let household = self.plan.households[original.household].clone();
+            let mut members = original.members.clone();
+            if let Some(m) = members.iter_mut().find(|m| m.status.is_some()) {
+                m.status = Some("in_county");
+                m.post = None;
+                m.income = 2600;
+            } else if let Some(m) = members.first_mut() {
+                m.at_risk = !m.at_risk;
+                m.safety_net.clear();
+            }
+            let item = &self.plan.items[i];
+            let photo = item.photos.first().copied().unwrap_or_default();
+            let position = (
+                item.body["location"]["lat"]
+                    .as_f64()
+                    .unwrap_or(self.village.home.0),
+                item.body["location"]["lon"]
+                    .as_f64()
+                    .unwrap_or(self.village.home.1),
+            );
+            let survey = Survey {
+                household: original.household,
+                surveyed_at: at_local(last, 19, k as u32 % 60) + Duration::hours(k as i64 / 60),
+                poverty: original.poverty,
+                relocated: original.relocated,
+                members,
+                replaces: Some(i),
+                review: self
+                    .rng
+                    .weighted(&[(Review::Approve, 8), (Review::Leave, 2)]),
+                flags: vec![],
+            };
+            let sent = Sent {
+                head_name: &household.head_name,
+                keyless: household.keyless,
+                position,
+                photo,
+            };
+            let c = self.push_survey(self.enumerator, &sent, survey);
+            self.plan.corrections.push(c);
         }
     }
 
-    // Check-ins: the first secretary nearly every day, the enumerator on most days.
-    for (k, user) in [enumerator, secretary].into_iter().enumerate() {
+    /// Post-demand surveys: one a month by the first secretary, the last month's sometimes
+    /// filed twice (the later one counts).
+    fn post_demand(&mut self) {
+        let days = self.days;
+        let mut months: Vec<(Month, usize)> = Vec::new();
+        for (d, day) in days.iter().enumerate() {
+            let month = Month::containing(*day);
+            if months.last().is_none_or(|(m, _)| *m != month) {
+                months.push((month, d));
+            }
+        }
+        for (k, (month, first_day)) in months.iter().enumerate() {
+            let end = months.get(k + 1).map_or(days.len(), |(_, d)| *d);
+            let filings = if k + 1 == months.len() && self.rng.chance(0.3) {
+                2
+            } else {
+                1
+            };
+            for _ in 0..filings {
+                let day = first_day + self.rng.below(end - first_day);
+                self.post_demand_survey(*month, day);
+            }
+        }
+    }
+
+    /// One post-demand survey of `month`, filed on day `day` of the run.
+    fn post_demand_survey(&mut self, month: Month, day: usize) {
+        let (village, rng) = (self.village, &mut self.rng);
+        let posts: Vec<(&'static str, i64, i64)> = POSTS[..3 + rng.below(4)]
+            .iter()
+            .map(|p| {
+                let needed = rng.below(6) as i64;
+                (*p, needed, rng.below(needed as usize + 1) as i64)
+            })
+            .collect();
+        let demand = PostDemand {
+            village: self.v,
+            month,
+            posts,
+            willing: rng.below(12) as i64,
+        };
+        let id = rng.uuid();
+        let body = json!({
+            "submission_id": id, "village_code": village.code, "month": month,
+            "surveyed_at": rfc3339(at_local(self.days[day], 10, rng.below(60) as u32)),
+            "location": {"lat": village.home.0, "lon": village.home.1, "accuracy_m": 8.0},
+            "posts": demand.posts.iter().map(|(p, n, f)| json!({"post_type": p, "needed": n, "filled": f})).collect::<Vec<_>>(),
+            "willing_people": demand.willing, "photos": [],
+            "device": device(&self.users[self.secretary]),
+        });
+        self.plan.items.push(Item {
+            id,
+            user: self.secretary,
+            payload: Payload::Village(demand),
+            body,
+            photos: vec![],
+        });
+        self.created[1][day].push(self.plan.items.len() - 1);
+    }
+
+    /// Check-ins of phone `k` (the enumerator's on most days, the first secretary's nearly
+    /// every day); the first secretary's phone sometimes has a clock a day ahead.
+    fn checkins(&mut self, k: usize, user: usize) -> anyhow::Result<()> {
         let mut last_photo: Option<usize> = None;
         let presence = if k == 0 { 0.7 } else { 0.9 };
+        let days = self.days;
         for (d, day) in days.iter().enumerate() {
-            if !rng.chance(presence) {
+            if !self.rng.chance(presence) {
                 continue;
             }
-            let morning = at_local(*day, 7 + rng.below(2) as u32, rng.below(60) as u32);
-            let position = moved(village.home, rng.below(360) as f64, rng.below(60) as f64);
-            let mut accuracy = 5.0 + rng.below(30) as f64;
-            let mut planted = Vec::new();
-            let mut mock = false;
-            if rng.chance(0.04) {
-                accuracy = 180.0;
-                planted.push("poor_accuracy");
-            }
-            if rng.chance(0.03) {
-                mock = true;
-                planted.push("mock_location");
-            }
-            let photo = match last_photo {
-                Some(p) if rng.chance(0.05) => {
-                    // Yesterday's picture again: reused (and its EXIF time gives it away).
-                    planted.push("photo_reused");
-                    p
-                }
-                _ => {
-                    let taken = if rng.chance(0.03) {
-                        planted.push("exif_mismatch");
-                        morning - Duration::hours(3)
-                    } else {
-                        morning
-                    };
-                    fresh_photo(&mut plan, taken, position, true)?
-                }
-            };
-            last_photo = Some(photo);
-            let mut day_items = vec![Checkin {
-                village: v,
-                captured: morning,
-                position,
-                accuracy,
-                mock,
-                photo,
-                planted,
-            }];
-            if rng.chance(0.08) {
-                // A second check-in the same day: still one day of attendance.
-                let noon = morning + Duration::hours(4);
-                let position = moved(village.home, rng.below(360) as f64, rng.below(60) as f64);
-                let photo = fresh_photo(&mut plan, noon, position, true)?;
-                day_items.push(Checkin {
-                    village: v,
-                    captured: noon,
-                    position,
-                    accuracy: 12.0,
-                    mock: false,
-                    photo,
-                    planted: vec![],
-                });
-            }
-            if rng.chance(0.03) {
-                // Checked in from town in the afternoon: outside the geofence.
-                let afternoon = morning + Duration::hours(6);
-                let photo = fresh_photo(&mut plan, afternoon, village.far, true)?;
-                day_items.push(Checkin {
-                    village: v,
-                    captured: afternoon,
-                    position: village.far,
-                    accuracy: 15.0,
-                    mock: false,
-                    photo,
-                    planted: vec!["outside_geofence"],
-                });
-            }
-            if rng.chance(0.03) {
-                // 25 km in five minutes: a borrowed phone, or a spoofed position.
-                let soon = morning + Duration::minutes(5);
-                let photo = fresh_photo(&mut plan, soon, village.far, true)?;
-                day_items.push(Checkin {
-                    village: v,
-                    captured: soon,
-                    position: village.far,
-                    accuracy: 10.0,
-                    mock: false,
-                    photo,
-                    planted: vec!["impossible_travel", "outside_geofence"],
-                });
-            }
+            let day_items = self.day_checkins(*day, &mut last_photo)?;
             for c in day_items {
-                let i = push_checkin(&mut plan, &mut rng, users, user, village, c);
-                created[k][d].push(i);
+                let i = self.push_checkin(user, c);
+                self.created[k][d].push(i);
             }
         }
-        if k == 1 && rng.chance(0.3) {
+        if k == 1 && self.rng.chance(0.3) {
             // A phone whose clock runs a day ahead.
-            let ahead = params.now.with_timezone(&china()) + Duration::hours(26);
-            let photo = fresh_photo(&mut plan, ahead, village.home, true)?;
+            let ahead = self.params.now.with_timezone(&china()) + Duration::hours(26);
+            let photo = self.fresh_photo(ahead, self.village.home, true)?;
             let c = Checkin {
-                village: v,
+                village: self.v,
                 captured: ahead,
-                position: village.home,
+                position: self.village.home,
                 accuracy: 9.0,
                 mock: false,
                 photo,
                 planted: vec!["future_time"],
             };
-            let i = push_checkin(&mut plan, &mut rng, users, user, village, c);
-            plan.late[1].push(i);
+            let i = self.push_checkin(user, c);
+            self.plan.late[1].push(i);
         }
+        Ok(())
     }
 
-    // The flush order: each evening the phone may have a signal; if so it sends its queue,
-    // sometimes newest first, sometimes with neighbours swapped; a few items it sends again.
-    for (k, per_day) in created.iter().enumerate() {
-        let mut queue: Vec<usize> = Vec::new();
-        let mut sent: Vec<usize> = Vec::new();
-        for (d, items) in per_day.iter().enumerate() {
-            queue.extend(items);
-            let last_day = d + 1 == per_day.len();
-            if !(last_day || rng.chance(0.6)) {
-                continue;
+    /// One person's check-ins of a day present: the morning one, with its planted faults, and
+    /// now and then a second, one from outside the fence or one after impossible travel.
+    fn day_checkins(
+        &mut self,
+        day: NaiveDate,
+        last_photo: &mut Option<usize>,
+    ) -> anyhow::Result<Vec<Checkin>> {
+        let (village, rng) = (self.village, &mut self.rng);
+        let morning = at_local(day, 7 + rng.below(2) as u32, rng.below(60) as u32);
+        let position = moved(village.home, rng.below(360) as f64, rng.below(60) as f64);
+        let mut accuracy = 5.0 + rng.below(30) as f64;
+        let mut planted = Vec::new();
+        let mut mock = false;
+        if rng.chance(0.04) {
+            accuracy = 180.0;
+            planted.push("poor_accuracy");
+        }
+        if rng.chance(0.03) {
+            mock = true;
+            planted.push("mock_location");
+        }
+        let photo = match *last_photo {
+            Some(p) if self.rng.chance(0.05) => {
+                // Yesterday's picture again: reused (and its EXIF time gives it away).
+                planted.push("photo_reused");
+                p
             }
-            if rng.chance(0.3) {
-                queue.reverse();
-            } else {
-                for j in 1..queue.len() {
-                    if rng.chance(0.2) {
-                        queue.swap(j - 1, j);
+            _ => {
+                let taken = if self.rng.chance(0.03) {
+                    planted.push("exif_mismatch");
+                    morning - Duration::hours(3)
+                } else {
+                    morning
+                };
+                self.fresh_photo(taken, position, true)?
+            }
+        };
+        *last_photo = Some(photo);
+        let mut day_items = vec![Checkin {
+            village: self.v,
+            captured: morning,
+            position,
+            accuracy,
+            mock,
+            photo,
+            planted,
+        }];
+        if self.rng.chance(0.08) {
+            // A second check-in the same day: still one day of attendance.
+            let noon = morning + Duration::hours(4);
+            let position = moved(
+                village.home,
+                self.rng.below(360) as f64,
+                self.rng.below(60) as f64,
+            );
+            let photo = self.fresh_photo(noon, position, true)?;
+            day_items.push(Checkin {
+                village: self.v,
+                captured: noon,
+                position,
+                accuracy: 12.0,
+                mock: false,
+                photo,
+                planted: vec![],
+            });
+        }
+        if self.rng.chance(0.03) {
+            // Checked in from town in the afternoon: outside the geofence.
+            let afternoon = morning + Duration::hours(6);
+            let photo = self.fresh_photo(afternoon, village.far, true)?;
+            day_items.push(Checkin {
+                village: self.v,
+                captured: afternoon,
+                position: village.far,
+                accuracy: 15.0,
+                mock: false,
+                photo,
+                planted: vec!["outside_geofence"],
+            });
+        }
+        if self.rng.chance(0.03) {
+            // 25 km in five minutes: a borrowed phone, or a spoofed position.
+            let soon = morning + Duration::minutes(5);
+            let photo = self.fresh_photo(soon, village.far, true)?;
+            day_items.push(Checkin {
+                village: self.v,
+                captured: soon,
+                position: village.far,
+                accuracy: 10.0,
+                mock: false,
+                photo,
+                planted: vec!["impossible_travel", "outside_geofence"],
+            });
+        }
+        Ok(day_items)
+    }
+
+    /// The flush order: each evening the phone may have a signal; if so it sends its queue,
+    /// sometimes newest first, sometimes with neighbours swapped; a few items it sends again.
+    fn flush_order(&mut self) {
+        let rng = &mut self.rng;
+        for (k, per_day) in self.created.iter().enumerate() {
+            let mut queue: Vec<usize> = Vec::new();
+            let mut sent: Vec<usize> = Vec::new();
+            for (d, items) in per_day.iter().enumerate() {
+                queue.extend(items);
+                let last_day = d + 1 == per_day.len();
+                if !(last_day || rng.chance(0.6)) {
+                    continue;
+                }
+                if rng.chance(0.3) {
+                    queue.reverse();
+                } else {
+                    for j in 1..queue.len() {
+                        if rng.chance(0.2) {
+                            queue.swap(j - 1, j);
+                        }
                     }
                 }
-            }
-            let mut again = Vec::new();
-            for i in queue.drain(..) {
-                sent.push(i);
-                if rng.chance(0.04) {
-                    again.push(i);
+                let mut again = Vec::new();
+                for i in queue.drain(..) {
+                    sent.push(i);
+                    if rng.chance(0.04) {
+                        again.push(i);
+                    }
                 }
+                queue = again;
             }
-            queue = again;
+            sent.append(&mut queue);
+            self.plan.field[k] = sent;
         }
-        sent.append(&mut queue);
-        plan.field[k] = sent;
     }
-    Ok(plan)
+
+    /// Adds a household survey sent by `user`; returns its item index.
+    fn push_survey(&mut self, user: usize, sent: &Sent<'_>, survey: Survey) -> usize {
+        let plan = &mut self.plan;
+        let id = self.rng.uuid();
+        let head_id = (!sent.keyless).then(|| survey.members[0].id.clone());
+        let replaces = survey.replaces.map(|r| plan.items[r].id.clone());
+        let body = json!({
+            "submission_id": id,
+            "form_version": "2020.07",
+            "village_code": self.village.code,
+            "surveyed_at": rfc3339(survey.surveyed_at),
+            "location": {"lat": sent.position.0, "lon": sent.position.1, "accuracy_m": 10.0 + self.rng.below(20) as f64, "crs": "wgs84"},
+            "household": {"household_number": null, "head_name": sent.head_name, "head_id_number": head_id,
+                          "poverty_status": survey.poverty, "relocated": survey.relocated, "phone": null},
+            "members": survey.members.iter().map(member_json).collect::<Vec<_>>(),
+            "photos": [plan.photos[sent.photo].sha],
+            "replaces": replaces,
+            "device": device(&self.users[user]),
+        });
+        plan.items.push(Item {
+            id,
+            user,
+            payload: Payload::Household(survey),
+            body,
+            photos: vec![sent.photo],
+        });
+        plan.items.len() - 1
+    }
+
+    /// Adds a check-in sent by `user`; returns its item index.
+    fn push_checkin(&mut self, user: usize, c: Checkin) -> usize {
+        let id = self.rng.uuid();
+        let body = json!({
+            "submission_id": id, "kind": "resident_duty", "village_code": self.village.code,
+            "worker_id_number": null, "captured_at": rfc3339(c.captured),
+            "location": {"lat": c.position.0, "lon": c.position.1, "accuracy_m": c.accuracy},
+            "mock_location": c.mock, "photo": self.plan.photos[c.photo].sha,
+            "device": device(&self.users[user]),
+        });
+        let photo = c.photo;
+        self.plan.items.push(Item {
+            id,
+            user,
+            payload: Payload::Checkin(c),
+            body,
+            photos: vec![photo],
+        });
+        self.plan.items.len() - 1
+    }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn push_survey(
-    plan: &mut VillagePlan,
-    rng: &mut Rng,
-    users: &[User],
-    user: usize,
-    village: &Village,
-    head_name: &str,
+/// How a household survey is sent: the head's name as written, whether the head's ID number
+/// is left out, where it was taken and its photo.
+#[derive(Clone, Copy)]
+struct Sent<'n> {
+    head_name: &'n str,
     keyless: bool,
     position: (f64, f64),
     photo: usize,
-    survey: Survey,
-) -> usize {
-    let id = rng.uuid();
-    let head_id = (!keyless).then(|| survey.members[0].id.clone());
-    let replaces = survey.replaces.map(|r| plan.items[r].id.clone());
-    let body = json!({
-        "submission_id": id,
-        "form_version": "2020.07",
-        "village_code": village.code,
-        "surveyed_at": rfc3339(survey.surveyed_at),
-        "location": {"lat": position.0, "lon": position.1, "accuracy_m": 10.0 + rng.below(20) as f64, "crs": "wgs84"},
-        "household": {"household_number": null, "head_name": head_name, "head_id_number": head_id,
-                      "poverty_status": survey.poverty, "relocated": survey.relocated, "phone": null},
-        "members": survey.members.iter().map(member_json).collect::<Vec<_>>(),
-        "photos": [plan.photos[photo].sha],
-        "replaces": replaces,
-        "device": device(&users[user]),
-    });
-    plan.items.push(Item {
-        id,
-        user,
-        payload: Payload::Household(survey),
-        body,
-        photos: vec![photo],
-    });
-    plan.items.len() - 1
-}
-
-fn push_checkin(
-    plan: &mut VillagePlan,
-    rng: &mut Rng,
-    users: &[User],
-    user: usize,
-    village: &Village,
-    c: Checkin,
-) -> usize {
-    let id = rng.uuid();
-    let body = json!({
-        "submission_id": id, "kind": "resident_duty", "village_code": village.code,
-        "worker_id_number": null, "captured_at": rfc3339(c.captured),
-        "location": {"lat": c.position.0, "lon": c.position.1, "accuracy_m": c.accuracy},
-        "mock_location": c.mock, "photo": plan.photos[c.photo].sha,
-        "device": device(&users[user]),
-    });
-    let photo = c.photo;
-    plan.items.push(Item {
-        id,
-        user,
-        payload: Payload::Checkin(c),
-        body,
-        photos: vec![photo],
-    });
-    plan.items.len() - 1
 }
 
 impl World {

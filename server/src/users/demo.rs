@@ -33,36 +33,3 @@ pub fn ensure(conn: &mut DbConnection) -> anyhow::Result<Vec<(NewUserInput, bool
     }
     Ok(out)
 }
-
-/// Generates `households` households' surveys over the last three months when the database has
-/// no household survey yet, so that `serve --demo` has a review queue and a ledger to show.
-/// Deterministic; most surveys approved, about one in twelve awaiting review.
-pub fn ensure_surveys(
-    conn: &mut DbConnection,
-    keys: &crate::secrets::Keys,
-    households: usize,
-) -> anyhow::Result<Option<crate::ledger::seed::Seeded>> {
-    use crate::db::schema::household_surveys;
-    use chrono::{Datelike, Months};
-
-    let any: i64 = household_surveys::table.count().get_result(conn)?;
-    if any > 0 {
-        return Ok(None);
-    }
-    let today = chrono::Utc::now()
-        .with_timezone(&crate::domain::time::china())
-        .date_naive();
-    let first = today
-        .with_day(1)
-        .and_then(|d| d.checked_sub_months(Months::new(2)))
-        .ok_or_else(|| anyhow::anyhow!("no month two months back"))?;
-    let options = crate::ledger::seed::SeedOptions {
-        households,
-        months: 3,
-        start: first.format("%Y-%m").to_string(),
-        seed: 2020,
-    };
-    let vault = crate::privacy::Vault::new(keys);
-    let seeded = crate::ledger::seed::seed(conn, &vault, &options, |_| {})?;
-    Ok(Some(seeded))
-}

@@ -1,0 +1,622 @@
+//! `taizhang seed` and `serve --demo`'s surveys: realistic generated survey data at city scale,
+//! written straight into the database (not over HTTP), for benchmarks and for trying the ledger.
+//! Deterministic from a seed. Households are spread over the 919 villages; each is first surveyed in one of the
+//! first months and re-surveyed in later months now and then, with members whose work changes;
+//! most surveys are approved, some await review, a few are rejected. Every village files a
+//! post-demand survey each month.
+
+use std::collections::BTreeSet;
+
+use chrono::{Datelike, Duration, NaiveDateTime};
+use diesel::prelude::*;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::db::schema::{
+    household_keys, household_surveys, households, people, submissions, survey_members, users,
+    village_post_demand, village_surveys, villages,
+};
+use crate::db::{write_transaction, DbConnection};
+use crate::domain::{EmploymentStatus, IdNumber, Month, PostType, TrainingTrade};
+use crate::error::ApiError;
+use crate::privacy::{Purpose, Vault};
+use crate::surveys::identity::KeyKind;
+
+#[derive(Debug, Clone)]
+pub struct SeedOptions {
+    pub households: usize,
+    pub months: usize,
+    /// First month.
+    pub start: Month,
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Seeded {
+    pub households: usize,
+    pub people: usize,
+    pub surveys: usize,
+    pub members: usize,
+    pub village_surveys: usize,
+}
+
+/// Households written per transaction.
+const BATCH: usize = 200;
+
+/// `count` months from `start` on.
+fn months_from(start: Month, count: usize) -> Vec<Month> {
+    std::iter::successors(Some(start), |m| Some(m.next()))
+        .take(count)
+        .collect()
+}
+
+/// The last of the `count` months from `start` on (`start` itself when `count` is 0).
+pub fn last_month(start: Month, count: usize) -> Month {
+    months_from(start, count.max(1))
+        .last()
+        .copied()
+        .unwrap_or(start)
+}
+
+/// A village households are drawn into.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = villages, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct SeedVillage {
+    code: String,
+    county_code: String,
+    lat: f64,
+    lon: f64,
+}
+
+/// What every household of a run draws from.
+struct Run<'a> {
+    vault: &'a Vault,
+    months: &'a [Month],
+    villages: &'a [SeedVillage],
+    /// (county code, seed enumerator id).
+    enumerators: &'a [(String, String)],
+}
+
+impl Run<'_> {
+    fn enumerator_of(&self, county: &str) -> String {
+        self.enumerators
+            .iter()
+            .find(|(c, _)| c == county)
+            .map(|(_, id)| id.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// The seed users who "made" the surveys: one enumerator per county (they cannot log in).
+fn seed_users(
+    conn: &mut DbConnection,
+    counties: &BTreeSet<String>,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for (i, county) in counties.iter().enumerate() {
+        let phone = format!("1990000{:04}", i + 1);
+        let existing: Option<String> = users::table
+            .filter(users::phone.eq(&phone))
+            .select(users::id)
+            .first(conn)
+            .optional()?;
+        let id = match existing {
+            Some(id) => id,
+            None => {
+                let id = uuid::Uuid::now_v7().to_string();
+                diesel::insert_into(users::table)
+                    .values((
+                        users::id.eq(&id),
+                        users::phone.eq(&phone),
+                        users::name.eq(format!("造数·{county}入户调查员")),
+                        users::role.eq("enumerator"),
+                        users::county_code.eq(Some(county)),
+                        // Not an Argon2 hash: nobody can log in as a seed user.
+                        users::password_hash.eq("!seed"),
+                        users::active.eq(false),
+                        users::created_at.eq(chrono::Utc::now().naive_utc()),
+                    ))
+                    .execute(conn)?;
+                crate::audit::append(
+                    conn,
+                    &crate::audit::Entry {
+                        user_id: &id,
+                        action: "create_user",
+                        subject_type: "user",
+                        subject_id: &id,
+                        to_state: Some("enumerator"),
+                        detail: Some(&format!(
+                            "县（市、区）{county}；taizhang seed 生成的调查员（不能登录）"
+                        )),
+                        ..Default::default()
+                    },
+                )?;
+                id
+            }
+        };
+        out.push((county.clone(), id));
+    }
+    Ok(out)
+}
+
+struct Member {
+    id: IdNumber,
+    hash: String,
+    name: String,
+    relation: &'static str,
+    capacity: &'static str,
+    status: Option<EmploymentStatus>,
+    post: Option<PostType>,
+    wants_post: bool,
+    trade: Option<TrainingTrade>,
+    at_risk: bool,
+    net: &'static str,
+}
+
+fn work(rng: &mut StdRng, capacity: &str) -> (Option<EmploymentStatus>, Option<PostType>) {
+    if capacity != "able" && capacity != "weak" {
+        return (None, None);
+    }
+    // Roughly the seed's picture: most work away or in the county, some on posts.
+    let weights: [(EmploymentStatus, u32); 15] = [
+        (EmploymentStatus::OutOfProvince, 22),
+        (EmploymentStatus::InProvinceOutOfCounty, 14),
+        (EmploymentStatus::InCounty, 14),
+        (EmploymentStatus::SpecialPost, 3),
+        (EmploymentStatus::TemporaryPublicPost, 1),
+        (EmploymentStatus::PublicWelfarePost, 6),
+        (EmploymentStatus::Workshop, 2),
+        (EmploymentStatus::LeadingEnterprise, 3),
+        (EmploymentStatus::Cooperative, 3),
+        (EmploymentStatus::HomeBased, 4),
+        (EmploymentStatus::SelfEmployed, 4),
+        (EmploymentStatus::Farming, 16),
+        (EmploymentStatus::Student, 2),
+        (EmploymentStatus::Unemployed, 5),
+        (EmploymentStatus::NotApplicable, 1),
+    ];
+    let total: u32 = weights.iter().map(|w| w.1).sum();
+    let mut pick = rng.gen_range(0..total);
+    let mut status = EmploymentStatus::Farming;
+    for (s, w) in weights {
+        if pick < w {
+            status = s;
+            break;
+        }
+        pick -= w;
+    }
+    let post = (status == EmploymentStatus::PublicWelfarePost)
+        .then(|| PostType::ALL[rng.gen_range(0..PostType::ALL.len())]);
+    (Some(status), post)
+}
+
+/// Generates `households` households' surveys over the last three months when the database has
+/// no household survey yet, so that `serve --demo` has a review queue and a ledger to show.
+/// Deterministic; most surveys approved, about one in twelve awaiting review.
+pub fn ensure_demo_surveys(
+    conn: &mut DbConnection,
+    keys: &crate::secrets::Keys,
+    households: usize,
+) -> anyhow::Result<Option<Seeded>> {
+    let any: i64 = household_surveys::table.count().get_result(conn)?;
+    if any > 0 {
+        return Ok(None);
+    }
+    let options = SeedOptions {
+        households,
+        months: 3,
+        start: Month::containing(crate::domain::time::today())
+            .previous()
+            .previous(),
+        seed: 2020,
+    };
+    let vault = Vault::new(keys);
+    let seeded = seed(conn, &vault, &options, |_| {})?;
+    Ok(Some(seeded))
+}
+
+/// Writes the data; `progress` is told how many households are done.
+pub fn seed(
+    conn: &mut DbConnection,
+    vault: &Vault,
+    options: &SeedOptions,
+    mut progress: impl FnMut(usize),
+) -> anyhow::Result<Seeded> {
+    let months = months_from(options.start, options.months.max(1));
+    let all_villages: Vec<SeedVillage> = villages::table
+        .select(SeedVillage::as_select())
+        .order(villages::code)
+        .load(conn)?;
+    anyhow::ensure!(
+        !all_villages.is_empty(),
+        "no villages: run `taizhang migrate` first"
+    );
+    let counties: BTreeSet<String> = all_villages.iter().map(|v| v.county_code.clone()).collect();
+    let enumerators = seed_users(conn, &counties)?;
+    let run = Run {
+        vault,
+        months: &months,
+        villages: &all_villages,
+        enumerators: &enumerators,
+    };
+    let mut rng = StdRng::seed_from_u64(options.seed);
+    // Continue the person counter after earlier seed runs.
+    let mut person_counter: usize = people::table.count().get_result::<i64>(conn)? as usize;
+    let mut done = Seeded::default();
+    let mut start = 0;
+    while start < options.households {
+        let end = (start + BATCH).min(options.households);
+        write_transaction(conn, |conn| -> Result<(), ApiError> {
+            for _ in start..end {
+                household(conn, &run, &mut rng, &mut person_counter, &mut done)?;
+            }
+            Ok(())
+        })
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        start = end;
+        progress(start);
+    }
+    write_transaction(conn, |conn| {
+        village_surveys(conn, &run, &mut rng, &mut done)
+    })
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(done)
+}
+
+const SURNAMES: [&str; 12] = [
+    "张", "王", "李", "刘", "陈", "杨", "赵", "黄", "周", "吴", "孙", "马",
+];
+const GIVEN_NAMES: [&str; 10] = [
+    "国强", "秀兰", "建华", "桂英", "志明", "玉珍", "海峰", "丽娟", "春生", "淑芬",
+];
+const CAPACITIES: [&str; 6] = ["able", "able", "able", "weak", "lost", "none"];
+const RELATIONS: [&str; 5] = ["spouse", "child", "child", "parent", "grandchild"];
+
+/// One household: a village, its members (new people), its first survey month and the surveys
+/// of that month and, now and then, of later months.
+fn household(
+    conn: &mut DbConnection,
+    run: &Run<'_>,
+    rng: &mut StdRng,
+    person_counter: &mut usize,
+    done: &mut Seeded,
+) -> Result<(), ApiError> {
+    let village = &run.villages[rng.gen_range(0..run.villages.len())];
+    let enumerator = run.enumerator_of(&village.county_code);
+    let size = 1 + [0, 1, 1, 1, 2, 2, 3][rng.gen_range(0..7)];
+    let mut members = Vec::with_capacity(size);
+    for m in 0..size {
+        *person_counter += 1;
+        members.push(draw_member(
+            rng,
+            run.vault,
+            &village.county_code,
+            m,
+            *person_counter,
+        )?);
+    }
+    let household = insert_household(conn, run.vault, &village.code, &members)?;
+    done.households += 1;
+    done.people += members.len();
+    let poverty = ["lifted", "lifted", "lifted", "monitored", "not_lifted"][rng.gen_range(0..5)];
+    let relocated = rng.gen_bool(0.08);
+    let first_month = rng.gen_range(0..run.months.len().min(3));
+    let mut version = 0;
+    for (mi, month) in run.months.iter().enumerate() {
+        if mi < first_month || (mi > first_month && !rng.gen_bool(0.3)) {
+            continue;
+        }
+        version += 1;
+        // Some people change work between surveys.
+        for m in members.iter_mut() {
+            if rng.gen_bool(0.15) {
+                let (status, post) = work(rng, m.capacity);
+                m.status = status;
+                m.post = post;
+            }
+        }
+        let survey = SeedSurvey {
+            household: &household,
+            village,
+            enumerator: &enumerator,
+            version,
+            month: *month,
+            poverty,
+            relocated,
+        };
+        insert_survey(conn, run.vault, rng, &survey, &members, done)?;
+    }
+    Ok(())
+}
+
+/// The `m`-th member of a household (the head first), the `counter`-th person generated.
+fn draw_member(
+    rng: &mut StdRng,
+    vault: &Vault,
+    county: &str,
+    m: usize,
+    counter: usize,
+) -> Result<Member, ApiError> {
+    let id = IdNumber::generated(&county[..6], counter as u64)
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("generated ID number: {}", e.message)))?;
+    let capacity = CAPACITIES[rng.gen_range(0..CAPACITIES.len())];
+    let (status, post) = work(rng, capacity);
+    let at_risk = rng.gen_bool(0.012);
+    // The fields draw in the order written here: keep it, the data depends on it.
+    Ok(Member {
+        hash: vault.index_id(&id),
+        name: format!(
+            "{}{}",
+            SURNAMES[rng.gen_range(0..SURNAMES.len())],
+            GIVEN_NAMES[rng.gen_range(0..GIVEN_NAMES.len())]
+        ),
+        relation: if m == 0 {
+            "head"
+        } else {
+            RELATIONS[rng.gen_range(0..RELATIONS.len())]
+        },
+        capacity,
+        status,
+        post,
+        wants_post: rng.gen_bool(0.12),
+        trade: rng
+            .gen_bool(0.18)
+            .then(|| TrainingTrade::ALL[rng.gen_range(0..TrainingTrade::ALL.len())]),
+        at_risk,
+        net: if at_risk && rng.gen_bool(0.7) {
+            "subsistence_allowance"
+        } else {
+            ""
+        },
+        id,
+    })
+}
+
+/// The people, the household and its head's identity key; returns the household's id.
+fn insert_household(
+    conn: &mut DbConnection,
+    vault: &Vault,
+    village: &str,
+    members: &[Member],
+) -> Result<String, ApiError> {
+    for m in members {
+        diesel::insert_into(people::table)
+            .values((
+                people::id_hash.eq(&m.hash),
+                people::id_sealed.eq(vault.seal_id(&m.id)),
+                people::sex.eq(m.id.sex().as_str()),
+                people::birth_date.eq(m.id.birth_date()),
+            ))
+            .execute(conn)?;
+    }
+    let household = uuid::Uuid::now_v7().to_string();
+    diesel::insert_into(households::table)
+        .values((
+            households::id.eq(&household),
+            households::village_code.eq(village),
+            households::created_at.eq(chrono::Utc::now().naive_utc()),
+        ))
+        .execute(conn)?;
+    diesel::insert_into(household_keys::table)
+        .values((
+            household_keys::county_code.eq(format!("{}000000", &village[..6])),
+            household_keys::kind.eq(KeyKind::HeadId.as_str()),
+            household_keys::value.eq(&members[0].hash),
+            household_keys::household_id.eq(&household),
+        ))
+        .execute(conn)?;
+    Ok(household)
+}
+
+/// One survey of a household, before its times and status are drawn.
+struct SeedSurvey<'a> {
+    household: &'a str,
+    village: &'a SeedVillage,
+    enumerator: &'a str,
+    version: i32,
+    month: Month,
+    poverty: &'static str,
+    relocated: bool,
+}
+
+/// A household survey: its submission, the survey row and its member rows. Draws the survey's
+/// times, status, position and incomes.
+fn insert_survey(
+    conn: &mut DbConnection,
+    vault: &Vault,
+    rng: &mut StdRng,
+    s: &SeedSurvey<'_>,
+    members: &[Member],
+    done: &mut Seeded,
+) -> Result<(), ApiError> {
+    let day = rng.gen_range(1..28);
+    let surveyed_at: NaiveDateTime = s
+        .month
+        .first_day()
+        .with_day(day)
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("day {day} of {}", s.month)))?
+        .and_hms_opt(
+            rng.gen_range(0..10),
+            rng.gen_range(0..60),
+            rng.gen_range(0..60),
+        )
+        .unwrap_or_default();
+    let received_at = surveyed_at + Duration::hours(rng.gen_range(1..48));
+    let roll = rng.gen_range(0..100);
+    let status = match roll {
+        0..=84 => "approved",
+        85..=92 => "submitted",
+        93..=97 => "rejected",
+        _ => "reopened",
+    };
+    let survey = uuid::Uuid::now_v7().to_string();
+    let body = serde_json::json!({"seeded": true, "household": s.household, "month": s.month});
+    let village = &s.village.code;
+    diesel::insert_into(submissions::table)
+        .values((
+            submissions::id.eq(&survey),
+            submissions::kind.eq("household_survey"),
+            submissions::user_id.eq(s.enumerator),
+            submissions::village_code.eq(village),
+            submissions::content_hash.eq(vault.keyed_hash(survey.as_bytes())),
+            submissions::body_sealed
+                .eq(vault.seal(Purpose::Submission, body.to_string().as_bytes())),
+            submissions::response_status.eq(201),
+            submissions::response.eq("{}"),
+            submissions::received_at.eq(received_at),
+        ))
+        .execute(conn)?;
+    let head = &members[0];
+    // The position and accuracy draw in the order written here (lat, lon, accuracy).
+    diesel::insert_into(household_surveys::table)
+        .values((
+            (
+                household_surveys::id.eq(&survey),
+                household_surveys::household_id.eq(s.household),
+                household_surveys::version.eq(s.version),
+                household_surveys::village_code.eq(village),
+                household_surveys::enumerator_id.eq(s.enumerator),
+                household_surveys::form_version.eq("2020.07"),
+                household_surveys::surveyed_at.eq(surveyed_at - Duration::hours(8)),
+                household_surveys::month.eq(s.month.to_string()),
+                household_surveys::received_at.eq(received_at - Duration::hours(8)),
+                household_surveys::household_number.eq(None::<String>),
+                household_surveys::head_name.eq(&head.name),
+                household_surveys::head_name_norm.eq(&head.name),
+            ),
+            (
+                household_surveys::head_id_hash.eq(&head.hash),
+                household_surveys::head_id_sealed.eq(vault.seal_id(&head.id)),
+                household_surveys::poverty_status.eq(s.poverty),
+                household_surveys::relocated.eq(s.relocated),
+                household_surveys::phone_sealed.eq(None::<String>),
+                household_surveys::member_count.eq(members.len() as i32),
+                household_surveys::lat.eq(s.village.lat + rng.gen_range(-0.01..0.01)),
+                household_surveys::lon.eq(s.village.lon + rng.gen_range(-0.01..0.01)),
+                household_surveys::accuracy_m.eq(Some(rng.gen_range(3.0..30.0))),
+                household_surveys::answers_hash
+                    .eq(vault.keyed_hash(format!("{survey}/answers").as_bytes())),
+                household_surveys::status.eq(status),
+                household_surveys::status_changed_at.eq(received_at),
+                household_surveys::review_version.eq(if status == "submitted" { 1 } else { 2 }),
+            ),
+        ))
+        .execute(conn)?;
+    for (position, m) in members.iter().enumerate() {
+        insert_member(conn, rng, &survey, position, m)?;
+        done.members += 1;
+    }
+    done.surveys += 1;
+    Ok(())
+}
+
+/// A member row of a survey; draws the member's income when they work.
+fn insert_member(
+    conn: &mut DbConnection,
+    rng: &mut StdRng,
+    survey: &str,
+    position: usize,
+    m: &Member,
+) -> Result<(), ApiError> {
+    diesel::insert_into(survey_members::table)
+        .values((
+            survey_members::survey_id.eq(survey),
+            survey_members::position.eq(position as i32),
+            survey_members::person_id_hash.eq(&m.hash),
+            survey_members::name.eq(&m.name),
+            survey_members::relation.eq(m.relation),
+            survey_members::labour_capacity.eq(m.capacity),
+            survey_members::employment_status.eq(m.status.map(|s| s.as_str())),
+            survey_members::employer_id.eq(None::<String>),
+            survey_members::post_type.eq(m.post.map(|p| p.as_str())),
+            survey_members::monthly_income_yuan.eq(m.status.map(|_| rng.gen_range(800..6000i64))),
+            survey_members::wants_public_post.eq(m.wants_post),
+            survey_members::training_wanted.eq(m.trade.is_some()),
+            survey_members::training_trade.eq(m.trade.map(|t| t.as_str())),
+            survey_members::at_risk.eq(m.at_risk),
+            survey_members::safety_net.eq(m.net),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Post-demand surveys: every village, every month; then every village's figures changed.
+fn village_surveys(
+    conn: &mut DbConnection,
+    run: &Run<'_>,
+    rng: &mut StdRng,
+    done: &mut Seeded,
+) -> Result<(), ApiError> {
+    for village in run.villages {
+        let enumerator = run.enumerator_of(&village.county_code);
+        for month in run.months {
+            village_survey(conn, run.vault, rng, &village.code, &enumerator, *month)?;
+            done.village_surveys += 1;
+        }
+    }
+    let codes: BTreeSet<String> = run.villages.iter().map(|v| v.code.clone()).collect();
+    crate::ledger::cache::touch_villages(conn, &codes)?;
+    Ok(())
+}
+
+/// One village's post-demand survey of `month`, filed on the 25th.
+fn village_survey(
+    conn: &mut DbConnection,
+    vault: &Vault,
+    rng: &mut StdRng,
+    village: &str,
+    enumerator: &str,
+    month: Month,
+) -> Result<(), ApiError> {
+    let survey = uuid::Uuid::now_v7().to_string();
+    let at = month
+        .first_day()
+        .with_day(25)
+        .and_then(|d| d.and_hms_opt(2, 0, 0))
+        .unwrap_or_default();
+    diesel::insert_into(submissions::table)
+        .values((
+            submissions::id.eq(&survey),
+            submissions::kind.eq("village_survey"),
+            submissions::user_id.eq(enumerator),
+            submissions::village_code.eq(village),
+            submissions::content_hash.eq(vault.keyed_hash(survey.as_bytes())),
+            submissions::body_sealed.eq(vault.seal(Purpose::Submission, b"{\"seeded\":true}")),
+            submissions::response_status.eq(201),
+            submissions::response.eq("{}"),
+            submissions::received_at.eq(at),
+        ))
+        .execute(conn)?;
+    diesel::insert_into(village_surveys::table)
+        .values((
+            village_surveys::id.eq(&survey),
+            village_surveys::village_code.eq(village),
+            village_surveys::month.eq(month.to_string()),
+            village_surveys::surveyor_id.eq(enumerator),
+            village_surveys::surveyed_at.eq(at),
+            village_surveys::received_at.eq(at),
+            village_surveys::willing_people.eq(rng.gen_range(0..12)),
+            village_surveys::lat.eq(None::<f64>),
+            village_surveys::lon.eq(None::<f64>),
+            village_surveys::accuracy_m.eq(None::<f64>),
+            village_surveys::status.eq("submitted"),
+            village_surveys::status_changed_at.eq(at),
+        ))
+        .execute(conn)?;
+    for post in [
+        PostType::Cleaner,
+        PostType::ForestRanger,
+        PostType::RoadKeeper,
+    ] {
+        let needed = rng.gen_range(0..5);
+        diesel::insert_into(village_post_demand::table)
+            .values((
+                village_post_demand::survey_id.eq(&survey),
+                village_post_demand::post_type.eq(post.as_str()),
+                village_post_demand::needed.eq(needed),
+                village_post_demand::filled.eq(rng.gen_range(0..=needed)),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
