@@ -21,8 +21,8 @@ mod pg;
 use std::time::{Duration, Instant};
 
 use taizhang::config::Settings;
-use taizhang::domain::{DivisionCode, DivisionLevel};
-use taizhang::ledger::{cache, inventory, seed};
+use taizhang::domain::{DivisionCode, DivisionLevel, Month};
+use taizhang::ledger::{cache, inventory, node, seed};
 use taizhang::privacy::Vault;
 use taizhang::secrets::SecretSource;
 
@@ -86,20 +86,20 @@ fn run(backend: &str, postgres: Option<String>) -> anyhow::Result<()> {
     // The last month seeded.
     let month = chrono::NaiveDate::from_ymd_opt(2020, 1, 1)
         .and_then(|d| d.checked_add_months(chrono::Months::new(months.max(1) as u32 - 1)))
-        .map(|d| d.format("%Y-%m").to_string())
-        .unwrap_or_else(|| "2020-12".into());
-    let city = inventory::node(
+        .map(Month::containing)
+        .unwrap_or(Month::FIRST);
+    let city = node::node(
         &mut conn,
         DivisionLevel::City,
-        &DivisionCode::parse(inventory::CITY).map_err(|e| anyhow::anyhow!(e.message))?,
+        &DivisionCode::parse(node::CITY).map_err(|e| anyhow::anyhow!(e.message))?,
     )?;
-    let villages = inventory::villages_of(&mut conn, &city)?;
+    let villages = node::villages_of(&mut conn, &city)?;
 
     // Baseline: every village from the normalised tables.
     let mut full = Vec::new();
     for _ in 0..3 {
         let t = Instant::now();
-        let figures = cache::recompute_all(&mut conn, &villages, &month)?;
+        let figures = cache::recompute_all(&mut conn, &villages, month)?;
         full.push(t.elapsed());
         assert_eq!(figures.len(), villages.len());
     }
@@ -107,7 +107,7 @@ fn run(backend: &str, postgres: Option<String>) -> anyhow::Result<()> {
 
     // Cold: the first read computes and caches both months it shows.
     let t = Instant::now();
-    let (_, fresh) = inventory::inventory(&mut conn, &city, &month)?;
+    let (_, fresh) = inventory::inventory(&mut conn, &city, month)?;
     let cold = t.elapsed();
     for f in &fresh {
         cache::store(&mut conn, f)?;
@@ -116,7 +116,7 @@ fn run(backend: &str, postgres: Option<String>) -> anyhow::Result<()> {
     let mut warm = Vec::new();
     for _ in 0..30 {
         let t = Instant::now();
-        let (inv, fresh) = inventory::inventory(&mut conn, &city, &month)?;
+        let (inv, fresh) = inventory::inventory(&mut conn, &city, month)?;
         warm.push(t.elapsed());
         assert!(fresh.iter().all(|f| f.is_empty()), "everything cached");
         assert!(inv
@@ -133,7 +133,7 @@ fn run(backend: &str, postgres: Option<String>) -> anyhow::Result<()> {
         let village = villages[i * 37 % villages.len()].clone();
         cache::touch_villages(&mut conn, &[village].into_iter().collect())?;
         let t = Instant::now();
-        let (_, fresh) = inventory::inventory(&mut conn, &city, &month)?;
+        let (_, fresh) = inventory::inventory(&mut conn, &city, month)?;
         one_changed.push(t.elapsed());
         for f in &fresh {
             cache::store(&mut conn, f)?;
@@ -142,7 +142,7 @@ fn run(backend: &str, postgres: Option<String>) -> anyhow::Result<()> {
     let one_changed = median(one_changed);
 
     let node = |level, code: &str, conn: &mut _| -> anyhow::Result<Duration> {
-        let n = inventory::node(
+        let n = node::node(
             conn,
             level,
             &DivisionCode::parse(code).map_err(|e| anyhow::anyhow!(e.message))?,
@@ -150,7 +150,7 @@ fn run(backend: &str, postgres: Option<String>) -> anyhow::Result<()> {
         let mut samples = Vec::new();
         for _ in 0..30 {
             let t = Instant::now();
-            inventory::inventory(conn, &n, &month)?;
+            inventory::inventory(conn, &n, month)?;
             samples.push(t.elapsed());
         }
         Ok(median(samples))

@@ -399,22 +399,15 @@ fn seed(args: SeedArgs) -> anyhow::Result<()> {
     bar.finish_and_clear();
     // Compute and cache the last month's figures now, so the first reader does not wait.
     let warm = std::time::Instant::now();
-    let last = chrono::NaiveDate::parse_from_str(&format!("{}-01", options.start), "%Y-%m-%d")?
-        .checked_add_months(chrono::Months::new(options.months.max(1) as u32 - 1))
-        .map(|d| d.format("%Y-%m").to_string())
-        .unwrap_or_default();
-    let city = crate::ledger::inventory::node(
+    let start =
+        crate::domain::Month::parse(&options.start).map_err(|e| anyhow::anyhow!(e.message))?;
+    let last = (1..options.months.max(1)).fold(start, |m, _| m.next());
+    crate::ledger::service::cache_inventory(
         &mut conn,
-        crate::domain::DivisionLevel::City,
-        &crate::domain::DivisionCode::parse(crate::ledger::inventory::CITY)
-            .map_err(|e| anyhow::anyhow!(e.message))?,
+        &crate::ledger::node::NodeFilter::city(),
+        last,
     )
     .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let (_, fresh) = crate::ledger::inventory::inventory(&mut conn, &city, &last)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    for f in &fresh {
-        crate::ledger::cache::store(&mut conn, f)?;
-    }
     println!(
         "cached the ledger of {last} and the month before in {:.1} s",
         warm.elapsed().as_secs_f64()

@@ -17,7 +17,9 @@ use utoipa::ToSchema;
 
 use crate::db::schema::{household_surveys, survey_members, village_post_demand, village_surveys};
 use crate::db::DbConnection;
-use crate::domain::{EmploymentStatus, LabourCapacity, PostType, PovertyStatus, TrainingTrade};
+use crate::domain::{
+    EmploymentStatus, LabourCapacity, Month, PostType, PovertyStatus, TrainingTrade,
+};
 
 /// Figure → count. Absent figures are zero.
 pub type Figures = BTreeMap<String, i64>;
@@ -426,9 +428,16 @@ fn members_of(conn: &mut DbConnection, surveys: &[&str]) -> QueryResult<Vec<Memb
     Ok(out)
 }
 
-/// Computes one village's figures for `month` (`YYYY-MM`), both bases.
-pub fn village(conn: &mut DbConnection, village: &str, month: &str) -> QueryResult<VillageFigures> {
+/// Computes one village's figures for `month`, both bases.
+pub fn village(
+    conn: &mut DbConnection,
+    village: &str,
+    month: Month,
+) -> QueryResult<VillageFigures> {
     let [approved, pending] = counted(conn, village, month)?;
+    // Months are compared as `YYYY-MM` text in the tables.
+    let month = month.to_string();
+    let month = month.as_str();
     let post_demand = post_demand(conn, village, month)?;
     let mut maps = [Figures::new(), Figures::new()];
     for (counted, figures) in [approved, pending].into_iter().zip(maps.iter_mut()) {
@@ -451,7 +460,9 @@ pub fn village(conn: &mut DbConnection, village: &str, month: &str) -> QueryResu
 }
 
 /// What one village counts for `month`, approved-only and including pending.
-pub fn counted(conn: &mut DbConnection, village: &str, month: &str) -> QueryResult<[Counted; 2]> {
+pub fn counted(conn: &mut DbConnection, village: &str, month: Month) -> QueryResult<[Counted; 2]> {
+    let month = month.to_string();
+    let month = month.as_str();
     let households: Vec<String> = household_surveys::table
         .filter(household_surveys::village_code.eq(village))
         .filter(household_surveys::month.le(month))

@@ -6,7 +6,6 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::inventory::{Node, QuotaProgress};
 use crate::audit;
 use crate::db::schema::{divisions, quotas};
 use crate::db::DbConnection;
@@ -230,11 +229,27 @@ pub fn year(conn: &mut DbConnection, year: i32) -> QueryResult<YearQuotas> {
     })
 }
 
-/// Quota progress of a city or county node.
+/// Post quotas of the year against posts held (county and city nodes).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct QuotaProgress {
+    pub year: i32,
+    /// Counties of the node with a quota set for the year.
+    pub counties_with_quota: usize,
+    pub special_posts_quota: i64,
+    pub special_posts_held: i64,
+    pub temporary_posts_quota: i64,
+    pub temporary_posts_held: i64,
+    /// Monthly subsidy per temporary post (800 yuan in the seed).
+    pub temporary_post_monthly_yuan: i64,
+    /// `temporary_posts_held × temporary_post_monthly_yuan`.
+    pub temporary_posts_monthly_cost_yuan: i64,
+}
+
+/// Quota progress of the city (`county` `None`) or of one county.
 pub fn progress(
     conn: &mut DbConnection,
     year_: i32,
-    node: &Node,
+    county: Option<&DivisionCode>,
     special_held: i64,
     temporary_held: i64,
 ) -> QueryResult<QuotaProgress> {
@@ -242,7 +257,7 @@ pub fn progress(
     let mine: Vec<&StoredQuota> = all
         .counties
         .iter()
-        .filter(|c| node.level == DivisionLevel::City || c.county == node.code)
+        .filter(|c| county.is_none_or(|county| c.county == county.as_str()))
         .collect();
     let yuan = mine.first().map_or(DEFAULT_TEMPORARY_POST_YUAN, |c| {
         i64::from(c.temporary_post_monthly_yuan)

@@ -12,7 +12,7 @@ use super::figures::{self, Member, Version};
 use crate::db::schema::{divisions, household_surveys, people, survey_members, villages};
 use crate::db::DbConnection;
 use crate::domain::{
-    EmploymentStatus, LabourCapacity, PostType, Relation, SafetyNet, Sex, TrainingTrade,
+    EmploymentStatus, LabourCapacity, Month, PostType, Relation, SafetyNet, Sex, TrainingTrade,
 };
 use crate::error::{ApiError, ApiResult};
 use crate::privacy::Vault;
@@ -163,7 +163,7 @@ pub fn village_entries(
     conn: &mut DbConnection,
     vault: &Vault,
     village: &str,
-    month: &str,
+    month: Month,
     kind: RosterKind,
     reveal: bool,
 ) -> ApiResult<Vec<RosterEntry>> {
@@ -254,10 +254,24 @@ pub fn village_entries(
 /// Where a page starts: a village code and how many of its entries were already given.
 pub type RosterCursor = (String, usize);
 
+/// The `next_cursor` of a page.
+pub fn encode_cursor(village: &str, offset: usize) -> String {
+    format!("{village}.{offset}")
+}
+
+/// A `cursor` query parameter, as [`encode_cursor`] made it (else 400 `invalid_query`).
+pub fn decode_cursor(cursor: &str) -> ApiResult<RosterCursor> {
+    let bad = || crate::error::bad_query("cursor", "不是本服务器给出的翻页游标");
+    let (village, offset) = cursor.split_once('.').ok_or_else(bad)?;
+    crate::domain::DivisionCode::parse_level(village, crate::domain::DivisionLevel::Village)
+        .map_err(|_| bad())?;
+    Ok((village.to_owned(), offset.parse().map_err(|_| bad())?))
+}
+
 /// What a page of a real-name ledger lists.
 pub struct PageRequest<'a> {
     pub villages: &'a [String],
-    pub month: &'a str,
+    pub month: Month,
     pub kind: RosterKind,
     pub reveal: bool,
     pub after: Option<RosterCursor>,
