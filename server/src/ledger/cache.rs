@@ -104,6 +104,16 @@ impl Fresh {
     }
 }
 
+/// A village's cached figures for a month, and the generation they were computed at.
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = ledger_cache, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct CachedRow {
+    village_code: String,
+    generation: i64,
+    approved: String,
+    pending: String,
+}
+
 /// The villages' figures for a month: from the snapshot of a closed month, else from the cache,
 /// computing what is stale. Returns what it computed, for [`store`].
 pub fn figures_for(
@@ -165,16 +175,11 @@ pub fn figures_for(
         if !all {
             q = q.filter(ledger_cache::village_code.eq_any(villages));
         }
-        q.select((
-            ledger_cache::village_code,
-            ledger_cache::generation,
-            ledger_cache::approved,
-            ledger_cache::pending,
-        ))
-        .load::<(String, i64, String, String)>(conn)?
-        .into_iter()
-        .map(|(v, g, a, p)| (v, (g, a, p)))
-        .collect()
+        q.select(CachedRow::as_select())
+            .load::<CachedRow>(conn)?
+            .into_iter()
+            .map(|r| (r.village_code, (r.generation, r.approved, r.pending)))
+            .collect()
     };
     for village in villages {
         let generation = generations.get(village).copied().unwrap_or(0);

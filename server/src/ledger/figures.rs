@@ -269,14 +269,18 @@ pub struct VillageFigures {
 }
 
 /// A household survey version as the ledger needs it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = household_surveys, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct Version {
     pub id: String,
+    #[diesel(column_name = household_id)]
     pub household: String,
+    #[diesel(column_name = village_code)]
     pub village: String,
     pub surveyed_at: NaiveDateTime,
     pub month: String,
     pub status: String,
+    #[diesel(column_name = poverty_status)]
     pub poverty: String,
     pub relocated: bool,
 }
@@ -287,17 +291,6 @@ impl Version {
     }
 }
 
-type VersionRow = (
-    String,
-    String,
-    String,
-    NaiveDateTime,
-    String,
-    String,
-    String,
-    bool,
-);
-
 fn versions_of(
     conn: &mut DbConnection,
     households: &[String],
@@ -306,33 +299,13 @@ fn versions_of(
     let mut out = Vec::new();
     // Bounded IN lists: a village has a few hundred households.
     for chunk in households.chunks(500) {
-        let rows: Vec<VersionRow> = household_surveys::table
+        let rows: Vec<Version> = household_surveys::table
             .filter(household_surveys::household_id.eq_any(chunk))
             .filter(household_surveys::month.le(month))
             .filter(household_surveys::status.eq_any(INCLUDING_PENDING))
-            .select((
-                household_surveys::id,
-                household_surveys::household_id,
-                household_surveys::village_code,
-                household_surveys::surveyed_at,
-                household_surveys::month,
-                household_surveys::status,
-                household_surveys::poverty_status,
-                household_surveys::relocated,
-            ))
+            .select(Version::as_select())
             .load(conn)?;
-        out.extend(rows.into_iter().map(
-            |(id, household, village, surveyed_at, month, status, poverty, relocated)| Version {
-                id,
-                household,
-                village,
-                surveyed_at,
-                month,
-                status,
-                poverty,
-                relocated,
-            },
-        ));
+        out.extend(rows);
     }
     Ok(out)
 }

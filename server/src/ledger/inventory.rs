@@ -174,20 +174,24 @@ pub struct Places {
     pub total: Dense,
 }
 
+/// A village and the township and county it lies in.
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = villages, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct VillageRow {
+    code: String,
+    name: String,
+    township_code: String,
+    county_code: String,
+}
+
 /// Every place below a node with its approved figures for the month, and the figures computed
 /// on the way (for the cache).
 pub fn places(conn: &mut DbConnection, node: &Node, month: Month) -> ApiResult<(Places, Fresh)> {
     let villages_list = villages_of(conn, node)?;
     let (figures, fresh) = cache::figures_for(conn, &villages_list, month)?;
-    type Row = (String, String, String, String);
-    let rows: Vec<Row> = villages::table
+    let rows: Vec<VillageRow> = villages::table
         .filter(villages::code.eq_any(&villages_list))
-        .select((
-            villages::code,
-            villages::name,
-            villages::township_code,
-            villages::county_code,
-        ))
+        .select(VillageRow::as_select())
         .order(villages::code)
         .load(conn)?;
     let names: HashMap<String, String> = divisions::table
@@ -202,7 +206,13 @@ pub fn places(conn: &mut DbConnection, node: &Node, month: Month) -> ApiResult<(
     let mut townships: BTreeMap<String, Place> = BTreeMap::new();
     let mut counties: BTreeMap<String, Place> = BTreeMap::new();
     let mut total = Dense::default();
-    for (code, village_name, township, county) in rows {
+    for VillageRow {
+        code,
+        name: village_name,
+        township_code: township,
+        county_code: county,
+    } in rows
+    {
         let f = figures.get(&code).map_or(&empty, |f| &f.approved).clone();
         total.add(&f);
         for (map, key, parent) in [

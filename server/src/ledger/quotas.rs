@@ -192,33 +192,38 @@ pub fn set(
     Ok(())
 }
 
+/// A county's stored quota with the county's name.
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = quotas, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct QuotaRow {
+    county_code: String,
+    #[diesel(select_expression = divisions::name)]
+    county_name: String,
+    special_posts: i32,
+    temporary_posts: i32,
+    temporary_post_monthly_yuan: i32,
+    updated_by: String,
+    updated_at: chrono::NaiveDateTime,
+}
+
 /// A year's quotas as stored.
 pub fn year(conn: &mut DbConnection, year: i32) -> QueryResult<YearQuotas> {
-    type Row = (String, String, i32, i32, i32, String, chrono::NaiveDateTime);
-    let rows: Vec<Row> = quotas::table
+    let rows: Vec<QuotaRow> = quotas::table
         .inner_join(divisions::table.on(divisions::code.eq(quotas::county_code)))
         .filter(quotas::year.eq(year))
         .order(quotas::county_code)
-        .select((
-            quotas::county_code,
-            divisions::name,
-            quotas::special_posts,
-            quotas::temporary_posts,
-            quotas::temporary_post_monthly_yuan,
-            quotas::updated_by,
-            quotas::updated_at,
-        ))
+        .select(QuotaRow::as_select())
         .load(conn)?;
     let counties: Vec<StoredQuota> = rows
         .into_iter()
-        .map(|(county, county_name, s, t, y, by, at)| StoredQuota {
-            county,
-            county_name,
-            special_posts: s,
-            temporary_posts: t,
-            temporary_post_monthly_yuan: y,
-            updated_by: by,
-            updated_at: at.and_utc(),
+        .map(|r| StoredQuota {
+            county: r.county_code,
+            county_name: r.county_name,
+            special_posts: r.special_posts,
+            temporary_posts: r.temporary_posts,
+            temporary_post_monthly_yuan: r.temporary_post_monthly_yuan,
+            updated_by: r.updated_by,
+            updated_at: r.updated_at.and_utc(),
         })
         .collect();
     Ok(YearQuotas {
