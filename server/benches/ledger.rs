@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use taizhang::config::Settings;
 use taizhang::domain::{DivisionCode, DivisionLevel, Month};
-use taizhang::ledger::{cache, inventory};
+use taizhang::ledger::{cache, inventory, node};
 use taizhang::privacy::Vault;
 use taizhang::secrets::SecretSource;
 use taizhang::simulate::seed;
@@ -86,19 +86,19 @@ fn run(backend: &str, postgres: Option<String>) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     // The last month seeded.
-    let month = seed::last_month(options.start, months).to_string();
-    let city = inventory::node(
+    let month = seed::last_month(options.start, months);
+    let city = node::node(
         &mut conn,
         DivisionLevel::City,
-        &DivisionCode::parse(inventory::CITY).map_err(|e| anyhow::anyhow!(e.message))?,
+        &DivisionCode::parse(node::CITY).map_err(|e| anyhow::anyhow!(e.message))?,
     )?;
-    let villages = inventory::villages_of(&mut conn, &city)?;
+    let villages = node::villages_of(&mut conn, &city)?;
 
     // Baseline: every village from the normalised tables.
     let mut full = Vec::new();
     for _ in 0..3 {
         let t = Instant::now();
-        let figures = cache::recompute_all(&mut conn, &villages, &month)?;
+        let figures = cache::recompute_all(&mut conn, &villages, month)?;
         full.push(t.elapsed());
         assert_eq!(figures.len(), villages.len());
     }
@@ -106,7 +106,7 @@ fn run(backend: &str, postgres: Option<String>) -> anyhow::Result<()> {
 
     // Cold: the first read computes and caches both months it shows.
     let t = Instant::now();
-    let (_, fresh) = inventory::inventory(&mut conn, &city, &month)?;
+    let (_, fresh) = inventory::inventory(&mut conn, &city, month)?;
     let cold = t.elapsed();
     for f in &fresh {
         cache::store(&mut conn, f)?;
@@ -115,7 +115,7 @@ fn run(backend: &str, postgres: Option<String>) -> anyhow::Result<()> {
     let mut warm = Vec::new();
     for _ in 0..30 {
         let t = Instant::now();
-        let (inv, fresh) = inventory::inventory(&mut conn, &city, &month)?;
+        let (inv, fresh) = inventory::inventory(&mut conn, &city, month)?;
         warm.push(t.elapsed());
         assert!(fresh.iter().all(|f| f.is_empty()), "everything cached");
         assert!(inv
@@ -132,7 +132,7 @@ fn run(backend: &str, postgres: Option<String>) -> anyhow::Result<()> {
         let village = villages[i * 37 % villages.len()].clone();
         cache::touch_villages(&mut conn, &[village].into_iter().collect())?;
         let t = Instant::now();
-        let (_, fresh) = inventory::inventory(&mut conn, &city, &month)?;
+        let (_, fresh) = inventory::inventory(&mut conn, &city, month)?;
         one_changed.push(t.elapsed());
         for f in &fresh {
             cache::store(&mut conn, f)?;
@@ -141,7 +141,7 @@ fn run(backend: &str, postgres: Option<String>) -> anyhow::Result<()> {
     let one_changed = median(one_changed);
 
     let node = |level, code: &str, conn: &mut _| -> anyhow::Result<Duration> {
-        let n = inventory::node(
+        let n = node::node(
             conn,
             level,
             &DivisionCode::parse(code).map_err(|e| anyhow::anyhow!(e.message))?,
@@ -149,7 +149,7 @@ fn run(backend: &str, postgres: Option<String>) -> anyhow::Result<()> {
         let mut samples = Vec::new();
         for _ in 0..30 {
             let t = Instant::now();
-            inventory::inventory(conn, &n, &month)?;
+            inventory::inventory(conn, &n, month)?;
             samples.push(t.elapsed());
         }
         Ok(median(samples))

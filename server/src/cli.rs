@@ -404,18 +404,12 @@ fn seed(args: SeedArgs) -> anyhow::Result<()> {
     // Compute and cache the last month's figures now, so the first reader does not wait.
     let warm = std::time::Instant::now();
     let last = crate::simulate::seed::last_month(options.start, options.months);
-    let city = crate::ledger::inventory::node(
+    crate::ledger::service::cache_inventory(
         &mut conn,
-        crate::domain::DivisionLevel::City,
-        &crate::domain::DivisionCode::parse(crate::ledger::inventory::CITY)
-            .map_err(|e| anyhow::anyhow!(e.message))?,
+        &crate::ledger::node::NodeFilter::city(),
+        last,
     )
     .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let (_, fresh) = crate::ledger::inventory::inventory(&mut conn, &city, &last.to_string())
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    for f in &fresh {
-        crate::ledger::cache::store(&mut conn, f)?;
-    }
     println!(
         "cached the ledger of {last} and the month before in {:.1} s",
         warm.elapsed().as_secs_f64()

@@ -18,7 +18,6 @@ pub mod http;
 pub mod ledger;
 pub mod metrics;
 pub mod openapi;
-pub mod ops;
 pub mod photos;
 pub mod privacy;
 pub mod random;

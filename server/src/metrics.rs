@@ -19,6 +19,7 @@ use serde_json::Value;
 
 use crate::domain::{CheckinFlag, SurveyFlag};
 use crate::error::{ApiError, ErrorCode};
+use crate::photos::store_errors::{OperationLabels, StoreErrors};
 use crate::submissions::{Kind, Outcome};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -58,19 +59,10 @@ struct MonthLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct OperationLabels {
-    pub operation: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: &'static str,
     commit: &'static str,
 }
-
-/// Errors of the photo store by operation (`put`, `get`, `check`). Made with the store, which
-/// counts into it; [`Metrics::new`] registers it.
-pub type StoreErrors = Family<OperationLabels, Counter>;
 
 /// How a submission request ended, as its `outcome` label.
 pub const OUTCOMES: [&str; 5] = ["stored", "replayed", "refused", "id_reused", "failed"];

@@ -32,7 +32,7 @@ use crate::error::{ErrorCode, Problem};
         crate::error::FieldError,
         crate::photos::routes::PhotoSize,
         crate::audit::routes::AuditFormat,
-        crate::ledger::routes::ExportFormat,
+        crate::ledger::export::ExportFormat,
     )),
     modifiers(&Security, &StandardErrors),
     tags(
@@ -241,20 +241,3 @@ pub fn to_json(doc: &OpenApiDoc) -> String {
     text.push('\n');
     text
 }
-
-/// A body of raw bytes (a JPEG, a spreadsheet): `type: string` with `format: binary`, which
-/// generators map to a file or byte stream (utoipa would describe `Vec<u8>` as an array of
-/// integers).
-pub struct Binary;
-
-impl utoipa::PartialSchema for Binary {
-    fn schema() -> RefOr<utoipa::openapi::schema::Schema> {
-        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, SchemaType, Type};
-        ObjectBuilder::new()
-            .schema_type(SchemaType::new(Type::String))
-            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
-            .into()
-    }
-}
-
-impl ToSchema for Binary {}

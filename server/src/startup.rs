@@ -228,7 +228,7 @@ impl Application {
             .state
             .settings
             .ledger_warm_interval
-            .map(|every| tokio::spawn(crate::ledger::warm_forever(self.state.clone(), every)));
+            .map(|every| tokio::spawn(warm_ledger_forever(self.state.clone(), every)));
         let signals = self.signals;
         tokio::spawn(async move {
             signals.wait().await;
@@ -285,6 +285,23 @@ impl ShutdownSignals {
         #[cfg(not(unix))]
         {
             let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// Keeps the cached ledger figures of the current and previous month fresh: every `interval`,
+/// one round of `ledger::service::warm` recomputes and stores the villages changed since their
+/// figures were cached, so a reader after a busy day rarely computes anything. A round that
+/// finds nothing to recompute tells the metrics the ledger is fresh. Runs until dropped.
+async fn warm_ledger_forever(state: actix_web::web::Data<AppState>, interval: std::time::Duration) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match crate::ledger::service::warm(&state.db).await {
+            Ok(true) => state.metrics.ledger_fresh(),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "ledger warmer"),
         }
     }
 }

@@ -312,8 +312,8 @@ async fn the_ledger_backlog_and_lag_follow_recomputation(backend: Backend) {
 
     // Reading the city's figures of both months recomputes the village.
     let admin = app.token(CITY_ADMIN).await;
-    let current = taizhang::ledger::routes::current_month();
-    let previous = taizhang::ledger::inventory::previous_month(&current).expect("a month");
+    let current = taizhang::domain::Month::current();
+    let previous = current.previous();
     for month in [&current, &previous] {
         let read = app
             .get_as(

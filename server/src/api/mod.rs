@@ -3,6 +3,10 @@
 
 use actix_web::{get, web, HttpResponse};
 
+pub mod catalog;
+pub mod ledger;
+pub mod ops;
+
 /// Registers every route on a utoipa-aware app: `/api/v1/...` and the operations endpoints.
 pub fn configure<T>(app: utoipa_actix_web::UtoipaApp<T>) -> utoipa_actix_web::UtoipaApp<T>
 where
@@ -22,11 +26,11 @@ where
             .configure(crate::surveys::routes::configure)
             .configure(crate::checkins::routes::configure)
             .configure(crate::audit::routes::configure)
-            .configure(crate::ledger::routes::configure)
-            .configure(crate::catalog::configure)
+            .configure(ledger::configure)
+            .configure(catalog::configure)
             .service(openapi_json),
     )
-    .configure(crate::ops::configure)
+    .configure(ops::configure)
 }
 
 /// The document served at `/api/v1/openapi.json` (built once at start).

@@ -1,17 +1,12 @@
-//! `GET /api/v1/catalog`: every enumeration of the API with its Chinese labels, generated from
-//! the enum definitions themselves.
+//! The catalog (`GET /api/v1/catalog`): every enumeration of the API with its Chinese labels,
+//! generated from the enum definitions themselves.
 
-use actix_web::{get, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::domain::*;
 use crate::error::ErrorCode;
 use crate::geography::Crs;
-
-pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    cfg.service(get_catalog);
-}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CatalogEntry {
@@ -52,203 +47,222 @@ macro_rules! entries {
 }
 
 pub fn build() -> Catalog {
-    let e = |name, label, used_in, values| CatalogEnum {
+    Catalog {
+        enums: [people_and_places(), work_and_review(), ledger_and_errors()]
+            .into_iter()
+            .flatten()
+            .collect(),
+    }
+}
+
+/// An enumeration of the catalog.
+fn e(
+    name: &'static str,
+    label: &'static str,
+    used_in: &'static str,
+    values: Vec<CatalogEntry>,
+) -> CatalogEnum {
+    CatalogEnum {
         name,
         label,
         used_in,
         values,
-    };
-    Catalog {
-        enums: vec![
-            e("role", "用户角色", "users.role, /me.role", entries!(Role)),
-            e(
-                "division_level",
-                "区划层级",
-                "ledger levels",
-                entries!(DivisionLevel),
-            ),
-            e(
-                "position_source",
-                "村庄坐标来源",
-                "villages[].position_source",
-                entries!(PositionSource),
-            ),
-            e(
-                "geofence_kind",
-                "电子围栏类型",
-                "villages[].geofence_kind",
-                entries!(GeofenceKind),
-            ),
-            e("crs", "坐标系", "location.crs", entries!(Crs)),
-            e(
-                "poverty_status",
-                "贫困户属性",
-                "household.poverty_status",
-                entries!(PovertyStatus),
-            ),
-            e("sex", "性别", "members[].sex", entries!(Sex)),
-            e(
-                "relation",
-                "与户主关系",
-                "members[].relation",
-                entries!(Relation),
-            ),
-            e(
-                "labour_capacity",
-                "劳动能力",
-                "members[].labour_capacity",
-                entries!(LabourCapacity),
-            ),
-            e(
-                "employment_status",
-                "就业状态",
-                "members[].employment.status",
-                entries!(EmploymentStatus),
-            ),
-            e(
-                "post_type",
-                "公益岗位类型",
-                "members[].employment.post_type, posts[].post_type",
-                entries!(PostType),
-            ),
-            e(
-                "safety_net",
-                "兜底保障措施",
-                "members[].safety_net[]",
-                entries!(SafetyNet),
-            ),
-            e(
-                "training_trade",
-                "培训意向工种",
-                "members[].training.trade",
-                entries!(TrainingTrade),
-            ),
-            e(
-                "employer_type",
-                "就业载体类型",
-                "employers[].type",
-                entries!(EmployerType),
-            ),
-            e(
-                "checkin_kind",
-                "打卡类型",
-                "checkins.kind",
-                entries!(CheckinKind),
-            ),
-            e(
-                "checkin_flag",
-                "打卡核验标记",
-                "checkin answers: flags[]",
-                entries!(CheckinFlag),
-            ),
-            e(
-                "survey_flag",
-                "调查核验标记",
-                "survey answers: flags[]",
-                entries!(SurveyFlag),
-            ),
-            e(
-                "review_status",
-                "审核状态",
-                "surveys[].status",
-                entries!(ReviewStatus),
-            ),
-            e(
-                "survey_kind",
-                "调查类型",
-                "/me/submissions: submissions[].kind",
-                entries!(SurveyKind),
-            ),
-            e(
-                "checkin_status",
-                "打卡核验结果",
-                "checkin answers and lists: status",
-                entries!(CheckinStatus),
-            ),
-            e(
-                "month_status",
-                "月份状态",
-                "/months: state",
-                entries!(MonthStatus),
-            ),
-            e(
-                "bulk_item_outcome",
-                "批量审核结果",
-                "POST /reviews/bulk: items[].outcome",
-                entries!(BulkItemOutcome),
-            ),
-            e(
-                "review_decision",
-                "审核决定",
-                "POST /surveys/{id}/review, /reviews/bulk: decision",
-                entries!(crate::surveys::review::Decision),
-            ),
-            e(
-                "duplicate_pair_state",
-                "疑似重复户处理状态",
-                "GET /duplicates: state",
-                entries!(crate::surveys::duplicates::PairState),
-            ),
-            e(
-                "duplicate_pair_kind",
-                "户对类别",
-                "GET /duplicates: kind",
-                entries!(crate::surveys::duplicates::PairKind),
-            ),
-            e(
-                "duplicate_action",
-                "疑似重复户处理操作",
-                "POST /duplicates/{a}/{b}: action",
-                entries!(crate::surveys::duplicates::PairAction),
-            ),
-            e(
-                "roster_kind",
-                "实名制台账类别",
-                "GET /ledgers/{kind}",
-                entries!(crate::ledger::roster::RosterKind),
-            ),
-            e(
-                "ledger_figure",
-                "需求台账指标",
-                "GET /inventory: figures[].key",
-                crate::ledger::figures::catalogue()
-                    .iter()
-                    .map(|f| CatalogEntry {
-                        value: f.key.as_str(),
-                        label: f.label.as_str(),
-                    })
-                    .collect(),
-            ),
-            e(
-                "rule",
-                "校验规则",
-                "problem+json `rule` and `errors[].rule`",
-                entries!(Rule),
-            ),
-            e(
-                "error_code",
-                "错误代码",
-                "problem+json `code`",
-                ErrorCode::ALL
-                    .iter()
-                    .map(|c| CatalogEntry {
-                        value: c.as_str(),
-                        label: c.label(),
-                    })
-                    .collect(),
-            ),
-        ],
     }
 }
 
-/// Every enumeration with its Chinese labels. Public: the app needs it before login.
-#[utoipa::path(
-    tag = "reference",
-    responses((status = 200, description = "The catalog", body = Catalog))
-)]
-#[get("/catalog")]
-pub async fn get_catalog() -> web::Json<Catalog> {
-    web::Json(build())
+/// Roles, places and what surveys record of households and people.
+fn people_and_places() -> Vec<CatalogEnum> {
+    vec![
+        e("role", "用户角色", "users.role, /me.role", entries!(Role)),
+        e(
+            "division_level",
+            "区划层级",
+            "ledger levels",
+            entries!(DivisionLevel),
+        ),
+        e(
+            "position_source",
+            "村庄坐标来源",
+            "villages[].position_source",
+            entries!(PositionSource),
+        ),
+        e(
+            "geofence_kind",
+            "电子围栏类型",
+            "villages[].geofence_kind",
+            entries!(GeofenceKind),
+        ),
+        e("crs", "坐标系", "location.crs", entries!(Crs)),
+        e(
+            "poverty_status",
+            "贫困户属性",
+            "household.poverty_status",
+            entries!(PovertyStatus),
+        ),
+        e("sex", "性别", "members[].sex", entries!(Sex)),
+        e(
+            "relation",
+            "与户主关系",
+            "members[].relation",
+            entries!(Relation),
+        ),
+        e(
+            "labour_capacity",
+            "劳动能力",
+            "members[].labour_capacity",
+            entries!(LabourCapacity),
+        ),
+        e(
+            "employment_status",
+            "就业状态",
+            "members[].employment.status",
+            entries!(EmploymentStatus),
+        ),
+        e(
+            "post_type",
+            "公益岗位类型",
+            "members[].employment.post_type, posts[].post_type",
+            entries!(PostType),
+        ),
+        e(
+            "safety_net",
+            "兜底保障措施",
+            "members[].safety_net[]",
+            entries!(SafetyNet),
+        ),
+        e(
+            "training_trade",
+            "培训意向工种",
+            "members[].training.trade",
+            entries!(TrainingTrade),
+        ),
+        e(
+            "employer_type",
+            "就业载体类型",
+            "employers[].type",
+            entries!(EmployerType),
+        ),
+    ]
+}
+
+/// Check-ins, survey states, review and duplicates.
+fn work_and_review() -> Vec<CatalogEnum> {
+    vec![
+        e(
+            "checkin_kind",
+            "打卡类型",
+            "checkins.kind",
+            entries!(CheckinKind),
+        ),
+        e(
+            "checkin_flag",
+            "打卡核验标记",
+            "checkin answers: flags[]",
+            entries!(CheckinFlag),
+        ),
+        e(
+            "survey_flag",
+            "调查核验标记",
+            "survey answers: flags[]",
+            entries!(SurveyFlag),
+        ),
+        e(
+            "review_status",
+            "审核状态",
+            "surveys[].status",
+            entries!(ReviewStatus),
+        ),
+        e(
+            "survey_kind",
+            "调查类型",
+            "/me/submissions: submissions[].kind",
+            entries!(SurveyKind),
+        ),
+        e(
+            "checkin_status",
+            "打卡核验结果",
+            "checkin answers and lists: status",
+            entries!(CheckinStatus),
+        ),
+        e(
+            "month_status",
+            "月份状态",
+            "/months: state",
+            entries!(MonthStatus),
+        ),
+        e(
+            "bulk_item_outcome",
+            "批量审核结果",
+            "POST /reviews/bulk: items[].outcome",
+            entries!(BulkItemOutcome),
+        ),
+        e(
+            "review_decision",
+            "审核决定",
+            "POST /surveys/{id}/review, /reviews/bulk: decision",
+            entries!(crate::surveys::review::Decision),
+        ),
+        e(
+            "duplicate_pair_state",
+            "疑似重复户处理状态",
+            "GET /duplicates: state",
+            entries!(crate::surveys::duplicates::PairState),
+        ),
+        e(
+            "duplicate_pair_kind",
+            "户对类别",
+            "GET /duplicates: kind",
+            entries!(crate::surveys::duplicates::PairKind),
+        ),
+        e(
+            "duplicate_action",
+            "疑似重复户处理操作",
+            "POST /duplicates/{a}/{b}: action",
+            entries!(crate::surveys::duplicates::PairAction),
+        ),
+    ]
+}
+
+/// The ledger's kinds and figures, validation rules and error codes.
+fn ledger_and_errors() -> Vec<CatalogEnum> {
+    vec![
+        e(
+            "roster_kind",
+            "实名制台账类别",
+            "GET /ledgers/{kind}",
+            entries!(crate::ledger::roster::RosterKind),
+        ),
+        e(
+            "ledger_figure",
+            "需求台账指标",
+            "GET /inventory: figures[].key",
+            crate::ledger::figures::catalogue()
+                .iter()
+                .map(|f| CatalogEntry {
+                    value: f.key.as_str(),
+                    label: f.label.as_str(),
+                })
+                .collect(),
+        ),
+        e(
+            "rule",
+            "校验规则",
+            "problem+json `rule` and `errors[].rule`",
+            entries!(Rule),
+        ),
+        e(
+            "error_code",
+            "错误代码",
+            "problem+json `code`",
+            ErrorCode::ALL
+                .iter()
+                .map(|c| CatalogEntry {
+                    value: c.as_str(),
+                    label: c.label(),
+                })
+                .collect(),
+        ),
+    ]
 }
 
 #[cfg(test)]

@@ -1,12 +1,11 @@
 //! The page shell every console page shares, and small formatting helpers.
 
-use crate::domain::time::china;
 use actix_web::HttpResponse;
 use chrono::{DateTime, Utc};
 use maud::{html, Markup, DOCTYPE};
 
 use super::session::Session;
-use crate::domain::Role;
+use crate::domain::{time, Month, Role};
 
 /// The console's sections, in the order of the navigation bar.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,18 +116,14 @@ pub fn html_response(markup: Markup) -> HttpResponse {
         .body(markup.into_string())
 }
 
+/// An instant as the console prints it, in China Standard Time: `2020-07-20 08:02`.
 pub fn datetime(at: &DateTime<Utc>) -> String {
-    at.with_timezone(&china())
-        .format("%Y-%m-%d %H:%M")
-        .to_string()
+    time::minute(at)
 }
 
 /// The current month, `YYYY-MM`, in China Standard Time.
 pub fn current_month() -> String {
-    Utc::now()
-        .with_timezone(&china())
-        .format("%Y-%m")
-        .to_string()
+    Month::current().to_string()
 }
 
 /// A hidden CSRF field for a form.

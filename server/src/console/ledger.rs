@@ -2,19 +2,20 @@
 //! charts of the main ones, the places below it, exports, and the month close.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use maud::html;
+use maud::{html, Markup};
+use serde::Deserialize;
 
 use super::error::{explain, ConsoleResult};
-use super::layout::{change, csrf_field, current_month, datetime, number, query, render, Nav};
+use super::layout::{change, csrf_field, datetime, number, query, render, Nav};
 use super::svg::{bars, Bar};
 use super::{pairs, parse_pairs, posted, see_other_with, value, Session};
-use crate::domain::{DivisionLevel, MonthStatus, Role};
-use crate::http::ApiQuery;
-use crate::ledger::inventory::FigureRow;
-use crate::ledger::routes::{
-    close_month_now, inventory_export, inventory_of_node, months_list, InventoryExportQuery,
-    NodeQuery,
-};
+use crate::auth::area;
+use crate::domain::{DivisionLevel, Month, MonthStatus, Role};
+use crate::ledger::export::ExportFormat;
+use crate::ledger::inventory::{FigureRow, Inventory};
+use crate::ledger::months::MonthState;
+use crate::ledger::node::{child_level, NodeFilter};
+use crate::ledger::service;
 use crate::state::AppState;
 
 /// The figures charted for every node: the ledger's headline columns.
@@ -47,17 +48,52 @@ fn group_label(group: &str) -> &str {
     }
 }
 
-fn child_level(level: DivisionLevel) -> Option<DivisionLevel> {
-    match level {
-        DivisionLevel::City => Some(DivisionLevel::County),
-        DivisionLevel::County => Some(DivisionLevel::Township),
-        DivisionLevel::Township => Some(DivisionLevel::Village),
-        DivisionLevel::Village => None,
-    }
-}
-
 fn figure<'a>(rows: &'a [FigureRow], key: &str) -> Option<&'a FigureRow> {
     rows.iter().find(|r| r.key == key)
+}
+
+/// The node and month a ledger page names (other parameters, like `figure`, aside).
+#[derive(Debug, Deserialize)]
+struct NodeForm {
+    level: Option<DivisionLevel>,
+    code: Option<String>,
+    month: Option<String>,
+}
+
+/// What a download names: the node, the month and the file's format.
+#[derive(Debug, Deserialize)]
+struct ExportForm {
+    level: Option<DivisionLevel>,
+    code: Option<String>,
+    month: Option<String>,
+    format: Option<ExportFormat>,
+}
+
+/// What a ledger page shows: the node's inventory for the month, and the figure compared
+/// across its children.
+struct View<'a> {
+    level: DivisionLevel,
+    code: Option<&'a str>,
+    month: &'a str,
+    chart_key: &'a str,
+    inventory: &'a Inventory,
+}
+
+impl View<'_> {
+    /// The page's query for the same node and month, with `extra` parameters.
+    fn node_query(&self, extra: &[(&str, Option<&str>)]) -> String {
+        let mut pairs: Vec<(&str, Option<&str>)> = vec![
+            ("level", Some(self.level.as_str())),
+            ("code", self.code),
+            ("month", Some(self.month)),
+        ];
+        pairs.extend_from_slice(extra);
+        query(&pairs)
+    }
+
+    fn rows(&self) -> &[FigureRow] {
+        &self.inventory.node.figures
+    }
 }
 
 pub async fn page(
@@ -67,7 +103,7 @@ pub async fn page(
 ) -> ConsoleResult<HttpResponse> {
     let params = pairs(req.query_string());
     let caller = &session.caller;
-    let mut node: NodeQuery = parse_pairs(&params)?;
+    let mut node: NodeForm = parse_pairs(&params)?;
     // A county reviewer starts at their county, not at the city they may not read.
     if node.level.is_none() && node.code.is_none() {
         if let (Role::CountyReviewer, Some(c)) = (caller.role, &caller.county_code) {
@@ -75,26 +111,89 @@ pub async fn page(
             node.code = Some(c.as_str().to_owned());
         }
     }
-    let month = node.month.clone().unwrap_or_else(current_month);
-    node.month = Some(month.clone());
-    let level = node.level.unwrap_or(DivisionLevel::City);
-    let code = node.code.clone();
-    let chart_key = value(&params, "figure")
-        .unwrap_or("labour_force")
-        .to_owned();
-    let inventory = inventory_of_node(state.clone(), caller.clone(), ApiQuery(node)).await?;
-    let months = months_list(state.clone(), caller.clone()).await?;
-
-    let node_query = |extra: &[(&str, Option<&str>)]| {
-        let mut pairs: Vec<(&str, Option<&str>)> = vec![
-            ("level", Some(level.as_str())),
-            ("code", code.as_deref()),
-            ("month", Some(month.as_str())),
-        ];
-        pairs.extend_from_slice(extra);
-        query(&pairs)
+    let month = area::month("month", node.month.as_deref())?;
+    let filter = NodeFilter::parse(node.level, node.code.as_deref())?;
+    let chart_key = value(&params, "figure").unwrap_or("labour_force");
+    let inventory = service::inventory(&state.db, caller, filter, month).await?;
+    let months = service::months(&state.db, caller).await?;
+    let month = month.to_string();
+    let view = View {
+        level: node.level.unwrap_or(DivisionLevel::City),
+        code: node.code.as_deref(),
+        month: &month,
+        chart_key,
+        inventory: &inventory,
     };
-    let rows = &inventory.node.figures;
+    let title = format!("{} {} 需求台账", inventory.node.name, inventory.month);
+    let body = html! {
+        (filters(&view, &months))
+        (meta(&view, caller.role))
+        div.actions.exports {
+            a.button #export-xlsx href={ "/console/ledger/export?" (view.node_query(&[("format", Some("xlsx"))])) } download { "导出 Excel（XLSX）" }
+            a.button #export-csv href={ "/console/ledger/export?" (view.node_query(&[("format", Some("csv"))])) } download { "导出 CSV" }
+        }
+        @if let Some(q) = &inventory.quota {
+            section.quota {
+                h2 { (q.year) " 年公益岗指标" }
+                p {
+                    "扶贫专岗 " (number(q.special_posts_held)) " / " (number(q.special_posts_quota))
+                    " · 临时岗 " (number(q.temporary_posts_held)) " / " (number(q.temporary_posts_quota))
+                    " · 临时岗月补贴合计 " (number(q.temporary_posts_monthly_cost_yuan)) " 元"
+                }
+            }
+        }
+        (charts(&view))
+        (all_figures(view.rows()))
+        (children_table(&view))
+    };
+    Ok(render(&session, Nav::Ledger, &title, body))
+}
+
+/// The month and compared-figure choosers.
+fn filters(view: &View<'_>, months: &[MonthState]) -> Markup {
+    let month = view.month;
+    html! {
+        form.filters method="get" action="/console/ledger" {
+            input type="hidden" name="level" value=(view.level.as_str());
+            @if let Some(c) = view.code { input type="hidden" name="code" value=(c); }
+            label { "月份"
+                select name="month" {
+                    @for m in months {
+                        option value=(m.month) selected[m.month == month] {
+                            (m.month) @if m.state == MonthStatus::Closed { "（已关账）" }
+                        }
+                    }
+                    @if !months.iter().any(|m| m.month == month) { option value=(month) selected { (month) } }
+                }
+            }
+            label { "比较指标"
+                select name="figure" {
+                    @for r in view.rows() {
+                        option value=(r.key) selected[r.key == view.chart_key] { (r.label) }
+                    }
+                }
+            }
+            button type="submit" { "查看" }
+        }
+    }
+}
+
+/// The node's level, the day figures are as of, whether the month is closed.
+fn meta(view: &View<'_>, role: Role) -> Markup {
+    html! {
+        p.meta {
+            (view.level.label()) " · 截至 " (view.inventory.as_of.format("%Y-%m-%d"))
+            @if view.inventory.closed { " · " span.flag { "已关账，数据为关账时快照" } }
+            @if view.level != DivisionLevel::City && role == Role::CityAdmin {
+                " · " a href={ "/console/ledger?" (query(&[("month", Some(view.month))])) } { "返回全市" }
+            }
+        }
+    }
+}
+
+/// Bars of the main figures, and of the compared figure across the children.
+fn charts(view: &View<'_>) -> Markup {
+    let rows = view.rows();
     let main: Vec<Bar> = MAIN_FIGURES
         .iter()
         .filter_map(|k| figure(rows, k))
@@ -105,16 +204,17 @@ pub async fn page(
             href: None,
         })
         .collect();
-    let chart_label = figure(rows, &chart_key).map_or(chart_key.clone(), |r| r.label.clone());
-    let below = child_level(level);
-    let mut children: Vec<(&str, &str, i64)> = inventory
+    let chart_label = figure(rows, view.chart_key).map_or(view.chart_key, |r| r.label.as_str());
+    let below = child_level(view.level);
+    let mut children: Vec<(&str, &str, i64)> = view
+        .inventory
         .children
         .iter()
         .map(|c| {
             (
                 c.name.as_str(),
                 c.code.as_str(),
-                figure(&c.figures, &chart_key).map_or(0, |r| r.approved),
+                figure(&c.figures, view.chart_key).map_or(0, |r| r.approved),
             )
         })
         .collect();
@@ -132,63 +232,13 @@ pub async fn page(
                     query(&[
                         ("level", Some(l.as_str())),
                         ("code", Some(code)),
-                        ("month", Some(month.as_str()))
+                        ("month", Some(view.month))
                     ])
                 )
             }),
         })
         .collect();
-    let mut groups: Vec<&str> = Vec::new();
-    for r in rows {
-        if !groups.contains(&r.group.as_str()) {
-            groups.push(&r.group);
-        }
-    }
-    let title = format!("{} {} 需求台账", inventory.node.name, inventory.month);
-    let body = html! {
-        form.filters method="get" action="/console/ledger" {
-            input type="hidden" name="level" value=(level.as_str());
-            @if let Some(c) = &code { input type="hidden" name="code" value=(c); }
-            label { "月份"
-                select name="month" {
-                    @for m in &months {
-                        option value=(m.month) selected[m.month == month] {
-                            (m.month) @if m.state == MonthStatus::Closed { "（已关账）" }
-                        }
-                    }
-                    @if !months.iter().any(|m| m.month == month) { option value=(month) selected { (month) } }
-                }
-            }
-            label { "比较指标"
-                select name="figure" {
-                    @for r in rows {
-                        option value=(r.key) selected[r.key == chart_key] { (r.label) }
-                    }
-                }
-            }
-            button type="submit" { "查看" }
-        }
-        p.meta {
-            (level.label()) " · 截至 " (inventory.as_of.format("%Y-%m-%d"))
-            @if inventory.closed { " · " span.flag { "已关账，数据为关账时快照" } }
-            @if level != DivisionLevel::City && caller.role == Role::CityAdmin {
-                " · " a href={ "/console/ledger?" (query(&[("month", Some(month.as_str()))])) } { "返回全市" }
-            }
-        }
-        div.actions.exports {
-            a.button #export-xlsx href={ "/console/ledger/export?" (node_query(&[("format", Some("xlsx"))])) } download { "导出 Excel（XLSX）" }
-            a.button #export-csv href={ "/console/ledger/export?" (node_query(&[("format", Some("csv"))])) } download { "导出 CSV" }
-        }
-        @if let Some(q) = &inventory.quota {
-            section.quota {
-                h2 { (q.year) " 年公益岗指标" }
-                p {
-                    "扶贫专岗 " (number(q.special_posts_held)) " / " (number(q.special_posts_quota))
-                    " · 临时岗 " (number(q.temporary_posts_held)) " / " (number(q.temporary_posts_quota))
-                    " · 临时岗月补贴合计 " (number(q.temporary_posts_monthly_cost_yuan)) " 元"
-                }
-            }
-        }
+    html! {
         div.columns {
             section {
                 h2 { "主要指标" }
@@ -201,6 +251,18 @@ pub async fn page(
                 }
             }
         }
+    }
+}
+
+/// Every figure of the node, by group, with last month's and the change.
+fn all_figures(rows: &[FigureRow]) -> Markup {
+    let mut groups: Vec<&str> = Vec::new();
+    for r in rows {
+        if !groups.contains(&r.group.as_str()) {
+            groups.push(&r.group);
+        }
+    }
+    html! {
         section {
             h2 { "全部指标" }
             table.list.figures #figures {
@@ -221,7 +283,14 @@ pub async fn page(
                 }
             }
         }
-        @if !inventory.children.is_empty() {
+    }
+}
+
+/// The places below the node with their main figures, each linking to its own ledger.
+fn children_table(view: &View<'_>) -> Markup {
+    let (rows, below) = (view.rows(), child_level(view.level));
+    html! {
+        @if !view.inventory.children.is_empty() {
             section {
                 h2 { "下级单位" }
                 table.list.children {
@@ -230,11 +299,11 @@ pub async fn page(
                         @for k in MAIN_FIGURES { th { (figure(rows, k).map_or(k, |r| r.label.as_str())) } }
                     } }
                     tbody {
-                        @for c in &inventory.children {
+                        @for c in &view.inventory.children {
                             tr {
                                 td {
                                     @if let Some(l) = below {
-                                        a href={ "/console/ledger?" (query(&[("level", Some(l.as_str())), ("code", Some(&c.code)), ("month", Some(month.as_str()))])) } { (c.name) }
+                                        a href={ "/console/ledger?" (query(&[("level", Some(l.as_str())), ("code", Some(&c.code)), ("month", Some(view.month))])) } { (c.name) }
                                     } @else { (c.name) }
                                 }
                                 @for k in MAIN_FIGURES {
@@ -246,27 +315,38 @@ pub async fn page(
                 }
             }
         }
-    };
-    Ok(render(&session, Nav::Ledger, &title, body))
+    }
 }
 
-/// The API's export, with the console session: the browser downloads it as a file.
+/// The ledger's download, with the console session: the browser saves it as a file.
 pub async fn export(
     state: web::Data<AppState>,
     session: Session,
     req: HttpRequest,
 ) -> ConsoleResult<HttpResponse> {
-    let q: InventoryExportQuery = parse_pairs(&pairs(req.query_string()))?;
-    Ok(inventory_export(state, session.caller, ApiQuery(q)).await?)
+    let q: ExportForm = parse_pairs(&pairs(req.query_string()))?;
+    let month = area::month("month", q.month.as_deref())?;
+    let format = q.format.unwrap_or(ExportFormat::Xlsx);
+    let node = NodeFilter::parse(q.level, q.code.as_deref())?;
+    let download =
+        service::inventory_export(&state.db, &session.caller, node, month, format).await?;
+    let write = download.write;
+    Ok(crate::http::export::stream(
+        &state.db,
+        download.content_type,
+        &download.file_name,
+        &download.fallback,
+        move |conn, sink| write(conn, sink),
+    )?)
 }
 
 pub async fn months_page(
     state: web::Data<AppState>,
     session: Session,
 ) -> ConsoleResult<HttpResponse> {
-    let months = months_list(state, session.caller.clone()).await?;
+    let months = service::months(&state.db, &session.caller).await?;
     let admin = session.caller.role == Role::CityAdmin;
-    let current = current_month();
+    let current = Month::current().to_string();
     let body = html! {
         p.muted {
             "关账后，该月台账冻结为快照，导出与查询均读取快照；之后对该月调查的修改体现在下月台账中。"
@@ -306,11 +386,15 @@ pub async fn close(
     body: web::Bytes,
 ) -> ConsoleResult<HttpResponse> {
     posted(&state, &session, &body)?;
-    let month = path.into_inner();
-    Ok(
-        match close_month_now(state, session.caller, web::Path::from(month.clone())).await {
-            Ok(m) => see_other_with("/console/months", true, &format!("{} 已关账。", m.month)),
-            Err(e) => see_other_with("/console/months", false, &explain(&e)),
-        },
-    )
+    let caller = &session.caller;
+    // The role first, as the API's close: someone who may not close learns nothing more.
+    let month = service::require_closer(caller).and_then(|()| area::month("month", Some(&path)));
+    let closed = match month {
+        Ok(month) => service::close_month(&state.db, caller, month).await,
+        Err(e) => Err(e),
+    };
+    Ok(match closed {
+        Ok(m) => see_other_with("/console/months", true, &format!("{} 已关账。", m.month)),
+        Err(e) => see_other_with("/console/months", false, &explain(&e)),
+    })
 }

@@ -1,6 +1,7 @@
 //! Domain types that parse and validate at the edge: once a value has one of these types it is
 //! known to be well formed, so code further in never re-checks it.
 
+mod binary;
 mod division_code;
 pub mod enums;
 mod id_number;
@@ -9,6 +10,7 @@ mod phone;
 mod submission_id;
 pub mod time;
 
+pub use binary::Binary;
 pub use division_code::DivisionCode;
 pub use enums::*;
 pub use id_number::IdNumber;

@@ -41,6 +41,22 @@ impl Sink {
     }
 }
 
+/// Writers that know no channel (the ledger's exports) write to the sink as to a file: each
+/// write is one chunk, and a client that has gone is a broken pipe.
+impl std::io::Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.send(buf.to_vec()) {
+            Ok(buf.len())
+        } else {
+            Err(std::io::ErrorKind::BrokenPipe.into())
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// A `Content-Disposition` that carries a Chinese file name (RFC 6266 / 5987), with an ASCII
 /// fallback for old clients.
 pub fn disposition(filename: &str, fallback: &str) -> String {

@@ -13,6 +13,7 @@ use crate::db::schema::{
     survey_members,
 };
 use crate::db::DbConnection;
+use crate::domain::Month;
 use crate::error::{ApiError, ApiResult};
 
 /// Marks the villages' figures as changed.
@@ -81,9 +82,9 @@ fn encode(figures: &Dense) -> String {
 }
 
 /// Whether a month is closed.
-pub fn is_closed(conn: &mut DbConnection, month: &str) -> QueryResult<bool> {
+pub fn is_closed(conn: &mut DbConnection, month: Month) -> QueryResult<bool> {
     Ok(closed_months::table
-        .find(month)
+        .find(month.to_string())
         .count()
         .get_result::<i64>(conn)?
         > 0)
@@ -92,6 +93,7 @@ pub fn is_closed(conn: &mut DbConnection, month: &str) -> QueryResult<bool> {
 /// Figures computed on a read, to store in the cache (with the generation they were computed
 /// at).
 pub struct Fresh {
+    /// `YYYY-MM`, as stored.
     month: String,
     rows: Vec<(String, i64, VillageFigures)>,
 }
@@ -102,22 +104,32 @@ impl Fresh {
     }
 }
 
+/// A village's cached figures for a month, and the generation they were computed at.
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = ledger_cache, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct CachedRow {
+    village_code: String,
+    generation: i64,
+    approved: String,
+    pending: String,
+}
+
 /// The villages' figures for a month: from the snapshot of a closed month, else from the cache,
 /// computing what is stale. Returns what it computed, for [`store`].
 pub fn figures_for(
     conn: &mut DbConnection,
     villages: &[String],
-    month: &str,
+    month: Month,
 ) -> ApiResult<(HashMap<String, VillageFigures>, Fresh)> {
     let mut out = HashMap::with_capacity(villages.len());
     let mut fresh = Fresh {
-        month: month.to_owned(),
+        month: month.to_string(),
         rows: Vec::new(),
     };
     let all = villages.len() > 200;
     if is_closed(conn, month)? {
         let mut q = month_snapshots::table
-            .filter(month_snapshots::month.eq(month))
+            .filter(month_snapshots::month.eq(&fresh.month))
             .select((
                 month_snapshots::village_code,
                 month_snapshots::approved,
@@ -158,21 +170,16 @@ pub fn figures_for(
     };
     let cached: HashMap<String, (i64, String, String)> = {
         let mut q = ledger_cache::table
-            .filter(ledger_cache::month.eq(month))
+            .filter(ledger_cache::month.eq(&fresh.month))
             .into_boxed();
         if !all {
             q = q.filter(ledger_cache::village_code.eq_any(villages));
         }
-        q.select((
-            ledger_cache::village_code,
-            ledger_cache::generation,
-            ledger_cache::approved,
-            ledger_cache::pending,
-        ))
-        .load::<(String, i64, String, String)>(conn)?
-        .into_iter()
-        .map(|(v, g, a, p)| (v, (g, a, p)))
-        .collect()
+        q.select(CachedRow::as_select())
+            .load::<CachedRow>(conn)?
+            .into_iter()
+            .map(|r| (r.village_code, (r.generation, r.approved, r.pending)))
+            .collect()
     };
     for village in villages {
         let generation = generations.get(village).copied().unwrap_or(0);
@@ -234,7 +241,7 @@ pub fn store(conn: &mut DbConnection, fresh: &Fresh) -> QueryResult<()> {
 pub fn recompute_all(
     conn: &mut DbConnection,
     villages: &[String],
-    month: &str,
+    month: Month,
 ) -> QueryResult<HashMap<String, VillageFigures>> {
     villages
         .iter()
@@ -250,9 +257,10 @@ pub(super) fn encode_figures(figures: &Dense) -> String {
 /// background warmer recomputes so that readers rarely have to.
 pub fn stale_villages(
     conn: &mut DbConnection,
-    month: &str,
+    month: Month,
     limit: i64,
 ) -> QueryResult<Vec<String>> {
+    let month = month.to_string();
     ledger_generations::table
         .left_join(
             ledger_cache::table.on(ledger_cache::village_code
@@ -275,7 +283,7 @@ pub fn stale_villages(
 
 /// How many villages' cached figures for `month` are missing or stale (0 for a closed month,
 /// which is read from its snapshot): what `/metrics` reports as the ledger's backlog.
-pub fn stale_count(conn: &mut DbConnection, month: &str) -> QueryResult<i64> {
+pub fn stale_count(conn: &mut DbConnection, month: Month) -> QueryResult<i64> {
     if is_closed(conn, month)? {
         return Ok(0);
     }
@@ -286,9 +294,9 @@ pub fn stale_count(conn: &mut DbConnection, month: &str) -> QueryResult<i64> {
 
 /// One round of the background warmer: recomputes up to `limit` stale villages of each month
 /// (closed months need nothing) and returns what to store.
-pub fn warm(conn: &mut DbConnection, months: &[String], limit: i64) -> ApiResult<Vec<Fresh>> {
+pub fn warm(conn: &mut DbConnection, months: &[Month], limit: i64) -> ApiResult<Vec<Fresh>> {
     let mut out = Vec::new();
-    for month in months {
+    for &month in months {
         if is_closed(conn, month)? {
             continue;
         }

@@ -1,14 +1,18 @@
 //! Ledger exports in the usual Chinese ledger layout. XLSX: a title row across the table,
 //! Chinese headers, the header frozen, widths that fit, a totals row; written in constant-memory
 //! mode (rows go to a temporary file as they are written) and then streamed. CSV: UTF-8 with a
-//! BOM, streamed batch by batch.
+//! BOM, streamed batch by batch. Both write to any `std::io::Write` (the HTTP layer adapts its
+//! download channel to one), so the ledger knows nothing of HTTP.
 
-use std::io::Read;
+use std::io::{Read, Write};
 
 use rust_xlsxwriter::{Format, FormatAlign, FormatBorder, Workbook, Worksheet, XlsxError};
 
+use crate::db::DbConnection;
 use crate::error::{ApiError, ApiResult};
-use crate::http::export::{Sink, BOM};
+
+/// UTF-8 byte order mark: spreadsheet programs read a CSV as UTF-8 only when it starts with it.
+pub const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 pub const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 pub const CSV: &str = "text/csv; charset=utf-8";
@@ -114,15 +118,15 @@ impl Xlsx {
         })
     }
 
-    /// Writes the workbook to a temporary file and streams it.
-    pub fn finish(mut self, sink: &mut Sink) -> ApiResult<()> {
+    /// Writes the workbook to a temporary file and streams it; a reader that has gone ends it.
+    pub fn finish(mut self, sink: &mut dyn Write) -> ApiResult<()> {
         let file = tempfile::NamedTempFile::new().map_err(ApiError::internal)?;
         self.workbook.save(file.path()).map_err(xlsx_error)?;
         let mut reader = std::fs::File::open(file.path()).map_err(ApiError::internal)?;
         let mut buffer = vec![0u8; 64 * 1024];
         loop {
             let n = reader.read(&mut buffer).map_err(ApiError::internal)?;
-            if n == 0 || !sink.send(buffer[..n].to_vec()) {
+            if n == 0 || sink.write_all(&buffer[..n]).is_err() {
                 return Ok(());
             }
         }
@@ -166,13 +170,13 @@ impl Sheet<'_> {
 /// A CSV being streamed: rows are buffered and sent every `flush_rows`.
 pub struct Csv<'a> {
     writer: csv::Writer<Vec<u8>>,
-    sink: &'a mut Sink,
+    sink: &'a mut dyn Write,
     pending: usize,
     pub gone: bool,
 }
 
 impl<'a> Csv<'a> {
-    pub fn new(sink: &'a mut Sink, headers: &[&str]) -> ApiResult<Self> {
+    pub fn new(sink: &'a mut dyn Write, headers: &[&str]) -> ApiResult<Self> {
         // Flexible: the totals row is shorter than the others.
         let mut writer = csv::WriterBuilder::new()
             .flexible(true)
@@ -210,7 +214,7 @@ impl<'a> Csv<'a> {
             .into_inner()
             .map_err(|e| ApiError::internal(e.into_error()))?;
         self.pending = 0;
-        if !chunk.is_empty() && !self.sink.send(chunk) {
+        if !chunk.is_empty() && self.sink.write_all(&chunk).is_err() {
             self.gone = true;
         }
         Ok(())
@@ -219,4 +223,50 @@ impl<'a> Csv<'a> {
     pub fn finish(mut self) -> ApiResult<()> {
         self.flush()
     }
+}
+
+// The formats of the ledger's answers: JSON pages, or the whole ledger as a file. (No doc
+// comment: it would become the schema's description.)
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ExportFormat {
+    #[default]
+    Json,
+    /// UTF-8 with BOM, Chinese headers, a totals row; streamed.
+    Csv,
+    /// The usual ledger layout: title row, Chinese headers (frozen), totals row.
+    Xlsx,
+}
+
+impl ExportFormat {
+    /// The file name's extension (`json` is never a file).
+    pub fn extension(self) -> &'static str {
+        match self {
+            ExportFormat::Json => "json",
+            ExportFormat::Csv => "csv",
+            ExportFormat::Xlsx => "xlsx",
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            ExportFormat::Json => "application/json",
+            ExportFormat::Csv => CSV,
+            ExportFormat::Xlsx => XLSX,
+        }
+    }
+}
+
+/// What writes a download: run on a database connection of its own, writing to the client.
+pub type Writer = Box<dyn FnOnce(&mut DbConnection, &mut dyn Write) -> ApiResult<()> + Send>;
+
+/// A file the ledger hands out: its type and names, and what writes it. The HTTP layer streams
+/// it (`http::export::stream`).
+pub struct Download {
+    pub content_type: &'static str,
+    /// The Chinese file name.
+    pub file_name: String,
+    /// An ASCII name for clients that cannot read the Chinese one.
+    pub fallback: String,
+    pub write: Writer,
 }

@@ -17,7 +17,9 @@ use utoipa::ToSchema;
 
 use crate::db::schema::{household_surveys, survey_members, village_post_demand, village_surveys};
 use crate::db::DbConnection;
-use crate::domain::{EmploymentStatus, LabourCapacity, PostType, PovertyStatus, TrainingTrade};
+use crate::domain::{
+    EmploymentStatus, LabourCapacity, Month, PostType, PovertyStatus, TrainingTrade,
+};
 
 /// Figure → count. Absent figures are zero.
 pub type Figures = BTreeMap<String, i64>;
@@ -267,14 +269,18 @@ pub struct VillageFigures {
 }
 
 /// A household survey version as the ledger needs it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = household_surveys, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct Version {
     pub id: String,
+    #[diesel(column_name = household_id)]
     pub household: String,
+    #[diesel(column_name = village_code)]
     pub village: String,
     pub surveyed_at: NaiveDateTime,
     pub month: String,
     pub status: String,
+    #[diesel(column_name = poverty_status)]
     pub poverty: String,
     pub relocated: bool,
 }
@@ -285,17 +291,6 @@ impl Version {
     }
 }
 
-type VersionRow = (
-    String,
-    String,
-    String,
-    NaiveDateTime,
-    String,
-    String,
-    String,
-    bool,
-);
-
 fn versions_of(
     conn: &mut DbConnection,
     households: &[String],
@@ -304,33 +299,13 @@ fn versions_of(
     let mut out = Vec::new();
     // Bounded IN lists: a village has a few hundred households.
     for chunk in households.chunks(500) {
-        let rows: Vec<VersionRow> = household_surveys::table
+        let rows: Vec<Version> = household_surveys::table
             .filter(household_surveys::household_id.eq_any(chunk))
             .filter(household_surveys::month.le(month))
             .filter(household_surveys::status.eq_any(INCLUDING_PENDING))
-            .select((
-                household_surveys::id,
-                household_surveys::household_id,
-                household_surveys::village_code,
-                household_surveys::surveyed_at,
-                household_surveys::month,
-                household_surveys::status,
-                household_surveys::poverty_status,
-                household_surveys::relocated,
-            ))
+            .select(Version::as_select())
             .load(conn)?;
-        out.extend(rows.into_iter().map(
-            |(id, household, village, surveyed_at, month, status, poverty, relocated)| Version {
-                id,
-                household,
-                village,
-                surveyed_at,
-                month,
-                status,
-                poverty,
-                relocated,
-            },
-        ));
+        out.extend(rows);
     }
     Ok(out)
 }
@@ -426,9 +401,16 @@ fn members_of(conn: &mut DbConnection, surveys: &[&str]) -> QueryResult<Vec<Memb
     Ok(out)
 }
 
-/// Computes one village's figures for `month` (`YYYY-MM`), both bases.
-pub fn village(conn: &mut DbConnection, village: &str, month: &str) -> QueryResult<VillageFigures> {
+/// Computes one village's figures for `month`, both bases.
+pub fn village(
+    conn: &mut DbConnection,
+    village: &str,
+    month: Month,
+) -> QueryResult<VillageFigures> {
     let [approved, pending] = counted(conn, village, month)?;
+    // Months are compared as `YYYY-MM` text in the tables.
+    let month = month.to_string();
+    let month = month.as_str();
     let post_demand = post_demand(conn, village, month)?;
     let mut maps = [Figures::new(), Figures::new()];
     for (counted, figures) in [approved, pending].into_iter().zip(maps.iter_mut()) {
@@ -451,7 +433,9 @@ pub fn village(conn: &mut DbConnection, village: &str, month: &str) -> QueryResu
 }
 
 /// What one village counts for `month`, approved-only and including pending.
-pub fn counted(conn: &mut DbConnection, village: &str, month: &str) -> QueryResult<[Counted; 2]> {
+pub fn counted(conn: &mut DbConnection, village: &str, month: Month) -> QueryResult<[Counted; 2]> {
+    let month = month.to_string();
+    let month = month.as_str();
     let households: Vec<String> = household_surveys::table
         .filter(household_surveys::village_code.eq(village))
         .filter(household_surveys::month.le(month))

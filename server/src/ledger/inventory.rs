@@ -3,142 +3,19 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use chrono::{Datelike, NaiveDate};
+use chrono::NaiveDate;
 use diesel::prelude::*;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::cache::{self, Fresh};
 use super::figures::{self, Dense, VillageFigures};
-use super::quotas;
+use super::node::{children_of, villages_of, Node};
+use super::quotas::{self, QuotaProgress};
 use crate::db::schema::{divisions, villages};
 use crate::db::DbConnection;
-use crate::domain::{DivisionCode, DivisionLevel};
-use crate::error::{ApiError, ApiResult};
-
-/// A place of the division tree the ledger is read for.
-#[derive(Debug, Clone)]
-pub struct Node {
-    pub level: DivisionLevel,
-    pub code: String,
-    pub name: String,
-}
-
-/// The city's code: every village of the fixtures is in it.
-pub const CITY: &str = "220800000000";
-
-/// Looks a node up in the division tree.
-pub fn node(conn: &mut DbConnection, level: DivisionLevel, code: &DivisionCode) -> ApiResult<Node> {
-    // Villages live in their own table; the tree above them in `divisions`.
-    let found: Option<(String, String)> = if level == DivisionLevel::Village {
-        villages::table
-            .find(code.as_str())
-            .select(villages::name)
-            .first::<String>(conn)
-            .optional()?
-            .map(|name| (name, level.as_str().to_owned()))
-    } else {
-        divisions::table
-            .find(code.as_str())
-            .select((divisions::name, divisions::level))
-            .first(conn)
-            .optional()?
-    };
-    match found {
-        Some((name, found_level)) if found_level == level.as_str() => Ok(Node {
-            level,
-            code: code.as_str().to_owned(),
-            name,
-        }),
-        _ => Err(ApiError::NotFound(format!(
-            "no {} {}",
-            level.as_str(),
-            code.as_str()
-        ))),
-    }
-}
-
-/// The villages under a node, in code order.
-pub fn villages_of(conn: &mut DbConnection, node: &Node) -> QueryResult<Vec<String>> {
-    let q = villages::table
-        .select(villages::code)
-        .order(villages::code)
-        .into_boxed();
-    let q = match node.level {
-        DivisionLevel::City => q,
-        DivisionLevel::County => q.filter(villages::county_code.eq(node.code.clone())),
-        DivisionLevel::Township => q.filter(villages::township_code.eq(node.code.clone())),
-        DivisionLevel::Village => q.filter(villages::code.eq(node.code.clone())),
-    };
-    q.load(conn)
-}
-
-/// The node's children and the villages each holds.
-fn children_of(conn: &mut DbConnection, node: &Node) -> QueryResult<Vec<(Node, Vec<String>)>> {
-    let rows: Vec<(String, String, String)> = match node.level {
-        DivisionLevel::City => villages::table
-            .select((
-                villages::code,
-                villages::county_code,
-                villages::township_code,
-            ))
-            .order(villages::code)
-            .load(conn)?,
-        DivisionLevel::County => villages::table
-            .filter(villages::county_code.eq(&node.code))
-            .select((
-                villages::code,
-                villages::county_code,
-                villages::township_code,
-            ))
-            .order(villages::code)
-            .load(conn)?,
-        DivisionLevel::Township => villages::table
-            .filter(villages::township_code.eq(&node.code))
-            .select((
-                villages::code,
-                villages::county_code,
-                villages::township_code,
-            ))
-            .order(villages::code)
-            .load(conn)?,
-        DivisionLevel::Village => return Ok(Vec::new()),
-    };
-    let level = match node.level {
-        DivisionLevel::City => DivisionLevel::County,
-        DivisionLevel::County => DivisionLevel::Township,
-        _ => DivisionLevel::Village,
-    };
-    let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (village, county, township) in &rows {
-        let key = match level {
-            DivisionLevel::County => county,
-            DivisionLevel::Township => township,
-            _ => village,
-        };
-        groups.entry(key.clone()).or_default().push(village.clone());
-    }
-    let codes: Vec<&String> = groups.keys().collect();
-    let names: HashMap<String, String> = divisions::table
-        .filter(divisions::code.eq_any(codes))
-        .select((divisions::code, divisions::name))
-        .load::<(String, String)>(conn)?
-        .into_iter()
-        .collect();
-    Ok(groups
-        .into_iter()
-        .map(|(code, villages)| {
-            (
-                Node {
-                    level,
-                    name: names.get(&code).cloned().unwrap_or_default(),
-                    code,
-                },
-                villages,
-            )
-        })
-        .collect())
-}
+use crate::domain::{DivisionLevel, Month};
+use crate::error::ApiResult;
 
 /// One figure of a node.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -163,22 +40,6 @@ pub struct NodeFigures {
     pub code: String,
     pub name: String,
     pub figures: Vec<FigureRow>,
-}
-
-/// Post quotas of the year against posts held (county and city nodes).
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct QuotaProgress {
-    pub year: i32,
-    /// Counties of the node with a quota set for the year.
-    pub counties_with_quota: usize,
-    pub special_posts_quota: i64,
-    pub special_posts_held: i64,
-    pub temporary_posts_quota: i64,
-    pub temporary_posts_held: i64,
-    /// Monthly subsidy per temporary post (800 yuan in the seed).
-    pub temporary_post_monthly_yuan: i64,
-    /// `temporary_posts_held × temporary_post_monthly_yuan`.
-    pub temporary_posts_monthly_cost_yuan: i64,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -228,37 +89,22 @@ fn rows(approved: &Dense, pending: &Dense, previous: &Dense) -> Vec<FigureRow> {
         .collect()
 }
 
-/// `YYYY-MM` of the month before.
-pub fn previous_month(month: &str) -> Option<String> {
-    let first = NaiveDate::parse_from_str(&format!("{month}-01"), "%Y-%m-%d").ok()?;
-    let prev = first.pred_opt()?;
-    Some(format!("{:04}-{:02}", prev.year(), prev.month()))
-}
-
-/// The last day of a month.
-pub fn month_end(month: &str) -> Option<NaiveDate> {
-    let first = NaiveDate::parse_from_str(&format!("{month}-01"), "%Y-%m-%d").ok()?;
-    let next = first.checked_add_months(chrono::Months::new(1))?;
-    next.pred_opt()
-}
-
 /// The node's inventory for a month, and the figures it computed (for the cache).
 pub fn inventory(
     conn: &mut DbConnection,
     node: &Node,
-    month: &str,
+    month: Month,
 ) -> ApiResult<(Inventory, Vec<Fresh>)> {
     let villages = villages_of(conn, node)?;
     let (now, fresh_now) = cache::figures_for(conn, &villages, month)?;
-    let previous = previous_month(month).unwrap_or_default();
-    let (before, fresh_before) = cache::figures_for(conn, &villages, &previous)?;
+    let (before, fresh_before) = cache::figures_for(conn, &villages, month.previous())?;
     let closed = cache::is_closed(conn, month)?;
     let figures_of = |n: &Node, vs: &[String]| {
         let (a, p) = sum(vs, &now);
         let (prev, _) = sum(vs, &before);
         NodeFigures {
             level: n.level,
-            code: n.code.clone(),
+            code: n.code.as_str().to_owned(),
             name: n.name.clone(),
             figures: rows(&a, &p, &prev),
         }
@@ -268,30 +114,11 @@ pub fn inventory(
         .map(|(n, vs)| figures_of(n, vs))
         .collect();
     let node_figures = figures_of(node, &villages);
-    let year: i32 = month[..4].parse().unwrap_or_default();
-    let quota = match node.level {
-        DivisionLevel::City | DivisionLevel::County => {
-            let held = |key: &str| {
-                node_figures
-                    .figures
-                    .iter()
-                    .find(|f| f.key == key)
-                    .map_or(0, |f| f.approved)
-            };
-            Some(quotas::progress(
-                conn,
-                year,
-                node,
-                held("employment_special_post"),
-                held("employment_temporary_public_post"),
-            )?)
-        }
-        _ => None,
-    };
+    let quota = quota_of(conn, node, month, &node_figures)?;
     Ok((
         Inventory {
-            month: month.to_owned(),
-            as_of: month_end(month).unwrap_or_default(),
+            month: month.to_string(),
+            as_of: month.last_day(),
             closed,
             node: node_figures,
             quota,
@@ -299,6 +126,34 @@ pub fn inventory(
         },
         vec![fresh_now, fresh_before],
     ))
+}
+
+/// Quota progress of a city or county node for the month's year (none below a county).
+fn quota_of(
+    conn: &mut DbConnection,
+    node: &Node,
+    month: Month,
+    figures: &NodeFigures,
+) -> ApiResult<Option<QuotaProgress>> {
+    let county = match node.level {
+        DivisionLevel::City => None,
+        DivisionLevel::County => Some(&node.code),
+        _ => return Ok(None),
+    };
+    let held = |key: &str| {
+        figures
+            .figures
+            .iter()
+            .find(|f| f.key == key)
+            .map_or(0, |f| f.approved)
+    };
+    Ok(Some(quotas::progress(
+        conn,
+        month.year(),
+        county,
+        held("employment_special_post"),
+        held("employment_temporary_public_post"),
+    )?))
 }
 
 /// One row of an export: a place and its approved figures.
@@ -319,20 +174,24 @@ pub struct Places {
     pub total: Dense,
 }
 
+/// A village and the township and county it lies in.
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = villages, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct VillageRow {
+    code: String,
+    name: String,
+    township_code: String,
+    county_code: String,
+}
+
 /// Every place below a node with its approved figures for the month, and the figures computed
 /// on the way (for the cache).
-pub fn places(conn: &mut DbConnection, node: &Node, month: &str) -> ApiResult<(Places, Fresh)> {
+pub fn places(conn: &mut DbConnection, node: &Node, month: Month) -> ApiResult<(Places, Fresh)> {
     let villages_list = villages_of(conn, node)?;
     let (figures, fresh) = cache::figures_for(conn, &villages_list, month)?;
-    type Row = (String, String, String, String);
-    let rows: Vec<Row> = villages::table
+    let rows: Vec<VillageRow> = villages::table
         .filter(villages::code.eq_any(&villages_list))
-        .select((
-            villages::code,
-            villages::name,
-            villages::township_code,
-            villages::county_code,
-        ))
+        .select(VillageRow::as_select())
         .order(villages::code)
         .load(conn)?;
     let names: HashMap<String, String> = divisions::table
@@ -347,7 +206,13 @@ pub fn places(conn: &mut DbConnection, node: &Node, month: &str) -> ApiResult<(P
     let mut townships: BTreeMap<String, Place> = BTreeMap::new();
     let mut counties: BTreeMap<String, Place> = BTreeMap::new();
     let mut total = Dense::default();
-    for (code, village_name, township, county) in rows {
+    for VillageRow {
+        code,
+        name: village_name,
+        township_code: township,
+        county_code: county,
+    } in rows
+    {
         let f = figures.get(&code).map_or(&empty, |f| &f.approved).clone();
         total.add(&f);
         for (map, key, parent) in [
@@ -404,7 +269,7 @@ pub fn write_export(
     title: &str,
     places: &Places,
     csv: bool,
-    sink: &mut crate::http::export::Sink,
+    sink: &mut dyn std::io::Write,
 ) -> ApiResult<()> {
     use super::export::{Cell, Csv, Xlsx};
     let catalogue = figures::catalogue();

@@ -11,6 +11,7 @@ use super::cache;
 use crate::audit;
 use crate::db::schema::{closed_months, household_surveys, month_snapshots, users, villages};
 use crate::db::DbConnection;
+use crate::domain::Month;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -25,48 +26,54 @@ pub struct MonthState {
     pub closed_by_name: Option<String>,
 }
 
+/// A closed month's row, with the name of who closed it.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = closed_months, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct ClosedRow {
+    month: String,
+    closed_at: NaiveDateTime,
+    closed_by: String,
+    #[diesel(select_expression = users::name)]
+    closed_by_name: String,
+}
+
 /// Every month from the first surveyed one to the current one, newest first.
-pub fn list(conn: &mut DbConnection, current: &str) -> QueryResult<Vec<MonthState>> {
+pub fn list(conn: &mut DbConnection, current: Month) -> QueryResult<Vec<MonthState>> {
     let first: Option<String> = household_surveys::table
         .select(diesel::dsl::min(household_surveys::month))
         .first(conn)?;
-    let closed: Vec<(String, NaiveDateTime, String, String)> = closed_months::table
+    let closed: Vec<ClosedRow> = closed_months::table
         .inner_join(users::table.on(users::id.eq(closed_months::closed_by)))
-        .select((
-            closed_months::month,
-            closed_months::closed_at,
-            closed_months::closed_by,
-            users::name,
-        ))
+        .select(ClosedRow::as_select())
         .load(conn)?;
-    let mut months: Vec<String> = Vec::new();
+    // Stored months are `YYYY-MM`; one that is not cannot start the list.
     let start = first
-        .into_iter()
-        .chain(closed.iter().map(|c| c.0.clone()))
+        .iter()
+        .chain(closed.iter().map(|c| &c.month))
+        .filter_map(|m| Month::parse(m).ok())
         .min()
-        .unwrap_or_else(|| current.to_owned());
-    let mut m = current.to_owned();
+        .unwrap_or(current);
+    let mut months: Vec<Month> = Vec::new();
+    let mut m = current;
     // Bounded: the service keeps at most a few decades of months.
     while m >= start && months.len() < 1200 {
-        months.push(m.clone());
-        match super::inventory::previous_month(&m) {
-            Some(p) => m = p,
-            None => break,
-        }
+        months.push(m);
+        m = m.previous();
     }
     Ok(months
         .into_iter()
         .map(|month| {
-            let c = closed.iter().find(|c| c.0 == month);
+            let month = month.to_string();
+            let c = closed.iter().find(|c| c.month == month);
             MonthState {
                 state: if c.is_some() {
                     crate::domain::MonthStatus::Closed
                 } else {
                     crate::domain::MonthStatus::Open
                 },
-                closed_at: c.map(|c| c.1.and_utc()),
-                closed_by: c.map(|c| c.2.clone()),
-                closed_by_name: c.map(|c| c.3.clone()),
+                closed_at: c.map(|c| c.closed_at.and_utc()),
+                closed_by: c.map(|c| c.closed_by.clone()),
+                closed_by_name: c.map(|c| c.closed_by_name.clone()),
                 month,
             }
         })
@@ -77,7 +84,7 @@ pub fn list(conn: &mut DbConnection, current: &str) -> QueryResult<Vec<MonthStat
 /// the normalised tables and stores them as the month's snapshot.
 pub fn close(
     conn: &mut DbConnection,
-    month: &str,
+    month: Month,
     user_id: &str,
     now: DateTime<Utc>,
 ) -> ApiResult<MonthState> {
@@ -98,9 +105,10 @@ pub fn close(
     }
     // The row first: on PostgreSQL a second close racing this one waits on it and then fails
     // on the primary key, rather than computing the snapshot twice.
+    let text = month.to_string();
     let inserted = diesel::insert_into(closed_months::table)
         .values((
-            closed_months::month.eq(month),
+            closed_months::month.eq(&text),
             closed_months::closed_at.eq(now.naive_utc()),
             closed_months::closed_by.eq(user_id),
         ))
@@ -126,7 +134,7 @@ pub fn close(
         };
         diesel::insert_into(month_snapshots::table)
             .values((
-                month_snapshots::month.eq(month),
+                month_snapshots::month.eq(&text),
                 month_snapshots::village_code.eq(village),
                 month_snapshots::approved.eq(cache::encode_figures(&f.approved)),
                 month_snapshots::pending.eq(cache::encode_figures(&f.including_pending)),
@@ -139,7 +147,7 @@ pub fn close(
             user_id,
             action: "close_month",
             subject_type: "month",
-            subject_id: month,
+            subject_id: &text,
             from_state: Some("open"),
             to_state: Some("closed"),
             detail: Some(&format!("{} 个行政村的快照", all.len())),
@@ -147,7 +155,7 @@ pub fn close(
         },
     )?;
     Ok(MonthState {
-        month: month.to_owned(),
+        month: text,
         state: crate::domain::MonthStatus::Closed,
         closed_at: Some(now),
         closed_by: Some(user_id.to_owned()),

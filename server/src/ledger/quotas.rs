@@ -6,7 +6,6 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::inventory::{Node, QuotaProgress};
 use crate::audit;
 use crate::db::schema::{divisions, quotas};
 use crate::db::DbConnection;
@@ -193,33 +192,38 @@ pub fn set(
     Ok(())
 }
 
+/// A county's stored quota with the county's name.
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = quotas, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct QuotaRow {
+    county_code: String,
+    #[diesel(select_expression = divisions::name)]
+    county_name: String,
+    special_posts: i32,
+    temporary_posts: i32,
+    temporary_post_monthly_yuan: i32,
+    updated_by: String,
+    updated_at: chrono::NaiveDateTime,
+}
+
 /// A year's quotas as stored.
 pub fn year(conn: &mut DbConnection, year: i32) -> QueryResult<YearQuotas> {
-    type Row = (String, String, i32, i32, i32, String, chrono::NaiveDateTime);
-    let rows: Vec<Row> = quotas::table
+    let rows: Vec<QuotaRow> = quotas::table
         .inner_join(divisions::table.on(divisions::code.eq(quotas::county_code)))
         .filter(quotas::year.eq(year))
         .order(quotas::county_code)
-        .select((
-            quotas::county_code,
-            divisions::name,
-            quotas::special_posts,
-            quotas::temporary_posts,
-            quotas::temporary_post_monthly_yuan,
-            quotas::updated_by,
-            quotas::updated_at,
-        ))
+        .select(QuotaRow::as_select())
         .load(conn)?;
     let counties: Vec<StoredQuota> = rows
         .into_iter()
-        .map(|(county, county_name, s, t, y, by, at)| StoredQuota {
-            county,
-            county_name,
-            special_posts: s,
-            temporary_posts: t,
-            temporary_post_monthly_yuan: y,
-            updated_by: by,
-            updated_at: at.and_utc(),
+        .map(|r| StoredQuota {
+            county: r.county_code,
+            county_name: r.county_name,
+            special_posts: r.special_posts,
+            temporary_posts: r.temporary_posts,
+            temporary_post_monthly_yuan: r.temporary_post_monthly_yuan,
+            updated_by: r.updated_by,
+            updated_at: r.updated_at.and_utc(),
         })
         .collect();
     Ok(YearQuotas {
@@ -230,11 +234,27 @@ pub fn year(conn: &mut DbConnection, year: i32) -> QueryResult<YearQuotas> {
     })
 }
 
-/// Quota progress of a city or county node.
+/// Post quotas of the year against posts held (county and city nodes).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct QuotaProgress {
+    pub year: i32,
+    /// Counties of the node with a quota set for the year.
+    pub counties_with_quota: usize,
+    pub special_posts_quota: i64,
+    pub special_posts_held: i64,
+    pub temporary_posts_quota: i64,
+    pub temporary_posts_held: i64,
+    /// Monthly subsidy per temporary post (800 yuan in the seed).
+    pub temporary_post_monthly_yuan: i64,
+    /// `temporary_posts_held × temporary_post_monthly_yuan`.
+    pub temporary_posts_monthly_cost_yuan: i64,
+}
+
+/// Quota progress of the city (`county` `None`) or of one county.
 pub fn progress(
     conn: &mut DbConnection,
     year_: i32,
-    node: &Node,
+    county: Option<&DivisionCode>,
     special_held: i64,
     temporary_held: i64,
 ) -> QueryResult<QuotaProgress> {
@@ -242,7 +262,7 @@ pub fn progress(
     let mine: Vec<&StoredQuota> = all
         .counties
         .iter()
-        .filter(|c| node.level == DivisionLevel::City || c.county == node.code)
+        .filter(|c| county.is_none_or(|county| c.county == county.as_str()))
         .collect();
     let yuan = mine.first().map_or(DEFAULT_TEMPORARY_POST_YUAN, |c| {
         i64::from(c.temporary_post_monthly_yuan)

@@ -12,7 +12,7 @@ use super::figures::{self, Member, Version};
 use crate::db::schema::{divisions, household_surveys, people, survey_members, villages};
 use crate::db::DbConnection;
 use crate::domain::{
-    EmploymentStatus, LabourCapacity, PostType, Relation, SafetyNet, Sex, TrainingTrade,
+    EmploymentStatus, LabourCapacity, Month, PostType, Relation, SafetyNet, Sex, TrainingTrade,
 };
 use crate::error::{ApiError, ApiResult};
 use crate::privacy::Vault;
@@ -158,12 +158,30 @@ fn corrupt(what: &str) -> ApiError {
     ApiError::internal(anyhow::anyhow!("stored {what} is invalid"))
 }
 
+/// What a real-name ledger shows of a member beyond what the figures read.
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = survey_members, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct MemberDetail {
+    survey_id: String,
+    position: i32,
+    name: String,
+    relation: String,
+    monthly_income_yuan: Option<i64>,
+    safety_net: String,
+    #[diesel(select_expression = people::sex)]
+    sex: String,
+    #[diesel(select_expression = people::birth_date)]
+    birth_date: NaiveDate,
+    #[diesel(select_expression = people::id_sealed)]
+    id_sealed: String,
+}
+
 /// The village's people of a kind for the month, in household and member order.
 pub fn village_entries(
     conn: &mut DbConnection,
     vault: &Vault,
     village: &str,
-    month: &str,
+    month: Month,
     kind: RosterKind,
     reveal: bool,
 ) -> ApiResult<Vec<RosterEntry>> {
@@ -185,41 +203,22 @@ pub fn village_entries(
         .load::<(String, String)>(conn)?
         .into_iter()
         .collect();
-    type Row = (
-        String,
-        i32,
-        String,
-        String,
-        Option<i64>,
-        String,
-        String,
-        NaiveDate,
-        String,
-    );
-    let rows: Vec<Row> = survey_members::table
+    let rows: Vec<MemberDetail> = survey_members::table
         .inner_join(people::table)
         .filter(survey_members::survey_id.eq_any(&surveys))
-        .select((
-            survey_members::survey_id,
-            survey_members::position,
-            survey_members::name,
-            survey_members::relation,
-            survey_members::monthly_income_yuan,
-            survey_members::safety_net,
-            people::sex,
-            people::birth_date,
-            people::id_sealed,
-        ))
+        .select(MemberDetail::as_select())
         .load(conn)?;
-    let details: HashMap<(String, i32), Row> =
-        rows.into_iter().map(|r| ((r.0.clone(), r.1), r)).collect();
+    let details: HashMap<(String, i32), MemberDetail> = rows
+        .into_iter()
+        .map(|r| ((r.survey_id.clone(), r.position), r))
+        .collect();
     chosen
         .into_iter()
         .map(|(m, v)| {
             let d = details
                 .get(&(m.survey.clone(), m.position))
                 .ok_or_else(|| corrupt("member"))?;
-            let id = vault.open_id(&d.8).map_err(ApiError::internal)?;
+            let id = vault.open_id(&d.id_sealed).map_err(ApiError::internal)?;
             Ok(RosterEntry {
                 county_name: county_name.clone(),
                 township_name: township_name.clone(),
@@ -227,23 +226,27 @@ pub fn village_entries(
                 village_name: village_name.clone(),
                 household_id: v.household.clone(),
                 head_name: heads.get(&m.survey).cloned().unwrap_or_default(),
-                name: d.2.clone(),
-                sex: Sex::parse(&d.6).ok_or_else(|| corrupt("sex"))?,
-                birth_date: d.7,
+                name: d.name.clone(),
+                sex: Sex::parse(&d.sex).ok_or_else(|| corrupt("sex"))?,
+                birth_date: d.birth_date,
                 id_number: if reveal {
                     id.expose().to_owned()
                 } else {
                     id.masked()
                 },
-                relation: Relation::parse(&d.3).ok_or_else(|| corrupt("relation"))?,
+                relation: Relation::parse(&d.relation).ok_or_else(|| corrupt("relation"))?,
                 labour_capacity: LabourCapacity::parse(&m.capacity)
                     .ok_or_else(|| corrupt("labour capacity"))?,
                 employment_status: m.status.as_deref().and_then(EmploymentStatus::parse),
                 post_type: m.post_type.as_deref().and_then(PostType::parse),
-                monthly_income_yuan: d.4,
+                monthly_income_yuan: d.monthly_income_yuan,
                 training_trade: m.trade.as_deref().and_then(TrainingTrade::parse),
                 at_risk: m.at_risk,
-                safety_net: d.5.split(',').filter_map(SafetyNet::parse).collect(),
+                safety_net: d
+                    .safety_net
+                    .split(',')
+                    .filter_map(SafetyNet::parse)
+                    .collect(),
                 survey_id: m.survey.clone(),
                 surveyed_at: v.surveyed_at.and_utc(),
             })
@@ -254,10 +257,24 @@ pub fn village_entries(
 /// Where a page starts: a village code and how many of its entries were already given.
 pub type RosterCursor = (String, usize);
 
+/// The `next_cursor` of a page.
+pub fn encode_cursor(village: &str, offset: usize) -> String {
+    format!("{village}.{offset}")
+}
+
+/// A `cursor` query parameter, as [`encode_cursor`] made it (else 400 `invalid_query`).
+pub fn decode_cursor(cursor: &str) -> ApiResult<RosterCursor> {
+    let bad = || crate::error::bad_query("cursor", "不是本服务器给出的翻页游标");
+    let (village, offset) = cursor.split_once('.').ok_or_else(bad)?;
+    crate::domain::DivisionCode::parse_level(village, crate::domain::DivisionLevel::Village)
+        .map_err(|_| bad())?;
+    Ok((village.to_owned(), offset.parse().map_err(|_| bad())?))
+}
+
 /// What a page of a real-name ledger lists.
 pub struct PageRequest<'a> {
     pub villages: &'a [String],
-    pub month: &'a str,
+    pub month: Month,
     pub kind: RosterKind,
     pub reveal: bool,
     pub after: Option<RosterCursor>,

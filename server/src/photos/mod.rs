@@ -13,6 +13,7 @@ pub const REUSE_THRESHOLD: u32 = 10;
 pub mod db;
 pub mod routes;
 pub mod store;
+pub mod store_errors;
 pub mod thumbnail;
 
 pub use budget::DecodeBudget;

@@ -181,7 +181,7 @@ pub async fn photo_exists(
     tag = "photos",
     security(("bearer" = [])),
     params(("sha256" = String, Path, description = "SHA-256 of the body, 64 hex digits")),
-    request_body(content = inline(crate::openapi::Binary), description = "The image bytes", content_type = "image/jpeg"),
+    request_body(content = inline(crate::domain::Binary), description = "The image bytes", content_type = "image/jpeg"),
     responses(
         (status = 201, description = "Stored now", body = PhotoInfo),
         (status = 200, description = "Already stored: nothing was done", body = PhotoInfo),
@@ -300,7 +300,7 @@ pub async fn upload_photo(
     security(("bearer" = [])),
     params(("sha256" = String, Path, description = "SHA-256 of the photo"), PhotoQuery),
     responses(
-        (status = 200, description = "The image, JPEG (thumbnails: longest side 320 px, orientation applied)", content_type = "image/jpeg", body = inline(crate::openapi::Binary)),
+        (status = 200, description = "The image, JPEG (thumbnails: longest side 320 px, orientation applied)", content_type = "image/jpeg", body = inline(crate::domain::Binary)),
         (status = 400, description = "`invalid_path` or `invalid_query`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such photo, or not visible to the caller", body = Problem, content_type = "application/problem+json"),
     )

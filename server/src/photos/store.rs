@@ -17,7 +17,7 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{ClientOptions, ObjectStore, PutPayload};
 
-use crate::metrics::{OperationLabels, StoreErrors};
+use super::store_errors::{OperationLabels, StoreErrors};
 
 /// Which photo store to use.
 #[derive(Clone, PartialEq, Eq)]

@@ -819,7 +819,7 @@ impl Simulation {
             .map(|(v, village)| ("village".to_owned(), village.code.clone(), v))
             .chain([(
                 "city".to_owned(),
-                crate::ledger::inventory::CITY.to_owned(),
+                crate::ledger::node::CITY.to_owned(),
                 usize::MAX,
             )])
             .collect();

@@ -1,4 +1,4 @@
-//! Operations endpoints, outside `/api/v1`: liveness, readiness, metrics.
+//! The operations endpoints, outside `/api/v1`: liveness, readiness, metrics.
 
 use actix_web::http::header;
 use actix_web::{get, web, HttpRequest, HttpResponse};
@@ -125,15 +125,8 @@ fn domain_readings(conn: &mut DbConnection) -> ApiResult<DomainReadings> {
         .select((villages::county_code, count_star()))
         .order(villages::county_code)
         .load::<(String, i64)>(conn)?;
-    let current = crate::ledger::routes::current_month();
-    let previous = crate::ledger::inventory::previous_month(&current);
-    let stale_current = crate::ledger::cache::stale_count(conn, &current)?;
-    let stale_previous = match &previous {
-        Some(month) => crate::ledger::cache::stale_count(conn, month)?,
-        None => 0,
-    };
     Ok(DomainReadings {
         review_queue,
-        ledger_stale: [stale_current, stale_previous],
+        ledger_stale: crate::ledger::service::stale_villages(conn)?,
     })
 }
