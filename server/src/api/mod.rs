@@ -1,6 +1,8 @@
 //! The JSON API: every route module mounted in one place, for the server and for the OpenAPI
 //! document alike, so the document can only describe routes that are served.
 
+pub mod auth;
+
 use actix_web::{get, web, HttpResponse};
 
 /// Registers every route on a utoipa-aware app: `/api/v1/...` and the operations endpoints.
@@ -15,7 +17,7 @@ where
 {
     app.service(
         utoipa_actix_web::scope("/api/v1")
-            .configure(crate::auth::routes::configure)
+            .configure(auth::configure)
             .configure(crate::villages::routes::configure)
             .configure(crate::users::routes::configure)
             .configure(crate::photos::routes::configure)
