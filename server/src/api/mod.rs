@@ -2,6 +2,7 @@
 //! document alike, so the document can only describe routes that are served.
 
 pub mod auth;
+pub mod villages;
 
 use actix_web::{get, web, HttpResponse};
 
@@ -18,7 +19,7 @@ where
     app.service(
         utoipa_actix_web::scope("/api/v1")
             .configure(auth::configure)
-            .configure(crate::villages::routes::configure)
+            .configure(villages::configure)
             .configure(crate::users::routes::configure)
             .configure(crate::photos::routes::configure)
             .configure(crate::surveys::routes::configure)
