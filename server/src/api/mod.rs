@@ -2,6 +2,7 @@
 //! document alike, so the document can only describe routes that are served.
 
 pub mod auth;
+pub mod users;
 pub mod villages;
 
 use actix_web::{get, web, HttpResponse};
@@ -20,7 +21,7 @@ where
         utoipa_actix_web::scope("/api/v1")
             .configure(auth::configure)
             .configure(villages::configure)
-            .configure(crate::users::routes::configure)
+            .configure(users::configure)
             .configure(crate::photos::routes::configure)
             .configure(crate::surveys::routes::configure)
             .configure(crate::checkins::routes::configure)
