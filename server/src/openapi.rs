@@ -31,7 +31,7 @@ use crate::error::{ErrorCode, Problem};
         ErrorCode,
         crate::error::FieldError,
         crate::photos::routes::PhotoSize,
-        crate::audit::routes::AuditFormat,
+        crate::api::audit::AuditFormat,
         crate::ledger::routes::ExportFormat,
     )),
     modifiers(&Security, &StandardErrors),

@@ -1,6 +1,7 @@
 //! The JSON API: every route module mounted in one place, for the server and for the OpenAPI
 //! document alike, so the document can only describe routes that are served.
 
+pub mod audit;
 pub mod auth;
 pub mod users;
 pub mod villages;
@@ -25,7 +26,7 @@ where
             .configure(crate::photos::routes::configure)
             .configure(crate::surveys::routes::configure)
             .configure(crate::checkins::routes::configure)
-            .configure(crate::audit::routes::configure)
+            .configure(audit::configure)
             .configure(crate::ledger::routes::configure)
             .configure(crate::catalog::configure)
             .service(openapi_json),
