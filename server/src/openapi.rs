@@ -30,7 +30,7 @@ use crate::error::{ErrorCode, Problem};
         Problem,
         ErrorCode,
         crate::error::FieldError,
-        crate::photos::routes::PhotoSize,
+        crate::api::photos::PhotoSize,
         crate::api::audit::AuditFormat,
         crate::ledger::routes::ExportFormat,
     )),

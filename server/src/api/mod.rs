@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod photos;
 pub mod users;
 pub mod villages;
 
@@ -23,7 +24,7 @@ where
             .configure(auth::configure)
             .configure(villages::configure)
             .configure(users::configure)
-            .configure(crate::photos::routes::configure)
+            .configure(photos::configure)
             .configure(crate::surveys::routes::configure)
             .configure(crate::checkins::routes::configure)
             .configure(audit::configure)
