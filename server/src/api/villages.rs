@@ -51,7 +51,11 @@ pub async fn list_villages(
         area: Area {
             village: None,
             county: area::code("county", query.county.as_deref(), DivisionLevel::County)?,
-            township: area::code("township", query.township.as_deref(), DivisionLevel::Township)?,
+            township: area::code(
+                "township",
+                query.township.as_deref(),
+                DivisionLevel::Township,
+            )?,
         },
         geofence: query.geofence.unwrap_or(true),
     };

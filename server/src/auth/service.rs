@@ -214,12 +214,10 @@ async fn count_attempt(
             store::lock_phone_attempts(conn, &phone)?;
             let user = store::find_user_by_phone(conn, &phone)?;
             // Asked for unknown phones too, so the answer takes the same path either way.
-            let known = store::is_known_device(
-                conn,
-                user.as_ref().map_or("", |u| u.id.as_str()),
-                &device,
-            )? && user.is_some()
-                && device != CONSOLE_DEVICE_ID;
+            let known =
+                store::is_known_device(conn, user.as_ref().map_or("", |u| u.id.as_str()), &device)?
+                    && user.is_some()
+                    && device != CONSOLE_DEVICE_ID;
             let key = known.then_some(device.as_str());
             throttle::throttle(conn, &policy, &phone, &addr, key, now.naive_utc())?;
             let attempt = store::record_attempt(conn, &phone, &addr, key, now, false)?;

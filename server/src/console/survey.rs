@@ -8,12 +8,12 @@ use super::error::{explain, ConsoleResult};
 use super::layout::{csrf_field, datetime, render, Nav};
 use super::svg::{map, Fence, Mark, Point};
 use super::{name, names, pairs, parse_pairs, posted, see_other_with, Session};
+use crate::auth::Area;
 use crate::http::{ApiJson, ApiQuery};
 use crate::state::AppState;
 use crate::surveys::read::{household_by_id, survey_by_id, RevealQuery, SurveyDetail};
 use crate::surveys::review::{transition, Decision, ReviewRequest};
 use crate::surveys::review_routes::decide_survey;
-use crate::auth::Area;
 use crate::villages::service::{self as villages, VillageFilter};
 
 fn yes_no(b: bool) -> &'static str {

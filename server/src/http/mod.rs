@@ -19,7 +19,7 @@ pub use headers::security_headers;
 pub use images::image_response;
 pub use limits::{limit, ClientLimits};
 pub use observe::observe;
-pub use text::refuse_control_characters;
+pub use text::{refuse_control_characters, PageRefusals};
 
 use actix_web::{HttpRequest, HttpResponse};
 
