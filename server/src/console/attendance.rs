@@ -63,7 +63,7 @@ pub async fn page(
     let village_map = match &village {
         Some(code) => {
             let code_of = crate::villages::service::village_code(code)?;
-            let v = crate::villages::service::get(&state.db, &caller, code_of).await?;
+            let v = crate::villages::service::get(&state.db, caller, code_of).await?;
             let all = checkins_of_month(
                 state.clone(),
                 caller.clone(),
