@@ -33,14 +33,12 @@ const LONG_FUNCTIONS: &[(&str, usize)] = &[
     ("surveys/store.rs::household", 277),
     ("surveys/validate.rs::member", 141),
     ("surveys/validate.rs::household", 142),
-    ("users/mod.rs::validate", 141),
 ];
 
 /// Modules still caught in a cycle while the layers are being separated. Each may only leave:
 /// a cycle through a module not listed fails, and so does a listed module no cycle holds.
 const STILL_IN_A_CYCLE: &[&str] = &[
-    "audit", "auth", "checkins", "config", "console", "http", "ledger", "metrics", "photos",
-    "state", "surveys", "users", "villages",
+    "checkins", "config", "http", "state", "surveys",
 ];
 
 /// Every `.rs` file under `root`, with its path relative to it.

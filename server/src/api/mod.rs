@@ -1,11 +1,16 @@
 //! The JSON API: every route module mounted in one place, for the server and for the OpenAPI
 //! document alike, so the document can only describe routes that are served.
 
-use actix_web::{get, web, HttpResponse};
-
+pub mod audit;
+pub mod auth;
 pub mod catalog;
 pub mod ledger;
 pub mod ops;
+pub mod photos;
+pub mod users;
+pub mod villages;
+
+use actix_web::{get, web, HttpResponse};
 
 /// Registers every route on a utoipa-aware app: `/api/v1/...` and the operations endpoints.
 pub fn configure<T>(app: utoipa_actix_web::UtoipaApp<T>) -> utoipa_actix_web::UtoipaApp<T>
@@ -19,13 +24,13 @@ where
 {
     app.service(
         utoipa_actix_web::scope("/api/v1")
-            .configure(crate::auth::routes::configure)
-            .configure(crate::villages::routes::configure)
-            .configure(crate::users::routes::configure)
-            .configure(crate::photos::routes::configure)
+            .configure(auth::configure)
+            .configure(villages::configure)
+            .configure(users::configure)
+            .configure(photos::configure)
             .configure(crate::surveys::routes::configure)
             .configure(crate::checkins::routes::configure)
-            .configure(crate::audit::routes::configure)
+            .configure(audit::configure)
             .configure(ledger::configure)
             .configure(catalog::configure)
             .service(openapi_json),

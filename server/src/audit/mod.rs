@@ -4,9 +4,9 @@
 //! Only this module writes it, and only by appending; the database refuses updates and deletes
 //! (triggers on both backends). Each entry carries the SHA-256 of its content and of the entry
 //! before it, so removing or altering an entry breaks the chain: `taizhang audit verify` (and
-//! [`verify`]) walks it.
+//! [`verify`]) walks it. [`service`] reads it for the API.
 
-pub mod routes;
+pub mod service;
 
 use chrono::{NaiveDateTime, Timelike, Utc};
 use diesel::connection::SimpleConnection;
@@ -37,7 +37,7 @@ pub struct Entry<'a> {
 
 /// A stored entry, as the chain hashes it.
 #[derive(Debug, Clone, Queryable, Selectable, serde::Serialize, utoipa::ToSchema)]
-#[diesel(table_name = audit_log)]
+#[diesel(table_name = audit_log, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct Stored {
     pub seq: i64,
     pub id: String,

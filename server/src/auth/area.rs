@@ -30,16 +30,23 @@ impl Area {
             township: code("township", township, DivisionLevel::Township)?,
             county: code("county", county, DivisionLevel::County)?,
         };
-        if let Some(v) = &area.village {
+        area.require(caller)?;
+        Ok(area)
+    }
+
+    /// Refuses (403 `out_of_scope`) an area outside the caller's scope: services check the
+    /// area they are given, whoever built it.
+    pub fn require(&self, caller: &Caller) -> ApiResult<()> {
+        if let Some(v) = &self.village {
             caller.require_village(v)?;
         }
-        if let Some(t) = &area.township {
+        if let Some(t) = &self.township {
             caller.require_county(&t.county())?;
         }
-        if let Some(c) = &area.county {
+        if let Some(c) = &self.county {
             caller.require_county(c)?;
         }
-        Ok(area)
+        Ok(())
     }
 
     /// Whether a village lies inside both the caller's scope and this area.

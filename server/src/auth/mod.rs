@@ -1,12 +1,16 @@
-//! Who is calling and what they may see: passwords, tokens, sessions, the caller and the
-//! areas a request narrows to; and the login, refresh, logout and `/me` routes.
+//! Who is calling and what they may see: passwords, tokens, sessions, login throttling, the
+//! caller and the areas a request narrows to; the service behind login, refresh, logout and
+//! `/me`.
 
 pub mod area;
 mod caller;
 pub mod password;
-pub mod routes;
+mod policy;
+pub mod service;
 pub mod store;
+pub mod throttle;
 pub mod tokens;
 
 pub use area::Area;
 pub use caller::{Caller, ScopeLevel};
+pub use policy::AuthPolicy;

@@ -10,7 +10,7 @@ use crate::domain::{DivisionCode, Role};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = users)]
+#[diesel(table_name = users, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct UserRow {
     pub id: String,
     pub phone: String,

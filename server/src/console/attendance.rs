@@ -14,7 +14,6 @@ use crate::checkins::attendance::{AttendanceQuery, CheckinQuery};
 use crate::checkins::routes::{attendance_of_month, checkins_of_month};
 use crate::http::ApiQuery;
 use crate::state::AppState;
-use crate::villages::routes::village_by_code;
 
 pub async fn page(
     state: web::Data<AppState>,
@@ -63,8 +62,8 @@ pub async fn page(
     // One village: every check-in of the month on its map.
     let village_map = match &village {
         Some(code) => {
-            let v = village_by_code(state.clone(), caller.clone(), web::Path::from(code.clone()))
-                .await?;
+            let code_of = crate::villages::service::village_code(code)?;
+            let v = crate::villages::service::get(&state.db, caller, code_of).await?;
             let all = checkins_of_month(
                 state.clone(),
                 caller.clone(),

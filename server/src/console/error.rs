@@ -8,6 +8,7 @@ use maud::html;
 use super::layout;
 use super::session::login_redirect;
 use crate::error::ApiError;
+use crate::http::PageRefusals;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConsoleError {
@@ -22,6 +23,15 @@ pub enum ConsoleError {
 }
 
 pub type ConsoleResult<T> = Result<T, ConsoleError>;
+
+/// Requests the HTTP layer refuses before routing (control characters in the path or query)
+/// are answered under `/console` with the console's error page.
+pub fn refusals() -> PageRefusals {
+    PageRefusals {
+        prefix: "/console",
+        render: |error| ConsoleError::Api(error).error_response(),
+    }
+}
 
 impl ResponseError for ConsoleError {
     fn status_code(&self) -> StatusCode {

@@ -11,10 +11,10 @@ use super::session::{
     SESSION_COOKIE,
 };
 use super::{form_fields, pairs, posted, value, ConsoleError, CONSOLE_ROLES};
-use crate::auth::routes::{log_in, log_out, LoginRequest, CONSOLE_DEVICE_ID};
+use crate::auth::service::{self, Credentials, CONSOLE_DEVICE_ID};
 use crate::auth::tokens;
 use crate::error::{ApiError, ErrorCode};
-use crate::http::ApiJson;
+use crate::http::client_addr;
 use crate::state::AppState;
 
 /// Where to go after logging in: a console path only, so the form cannot send anyone elsewhere.
@@ -82,12 +82,16 @@ pub async fn submit(
     if expected.is_none_or(|c| !constant_time_eq(c.value().as_bytes(), presented.as_bytes())) {
         return Err(ConsoleError::Csrf);
     }
-    let request = LoginRequest {
-        phone: phone.clone(),
-        password: value(&fields, "password").unwrap_or("").to_owned(),
-        device_id: CONSOLE_DEVICE_ID.into(),
+    let password = value(&fields, "password").unwrap_or("");
+    let addr = client_addr(&req, state.settings.trust_proxy_headers);
+    let logged_in = match Credentials::parse(&phone, password, CONSOLE_DEVICE_ID) {
+        Ok(credentials) => {
+            let auth = &state.settings.auth;
+            service::log_in(&state.db, &state.keys, auth, credentials, &addr).await
+        }
+        Err(e) => Err(e),
     };
-    match log_in(state.clone(), req.clone(), ApiJson(request)).await {
+    match logged_in {
         Ok(tokens) if !CONSOLE_ROLES.contains(&tokens.user.role) => {
             // The password was right, but the console is not theirs: end the session it opened.
             let caller = crate::http::load_caller(
@@ -95,7 +99,7 @@ pub async fn submit(
                 tokens::verify_access(&state.keys, &tokens.access_token)?,
             )
             .await?;
-            log_out(state, caller).await?;
+            service::log_out(&state.db, &caller).await?;
             let message = format!(
                 "审核控制台供县（市、区）和市扶贫办使用，{}请使用手机应用。",
                 tokens.user.role_label
@@ -142,7 +146,7 @@ pub async fn logout(
     body: web::Bytes,
 ) -> ConsoleResult<HttpResponse> {
     posted(&state, &session, &body)?;
-    log_out(state, session.caller).await?;
+    service::log_out(&state.db, &session.caller).await?;
     Ok(HttpResponse::SeeOther()
         .insert_header((actix_web::http::header::LOCATION, "/console/login"))
         .cookie(removal(SESSION_COOKIE))

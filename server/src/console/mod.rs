@@ -35,7 +35,7 @@ use crate::error::ApiError;
 use crate::http::bad_query;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
+    cfg.app_data(error::refusals()).service(
         web::scope("/console")
             .wrap(from_fn(session::finish))
             .route("", web::get().to(home))

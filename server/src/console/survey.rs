@@ -8,12 +8,13 @@ use super::error::{explain, ConsoleResult};
 use super::layout::{csrf_field, datetime, render, Nav};
 use super::svg::{map, Fence, Mark, Point};
 use super::{name, names, pairs, parse_pairs, posted, see_other_with, Session};
+use crate::auth::Area;
 use crate::http::{ApiJson, ApiQuery};
 use crate::state::AppState;
 use crate::surveys::read::{household_by_id, survey_by_id, RevealQuery, SurveyDetail};
 use crate::surveys::review::{transition, Decision, ReviewRequest};
 use crate::surveys::review_routes::decide_survey;
-use crate::villages::routes::{village_by_code, villages_list, VillageQuery};
+use crate::villages::service::{self as villages, VillageFilter};
 
 fn yes_no(b: bool) -> &'static str {
     if b {
@@ -40,20 +41,18 @@ pub async fn page(
     )
     .await?;
     let s = &survey.summary;
-    let village = village_by_code(
-        state.clone(),
-        session.caller.clone(),
-        web::Path::from(s.village_code.clone()),
-    )
-    .await?;
-    let neighbours = villages_list(
-        state.clone(),
-        session.caller.clone(),
-        ApiQuery(VillageQuery {
-            county: None,
-            township: Some(village.township_code.as_str().to_owned()),
-            geofence: Some(true),
-        }),
+    let code = villages::village_code(&s.village_code)?;
+    let village = villages::get(&state.db, &session.caller, code).await?;
+    let neighbours = villages::list(
+        &state.db,
+        &session.caller,
+        VillageFilter {
+            area: Area {
+                township: Some(village.township_code.clone()),
+                ..Area::default()
+            },
+            geofence: true,
+        },
     )
     .await?;
     let household = household_by_id(

@@ -1,12 +1,13 @@
 //! HTTP plumbing shared by every route: request ids and observation, limits on clients and
-//! request bodies, security headers, body and query extractors that answer in problem+json, the
-//! one rule for control characters in text, the
-//! fallback for unknown routes.
+//! request bodies, security headers, cached image answers, body and query extractors that
+//! answer in problem+json, the one rule for control characters in text, the fallback for
+//! unknown routes.
 
 mod caller;
 pub mod export;
 mod extract;
 mod headers;
+mod images;
 pub mod limits;
 mod observe;
 pub mod text;
@@ -15,9 +16,10 @@ pub use crate::error::bad_query;
 pub use caller::load_caller;
 pub use extract::{declared_length, read_limited, ApiJson, ApiJsonValue, ApiQuery, JsonLimit};
 pub use headers::security_headers;
+pub use images::image_response;
 pub use limits::{limit, ClientLimits};
 pub use observe::observe;
-pub use text::refuse_control_characters;
+pub use text::{refuse_control_characters, PageRefusals};
 
 use actix_web::{HttpRequest, HttpResponse};
 

@@ -11,7 +11,8 @@
 //!
 //! One place per channel: [`check_json`] in the JSON extractors, [`check_form`] where the
 //! console reads a form, and the [`refuse_control_characters`] middleware for the path and the
-//! query of every route, the console's and unknown ones included.
+//! query of every route, the console's (answered by its [`PageRefusals`]) and unknown ones
+//! included.
 
 use std::borrow::Cow;
 use std::fmt::Write;
@@ -233,13 +234,27 @@ pub async fn refuse_control_characters<B: MessageBody + 'static>(
     }
     errors.truncate(MAX_REPORTED);
     let error = ApiError::Validation(errors);
-    let path = req.path();
-    let response = if path == "/console" || path.starts_with("/console/") {
-        crate::console::ConsoleError::Api(error).error_response()
-    } else {
-        error.error_response()
+    let response = match req.app_data::<PageRefusals>() {
+        Some(pages) if pages.covers(req.path()) => (pages.render)(error),
+        _ => error.error_response(),
     };
     Ok(req.into_response(response).map_into_right_body())
+}
+
+/// How refusals are answered under a path prefix of pages (the console's error page) rather
+/// than as problem+json. The pages register it as app data, so this layer names none of them.
+#[derive(Clone, Copy)]
+pub struct PageRefusals {
+    /// `/console`: the prefix itself and every path below it.
+    pub prefix: &'static str,
+    pub render: fn(ApiError) -> actix_web::HttpResponse,
+}
+
+impl PageRefusals {
+    fn covers(&self, path: &str) -> bool {
+        path.strip_prefix(self.prefix)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    }
 }
 
 #[cfg(test)]

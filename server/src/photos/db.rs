@@ -10,7 +10,7 @@ use crate::db::{write_transaction, DbConnection};
 use crate::error::ApiResult;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = photos)]
+#[diesel(table_name = photos, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct PhotoRow {
     pub sha256: String,
     pub format: String,

@@ -1,4 +1,5 @@
-//! Photos: content-addressed upload, validation, EXIF, perceptual hash, thumbnails, storage.
+//! Photos: content-addressed upload, validation, EXIF, perceptual hash, thumbnails, storage,
+//! and the service the API and the console reach them through.
 
 pub mod budget;
 pub mod decode;
@@ -11,7 +12,7 @@ pub mod phash;
 pub const REUSE_THRESHOLD: u32 = 10;
 
 pub mod db;
-pub mod routes;
+pub mod service;
 pub mod store;
 pub mod store_errors;
 pub mod thumbnail;

@@ -2,7 +2,7 @@
 //! users and the admin API.
 
 pub mod demo;
-pub mod routes;
+pub mod service;
 
 use std::collections::BTreeSet;
 
@@ -60,9 +60,33 @@ pub fn validate(conn: &mut DbConnection, input: &NewUserInput) -> ApiResult<NewU
         errors.push(FieldError::from_invalid("password", e));
     }
 
+    let villages_ok = known_villages(conn, &input.villages, &mut errors)?;
+    let county = known_county(conn, input.county.as_deref(), &mut errors)?;
+    let county = scope_of_role(input, county, &villages_ok, &mut errors);
+
+    match phone {
+        Some(phone) if errors.is_empty() => Ok(NewUser {
+            phone,
+            name,
+            role: input.role,
+            county,
+            villages: villages_ok,
+            password: input.password.clone(),
+        }),
+        _ => Err(ApiError::Validation(errors)),
+    }
+}
+
+/// The village codes given, each parsed and known (once each, in order); every bad one is
+/// reported as `villages[i]`.
+fn known_villages(
+    conn: &mut DbConnection,
+    villages: &[String],
+    errors: &mut Vec<FieldError>,
+) -> ApiResult<Vec<DivisionCode>> {
     let mut villages_ok = Vec::new();
     let mut seen = BTreeSet::new();
-    for (i, raw) in input.villages.iter().enumerate() {
+    for (i, raw) in villages.iter().enumerate() {
         let field = format!("villages[{i}]");
         match DivisionCode::parse_level(raw, DivisionLevel::Village) {
             Err(e) => errors.push(FieldError::from_invalid(field, e)),
@@ -84,8 +108,16 @@ pub fn validate(conn: &mut DbConnection, input: &NewUserInput) -> ApiResult<NewU
             }
         }
     }
+    Ok(villages_ok)
+}
 
-    let county = match input.county.as_deref() {
+/// The county code given, parsed; an unknown one is reported but still returned.
+fn known_county(
+    conn: &mut DbConnection,
+    county: Option<&str>,
+    errors: &mut Vec<FieldError>,
+) -> ApiResult<Option<DivisionCode>> {
+    Ok(match county {
         None => None,
         Some(raw) => match DivisionCode::parse_level(raw, DivisionLevel::County) {
             Err(e) => {
@@ -108,11 +140,20 @@ pub fn validate(conn: &mut DbConnection, input: &NewUserInput) -> ApiResult<NewU
                 Some(code)
             }
         },
-    };
+    })
+}
 
+/// The user's county as the role rules make it: none for the city administrator, the given
+/// one for a county reviewer, that of their villages for field users.
+fn scope_of_role(
+    input: &NewUserInput,
+    county: Option<DivisionCode>,
+    villages_ok: &[DivisionCode],
+    errors: &mut Vec<FieldError>,
+) -> Option<DivisionCode> {
     let village_counties: BTreeSet<DivisionCode> =
         villages_ok.iter().map(DivisionCode::county).collect();
-    let county = match input.role {
+    match input.role {
         Role::CityAdmin => {
             if county.is_some() || !input.villages.is_empty() {
                 errors.push(FieldError::new(
@@ -174,18 +215,6 @@ pub fn validate(conn: &mut DbConnection, input: &NewUserInput) -> ApiResult<NewU
             }
             derived
         }
-    };
-
-    match phone {
-        Some(phone) if errors.is_empty() => Ok(NewUser {
-            phone,
-            name,
-            role: input.role,
-            county,
-            villages: villages_ok,
-            password: input.password.clone(),
-        }),
-        _ => Err(ApiError::Validation(errors)),
     }
 }
 

@@ -11,6 +11,17 @@ use crate::db::DbConnection;
 use crate::error::{ApiError, ApiResult};
 use crate::geography::Geofence;
 
+/// A village's geofence as stored.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = villages, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct StoredFence {
+    geofence_kind: String,
+    geofence_radius_m: Option<f64>,
+    lat: f64,
+    lon: f64,
+    geofence: String,
+}
+
 #[derive(Default)]
 pub struct Geofences {
     parsed: RwLock<HashMap<String, Arc<Geofence>>>,
@@ -26,20 +37,20 @@ impl Geofences {
         {
             return Ok(fence.clone());
         }
-        let (kind, radius, lat, lon, geojson): (String, Option<f64>, f64, f64, String) =
-            villages::table
-                .find(village)
-                .select((
-                    villages::geofence_kind,
-                    villages::geofence_radius_m,
-                    villages::lat,
-                    villages::lon,
-                    villages::geofence,
-                ))
-                .first(conn)
-                .optional()?
-                .ok_or_else(|| ApiError::NotFound(format!("村 {village} 不存在")))?;
-        let fence = Geofence::from_stored(&kind, radius, lat, lon, &geojson).ok_or_else(|| {
+        let stored: StoredFence = villages::table
+            .find(village)
+            .select(StoredFence::as_select())
+            .first(conn)
+            .optional()?
+            .ok_or_else(|| ApiError::NotFound(format!("村 {village} 不存在")))?;
+        let fence = Geofence::from_stored(
+            &stored.geofence_kind,
+            stored.geofence_radius_m,
+            stored.lat,
+            stored.lon,
+            &stored.geofence,
+        )
+        .ok_or_else(|| {
             ApiError::internal(anyhow::anyhow!(
                 "village {village} has an unreadable geofence"
             ))

@@ -1,8 +1,9 @@
-//! The division tree (city → counties → townships → villages) and its fixtures.
+//! The division tree (city → counties → townships → villages), its fixtures, geofences and
+//! the service that reads villages.
 
 pub mod fixtures;
 pub mod geofences;
-pub mod routes;
+pub mod service;
 
 use diesel::prelude::*;
 

@@ -1,54 +1,17 @@
-//! `GET /api/v1/audit`: the audit log for city admins, as JSON pages or a streamed CSV.
+//! Reading the audit log (city administrators): newest-first pages and the CSV export, both
+//! narrowed by one typed filter.
 
-use actix_web::{get, web, HttpResponse};
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::Stored;
 use crate::auth::Caller;
 use crate::db::schema::{audit_log, users};
-use crate::db::DbConnection;
+use crate::db::{Db, DbConnection};
 use crate::domain::Role;
-use crate::error::{ApiError, ApiResult, Problem};
-use crate::http::export;
-use crate::http::{bad_query, ApiQuery};
-use crate::state::AppState;
-
-pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    cfg.service(list_audit);
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum AuditFormat {
-    #[default]
-    Json,
-    /// UTF-8 with BOM, Chinese headers, every matching entry oldest first (no paging).
-    Csv,
-}
-
-#[derive(Debug, Clone, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct AuditQuery {
-    /// Entries at or after this moment (RFC 3339).
-    pub from: Option<String>,
-    /// Entries before this moment (RFC 3339).
-    pub to: Option<String>,
-    /// User id of who acted.
-    pub user: Option<String>,
-    /// e.g. `approve`, `reject`, `merge`, `reveal_personal_data`, `create_user`.
-    pub action: Option<String>,
-    /// e.g. `household_survey`, `household`, `household_pair`, `user`.
-    pub subject_type: Option<String>,
-    pub subject_id: Option<String>,
-    /// JSON pages run newest first: pass `next_cursor` for the next (older) page.
-    pub cursor: Option<i64>,
-    /// Page size, 1–500 (default 100).
-    pub limit: Option<i64>,
-    pub format: Option<AuditFormat>,
-}
+use crate::error::{ApiError, ApiResult};
 
 /// One entry as the API shows it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -80,34 +43,95 @@ pub struct AuditPage {
     pub next_cursor: Option<i64>,
 }
 
-struct Filter {
-    from: Option<NaiveDateTime>,
-    to: Option<NaiveDateTime>,
-    user: Option<String>,
-    action: Option<String>,
-    subject_type: Option<String>,
-    subject_id: Option<String>,
+/// Which entries to read; absent parts admit every entry.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// At or after this moment.
+    pub from: Option<DateTime<Utc>>,
+    /// Before this moment.
+    pub to: Option<DateTime<Utc>>,
+    /// Who acted (user id).
+    pub user: Option<String>,
+    pub action: Option<String>,
+    pub subject_type: Option<String>,
+    pub subject_id: Option<String>,
 }
 
-fn instant(field: &str, value: Option<&str>) -> ApiResult<Option<NaiveDateTime>> {
-    value
-        .map(|v| {
-            DateTime::parse_from_rfc3339(v)
-                .map(|t| t.with_timezone(&Utc).naive_utc())
-                .map_err(|_| bad_query(field, "须为 RFC 3339 时间，如 2020-07-20T09:31:00+08:00"))
+/// A page of a newest-first list: entries before `cursor` (a `seq`), at most `limit`.
+#[derive(Debug, Clone, Copy)]
+pub struct PageRequest {
+    pub cursor: Option<i64>,
+    pub limit: i64,
+}
+
+/// Who may read the log: the city administrator (403 for everyone else). Every read checks
+/// it; handlers may ask first, to refuse before they read the query.
+pub fn require_reader(caller: &Caller) -> ApiResult<()> {
+    caller.require_role(&[Role::CityAdmin])
+}
+
+/// A page of the entries the filter admits, newest first.
+pub async fn list(
+    db: &Db,
+    caller: &Caller,
+    filter: AuditFilter,
+    page: PageRequest,
+) -> ApiResult<AuditPage> {
+    require_reader(caller)?;
+    let PageRequest { cursor, limit } = page;
+    db.run(move |conn| {
+        let mut select = filtered(&filter);
+        if let Some(before) = cursor {
+            select = select.filter(audit_log::seq.lt(before));
+        }
+        let mut rows: Vec<Stored> = select
+            .order(audit_log::seq.desc())
+            .limit(limit + 1)
+            .select(Stored::as_select())
+            .load(conn)?;
+        let more = rows.len() as i64 > limit;
+        rows.truncate(limit as usize);
+        let next_cursor = more.then(|| rows.last().map(|r| r.seq)).flatten();
+        Ok(AuditPage {
+            items: with_names(conn, rows)?,
+            next_cursor,
         })
-        .transpose()
+    })
+    .await
+}
+
+/// An export the caller may run: made by [`export`], which checks the role, and written by
+/// whoever streams it.
+pub struct CsvExport {
+    filter: AuditFilter,
+}
+
+/// The CSV export of the entries the filter admits (city administrators only).
+pub fn export(caller: &Caller, filter: AuditFilter) -> ApiResult<CsvExport> {
+    require_reader(caller)?;
+    Ok(CsvExport { filter })
+}
+
+impl CsvExport {
+    /// Writes the export in chunks to `send`, which answers false once nobody is reading.
+    pub fn write(
+        &self,
+        conn: &mut DbConnection,
+        mut send: impl FnMut(Vec<u8>) -> bool,
+    ) -> ApiResult<()> {
+        write_csv(conn, &self.filter, &mut send)
+    }
 }
 
 fn filtered<'a>(
-    filter: &Filter,
+    filter: &AuditFilter,
 ) -> audit_log::BoxedQuery<'a, <DbConnection as diesel::Connection>::Backend> {
     let mut q = audit_log::table.into_boxed();
     if let Some(from) = filter.from {
-        q = q.filter(audit_log::at.ge(from));
+        q = q.filter(audit_log::at.ge(from.naive_utc()));
     }
     if let Some(to) = filter.to {
-        q = q.filter(audit_log::at.lt(to));
+        q = q.filter(audit_log::at.lt(to.naive_utc()));
     }
     if let Some(user) = &filter.user {
         q = q.filter(audit_log::user_id.eq(user.clone()));
@@ -174,9 +198,15 @@ const CSV_HEADERS: [&str; 14] = [
 /// Rows per database read while exporting.
 const EXPORT_BATCH: i64 = 2_000;
 
-fn write_csv(conn: &mut DbConnection, filter: &Filter, sink: &mut export::Sink) -> ApiResult<()> {
+/// Every entry the filter admits, oldest first, as CSV with Chinese headers (without the byte
+/// order mark), in chunks given to `send` until it answers false (the client went away).
+fn write_csv(
+    conn: &mut DbConnection,
+    filter: &AuditFilter,
+    send: &mut dyn FnMut(Vec<u8>) -> bool,
+) -> ApiResult<()> {
     let beijing = crate::domain::time::china();
-    let mut out = csv::Writer::from_writer(export::BOM.to_vec());
+    let mut out = csv::Writer::from_writer(Vec::new());
     out.write_record(CSV_HEADERS).map_err(ApiError::internal)?;
     let mut after = 0i64;
     loop {
@@ -215,7 +245,7 @@ fn write_csv(conn: &mut DbConnection, filter: &Filter, sink: &mut export::Sink) 
         let chunk = out
             .into_inner()
             .map_err(|e| ApiError::internal(e.into_error()))?;
-        if !sink.send(chunk) || done {
+        if !send(chunk) || done {
             return Ok(());
         }
         out = csv::Writer::from_writer(Vec::new());
@@ -240,75 +270,4 @@ pub fn action_label(action: &str) -> &str {
         "create_user" => "创建用户",
         other => other,
     }
-}
-
-/// The audit log (city admins): every state change, merge, user change and view of an
-/// unmasked ID number, with who, when, what, from → to, why and the request id. JSON pages run
-/// newest first; `format=csv` streams every matching entry oldest first as a spreadsheet-ready
-/// CSV with Chinese headers.
-#[utoipa::path(
-    tag = "audit",
-    security(("bearer" = [])),
-    params(AuditQuery),
-    responses(
-        (status = 200, description = "A page of entries (`format=json`), or every matching entry as CSV (UTF-8 with BOM)", content(
-            (AuditPage = "application/json"),
-            (inline(String) = "text/csv"),
-        )),
-        (status = 400, description = "`invalid_query`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden_role`: city admins only", body = Problem, content_type = "application/problem+json"),
-    )
-)]
-#[get("/audit")]
-pub async fn list_audit(
-    state: web::Data<AppState>,
-    caller: Caller,
-    query: ApiQuery<AuditQuery>,
-) -> ApiResult<HttpResponse> {
-    caller.require_role(&[Role::CityAdmin])?;
-    let q = query.0;
-    let filter = Filter {
-        from: instant("from", q.from.as_deref())?,
-        to: instant("to", q.to.as_deref())?,
-        user: q.user,
-        action: q.action,
-        subject_type: q.subject_type,
-        subject_id: q.subject_id,
-    };
-    if q.format.unwrap_or_default() == AuditFormat::Csv {
-        return export::stream(
-            &state.db,
-            "text/csv; charset=utf-8",
-            "审计日志.csv",
-            "audit.csv",
-            move |conn, sink| write_csv(conn, &filter, sink),
-        );
-    }
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=500).contains(&limit) {
-        return Err(bad_query("limit", "须为 1 至 500"));
-    }
-    let cursor = q.cursor;
-    let page = state
-        .db
-        .run(move |conn| {
-            let mut select = filtered(&filter);
-            if let Some(before) = cursor {
-                select = select.filter(audit_log::seq.lt(before));
-            }
-            let mut rows: Vec<Stored> = select
-                .order(audit_log::seq.desc())
-                .limit(limit + 1)
-                .select(Stored::as_select())
-                .load(conn)?;
-            let more = rows.len() as i64 > limit;
-            rows.truncate(limit as usize);
-            let next_cursor = more.then(|| rows.last().map(|r| r.seq)).flatten();
-            Ok(AuditPage {
-                items: with_names(conn, rows)?,
-                next_cursor,
-            })
-        })
-        .await?;
-    Ok(HttpResponse::Ok().json(page))
 }
