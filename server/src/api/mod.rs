@@ -1,6 +1,9 @@
 //! The JSON API: every route module mounted in one place, for the server and for the OpenAPI
 //! document alike, so the document can only describe routes that are served.
 
+mod checkins;
+mod surveys;
+
 use actix_web::{get, web, HttpResponse};
 
 /// Registers every route on a utoipa-aware app: `/api/v1/...` and the operations endpoints.
@@ -19,8 +22,8 @@ where
             .configure(crate::villages::routes::configure)
             .configure(crate::users::routes::configure)
             .configure(crate::photos::routes::configure)
-            .configure(crate::surveys::routes::configure)
-            .configure(crate::checkins::routes::configure)
+            .configure(surveys::configure)
+            .configure(checkins::configure)
             .configure(crate::audit::routes::configure)
             .configure(crate::ledger::routes::configure)
             .configure(crate::catalog::configure)

@@ -4,9 +4,11 @@
 pub mod area;
 mod caller;
 pub mod password;
+mod reveal;
 pub mod routes;
 pub mod store;
 pub mod tokens;
 
 pub use area::Area;
 pub use caller::{Caller, ScopeLevel};
+pub use reveal::reveal_allowed;

@@ -3,7 +3,9 @@
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use geo::Point;
+use serde::Serialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 
 use super::input::Checkin;
 use super::policy::CheckinPolicy;
@@ -17,6 +19,23 @@ use crate::error::{ApiError, ApiResult, FieldError};
 use crate::photos::phash::distance;
 use crate::privacy::Vault;
 use crate::villages::geofences::Geofences;
+
+/// The answer to a check-in: the same body on every replay.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CheckinAnswer {
+    pub id: String,
+    /// `accepted`, or `flagged` with the reasons in `flags`; a check-in is never refused for
+    /// doubtful facts.
+    #[schema(example = "accepted")]
+    pub status: crate::domain::CheckinStatus,
+    pub flags: Vec<CheckinFlag>,
+    /// The local (Asia/Shanghai) day the check-in counts for.
+    #[schema(example = "2020-07-20")]
+    pub attendance_date: chrono::NaiveDate,
+    #[schema(value_type = crate::domain::CheckinKind, example = "resident_duty")]
+    pub kind: String,
+    pub received_at: chrono::DateTime<Utc>,
+}
 
 /// A stored photo's perceptual hash, EXIF time and EXIF position.
 type PhotoFacts = (i64, Option<NaiveDateTime>, Option<f64>, Option<f64>);

@@ -7,12 +7,13 @@ use maud::{html, Markup};
 use super::error::{explain, ConsoleResult};
 use super::layout::{csrf_field, datetime, render, Nav};
 use super::svg::{map, Fence, Mark, Point};
-use super::{name, names, pairs, parse_pairs, posted, see_other_with, Session};
-use crate::http::{ApiJson, ApiQuery};
+use super::{name, names, pairs, parse_pairs, posted, see_other_with, value, Session};
+use crate::error::bad_query;
+use crate::http::ApiQuery;
 use crate::state::AppState;
-use crate::surveys::read::{household_by_id, survey_by_id, RevealQuery, SurveyDetail};
 use crate::surveys::review::{transition, Decision, ReviewRequest};
-use crate::surveys::review_routes::decide_survey;
+use crate::surveys::service::{self, Reveal};
+use crate::surveys::views::SurveyDetail;
 use crate::villages::routes::{village_by_code, villages_list, VillageQuery};
 
 fn yes_no(b: bool) -> &'static str {
@@ -30,13 +31,22 @@ pub async fn page(
     req: HttpRequest,
 ) -> ConsoleResult<HttpResponse> {
     let id = path.into_inner();
-    let reveal: RevealQuery = parse_pairs(&pairs(req.query_string()))?;
-    let revealing = reveal.reveal == Some(true);
-    let survey = survey_by_id(
-        state.clone(),
+    let params = pairs(req.query_string());
+    let reveal = Reveal {
+        wanted: match value(&params, "reveal") {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(_) => return Err(bad_query("reveal", "须为 true 或 false").into()),
+        },
+        reason: value(&params, "reason").map(str::to_owned),
+    };
+    let revealing = reveal.wanted;
+    let survey = service::get_survey(
+        &state.db,
+        &state.vault,
         session.caller.clone(),
-        web::Path::from(id.clone()),
-        ApiQuery(reveal),
+        service::survey_id(&id)?,
+        reveal,
     )
     .await?;
     let s = &survey.summary;
@@ -56,14 +66,12 @@ pub async fn page(
         }),
     )
     .await?;
-    let household = household_by_id(
-        state.clone(),
+    let household = service::get_household(
+        &state.db,
+        &state.vault,
         session.caller.clone(),
-        web::Path::from(s.household_id.clone()),
-        ApiQuery(RevealQuery {
-            reveal: None,
-            reason: None,
-        }),
+        s.household_id.clone(),
+        Reveal::default(),
     )
     .await?;
     let (_, people) = names(&state, Vec::new(), vec![s.enumerator_id.clone()]).await?;
@@ -303,7 +311,7 @@ pub async fn decide(
         seen_version: form.seen_version,
     };
     Ok(
-        match decide_survey(state, session.caller, web::Path::from(id), ApiJson(request)).await {
+        match review_one(&state, session.caller, &id, request).await {
             Ok(outcome) => see_other_with(
                 &back,
                 true,
@@ -312,4 +320,16 @@ pub async fn decide(
             Err(e) => see_other_with(&back, false, &explain(&e)),
         },
     )
+}
+
+/// Decides one survey as the API's review does: the role first, then the id.
+async fn review_one(
+    state: &AppState,
+    caller: crate::auth::Caller,
+    id: &str,
+    request: ReviewRequest,
+) -> crate::error::ApiResult<crate::surveys::review::ReviewOutcome> {
+    service::require_reviewer(&caller)?;
+    let id = service::survey_id(id)?;
+    service::review(&state.db, caller, id, request).await
 }

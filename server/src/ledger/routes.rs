@@ -433,7 +433,7 @@ pub async fn get_roster(
     })?;
     let q = query.0;
     let month = parse_month("month", q.month.as_deref())?;
-    let reveal = crate::surveys::read::reveal_allowed(&caller, q.reveal, q.reason.as_deref())?;
+    let reveal = crate::auth::reveal_allowed(&caller, q.reveal, q.reason.as_deref())?;
     let format = q.format.unwrap_or_default();
     let after = q.cursor.as_deref().map(decode_roster_cursor).transpose()?;
     let limit = q.limit.unwrap_or(100);

@@ -5,6 +5,7 @@ pub mod decode;
 pub mod exif;
 pub mod intake;
 pub mod phash;
+mod reference;
 pub mod synthetic;
 
 /// Perceptual-hash distance (bits of 64) at or below which two photos count as the same
@@ -17,6 +18,7 @@ pub mod store;
 pub mod thumbnail;
 
 pub use budget::DecodeBudget;
+pub use reference::PhotoRef;
 pub use store::{PhotoStore, PhotoStoreConfig};
 
 /// Where photos go and how large they may be.

@@ -327,6 +327,18 @@ fn stale() -> ApiError {
     }
 }
 
+// A reviewer's decision on a pair (a doc comment would enter the OpenAPI document).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PairRequest {
+    pub action: PairAction,
+    /// For `merge`: the household that remains (one of the two).
+    pub survivor: Option<String>,
+    /// Required for `keep_apart` and `unmerge` (at most 500 characters).
+    pub reason: Option<String>,
+    /// The pair's `version` as the reviewer saw it; when given and stale → 409 `stale_review`.
+    pub seen_version: Option<i32>,
+}
+
 /// A decision on a pair, inside the caller's transaction.
 pub struct PairDecision<'a> {
     pub households: (&'a str, &'a str),

@@ -9,9 +9,25 @@
 use std::collections::HashMap;
 
 use diesel::prelude::*;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::db::schema::{divisions, household_surveys, households, villages};
 use crate::db::DbConnection;
+use crate::domain::SurveyFlag;
+
+// A flag as its reader sees it (a doc comment would enter the OpenAPI document).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FlagDetail {
+    pub flag: SurveyFlag,
+    /// The other household concerned (`possible_duplicate`, `person_in_multiple_households`,
+    /// `household_in_other_county`); absent when it lies outside the reader's scope.
+    pub related_household_id: Option<String>,
+    /// Why the flag was raised, in Chinese. It names the other household by village and head
+    /// (「洮北区青山镇德顺村 张三户」) only where `related_household_id` is given, else 「另一户」.
+    #[schema(example = "第 1 位成员（members[0]）也登记在洮北区青山镇德顺村 张三户中")]
+    pub detail: String,
+}
 
 /// How a stored detail refers to the household the flag relates to.
 pub const OTHER_HOUSEHOLD: &str = "另一户";

@@ -1,12 +1,16 @@
 //! Storing validated surveys: household identity, versions, duplicate flags, and the rows of
-//! the village post-demand survey. Runs inside the transaction that claimed the submission id.
+//! the village post-demand survey; and the answers they get. Runs inside the transaction that
+//! claimed the submission id.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use geo::Point;
+use serde::Serialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 
 use super::duplicates::PairKind;
+use super::flag_text::FlagDetail;
 use super::identity;
 use super::validate::{HouseholdSurvey, VillageSurvey};
 use crate::db::schema::{
@@ -19,6 +23,39 @@ use crate::domain::{DivisionCode, SurveyFlag};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::geography::distance_m;
 use crate::privacy::Vault;
+
+/// The answer to a household survey: the same body on every replay.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HouseholdSurveyAnswer {
+    /// The submission id.
+    pub id: String,
+    pub household_id: String,
+    /// This survey's version of the household (1 for its first survey).
+    pub version: i32,
+    /// Review status: `submitted` until a county reviewer decides.
+    #[schema(value_type = crate::domain::ReviewStatus, example = "submitted")]
+    pub status: String,
+    pub flags: Vec<SurveyFlag>,
+    pub flag_details: Vec<FlagDetail>,
+    pub received_at: chrono::DateTime<Utc>,
+}
+
+/// The answer to a village post-demand survey.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VillageSurveyAnswer {
+    pub id: String,
+    pub village_code: String,
+    #[schema(example = "2020-07")]
+    pub month: String,
+    #[schema(value_type = crate::domain::ReviewStatus, example = "submitted")]
+    pub status: String,
+    /// An earlier survey of this village and month exists; the latest one counts.
+    pub supersedes_earlier: bool,
+    /// Posts needed and filled, summed over post types.
+    pub needed: i64,
+    pub filled: i64,
+    pub received_at: chrono::DateTime<Utc>,
+}
 
 /// Households this close (metres) with the same head name and size are possible duplicates.
 pub const DUPLICATE_RADIUS_M: f64 = 100.0;
