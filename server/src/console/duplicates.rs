@@ -251,11 +251,9 @@ pub async fn decide(
         reason: form.reason,
         seen_version: form.seen_version,
     };
+    let (a, b) = path.into_inner();
     Ok(
-        match {
-            let (a, b) = path.into_inner();
-            service::decide_pair(&state.db, session.caller, a, b, request).await
-        } {
+        match service::decide_pair(&state.db, session.caller, a, b, request).await {
             Ok(_) => see_other_with(&back, true, &format!("已{}。", form.action.label())),
             Err(e) => see_other_with(&back, false, &explain(&e)),
         },

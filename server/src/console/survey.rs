@@ -24,6 +24,18 @@ fn yes_no(b: bool) -> &'static str {
     }
 }
 
+/// Whether the page is asked to show ID and phone numbers in full (`reveal=true`), and why.
+fn reveal_of(params: &[(String, String)]) -> crate::error::ApiResult<Reveal> {
+    Ok(Reveal {
+        wanted: match value(params, "reveal") {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(_) => return Err(bad_query("reveal", "须为 true 或 false")),
+        },
+        reason: value(params, "reason").map(str::to_owned),
+    })
+}
+
 pub async fn page(
     state: web::Data<AppState>,
     session: Session,
@@ -31,15 +43,7 @@ pub async fn page(
     req: HttpRequest,
 ) -> ConsoleResult<HttpResponse> {
     let id = path.into_inner();
-    let params = pairs(req.query_string());
-    let reveal = Reveal {
-        wanted: match value(&params, "reveal") {
-            None | Some("false") => false,
-            Some("true") => true,
-            Some(_) => return Err(bad_query("reveal", "须为 true 或 false").into()),
-        },
-        reason: value(&params, "reason").map(str::to_owned),
-    };
+    let reveal = reveal_of(&pairs(req.query_string()))?;
     let revealing = reveal.wanted;
     let survey = service::get_survey(
         &state.db,

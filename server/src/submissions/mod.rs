@@ -181,10 +181,10 @@ fn replay_with_hash(
     incoming: &Incoming<'_>,
     content_hash: &str,
 ) -> ApiResult<Option<Outcome>> {
-    let Some((kind, hash, status, response)) = stored(conn, incoming.id)? else {
+    let Some(receipt) = stored(conn, incoming.id)? else {
         return Ok(None);
     };
-    if kind != incoming.kind.as_str() || hash != content_hash {
+    if receipt.kind != incoming.kind.as_str() || receipt.content_hash != content_hash {
         return Err(ApiError::Conflict {
             code: ErrorCode::SubmissionIdReused,
             detail: format!(
@@ -194,20 +194,25 @@ fn replay_with_hash(
         });
     }
     Ok(Some(Outcome::Replayed(Answer {
-        status: u16::try_from(status).unwrap_or(201),
-        body: response,
+        status: u16::try_from(receipt.response_status).unwrap_or(201),
+        body: receipt.response,
     })))
 }
 
-fn stored(conn: &mut DbConnection, id: &str) -> QueryResult<Option<(String, String, i32, String)>> {
+/// A receipt as stored.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = submissions, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct Receipt {
+    kind: String,
+    content_hash: String,
+    response_status: i32,
+    response: String,
+}
+
+fn stored(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Receipt>> {
     submissions::table
         .find(id)
-        .select((
-            submissions::kind,
-            submissions::content_hash,
-            submissions::response_status,
-            submissions::response,
-        ))
+        .select(Receipt::as_select())
         .first(conn)
         .optional()
 }

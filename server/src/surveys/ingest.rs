@@ -326,15 +326,13 @@ fn people_elsewhere(
     Ok(flags)
 }
 
-/// Stores a household survey as a new version of its household and returns the answer.
-pub fn household(
+/// The photos and the corrected survey a household survey names: its author's uploads, a
+/// survey of the same village (one of another county answers as unknown).
+fn check_references(
     conn: &mut DbConnection,
-    vault: &Vault,
     survey: &HouseholdSurvey,
-    answers_hash: &str,
     enumerator_id: &str,
-    now: DateTime<Utc>,
-) -> ApiResult<Value> {
+) -> ApiResult<()> {
     let mut errors = missing_photos(conn, &survey.photos, enumerator_id)?;
     if let Some(replaced) = &survey.replaces {
         let village: Option<String> = household_surveys::table
@@ -361,32 +359,49 @@ pub fn household(
             Some(_) => {}
         }
     }
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
-
-    let head_hash = survey.head_id.as_ref().map(|id| vault.index_id(id));
-    let keys = identity::Keys {
-        county: survey.village.county(),
-        household_number: survey.household_number.as_deref(),
-        head_id_hash: head_hash.as_deref(),
-    };
-    let household = resolve_household(conn, survey, &keys, now)?;
-    let household_id = household.id.clone();
-    let version = if household.created {
-        1
+    if errors.is_empty() {
+        Ok(())
     } else {
-        household_surveys::table
-            .filter(household_surveys::household_id.eq(&household_id))
-            .select(diesel::dsl::max(household_surveys::version))
-            .first::<Option<i32>>(conn)?
-            .unwrap_or(0)
-            + 1
-    };
+        Err(ApiError::Validation(errors))
+    }
+}
 
+/// The version this survey makes of its household: 1 for a new one, else one after its last.
+fn next_version(conn: &mut DbConnection, household: &Resolved) -> QueryResult<i32> {
+    if household.created {
+        return Ok(1);
+    }
+    Ok(household_surveys::table
+        .filter(household_surveys::household_id.eq(&household.id))
+        .select(diesel::dsl::max(household_surveys::version))
+        .first::<Option<i32>>(conn)?
+        .unwrap_or(0)
+        + 1)
+}
+
+/// The flags a household survey raises, with the households they pair it with.
+struct Raised {
+    flags: Vec<Flag>,
+    /// A keyless look-alike in the village.
+    possible_duplicate: Option<String>,
+    /// Households holding one of its keys in other counties.
+    other_counties: Vec<String>,
+}
+
+/// What is doubtful about a survey: a look-alike (keyless surveys only), a conflicting version
+/// this month, members in other households, its keys in other counties.
+fn raise_flags(
+    conn: &mut DbConnection,
+    survey: &HouseholdSurvey,
+    keys: &identity::Keys<'_>,
+    household: &Resolved,
+    member_hashes: &[String],
+    answers_hash: &str,
+    enumerator_id: &str,
+) -> ApiResult<Raised> {
     let mut flags = Vec::new();
     let possible_duplicate = if keys.is_empty() {
-        similar_household(conn, survey, &household_id)?
+        similar_household(conn, survey, &household.id)?
     } else {
         None
     };
@@ -401,21 +416,16 @@ pub fn household(
     }
     if !household.created {
         if let Some(flag) =
-            conflicting_version(conn, survey, &household_id, answers_hash, enumerator_id)?
+            conflicting_version(conn, survey, &household.id, answers_hash, enumerator_id)?
         {
             flags.push(flag);
         }
     }
-    let member_hashes: Vec<String> = survey
-        .members
-        .iter()
-        .map(|m| vault.index_id(&m.id))
-        .collect();
-    flags.extend(people_elsewhere(conn, &member_hashes, &household_id)?);
+    flags.extend(people_elsewhere(conn, member_hashes, &household.id)?);
     let other_counties = if keys.is_empty() {
         Vec::new()
     } else {
-        identity::in_other_counties(conn, &keys, &household_id)?
+        identity::in_other_counties(conn, keys, &household.id)?
     };
     for other in &other_counties {
         flags.push(Flag {
@@ -424,15 +434,38 @@ pub fn household(
             detail: identity::flag_detail(),
         });
     }
+    Ok(Raised {
+        flags,
+        possible_duplicate,
+        other_counties,
+    })
+}
 
+/// Where a survey's row comes from besides the survey: its household, version and author.
+struct Version<'a> {
+    household_id: &'a str,
+    version: i32,
+    head_hash: Option<&'a str>,
+    answers_hash: &'a str,
+    enumerator_id: &'a str,
+}
+
+/// The survey's own row, `submitted`.
+fn insert_survey(
+    conn: &mut DbConnection,
+    vault: &Vault,
+    survey: &HouseholdSurvey,
+    v: &Version<'_>,
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
     let head_sealed = survey.head_id.as_ref().map(|id| vault.seal_id(id));
     diesel::insert_into(household_surveys::table)
         .values((
             household_surveys::id.eq(survey.id.as_str()),
-            household_surveys::household_id.eq(&household_id),
-            household_surveys::version.eq(version),
+            household_surveys::household_id.eq(v.household_id),
+            household_surveys::version.eq(v.version),
             household_surveys::village_code.eq(survey.village.as_str()),
-            household_surveys::enumerator_id.eq(enumerator_id),
+            household_surveys::enumerator_id.eq(v.enumerator_id),
             household_surveys::form_version.eq(&survey.form_version),
             household_surveys::surveyed_at.eq(survey.surveyed_at.naive_utc()),
             household_surveys::month.eq(&survey.month),
@@ -441,7 +474,7 @@ pub fn household(
             household_surveys::head_name.eq(&survey.head_name),
             household_surveys::head_name_norm
                 .eq(super::validate::normalise_name(&survey.head_name)),
-            household_surveys::head_id_hash.eq(&head_hash),
+            household_surveys::head_id_hash.eq(v.head_hash),
             household_surveys::head_id_sealed.eq(&head_sealed),
             household_surveys::poverty_status.eq(survey.poverty_status.as_str()),
             household_surveys::relocated.eq(survey.relocated),
@@ -453,24 +486,28 @@ pub fn household(
             household_surveys::lat.eq(survey.position.lat),
             household_surveys::lon.eq(survey.position.lon),
             household_surveys::accuracy_m.eq(survey.position.accuracy_m),
-            household_surveys::answers_hash.eq(answers_hash),
+            household_surveys::answers_hash.eq(v.answers_hash),
             household_surveys::replaces.eq(survey.replaces.as_ref().map(|r| r.as_str())),
             household_surveys::status.eq("submitted"),
             household_surveys::status_changed_at.eq(now.naive_utc()),
             household_surveys::review_version.eq(1),
         ))
         .execute(conn)?;
+    Ok(())
+}
 
-    let superseded = match &survey.replaces {
-        Some(replaced) => super::review::supersede(conn, replaced.as_str(), now)?,
-        None => None,
-    };
-
+/// The survey's members, each a person (stored once, by ID-number hash) at a position.
+fn insert_members(
+    conn: &mut DbConnection,
+    vault: &Vault,
+    survey: &HouseholdSurvey,
+    member_hashes: &[String],
+) -> QueryResult<()> {
     let known: Vec<String> = people::table
-        .filter(people::id_hash.eq_any(&member_hashes))
+        .filter(people::id_hash.eq_any(member_hashes))
         .select(people::id_hash)
         .load(conn)?;
-    for (position, (m, person)) in survey.members.iter().zip(&member_hashes).enumerate() {
+    for (position, (m, person)) in survey.members.iter().zip(member_hashes).enumerate() {
         if !known.contains(person) {
             diesel::insert_into(people::table)
                 .values((
@@ -509,18 +546,29 @@ pub fn household(
             ))
             .execute(conn)?;
     }
+    Ok(())
+}
 
-    if let Some(other) = &possible_duplicate {
+/// The raised flags and the pairs they make (a look-alike, a key in another county).
+fn record_flags(
+    conn: &mut DbConnection,
+    survey: &HouseholdSurvey,
+    keys: &identity::Keys<'_>,
+    household_id: &str,
+    raised: &Raised,
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
+    if let Some(other) = &raised.possible_duplicate {
         super::duplicates::record_pair(
             conn,
-            &household_id,
+            household_id,
             other,
             survey.id.as_str(),
             now,
             PairKind::PossibleDuplicate,
         )?;
     }
-    for f in &flags {
+    for f in &raised.flags {
         diesel::insert_into(survey_flags::table)
             .values((
                 survey_flags::survey_id.eq(survey.id.as_str()),
@@ -533,19 +581,25 @@ pub fn household(
     }
     identity::pair_across_counties(
         conn,
-        &keys,
-        &household_id,
-        &other_counties,
+        keys,
+        household_id,
+        &raised.other_counties,
         survey.id.as_str(),
         now,
     )?;
-    link_photos(
-        conn,
-        &survey.photos,
-        survey.id.as_str(),
-        survey.village.as_str(),
-    )?;
-    let mut touched = vec![household_id.as_str()];
+    Ok(())
+}
+
+/// The ledger of the survey's household (and of the corrected survey's) is stale now; a
+/// superseded survey is audited, last: its lock is held to commit (see `audit::append`).
+fn touch_and_audit(
+    conn: &mut DbConnection,
+    survey: &HouseholdSurvey,
+    household_id: &str,
+    superseded: Option<&str>,
+    enumerator_id: &str,
+) -> ApiResult<()> {
+    let mut touched = vec![household_id];
     let replaced_household: Option<String> = match &survey.replaces {
         Some(r) => household_surveys::table
             .find(r.as_str())
@@ -558,8 +612,7 @@ pub fn household(
         touched.push(h);
     }
     crate::ledger::cache::touch_households(conn, &touched)?;
-    // Audit last: its lock is held to commit (see `audit::append`).
-    if let (Some(from), Some(replaced)) = (&superseded, &survey.replaces) {
+    if let (Some(from), Some(replaced)) = (superseded, &survey.replaces) {
         super::review::audit_supersede(
             conn,
             replaced.as_str(),
@@ -568,12 +621,22 @@ pub fn household(
             from,
         )?;
     }
+    Ok(())
+}
 
-    // The answer is replayed to the enumerator: households outside the survey's county are not
-    // named in it.
+/// The answer, replayed to the enumerator: households outside the survey's county are not
+/// named in it.
+fn household_answer(
+    conn: &mut DbConnection,
+    survey: &HouseholdSurvey,
+    household_id: &str,
+    version: i32,
+    flags: &[Flag],
+    now: DateTime<Utc>,
+) -> ApiResult<Value> {
     let county = survey.village.county();
     let mut shown = Vec::new();
-    for f in &flags {
+    for f in flags {
         if let Some(h) = &f.related_household_id {
             if in_county(conn, h, &county)? {
                 shown.push(h.as_str());
@@ -582,7 +645,7 @@ pub fn household(
     }
     let names = super::flag_text::names_of(conn, &shown)?;
     let mut flag_details = Vec::with_capacity(flags.len());
-    for f in &flags {
+    for f in flags {
         let related = f
             .related_household_id
             .as_deref()
@@ -599,10 +662,73 @@ pub fn household(
         "household_id": household_id,
         "version": version,
         "status": "submitted",
-        "flags": distinct_flags(&flags),
+        "flags": distinct_flags(flags),
         "flag_details": flag_details,
         "received_at": now,
     }))
+}
+
+/// Stores a validated household survey as the next version of its household (found by its
+/// keys, else made), with its members, flags and pairs; returns the answer.
+pub fn household(
+    conn: &mut DbConnection,
+    vault: &Vault,
+    survey: &HouseholdSurvey,
+    answers_hash: &str,
+    enumerator_id: &str,
+    now: DateTime<Utc>,
+) -> ApiResult<Value> {
+    check_references(conn, survey, enumerator_id)?;
+    let head_hash = survey.head_id.as_ref().map(|id| vault.index_id(id));
+    let keys = identity::Keys {
+        county: survey.village.county(),
+        household_number: survey.household_number.as_deref(),
+        head_id_hash: head_hash.as_deref(),
+    };
+    let household = resolve_household(conn, survey, &keys, now)?;
+    let version = next_version(conn, &household)?;
+    let member_hashes: Vec<String> = survey
+        .members
+        .iter()
+        .map(|m| vault.index_id(&m.id))
+        .collect();
+    let raised = raise_flags(
+        conn,
+        survey,
+        &keys,
+        &household,
+        &member_hashes,
+        answers_hash,
+        enumerator_id,
+    )?;
+    let row = Version {
+        household_id: &household.id,
+        version,
+        head_hash: head_hash.as_deref(),
+        answers_hash,
+        enumerator_id,
+    };
+    insert_survey(conn, vault, survey, &row, now)?;
+    let superseded = match &survey.replaces {
+        Some(replaced) => super::review::supersede(conn, replaced.as_str(), now)?,
+        None => None,
+    };
+    insert_members(conn, vault, survey, &member_hashes)?;
+    record_flags(conn, survey, &keys, &household.id, &raised, now)?;
+    link_photos(
+        conn,
+        &survey.photos,
+        survey.id.as_str(),
+        survey.village.as_str(),
+    )?;
+    touch_and_audit(
+        conn,
+        survey,
+        &household.id,
+        superseded.as_deref(),
+        enumerator_id,
+    )?;
+    household_answer(conn, survey, &household.id, version, &raised.flags, now)
 }
 
 /// Whether a household lives in the county.

@@ -548,6 +548,16 @@ pub fn survey(
     })
 }
 
+/// A flag as stored: its detail names no household (see [`super::flag_text`]).
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = survey_flags, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct FlagRow {
+    survey_id: String,
+    flag: String,
+    related_household_id: String,
+    detail: String,
+}
+
 /// The flags of the surveys, each with its survey id. A related household outside the
 /// caller's scope is not named, neither by id nor in the text: the flag says only that there
 /// is one (see [`super::flag_text`]).
@@ -556,14 +566,9 @@ fn flag_details(
     caller: &Caller,
     surveys: &[String],
 ) -> ApiResult<Vec<(String, FlagDetail)>> {
-    let rows: Vec<(String, String, String, String)> = survey_flags::table
+    let rows: Vec<FlagRow> = survey_flags::table
         .filter(survey_flags::survey_id.eq_any(surveys))
-        .select((
-            survey_flags::survey_id,
-            survey_flags::flag,
-            survey_flags::related_household_id,
-            survey_flags::detail,
-        ))
+        .select(FlagRow::as_select())
         .order((
             survey_flags::survey_id,
             survey_flags::flag,
@@ -572,7 +577,7 @@ fn flag_details(
         .load(conn)?;
     let related: Vec<&str> = rows
         .iter()
-        .map(|r| r.2.as_str())
+        .map(|r| r.related_household_id.as_str())
         .filter(|r| !r.is_empty())
         .collect();
     let visible: HashSet<String> = households::table
@@ -588,7 +593,13 @@ fn flag_details(
     let visible_ids: Vec<&str> = visible.iter().map(String::as_str).collect();
     let names = super::flag_text::names_of(conn, &visible_ids)?;
     rows.into_iter()
-        .map(|(survey, flag, related, detail)| {
+        .map(|r| {
+            let FlagRow {
+                survey_id: survey,
+                flag,
+                related_household_id: related,
+                detail,
+            } = r;
             let shown = visible.contains(&related);
             let name = names.get(&related).filter(|_| shown);
             Ok((
