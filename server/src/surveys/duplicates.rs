@@ -264,21 +264,30 @@ struct Pair {
     version: i32,
 }
 
+/// A pair's state as stored.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = duplicate_pairs, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct PairRow {
+    state: String,
+    kind: String,
+    survivor_id: Option<String>,
+    version: i32,
+}
+
 fn load_pair(conn: &mut DbConnection, caller: &Caller, x: &str, y: &str) -> ApiResult<Pair> {
     let (a, b) = ordered(x, y);
     let not_found = || ApiError::NotFound(format!("户 {a} 与 {b} 从未被标记为待处理的户对"));
-    let (state, kind, survivor, version): (String, String, Option<String>, i32) =
-        duplicate_pairs::table
-            .find((a, b))
-            .select((
-                duplicate_pairs::state,
-                duplicate_pairs::kind,
-                duplicate_pairs::survivor_id,
-                duplicate_pairs::version,
-            ))
-            .first(conn)
-            .optional()?
-            .ok_or_else(not_found)?;
+    let PairRow {
+        state,
+        kind,
+        survivor_id: survivor,
+        version,
+    } = duplicate_pairs::table
+        .find((a, b))
+        .select(PairRow::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or_else(not_found)?;
     // Both households must be in the caller's scope; outside it, the pair does not exist.
     let villages: Vec<String> = households::table
         .filter(households::id.eq_any([a, b]))

@@ -173,6 +173,16 @@ fn resolve_household(
     Ok(Resolved { id, created: true })
 }
 
+/// A survey of a household whose head has the same name, for the look-alike check.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = household_surveys, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct LookAlike {
+    household_id: String,
+    member_count: i32,
+    lat: f64,
+    lon: f64,
+}
+
 /// For a survey without either key: the nearest other household of the village whose latest
 /// survey has the same normalised head name, a size within one member, and a position within
 /// 100 m — unless a reviewer already kept the two apart or merged them.
@@ -183,17 +193,11 @@ fn similar_household(
 ) -> ApiResult<Option<String>> {
     let name = super::validate::normalise_name(&survey.head_name);
     let size = survey.members.len() as i32;
-    let candidates: Vec<(String, i32, i32, f64, f64)> = household_surveys::table
+    let candidates: Vec<LookAlike> = household_surveys::table
         .filter(household_surveys::village_code.eq(survey.village.as_str()))
         .filter(household_surveys::head_name_norm.eq(&name))
         .filter(household_surveys::household_id.ne(own))
-        .select((
-            household_surveys::household_id,
-            household_surveys::version,
-            household_surveys::member_count,
-            household_surveys::lat,
-            household_surveys::lon,
-        ))
+        .select(LookAlike::as_select())
         .order((
             household_surveys::household_id,
             household_surveys::version.desc(),
@@ -203,7 +207,13 @@ fn similar_household(
     let here = Point::new(survey.position.lon, survey.position.lat);
     let mut best: Option<(f64, String)> = None;
     let mut seen = std::collections::HashSet::new();
-    for (household, _, count, lat, lon) in candidates {
+    for LookAlike {
+        household_id: household,
+        member_count: count,
+        lat,
+        lon,
+    } in candidates
+    {
         // Rows come newest version first per household: judge each by its latest survey.
         if !seen.insert(household.clone()) || decided.contains(&household) {
             continue;
