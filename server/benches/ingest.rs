@@ -36,7 +36,7 @@ use taizhang::secrets::SecretSource;
 use taizhang::startup::Application;
 use taizhang::submissions::{self, canonical_json, Incoming, Kind};
 use taizhang::surveys::input::HouseholdSurveyRequest;
-use taizhang::surveys::{store, validate};
+use taizhang::surveys::{ingest as store, validate};
 
 diesel::table! {
     bench_raw (id) {

@@ -266,7 +266,7 @@ pub async fn get_roster(
     let kind = roster_kind(&path.into_inner())?;
     let q = query.0;
     let month = area::month("month", q.month.as_deref())?;
-    let reveal = crate::surveys::read::reveal_allowed(&caller, q.reveal, q.reason.as_deref())?;
+    let reveal = crate::auth::reveal_allowed(&caller, q.reveal, q.reason.as_deref())?;
     let format = q.format.unwrap_or_default();
     let after = q.cursor.as_deref().map(roster::decode_cursor).transpose()?;
     let limit = q.limit.unwrap_or(100);

@@ -4,9 +4,11 @@
 pub mod audit;
 pub mod auth;
 pub mod catalog;
+pub mod checkins;
 pub mod ledger;
 pub mod ops;
 pub mod photos;
+pub mod surveys;
 pub mod users;
 pub mod villages;
 
@@ -28,8 +30,8 @@ where
             .configure(villages::configure)
             .configure(users::configure)
             .configure(photos::configure)
-            .configure(crate::surveys::routes::configure)
-            .configure(crate::checkins::routes::configure)
+            .configure(surveys::configure)
+            .configure(checkins::configure)
             .configure(audit::configure)
             .configure(ledger::configure)
             .configure(catalog::configure)

@@ -9,7 +9,7 @@ use crate::db::{migrations, DbConnection};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::metrics::{DomainReadings, Format};
 use crate::state::AppState;
-use crate::surveys::read::AWAITING_REVIEW;
+use crate::surveys::views::AWAITING_REVIEW;
 
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(healthz).service(readyz).service(metrics);

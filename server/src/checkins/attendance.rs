@@ -5,86 +5,26 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::NaiveDate;
 use diesel::prelude::*;
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::policy::CheckinPolicy;
-use crate::auth::{Caller, ScopeLevel};
+use crate::auth::{Area, Caller, ScopeLevel};
 use crate::db::schema::{checkins, survey_members, users};
 use crate::db::DbConnection;
-use crate::domain::{CheckinFlag, CheckinKind, CheckinStatus, DivisionCode, DivisionLevel, Role};
-use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::domain::{CheckinFlag, CheckinKind, CheckinStatus, Month, Role};
+use crate::error::ApiResult;
+use crate::photos::PhotoRef;
 use crate::privacy::Vault;
-use crate::surveys::read::PhotoRef;
 
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct AttendanceQuery {
-    /// `YYYY-MM`.
-    pub month: String,
-    /// 12-digit village code.
-    pub village: Option<String>,
-    /// 12-digit county code.
-    pub county: Option<String>,
-    /// A user id: only that user's own (resident-duty) attendance.
-    pub user: Option<String>,
-}
-
+/// Whose check-ins of which month: typed and scope-checked (see [`Area::parse`]).
+#[derive(Debug, Clone)]
 pub struct Filter {
-    month: String,
-    first: NaiveDate,
-    next: NaiveDate,
-    village: Option<DivisionCode>,
-    county: Option<DivisionCode>,
-    user: Option<String>,
-}
-
-fn bad(field: &str, detail: &str) -> ApiError {
-    ApiError::BadRequest {
-        code: ErrorCode::InvalidQuery,
-        detail: format!("{field}：{detail}"),
-        field: Some(field.into()),
-    }
-}
-
-impl Filter {
-    pub fn parse(q: AttendanceQuery, caller: &Caller) -> ApiResult<Self> {
-        let first = NaiveDate::parse_from_str(&format!("{}-01", q.month.trim()), "%Y-%m-%d")
-            .ok()
-            .filter(|_| q.month.trim().len() == 7)
-            .ok_or_else(|| bad("month", "须为 YYYY-MM 格式的月份"))?;
-        let next = first + chrono::Months::new(1);
-        let village = q
-            .village
-            .as_deref()
-            .map(|v| {
-                DivisionCode::parse_level(v, DivisionLevel::Village)
-                    .map_err(|e| bad("village", &e.message))
-            })
-            .transpose()?;
-        let county = q
-            .county
-            .as_deref()
-            .map(|c| {
-                DivisionCode::parse_level(c, DivisionLevel::County)
-                    .map_err(|e| bad("county", &e.message))
-            })
-            .transpose()?;
-        if let Some(v) = &village {
-            caller.require_village(v)?;
-        }
-        if let Some(c) = &county {
-            caller.require_county(c)?;
-        }
-        Ok(Self {
-            month: first.format("%Y-%m").to_string(),
-            first,
-            next,
-            village,
-            county,
-            user: q.user,
-        })
-    }
+    pub month: Month,
+    /// Its village and county; the township is not used.
+    pub area: Area,
+    /// A user id: only that user's own (resident-duty) check-ins.
+    pub user: Option<String>,
 }
 
 /// One person's attendance in one village.
@@ -119,30 +59,33 @@ pub struct Rollup {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Attendance {
-    #[schema(example = "2020-07")]
-    pub month: String,
+    #[schema(value_type = String, example = "2020-07")]
+    pub month: Month,
     pub people: Vec<PersonAttendance>,
     pub villages: Vec<Rollup>,
     pub counties: Vec<Rollup>,
 }
 
-type Row = (
-    String,
-    String,
-    String,
-    String,
-    NaiveDate,
-    String,
-    Option<String>,
-);
+/// A check-in as attendance counts it.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = checkins, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct Row {
+    subject: String,
+    kind: String,
+    user_id: String,
+    village_code: String,
+    attendance_date: NaiveDate,
+    status: String,
+    worker_id_sealed: Option<String>,
+}
 
 type Boxed<'a> = checkins::BoxedQuery<'a, <DbConnection as diesel::Connection>::Backend>;
 
 /// The check-ins of the filter's month, inside the caller's scope and the filter.
 fn scoped<'a>(caller: &Caller, f: &'a Filter) -> Boxed<'a> {
     let mut select = checkins::table
-        .filter(checkins::attendance_date.ge(f.first))
-        .filter(checkins::attendance_date.lt(f.next))
+        .filter(checkins::attendance_date.ge(f.month.first_day()))
+        .filter(checkins::attendance_date.le(f.month.last_day()))
         .into_boxed();
     match caller.scope_level() {
         ScopeLevel::City => {}
@@ -158,52 +101,16 @@ fn scoped<'a>(caller: &Caller, f: &'a Filter) -> Boxed<'a> {
             select = select.filter(checkins::village_code.eq_any(own));
         }
     }
-    if let Some(v) = &f.village {
+    if let Some(v) = &f.area.village {
         select = select.filter(checkins::village_code.eq(v.as_str().to_owned()));
     }
-    if let Some(c) = &f.county {
+    if let Some(c) = &f.area.county {
         select = select.filter(checkins::village_code.like(c.county_pattern()));
     }
     if let Some(user) = &f.user {
         select = select.filter(checkins::subject.eq(format!("user:{user}")));
     }
     select
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct CheckinQuery {
-    /// `YYYY-MM`: check-ins whose attendance day falls in the month.
-    pub month: String,
-    /// 12-digit village code.
-    pub village: Option<String>,
-    /// 12-digit county code.
-    pub county: Option<String>,
-    /// A user id: only that user's check-ins.
-    pub user: Option<String>,
-    /// `true`: only flagged check-ins; `false`: only accepted ones.
-    pub flagged: Option<bool>,
-    /// At most this many, newest first (1–500, default 100).
-    pub limit: Option<i64>,
-}
-
-impl CheckinQuery {
-    pub fn filter(self, caller: &Caller) -> ApiResult<(Filter, Option<bool>, i64)> {
-        let limit = self.limit.unwrap_or(100);
-        if !(1..=500).contains(&limit) {
-            return Err(bad("limit", "须为 1 至 500"));
-        }
-        let filter = Filter::parse(
-            AttendanceQuery {
-                month: self.month,
-                village: self.village,
-                county: self.county,
-                user: self.user,
-            },
-            caller,
-        )?;
-        Ok((filter, self.flagged, limit))
-    }
 }
 
 /// One check-in as a reviewer sees it.
@@ -234,20 +141,23 @@ pub struct CheckinList {
     pub truncated: bool,
 }
 
-type ViewRow = (
-    String,
-    String,
-    String,
-    String,
-    chrono::NaiveDateTime,
-    NaiveDate,
-    f64,
-    f64,
-    Option<f64>,
-    String,
-    String,
-    String,
-);
+/// A check-in as a reviewer sees it, as stored.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = checkins, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct ViewRow {
+    id: String,
+    user_id: String,
+    kind: String,
+    village_code: String,
+    captured_at: chrono::NaiveDateTime,
+    attendance_date: NaiveDate,
+    lat: f64,
+    lon: f64,
+    accuracy_m: Option<f64>,
+    status: String,
+    flags: String,
+    photo_sha256: String,
+}
 
 /// The check-ins of a month in the caller's scope, newest first.
 pub fn list(
@@ -266,26 +176,13 @@ pub fn list(
         None => {}
     }
     let mut rows: Vec<ViewRow> = select
-        .select((
-            checkins::id,
-            checkins::user_id,
-            checkins::kind,
-            checkins::village_code,
-            checkins::captured_at,
-            checkins::attendance_date,
-            checkins::lat,
-            checkins::lon,
-            checkins::accuracy_m,
-            checkins::status,
-            checkins::flags,
-            checkins::photo_sha256,
-        ))
+        .select(ViewRow::as_select())
         .order((checkins::captured_at.desc(), checkins::id))
         .limit(limit + 1)
         .load(conn)?;
     let truncated = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
-    let ids: Vec<&str> = rows.iter().map(|r| r.1.as_str()).collect();
+    let ids: Vec<&str> = rows.iter().map(|r| r.user_id.as_str()).collect();
     let names: HashMap<String, String> = users::table
         .filter(users::id.eq_any(&ids))
         .select((users::id, users::name))
@@ -294,39 +191,22 @@ pub fn list(
         .collect();
     let items = rows
         .into_iter()
-        .map(
-            |(
-                id,
-                user_id,
-                kind,
-                village_code,
-                captured,
-                date,
-                lat,
-                lon,
-                acc,
-                status,
-                flags,
-                sha,
-            )| {
-                CheckinView {
-                    id,
-                    user_name: names.get(&user_id).cloned(),
-                    user_id,
-                    kind: CheckinKind::parse(&kind).unwrap_or(CheckinKind::ResidentDuty),
-                    village_code,
-                    captured_at: captured.and_utc(),
-                    attendance_date: date,
-                    lat,
-                    lon,
-                    accuracy_m: acc,
-                    // Written by `store::checkin` from the same enum.
-                    status: CheckinStatus::parse(&status).unwrap_or(CheckinStatus::Flagged),
-                    flags: flags.split(',').filter_map(CheckinFlag::parse).collect(),
-                    photo: PhotoRef::new(sha),
-                }
-            },
-        )
+        .map(|r| CheckinView {
+            id: r.id,
+            user_name: names.get(&r.user_id).cloned(),
+            user_id: r.user_id,
+            kind: CheckinKind::parse(&r.kind).unwrap_or(CheckinKind::ResidentDuty),
+            village_code: r.village_code,
+            captured_at: r.captured_at.and_utc(),
+            attendance_date: r.attendance_date,
+            lat: r.lat,
+            lon: r.lon,
+            accuracy_m: r.accuracy_m,
+            // Written by `store::checkin` from the same enum.
+            status: CheckinStatus::parse(&r.status).unwrap_or(CheckinStatus::Flagged),
+            flags: r.flags.split(',').filter_map(CheckinFlag::parse).collect(),
+            photo: PhotoRef::new(r.photo_sha256),
+        })
         .collect();
     Ok(CheckinList { items, truncated })
 }
@@ -338,17 +218,7 @@ pub fn compute(
     caller: &Caller,
     f: &Filter,
 ) -> ApiResult<Attendance> {
-    let rows: Vec<Row> = scoped(caller, f)
-        .select((
-            checkins::subject,
-            checkins::kind,
-            checkins::user_id,
-            checkins::village_code,
-            checkins::attendance_date,
-            checkins::status,
-            checkins::worker_id_sealed,
-        ))
-        .load(conn)?;
+    let rows: Vec<Row> = scoped(caller, f).select(Row::as_select()).load(conn)?;
 
     struct Days {
         kind: String,
@@ -358,16 +228,19 @@ pub fn compute(
         seen: BTreeSet<NaiveDate>,
     }
     let mut by_person: BTreeMap<(String, String), Days> = BTreeMap::new();
-    for (subject, kind, user_id, village, date, status, worker_sealed) in rows {
-        let days = by_person.entry((subject, village)).or_insert_with(|| Days {
-            kind,
-            user_id,
-            worker_sealed,
-            present: BTreeSet::new(),
-            seen: BTreeSet::new(),
-        });
+    for r in rows {
+        let date = r.attendance_date;
+        let days = by_person
+            .entry((r.subject, r.village_code))
+            .or_insert_with(|| Days {
+                kind: r.kind,
+                user_id: r.user_id,
+                worker_sealed: r.worker_id_sealed,
+                present: BTreeSet::new(),
+                seen: BTreeSet::new(),
+            });
         days.seen.insert(date);
-        if status == CheckinStatus::Accepted.as_str() {
+        if r.status == CheckinStatus::Accepted.as_str() {
             days.present.insert(date);
         }
     }
@@ -444,7 +317,7 @@ pub fn compute(
         }
     }
     Ok(Attendance {
-        month: f.month.clone(),
+        month: f.month,
         people,
         villages: villages.into_values().collect(),
         counties: counties.into_values().collect(),

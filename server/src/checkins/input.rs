@@ -1,3 +1,6 @@
+//! A check-in as the app sends it, and its validation into the typed check-in: the shape is
+//! checked here, doubtful facts become flags when it is stored.
+
 use chrono::{DateTime, FixedOffset, Utc};
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -42,6 +45,73 @@ pub struct Checkin {
     pub accuracy_m: Option<f64>,
     pub mock_location: bool,
     pub photo: String,
+}
+
+/// When the check-in was made: an RFC 3339 time with its zone, between 2015 and 2100.
+fn captured_at(errors: &mut Vec<FieldError>, raw: &str) -> Option<DateTime<FixedOffset>> {
+    match DateTime::parse_from_rfc3339(raw.trim()) {
+        Ok(t) if (2015..=2100).contains(&chrono::Datelike::year(&t)) => Some(t),
+        Ok(_) => {
+            errors.push(FieldError::new(
+                "captured_at",
+                Rule::AbsurdTime,
+                "须为 2015 至 2100 年之间的时间",
+            ));
+            None
+        }
+        Err(_) => {
+            errors.push(FieldError::new(
+                "captured_at",
+                Rule::DatetimeFormat,
+                "须为带时区的 RFC 3339 时间，如 2020-07-20T09:31:00+08:00",
+            ));
+            None
+        }
+    }
+}
+
+/// A position in range, its accuracy within 100 km.
+fn check_location(errors: &mut Vec<FieldError>, l: &LocationInput) {
+    if !(-90.0..=90.0).contains(&l.lat) {
+        errors.push(FieldError::new(
+            "location.lat",
+            Rule::Range,
+            "须在 -90 至 90 之间",
+        ));
+    }
+    if !(-180.0..=180.0).contains(&l.lon) {
+        errors.push(FieldError::new(
+            "location.lon",
+            Rule::Range,
+            "须在 -180 至 180 之间",
+        ));
+    }
+    if l.accuracy_m
+        .is_some_and(|a| !(0.0..=100_000.0).contains(&a))
+    {
+        errors.push(FieldError::new(
+            "location.accuracy_m",
+            Rule::Range,
+            "须在 0 至 100000 米之间",
+        ));
+    }
+}
+
+/// The device's id and app version, as the app names itself.
+fn check_device(errors: &mut Vec<FieldError>, device: &DeviceInput) {
+    for (field, value, max) in [
+        ("device.device_id", &device.device_id, 128),
+        ("device.app_version", &device.app_version, 32),
+    ] {
+        let n = value.trim().chars().count();
+        if n == 0 || n > max {
+            errors.push(FieldError::new(
+                field,
+                Rule::Length,
+                format!("须为 1 至 {max} 个字符"),
+            ));
+        }
+    }
 }
 
 /// Checks the shape of a check-in. Doubtful facts (time, place, photo) are not refused: they
@@ -91,49 +161,8 @@ pub fn validate(
             ));
         }
     }
-    let captured_at = match DateTime::parse_from_rfc3339(input.captured_at.trim()) {
-        Ok(t) if (2015..=2100).contains(&chrono::Datelike::year(&t)) => Some(t),
-        Ok(_) => {
-            errors.push(FieldError::new(
-                "captured_at",
-                Rule::AbsurdTime,
-                "须为 2015 至 2100 年之间的时间",
-            ));
-            None
-        }
-        Err(_) => {
-            errors.push(FieldError::new(
-                "captured_at",
-                Rule::DatetimeFormat,
-                "须为带时区的 RFC 3339 时间，如 2020-07-20T09:31:00+08:00",
-            ));
-            None
-        }
-    };
-    let l = &input.location;
-    if !(-90.0..=90.0).contains(&l.lat) {
-        errors.push(FieldError::new(
-            "location.lat",
-            Rule::Range,
-            "须在 -90 至 90 之间",
-        ));
-    }
-    if !(-180.0..=180.0).contains(&l.lon) {
-        errors.push(FieldError::new(
-            "location.lon",
-            Rule::Range,
-            "须在 -180 至 180 之间",
-        ));
-    }
-    if l.accuracy_m
-        .is_some_and(|a| !(0.0..=100_000.0).contains(&a))
-    {
-        errors.push(FieldError::new(
-            "location.accuracy_m",
-            Rule::Range,
-            "须在 0 至 100000 米之间",
-        ));
-    }
+    let captured_at = captured_at(&mut errors, &input.captured_at);
+    check_location(&mut errors, &input.location);
     let photo = input.photo.trim().to_ascii_lowercase();
     if photo.len() != 64 || !photo.bytes().all(|b| b.is_ascii_hexdigit()) {
         errors.push(FieldError::new(
@@ -142,21 +171,10 @@ pub fn validate(
             "须为已上传照片的 SHA-256（64 位十六进制数）",
         ));
     }
-    for (field, value, max) in [
-        ("device.device_id", &input.device.device_id, 128),
-        ("device.app_version", &input.device.app_version, 32),
-    ] {
-        let n = value.trim().chars().count();
-        if n == 0 || n > max {
-            errors.push(FieldError::new(
-                field,
-                Rule::Length,
-                format!("须为 1 至 {max} 个字符"),
-            ));
-        }
-    }
+    check_device(&mut errors, &input.device);
     match (id, village, captured_at) {
         (Some(id), Some(village), Some(captured_at)) if errors.is_empty() => {
+            let l = &input.location;
             let (lat, lon) = l.crs.to_wgs84(l.lat, l.lon);
             Ok(Checkin {
                 id,

@@ -1,9 +1,10 @@
-//! Attendance check-ins: exactly-once intake, verification flags, photo reuse, attendance.
+//! Attendance check-ins: exactly-once intake, verification flags, photo reuse, attendance;
+//! [`service`] holds the operations the API and the console call.
 
 pub mod attendance;
 pub mod input;
 pub mod policy;
-pub mod routes;
+pub mod service;
 pub mod store;
 pub mod verify;
 

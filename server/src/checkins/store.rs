@@ -1,9 +1,12 @@
-//! Storing a check-in with its flags, inside the transaction that claimed its submission id.
+//! Storing a check-in with its flags, inside the transaction that claimed its submission id;
+//! and the answer it gets.
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use geo::Point;
+use serde::Serialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 
 use super::input::Checkin;
 use super::policy::CheckinPolicy;
@@ -18,8 +21,43 @@ use crate::photos::phash::distance;
 use crate::privacy::Vault;
 use crate::villages::geofences::Geofences;
 
+/// The answer to a check-in: the same body on every replay.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CheckinAnswer {
+    pub id: String,
+    /// `accepted`, or `flagged` with the reasons in `flags`; a check-in is never refused for
+    /// doubtful facts.
+    #[schema(example = "accepted")]
+    pub status: crate::domain::CheckinStatus,
+    pub flags: Vec<CheckinFlag>,
+    /// The local (Asia/Shanghai) day the check-in counts for.
+    #[schema(example = "2020-07-20")]
+    pub attendance_date: chrono::NaiveDate,
+    #[schema(value_type = crate::domain::CheckinKind, example = "resident_duty")]
+    pub kind: String,
+    pub received_at: chrono::DateTime<Utc>,
+}
+
 /// A stored photo's perceptual hash, EXIF time and EXIF position.
-type PhotoFacts = (i64, Option<NaiveDateTime>, Option<f64>, Option<f64>);
+/// What a check-in's photo tells: its perceptual hash and EXIF time and place.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = photos, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct PhotoFacts {
+    phash: i64,
+    taken_at: Option<NaiveDateTime>,
+    exif_lat: Option<f64>,
+    exif_lon: Option<f64>,
+}
+
+/// Another check-in of the same person, for the travel check.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = checkins, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct NeighbourRow {
+    captured_at: NaiveDateTime,
+    lat: f64,
+    lon: f64,
+    accuracy_m: Option<f64>,
+}
 
 /// Days either side of a check-in within which a near copy of another person's photo anywhere
 /// in the county counts as reuse. A county has some 20 000 check-ins a month, so a week either
@@ -117,14 +155,67 @@ fn holds_post(conn: &mut DbConnection, person_hash: &str, village: &str) -> Quer
     Ok(false)
 }
 
-fn neighbour(row: Option<(NaiveDateTime, f64, f64, Option<f64>)>) -> Option<Neighbour> {
-    row.map(|(at, lat, lon, accuracy)| Neighbour {
-        captured_at: at.and_utc(),
-        position: Point::new(lon, lat),
-        accuracy_m: accuracy.unwrap_or(0.0),
+fn neighbour(row: NeighbourRow) -> Neighbour {
+    Neighbour {
+        captured_at: row.captured_at.and_utc(),
+        position: Point::new(row.lon, row.lat),
+        accuracy_m: row.accuracy_m.unwrap_or(0.0),
+    }
+}
+
+/// The facts of the check-in's photo, if its author uploaded it: anyone else's answers as
+/// missing, whoever stored it.
+fn photo_facts(conn: &mut DbConnection, checkin: &Checkin, user_id: &str) -> ApiResult<PhotoFacts> {
+    let photo: Option<PhotoFacts> =
+        if crate::photos::db::uploaded_by(conn, &checkin.photo, user_id)? {
+            photos::table
+                .find(&checkin.photo)
+                .select(PhotoFacts::as_select())
+                .first(conn)
+                .optional()?
+        } else {
+            None
+        };
+    photo.ok_or_else(|| {
+        ApiError::field(
+            "photo",
+            Rule::PhotoMissing,
+            format!(
+                "照片 {} 尚未由本人上传：请先 PUT /api/v1/photos/{}，再重新提交",
+                checkin.photo, checkin.photo
+            ),
+        )
     })
 }
 
+/// The subject's check-ins just before and just after this one.
+fn neighbours(
+    conn: &mut DbConnection,
+    subject: &str,
+    captured: DateTime<Utc>,
+) -> QueryResult<Vec<Neighbour>> {
+    let before = checkins::table
+        .filter(checkins::subject.eq(subject))
+        .filter(checkins::captured_at.le(captured.naive_utc()))
+        .order(checkins::captured_at.desc())
+        .select(NeighbourRow::as_select())
+        .first(conn)
+        .optional()?;
+    let after = checkins::table
+        .filter(checkins::subject.eq(subject))
+        .filter(checkins::captured_at.gt(captured.naive_utc()))
+        .order(checkins::captured_at.asc())
+        .select(NeighbourRow::as_select())
+        .first(conn)
+        .optional()?;
+    Ok([before, after]
+        .into_iter()
+        .flatten()
+        .map(neighbour)
+        .collect())
+}
+
+/// Stores a validated check-in, accepted or flagged, and returns the answer.
 pub fn store(
     conn: &mut DbConnection,
     vault: &Vault,
@@ -134,32 +225,8 @@ pub fn store(
     user_id: &str,
     now: DateTime<Utc>,
 ) -> ApiResult<Value> {
-    // Only a photo its author uploaded: anyone else's answers as missing, whoever stored it.
-    let photo: Option<PhotoFacts> =
-        if crate::photos::db::uploaded_by(conn, &checkin.photo, user_id)? {
-            photos::table
-                .find(&checkin.photo)
-                .select((
-                    photos::phash,
-                    photos::taken_at,
-                    photos::exif_lat,
-                    photos::exif_lon,
-                ))
-                .first(conn)
-                .optional()?
-        } else {
-            None
-        };
-    let Some((phash, exif_taken_at, exif_lat, exif_lon)) = photo else {
-        return Err(ApiError::field(
-            "photo",
-            Rule::PhotoMissing,
-            format!(
-                "照片 {} 尚未由本人上传：请先 PUT /api/v1/photos/{}，再重新提交",
-                checkin.photo, checkin.photo
-            ),
-        ));
-    };
+    let photo = photo_facts(conn, checkin, user_id)?;
+    let phash = photo.phash;
     let subject = subject(checkin, user_id, vault);
     if let Some(person) = subject.strip_prefix("person:") {
         if !holds_post(conn, person, checkin.village.as_str())? {
@@ -172,26 +239,6 @@ pub fn store(
     }
 
     let captured = checkin.captured_at.with_timezone(&Utc);
-    let columns = (
-        checkins::captured_at,
-        checkins::lat,
-        checkins::lon,
-        checkins::accuracy_m,
-    );
-    let before = checkins::table
-        .filter(checkins::subject.eq(&subject))
-        .filter(checkins::captured_at.le(captured.naive_utc()))
-        .order(checkins::captured_at.desc())
-        .select(columns)
-        .first(conn)
-        .optional()?;
-    let after = checkins::table
-        .filter(checkins::subject.eq(&subject))
-        .filter(checkins::captured_at.gt(captured.naive_utc()))
-        .order(checkins::captured_at.asc())
-        .select(columns)
-        .first(conn)
-        .optional()?;
     let attendance_date = checkin.captured_at.with_timezone(&china()).date_naive();
     let photo_reused =
         same_bytes_in_county(conn, &checkin.photo, checkin.village.as_str(), &subject)?
@@ -206,12 +253,9 @@ pub fn store(
         position: Point::new(checkin.lon, checkin.lat),
         accuracy_m: checkin.accuracy_m,
         mock_location: checkin.mock_location,
-        exif_taken_at: exif_taken_at.map(|t| t.and_utc()),
-        exif_position: exif_lat.zip(exif_lon),
-        neighbours: [neighbour(before), neighbour(after)]
-            .into_iter()
-            .flatten()
-            .collect(),
+        exif_taken_at: photo.taken_at.map(|t| t.and_utc()),
+        exif_position: photo.exif_lat.zip(photo.exif_lon),
+        neighbours: neighbours(conn, &subject, captured)?,
         photo_reused,
     };
     let flags: Vec<CheckinFlag> = verify::flags(&facts, &fence, policy);

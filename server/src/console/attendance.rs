@@ -10,9 +10,11 @@ use super::svg::{map, Fence, Mark, Point};
 use super::{
     chosen_county, counties_of, name, names, pairs, place_filters, value, villages_of, Session,
 };
-use crate::checkins::attendance::{AttendanceQuery, CheckinQuery};
-use crate::checkins::routes::{attendance_of_month, checkins_of_month};
-use crate::http::ApiQuery;
+use crate::auth::Area;
+use crate::checkins::attendance::Filter;
+use crate::checkins::service;
+use crate::domain::Month;
+use crate::error::bad_query;
 use crate::state::AppState;
 
 pub async fn page(
@@ -25,30 +27,21 @@ pub async fn page(
     let month = value(&params, "month").map_or_else(current_month, str::to_owned);
     let county = chosen_county(caller, value(&params, "county"));
     let village = value(&params, "village").map(str::to_owned);
-    let attendance = attendance_of_month(
-        state.clone(),
+    let filter = Filter {
+        month: Month::parse(month.trim()).map_err(|e| bad_query("month", e.message))?,
+        area: Area::parse(caller, village.as_deref(), None, county.as_deref())?,
+        user: None,
+    };
+    let attendance = service::attendance(
+        &state.db,
+        &state.vault,
+        &state.settings.checkins,
         caller.clone(),
-        ApiQuery(AttendanceQuery {
-            month: month.clone(),
-            village: village.clone(),
-            county: county.clone(),
-            user: None,
-        }),
+        filter.clone(),
     )
     .await?;
-    let flagged = checkins_of_month(
-        state.clone(),
-        caller.clone(),
-        ApiQuery(CheckinQuery {
-            month: month.clone(),
-            village: village.clone(),
-            county: county.clone(),
-            user: None,
-            flagged: Some(true),
-            limit: Some(100),
-        }),
-    )
-    .await?;
+    let flagged =
+        service::list_checkins(&state.db, caller.clone(), filter.clone(), Some(true), 100).await?;
     let counties = counties_of(&state, caller).await?;
     let villages = match &county {
         Some(c) => villages_of(&state, c).await?,
@@ -64,19 +57,11 @@ pub async fn page(
         Some(code) => {
             let code_of = crate::villages::service::village_code(code)?;
             let v = crate::villages::service::get(&state.db, caller, code_of).await?;
-            let all = checkins_of_month(
-                state.clone(),
-                caller.clone(),
-                ApiQuery(CheckinQuery {
-                    month: month.clone(),
-                    village: Some(code.clone()),
-                    county: None,
-                    user: None,
-                    flagged: None,
-                    limit: Some(500),
-                }),
-            )
-            .await?;
+            let one = Filter {
+                area: Area::parse(caller, Some(code), None, None)?,
+                ..filter.clone()
+            };
+            let all = service::list_checkins(&state.db, caller.clone(), one, None, 500).await?;
             let points: Vec<Point> = all
                 .items
                 .iter()

@@ -9,17 +9,37 @@ use super::layout::{csrf_field, datetime, query, render, Nav};
 use super::{
     back_to, chosen_county, name, names, pairs, parse_pairs, posted, see_other_with, value, Session,
 };
-use crate::http::{ApiJson, ApiQuery};
+use crate::auth::{Area, Caller};
+use crate::error::{bad_query, ApiResult};
 use crate::state::AppState;
-use crate::surveys::duplicates::{PairAction, PairKind, PairState};
-use crate::surveys::duplicates_routes::{
-    decide_duplicate_pair, duplicates_page, DuplicatePair, DuplicateQuery, HouseholdSide,
-    PairRequest,
-};
-use crate::surveys::read::{survey_by_id, RevealQuery, SurveyDetail};
+use crate::surveys::duplicate_list::{DuplicatePair, HouseholdSide};
+use crate::surveys::duplicates::{PairAction, PairKind, PairRequest, PairState};
+use crate::surveys::service::{self, Cursor, DuplicateFilter, Reveal};
+use crate::surveys::views::SurveyDetail;
 
 /// Pairs per page: each shows both households' members, so a page stays short.
-const PAGE: &str = "10";
+const PAGE: i64 = 10;
+
+/// The pairs a page lists: its state and kind pickers and the county, [`PAGE`] a page.
+fn filter_of(
+    caller: &Caller,
+    params: &[(String, String)],
+    county: Option<&str>,
+) -> ApiResult<DuplicateFilter> {
+    let state = value(params, "state")
+        .map(|s| PairState::parse(s).ok_or_else(|| bad_query("state", "不是处理状态")))
+        .transpose()?;
+    let kind = value(params, "kind")
+        .map(|k| PairKind::parse(k).ok_or_else(|| bad_query("kind", "不是配对类型")))
+        .transpose()?;
+    Ok(DuplicateFilter {
+        state: state.unwrap_or(PairState::Open),
+        kind,
+        area: Area::parse(caller, None, None, county)?,
+        cursor: value(params, "cursor").map(Cursor::parse).transpose()?,
+        limit: PAGE,
+    })
+}
 
 pub async fn page(
     state: web::Data<AppState>,
@@ -30,17 +50,8 @@ pub async fn page(
     let caller = &session.caller;
     let pair_state = value(&params, "state").map(str::to_owned);
     let county = chosen_county(caller, value(&params, "county"));
-    let mut api: Vec<(String, String)> = params
-        .iter()
-        .filter(|(k, _)| ["state", "kind", "cursor"].contains(&k.as_str()))
-        .cloned()
-        .collect();
-    if let Some(c) = &county {
-        api.push(("county".into(), c.clone()));
-    }
-    api.push(("limit".into(), PAGE.into()));
-    let q: DuplicateQuery = parse_pairs(&api)?;
-    let result = duplicates_page(state.clone(), caller.clone(), ApiQuery(q)).await?;
+    let filter = filter_of(caller, &params, county.as_deref())?;
+    let result = service::list_duplicates(&state.db, caller.clone(), filter).await?;
     let mut details: Vec<(Option<SurveyDetail>, Option<SurveyDetail>)> = Vec::new();
     for pair in &result.items {
         details.push((
@@ -110,15 +121,14 @@ async fn latest(
     let Some(id) = &side.latest_survey_id else {
         return Ok(None);
     };
+    let id = service::survey_id(id)?;
     Ok(Some(
-        survey_by_id(
-            state.clone(),
+        service::get_survey(
+            &state.db,
+            &state.vault,
             session.caller.clone(),
-            web::Path::from(id.clone()),
-            ApiQuery(RevealQuery {
-                reveal: None,
-                reason: None,
-            }),
+            id,
+            Reveal::default(),
         )
         .await?,
     ))
@@ -241,8 +251,9 @@ pub async fn decide(
         reason: form.reason,
         seen_version: form.seen_version,
     };
+    let (a, b) = path.into_inner();
     Ok(
-        match decide_duplicate_pair(state, session.caller, path, ApiJson(request)).await {
+        match service::decide_pair(&state.db, session.caller, a, b, request).await {
             Ok(_) => see_other_with(&back, true, &format!("已{}。", form.action.label())),
             Err(e) => see_other_with(&back, false, &explain(&e)),
         },

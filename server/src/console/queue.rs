@@ -6,15 +6,40 @@ use maud::html;
 use super::error::{explain, ConsoleResult};
 use super::layout::{csrf_field, datetime, query, render, Nav};
 use super::{
-    back_to, chosen_county, counties_of, name, names, pairs, parse_pairs, place_filters, posted,
-    see_other_with, value, villages_of, Session,
+    back_to, chosen_county, counties_of, name, names, pairs, place_filters, posted, see_other_with,
+    value, villages_of, Session,
 };
+use crate::auth::{Area, Caller};
 use crate::domain::{ReviewStatus, SurveyFlag};
-use crate::http::{ApiJson, ApiQuery};
+use crate::error::{bad_query, ApiResult};
 use crate::state::AppState;
-use crate::surveys::read::{surveys_page, SurveyQuery};
 use crate::surveys::review::{BulkReviewRequest, Decision};
-use crate::surveys::review_routes::decide_bulk;
+use crate::surveys::service::{self, Cursor, SurveyFilter};
+
+/// The surveys a queue page lists: its place, flag and status pickers (`status` absent: the
+/// queue, awaiting a decision; `all`: every status), 50 a page.
+fn filter_of(
+    caller: &Caller,
+    params: &[(String, String)],
+    county: Option<&str>,
+) -> ApiResult<SurveyFilter> {
+    let status = match value(params, "status") {
+        None | Some("all") => None,
+        Some(s) => Some(ReviewStatus::parse(s).ok_or_else(|| bad_query("status", "不是审核状态"))?),
+    };
+    let flag = value(params, "flag")
+        .map(|f| SurveyFlag::parse(f).ok_or_else(|| bad_query("flag", "不是调查标记")))
+        .transpose()?;
+    Ok(SurveyFilter {
+        area: Area::parse(caller, value(params, "village"), None, county)?,
+        status,
+        flag,
+        needs_review: value(params, "status").is_none(),
+        cursor: value(params, "cursor").map(Cursor::parse).transpose()?,
+        limit: 50,
+        ..SurveyFilter::default()
+    })
+}
 
 pub async fn page(
     state: web::Data<AppState>,
@@ -28,22 +53,8 @@ pub async fn page(
     let flag = value(&params, "flag").map(str::to_owned);
     // `status` empty: the queue (awaiting a decision); `all`: every status; else that status.
     let status = value(&params, "status").map(str::to_owned);
-    let mut api: Vec<(String, String)> = params
-        .iter()
-        .filter(|(k, _)| ["village", "flag", "cursor"].contains(&k.as_str()))
-        .cloned()
-        .collect();
-    if let Some(county) = &county {
-        api.push(("county".into(), county.clone()));
-    }
-    match status.as_deref() {
-        None => api.push(("needs_review".into(), "true".into())),
-        Some("all") => {}
-        Some(s) => api.push(("status".into(), s.into())),
-    }
-    api.push(("limit".into(), "50".into()));
-    let q: SurveyQuery = parse_pairs(&api)?;
-    let result = surveys_page(state.clone(), caller.clone(), ApiQuery(q)).await?;
+    let filter = filter_of(caller, &params, county.as_deref())?;
+    let result = service::list_surveys(&state.db, caller.clone(), filter).await?;
     let counties = counties_of(&state, caller).await?;
     let villages = match &county {
         Some(c) => villages_of(&state, c).await?,
@@ -173,7 +184,7 @@ pub async fn bulk(
         expected_count: None,
     };
     Ok(
-        match decide_bulk(state, session.caller, ApiJson(request)).await {
+        match service::bulk_review(&state.db, session.caller, request).await {
             Ok(outcome) if outcome.refused == 0 => {
                 see_other_with(&back, true, &format!("已通过 {} 份调查。", outcome.decided))
             }

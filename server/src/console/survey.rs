@@ -7,13 +7,13 @@ use maud::{html, Markup};
 use super::error::{explain, ConsoleResult};
 use super::layout::{csrf_field, datetime, render, Nav};
 use super::svg::{map, Fence, Mark, Point};
-use super::{name, names, pairs, parse_pairs, posted, see_other_with, Session};
+use super::{name, names, pairs, parse_pairs, posted, see_other_with, value, Session};
 use crate::auth::Area;
-use crate::http::{ApiJson, ApiQuery};
+use crate::error::bad_query;
 use crate::state::AppState;
-use crate::surveys::read::{household_by_id, survey_by_id, RevealQuery, SurveyDetail};
 use crate::surveys::review::{transition, Decision, ReviewRequest};
-use crate::surveys::review_routes::decide_survey;
+use crate::surveys::service::{self, Reveal};
+use crate::surveys::views::SurveyDetail;
 use crate::villages::service::{self as villages, VillageFilter};
 
 fn yes_no(b: bool) -> &'static str {
@@ -24,6 +24,18 @@ fn yes_no(b: bool) -> &'static str {
     }
 }
 
+/// Whether the page is asked to show ID and phone numbers in full (`reveal=true`), and why.
+fn reveal_of(params: &[(String, String)]) -> crate::error::ApiResult<Reveal> {
+    Ok(Reveal {
+        wanted: match value(params, "reveal") {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(_) => return Err(bad_query("reveal", "须为 true 或 false")),
+        },
+        reason: value(params, "reason").map(str::to_owned),
+    })
+}
+
 pub async fn page(
     state: web::Data<AppState>,
     session: Session,
@@ -31,13 +43,14 @@ pub async fn page(
     req: HttpRequest,
 ) -> ConsoleResult<HttpResponse> {
     let id = path.into_inner();
-    let reveal: RevealQuery = parse_pairs(&pairs(req.query_string()))?;
-    let revealing = reveal.reveal == Some(true);
-    let survey = survey_by_id(
-        state.clone(),
+    let reveal = reveal_of(&pairs(req.query_string()))?;
+    let revealing = reveal.wanted;
+    let survey = service::get_survey(
+        &state.db,
+        &state.vault,
         session.caller.clone(),
-        web::Path::from(id.clone()),
-        ApiQuery(reveal),
+        service::survey_id(&id)?,
+        reveal,
     )
     .await?;
     let s = &survey.summary;
@@ -55,14 +68,12 @@ pub async fn page(
         },
     )
     .await?;
-    let household = household_by_id(
-        state.clone(),
+    let household = service::get_household(
+        &state.db,
+        &state.vault,
         session.caller.clone(),
-        web::Path::from(s.household_id.clone()),
-        ApiQuery(RevealQuery {
-            reveal: None,
-            reason: None,
-        }),
+        s.household_id.clone(),
+        Reveal::default(),
     )
     .await?;
     let (_, people) = names(&state, Vec::new(), vec![s.enumerator_id.clone()]).await?;
@@ -302,7 +313,7 @@ pub async fn decide(
         seen_version: form.seen_version,
     };
     Ok(
-        match decide_survey(state, session.caller, web::Path::from(id), ApiJson(request)).await {
+        match review_one(&state, session.caller, &id, request).await {
             Ok(outcome) => see_other_with(
                 &back,
                 true,
@@ -311,4 +322,16 @@ pub async fn decide(
             Err(e) => see_other_with(&back, false, &explain(&e)),
         },
     )
+}
+
+/// Decides one survey as the API's review does: the role first, then the id.
+async fn review_one(
+    state: &AppState,
+    caller: crate::auth::Caller,
+    id: &str,
+    request: ReviewRequest,
+) -> crate::error::ApiResult<crate::surveys::review::ReviewOutcome> {
+    service::require_reviewer(&caller)?;
+    let id = service::survey_id(id)?;
+    service::review(&state.db, caller, id, request).await
 }

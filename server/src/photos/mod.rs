@@ -6,6 +6,7 @@ pub mod decode;
 pub mod exif;
 pub mod intake;
 pub mod phash;
+mod reference;
 
 /// Perceptual-hash distance (bits of 64) at or below which two photos count as the same
 /// picture; chosen from the measurements in `tests/api/phash.rs`.
@@ -18,6 +19,7 @@ pub mod store_errors;
 pub mod thumbnail;
 
 pub use budget::DecodeBudget;
+pub use reference::PhotoRef;
 pub use store::{PhotoStore, PhotoStoreConfig};
 
 /// Where photos go and how large they may be.

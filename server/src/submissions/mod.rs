@@ -15,7 +15,8 @@ use serde_json::Value;
 
 use crate::db::schema::submissions;
 use crate::db::{write_transaction, DbConnection};
-use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::domain::{Role, SubmissionId};
+use crate::error::{ApiError, ApiResult, ErrorCode, FieldError};
 use crate::privacy::{Purpose, Vault};
 
 /// What kind of submission a receipt belongs to.
@@ -83,15 +84,85 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub fn into_response(self) -> actix_web::HttpResponse {
-        let (status, answer) = match self {
-            Outcome::Stored(a) => (actix_web::http::StatusCode::CREATED, a),
-            Outcome::Replayed(a) => (actix_web::http::StatusCode::OK, a),
-        };
-        actix_web::HttpResponse::build(status)
-            .content_type("application/json")
-            .body(answer.body)
+    /// The HTTP status the answer goes out with: 201 when stored now, 200 for a replay.
+    pub fn status(&self) -> u16 {
+        match self {
+            Outcome::Stored(_) => 201,
+            Outcome::Replayed(_) => 200,
+        }
     }
+
+    /// The answer's JSON body, the same on every replay.
+    pub fn into_body(self) -> String {
+        match self {
+            Outcome::Stored(a) | Outcome::Replayed(a) => a.body,
+        }
+    }
+}
+
+/// A submission validated into its typed form: the id and village it is stored under.
+pub trait Validated {
+    fn submission_id(&self) -> &str;
+    fn village_code(&self) -> &str;
+}
+
+/// A submission as it arrived: what it is, who sent it, the id and village it claims before
+/// validation, and its JSON as sent.
+pub struct Received<'a> {
+    pub kind: Kind,
+    /// The author, a field user (see [`SUBMITTERS`]; the caller checks the role).
+    pub user_id: &'a str,
+    pub claimed_id: &'a str,
+    pub claimed_village: &'a str,
+    pub value: &'a Value,
+}
+
+/// Who submits surveys and check-ins: the field users.
+pub const SUBMITTERS: [Role; 2] = [Role::Enumerator, Role::FirstSecretary];
+
+/// The one exactly-once pipeline of every submission, once its author's role is checked: a
+/// known id is replayed (or refused as reused) before validation, so a retry of a stored
+/// submission gets its answer even if the rules changed since; then `validate` makes the typed
+/// submission (422 with every field error) and `store` writes its rows inside [`ingest`]'s
+/// transaction.
+pub fn receive<T, V, S>(
+    conn: &mut DbConnection,
+    vault: &Vault,
+    received: &Received<'_>,
+    now: DateTime<Utc>,
+    validate: V,
+    mut store: S,
+) -> ApiResult<Outcome>
+where
+    T: Validated,
+    V: FnOnce() -> Result<T, Vec<FieldError>>,
+    S: FnMut(&mut DbConnection, &T) -> ApiResult<Value>,
+{
+    let canonical = canonical_json(received.value);
+    let user_id = received.user_id;
+    if let Ok(id) = SubmissionId::parse(received.claimed_id) {
+        let incoming = Incoming {
+            id: id.as_str(),
+            kind: received.kind,
+            user_id,
+            village_code: received.claimed_village,
+            canonical: &canonical,
+            replay_checked: false,
+        };
+        if let Some(replayed) = replay(conn, vault, &incoming)? {
+            return Ok(replayed);
+        }
+    }
+    let typed = validate().map_err(ApiError::Validation)?;
+    let incoming = Incoming {
+        id: typed.submission_id(),
+        kind: received.kind,
+        user_id,
+        village_code: typed.village_code(),
+        canonical: &canonical,
+        replay_checked: true,
+    };
+    ingest(conn, vault, &incoming, now, |conn| store(conn, &typed))
 }
 
 /// The stored answer when this submission id was received before: a replay with the same
@@ -110,10 +181,10 @@ fn replay_with_hash(
     incoming: &Incoming<'_>,
     content_hash: &str,
 ) -> ApiResult<Option<Outcome>> {
-    let Some((kind, hash, status, response)) = stored(conn, incoming.id)? else {
+    let Some(receipt) = stored(conn, incoming.id)? else {
         return Ok(None);
     };
-    if kind != incoming.kind.as_str() || hash != content_hash {
+    if receipt.kind != incoming.kind.as_str() || receipt.content_hash != content_hash {
         return Err(ApiError::Conflict {
             code: ErrorCode::SubmissionIdReused,
             detail: format!(
@@ -123,20 +194,25 @@ fn replay_with_hash(
         });
     }
     Ok(Some(Outcome::Replayed(Answer {
-        status: u16::try_from(status).unwrap_or(201),
-        body: response,
+        status: u16::try_from(receipt.response_status).unwrap_or(201),
+        body: receipt.response,
     })))
 }
 
-fn stored(conn: &mut DbConnection, id: &str) -> QueryResult<Option<(String, String, i32, String)>> {
+/// A receipt as stored.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = submissions, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct Receipt {
+    kind: String,
+    content_hash: String,
+    response_status: i32,
+    response: String,
+}
+
+fn stored(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Receipt>> {
     submissions::table
         .find(id)
-        .select((
-            submissions::kind,
-            submissions::content_hash,
-            submissions::response_status,
-            submissions::response,
-        ))
+        .select(Receipt::as_select())
         .first(conn)
         .optional()
 }

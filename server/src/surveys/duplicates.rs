@@ -264,21 +264,30 @@ struct Pair {
     version: i32,
 }
 
+/// A pair's state as stored.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = duplicate_pairs, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct PairRow {
+    state: String,
+    kind: String,
+    survivor_id: Option<String>,
+    version: i32,
+}
+
 fn load_pair(conn: &mut DbConnection, caller: &Caller, x: &str, y: &str) -> ApiResult<Pair> {
     let (a, b) = ordered(x, y);
     let not_found = || ApiError::NotFound(format!("户 {a} 与 {b} 从未被标记为待处理的户对"));
-    let (state, kind, survivor, version): (String, String, Option<String>, i32) =
-        duplicate_pairs::table
-            .find((a, b))
-            .select((
-                duplicate_pairs::state,
-                duplicate_pairs::kind,
-                duplicate_pairs::survivor_id,
-                duplicate_pairs::version,
-            ))
-            .first(conn)
-            .optional()?
-            .ok_or_else(not_found)?;
+    let PairRow {
+        state,
+        kind,
+        survivor_id: survivor,
+        version,
+    } = duplicate_pairs::table
+        .find((a, b))
+        .select(PairRow::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or_else(not_found)?;
     // Both households must be in the caller's scope; outside it, the pair does not exist.
     let villages: Vec<String> = households::table
         .filter(households::id.eq_any([a, b]))
@@ -325,6 +334,18 @@ fn stale() -> ApiError {
         code: ErrorCode::StaleReview,
         detail: "另一名审核员刚刚处理了这对户，请刷新后再处理".into(),
     }
+}
+
+// A reviewer's decision on a pair (a doc comment would enter the OpenAPI document).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PairRequest {
+    pub action: PairAction,
+    /// For `merge`: the household that remains (one of the two).
+    pub survivor: Option<String>,
+    /// Required for `keep_apart` and `unmerge` (at most 500 characters).
+    pub reason: Option<String>,
+    /// The pair's `version` as the reviewer saw it; when given and stale → 409 `stale_review`.
+    pub seen_version: Option<i32>,
 }
 
 /// A decision on a pair, inside the caller's transaction.

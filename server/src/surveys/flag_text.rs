@@ -9,9 +9,25 @@
 use std::collections::HashMap;
 
 use diesel::prelude::*;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::db::schema::{divisions, household_surveys, households, villages};
 use crate::db::DbConnection;
+use crate::domain::SurveyFlag;
+
+// A flag as its reader sees it (a doc comment would enter the OpenAPI document).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FlagDetail {
+    pub flag: SurveyFlag,
+    /// The other household concerned (`possible_duplicate`, `person_in_multiple_households`,
+    /// `household_in_other_county`); absent when it lies outside the reader's scope.
+    pub related_household_id: Option<String>,
+    /// Why the flag was raised, in Chinese. It names the other household by village and head
+    /// (「洮北区青山镇德顺村 张三户」) only where `related_household_id` is given, else 「另一户」.
+    #[schema(example = "第 1 位成员（members[0]）也登记在洮北区青山镇德顺村 张三户中")]
+    pub detail: String,
+}
 
 /// How a stored detail refers to the household the flag relates to.
 pub const OTHER_HOUSEHOLD: &str = "另一户";
@@ -45,6 +61,19 @@ pub fn for_reader(stored: &str, related: Option<&HouseholdName>) -> String {
     }
 }
 
+/// A household and the names of where it lives.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = households, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct Home {
+    id: String,
+    #[diesel(select_expression = villages::name)]
+    village: String,
+    #[diesel(select_expression = villages::township_code)]
+    township_code: String,
+    #[diesel(select_expression = villages::county_code)]
+    county_code: String,
+}
+
 /// The names of the households, by id: village (with its county and township) and the head of
 /// the latest survey. A household without surveys (merged away) has no name.
 pub fn names_of(
@@ -54,20 +83,14 @@ pub fn names_of(
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let homes: Vec<(String, String, String, String, String)> = households::table
+    let homes: Vec<Home> = households::table
         .inner_join(villages::table.on(villages::code.eq(households::village_code)))
         .filter(households::id.eq_any(ids))
-        .select((
-            households::id,
-            villages::code,
-            villages::name,
-            villages::township_code,
-            villages::county_code,
-        ))
+        .select(Home::as_select())
         .load(conn)?;
     let mut codes: Vec<&str> = homes
         .iter()
-        .flat_map(|h| [h.3.as_str(), h.4.as_str()])
+        .flat_map(|h| [h.township_code.as_str(), h.county_code.as_str()])
         .collect();
     codes.sort_unstable();
     codes.dedup();
@@ -96,10 +119,15 @@ pub fn names_of(
     let name = |code: &str| division.get(code).map(String::as_str).unwrap_or_default();
     Ok(homes
         .into_iter()
-        .filter_map(|(id, _, village, township, county)| {
-            let head_name = head_of.remove(&id)?;
-            let place = format!("{}{}{}", name(&county), name(&township), village);
-            Some((id, HouseholdName { place, head_name }))
+        .filter_map(|h| {
+            let head_name = head_of.remove(&h.id)?;
+            let place = format!(
+                "{}{}{}",
+                name(&h.county_code),
+                name(&h.township_code),
+                h.village
+            );
+            Some((h.id, HouseholdName { place, head_name }))
         })
         .collect())
 }

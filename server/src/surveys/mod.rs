@@ -1,14 +1,15 @@
 //! Household and village surveys: validated intake, exactly-once storage, household identity
-//! and duplicate flags, and the reads the app and reviewers need.
+//! and duplicate flags, review, and the reads the app and reviewers need; [`service`] holds the
+//! operations the API and the console call.
 
+pub mod bulk;
+pub mod duplicate_list;
 pub mod duplicates;
-pub mod duplicates_routes;
 pub mod flag_text;
 pub mod identity;
+pub mod ingest;
 pub mod input;
-pub mod read;
 pub mod review;
-pub mod review_routes;
-pub mod routes;
-pub mod store;
+pub mod service;
 pub mod validate;
+pub mod views;

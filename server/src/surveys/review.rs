@@ -118,6 +118,16 @@ pub fn checked_text(field: &str, text: Option<&str>, required: bool) -> ApiResul
     Ok(text.map(str::to_owned))
 }
 
+/// What a decision reads of the survey it decides.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = household_surveys, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct Decided {
+    village_code: String,
+    status: String,
+    review_version: i32,
+    household_id: String,
+}
+
 /// Takes a decision on one survey, inside the caller's transaction.
 pub fn decide(
     conn: &mut DbConnection,
@@ -129,18 +139,17 @@ pub fn decide(
     now: DateTime<Utc>,
 ) -> ApiResult<ReviewOutcome> {
     let not_found = || ApiError::NotFound(format!("入户调查 {id} 不存在"));
-    let (village, status, version, household): (String, String, i32, String) =
-        household_surveys::table
-            .find(id)
-            .select((
-                household_surveys::village_code,
-                household_surveys::status,
-                household_surveys::review_version,
-                household_surveys::household_id,
-            ))
-            .first(conn)
-            .optional()?
-            .ok_or_else(not_found)?;
+    let Decided {
+        village_code: village,
+        status,
+        review_version: version,
+        household_id: household,
+    } = household_surveys::table
+        .find(id)
+        .select(Decided::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or_else(not_found)?;
     let village = DivisionCode::parse(&village)
         .map_err(|_| ApiError::internal(anyhow::anyhow!("survey {id} has a bad village")))?;
     if !caller.can_access_village(&village) {

@@ -240,54 +240,15 @@ pub fn normalise_name(name: &str) -> String {
         .collect()
 }
 
-fn member(
+/// A member's employment: required of those able to work; a post type only for a public
+/// welfare post.
+fn employment(
     errors: &mut Errors,
-    i: usize,
-    input: &MemberInput,
-    surveyed: NaiveDate,
-    seen_ids: &mut HashSet<String>,
-) -> Option<Member> {
-    let at = |name: &str| format!("members[{i}].{name}");
-    let name = errors.text(&at("name"), &input.name, 30);
-    let id = errors.check(at("id_number"), IdNumber::parse(&input.id_number));
-    let birth = match NaiveDate::parse_from_str(input.birth_date.trim(), "%Y-%m-%d") {
-        Ok(d) => Some(d),
-        Err(_) => {
-            errors.add(
-                at("birth_date"),
-                Rule::DateFormat,
-                "须为 YYYY-MM-DD 格式的日期",
-            );
-            None
-        }
-    };
-    if let Some(id) = &id {
-        if !seen_ids.insert(id.expose().to_owned()) {
-            errors.add(
-                at("id_number"),
-                Rule::DuplicateMember,
-                "本户中同一身份证号出现了两次",
-            );
-        }
-        if birth.is_some_and(|b| b != id.birth_date()) {
-            errors.add(
-                at("birth_date"),
-                Rule::BirthDateMismatch,
-                "与身份证号中的出生日期不符",
-            );
-        }
-        if input.sex != id.sex() {
-            errors.add(at("sex"), Rule::SexMismatch, "与身份证号中的性别不符");
-        }
-    }
-    if birth.is_some_and(|b| b > surveyed) {
-        errors.add(at("birth_date"), Rule::InFuture, "晚于调查时间");
-    }
-    let able = matches!(
-        input.labour_capacity,
-        LabourCapacity::Able | LabourCapacity::Weak
-    );
-    let employment = match &input.employment {
+    at: &dyn Fn(&str) -> String,
+    employment: Option<&EmploymentInput>,
+    able: bool,
+) -> Option<Employment> {
+    match employment {
         None if able => {
             errors.add(
                 at("employment"),
@@ -335,8 +296,16 @@ fn member(
                 monthly_income_yuan: e.monthly_income_yuan,
             })
         }
-    };
-    let (training_wanted, training) = match &input.training {
+    }
+}
+
+/// A member's wish for training: a trade exactly when training is wanted.
+fn training(
+    errors: &mut Errors,
+    at: &dyn Fn(&str) -> String,
+    training: Option<&TrainingInput>,
+) -> (bool, Option<TrainingTrade>) {
+    match training {
         Some(TrainingInput {
             wanted: true,
             trade: None,
@@ -361,7 +330,58 @@ fn member(
         }
         Some(t) => (t.wanted, t.trade),
         None => (false, None),
+    }
+}
+
+fn member(
+    errors: &mut Errors,
+    i: usize,
+    input: &MemberInput,
+    surveyed: NaiveDate,
+    seen_ids: &mut HashSet<String>,
+) -> Option<Member> {
+    let at = |name: &str| format!("members[{i}].{name}");
+    let name = errors.text(&at("name"), &input.name, 30);
+    let id = errors.check(at("id_number"), IdNumber::parse(&input.id_number));
+    let birth = match NaiveDate::parse_from_str(input.birth_date.trim(), "%Y-%m-%d") {
+        Ok(d) => Some(d),
+        Err(_) => {
+            errors.add(
+                at("birth_date"),
+                Rule::DateFormat,
+                "须为 YYYY-MM-DD 格式的日期",
+            );
+            None
+        }
     };
+    if let Some(id) = &id {
+        if !seen_ids.insert(id.expose().to_owned()) {
+            errors.add(
+                at("id_number"),
+                Rule::DuplicateMember,
+                "本户中同一身份证号出现了两次",
+            );
+        }
+        if birth.is_some_and(|b| b != id.birth_date()) {
+            errors.add(
+                at("birth_date"),
+                Rule::BirthDateMismatch,
+                "与身份证号中的出生日期不符",
+            );
+        }
+        if input.sex != id.sex() {
+            errors.add(at("sex"), Rule::SexMismatch, "与身份证号中的性别不符");
+        }
+    }
+    if birth.is_some_and(|b| b > surveyed) {
+        errors.add(at("birth_date"), Rule::InFuture, "晚于调查时间");
+    }
+    let able = matches!(
+        input.labour_capacity,
+        LabourCapacity::Able | LabourCapacity::Weak
+    );
+    let employment = employment(errors, &at, input.employment.as_ref(), able);
+    let (training_wanted, training) = training(errors, &at, input.training.as_ref());
     let mut nets = HashSet::new();
     if input.safety_net.iter().any(|n| !nets.insert(*n)) {
         errors.add(at("safety_net"), Rule::Duplicate, "同一保障措施列了两次");
@@ -382,20 +402,9 @@ fn member(
     })
 }
 
-pub fn household(
-    input: &HouseholdSurveyRequest,
-    caller: &Caller,
-    now: DateTime<Utc>,
-) -> Result<HouseholdSurvey, Vec<FieldError>> {
-    let mut errors = Errors::default();
-    let id = errors.check("submission_id", SubmissionId::parse(&input.submission_id));
-    let form_version = errors.text("form_version", &input.form_version, 20);
-    let village = village(&mut errors, &input.village_code, caller);
-    let surveyed_at = instant(&mut errors, "surveyed_at", &input.surveyed_at, now);
-    let position = position(&mut errors, "location", &input.location);
-
-    let h = &input.household;
-    let household_number = match h.household_number.as_deref().map(str::trim) {
+/// A household number: 1 to 32 letters, digits or hyphens.
+fn household_number(errors: &mut Errors, raw: Option<&str>) -> Option<String> {
+    match raw.map(str::trim) {
         None => None,
         Some(n)
             if !n.is_empty()
@@ -412,7 +421,67 @@ pub fn household(
             );
             None
         }
-    };
+    }
+}
+
+/// Exactly one member is the head, with the household's head name and ID number.
+fn check_head(errors: &mut Errors, input: &HouseholdSurveyRequest, head_id: Option<&IdNumber>) {
+    let h = &input.household;
+    let heads: Vec<usize> = input
+        .members
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| m.relation == Relation::Head)
+        .map(|(i, _)| i)
+        .collect();
+    match heads.as_slice() {
+        [i] => {
+            let head = &input.members[*i];
+            if normalise_name(&head.name) != normalise_name(&h.head_name) {
+                errors.add(
+                    "household.head_name",
+                    Rule::HeadMismatch,
+                    format!("与户主成员 members[{i}] 的姓名不符"),
+                );
+            }
+            if let (Some(head_id), Ok(member_id)) = (head_id, IdNumber::parse(&head.id_number)) {
+                if *head_id != member_id {
+                    errors.add(
+                        "household.head_id_number",
+                        Rule::HeadMismatch,
+                        format!("与户主成员 members[{i}] 的身份证号不符"),
+                    );
+                }
+            }
+        }
+        [] if !input.members.is_empty() => errors.add(
+            "members",
+            Rule::OneHead,
+            "须有一名成员的关系为户主（`head`）",
+        ),
+        [] => {}
+        _ => errors.add(
+            "members",
+            Rule::OneHead,
+            "只能有一名成员的关系为户主（`head`）",
+        ),
+    }
+}
+
+pub fn household(
+    input: &HouseholdSurveyRequest,
+    caller: &Caller,
+    now: DateTime<Utc>,
+) -> Result<HouseholdSurvey, Vec<FieldError>> {
+    let mut errors = Errors::default();
+    let id = errors.check("submission_id", SubmissionId::parse(&input.submission_id));
+    let form_version = errors.text("form_version", &input.form_version, 20);
+    let village = village(&mut errors, &input.village_code, caller);
+    let surveyed_at = instant(&mut errors, "surveyed_at", &input.surveyed_at, now);
+    let position = position(&mut errors, "location", &input.location);
+
+    let h = &input.household;
+    let household_number = household_number(&mut errors, h.household_number.as_deref());
     let head_name = errors.text("household.head_name", &h.head_name, 30);
     let head_id = match &h.head_id_number {
         Some(raw) => errors.check("household.head_id_number", IdNumber::parse(raw)),
@@ -442,45 +511,7 @@ pub fn household(
         .enumerate()
         .map(|(i, m)| member(&mut errors, i, m, surveyed_day, &mut seen_ids))
         .collect();
-    let heads: Vec<usize> = input
-        .members
-        .iter()
-        .enumerate()
-        .filter(|(_, m)| m.relation == Relation::Head)
-        .map(|(i, _)| i)
-        .collect();
-    match heads.as_slice() {
-        [i] => {
-            let head = &input.members[*i];
-            if normalise_name(&head.name) != normalise_name(&h.head_name) {
-                errors.add(
-                    "household.head_name",
-                    Rule::HeadMismatch,
-                    format!("与户主成员 members[{i}] 的姓名不符"),
-                );
-            }
-            if let (Some(head_id), Ok(member_id)) = (&head_id, IdNumber::parse(&head.id_number)) {
-                if *head_id != member_id {
-                    errors.add(
-                        "household.head_id_number",
-                        Rule::HeadMismatch,
-                        format!("与户主成员 members[{i}] 的身份证号不符"),
-                    );
-                }
-            }
-        }
-        [] if !input.members.is_empty() => errors.add(
-            "members",
-            Rule::OneHead,
-            "须有一名成员的关系为户主（`head`）",
-        ),
-        [] => {}
-        _ => errors.add(
-            "members",
-            Rule::OneHead,
-            "只能有一名成员的关系为户主（`head`）",
-        ),
-    }
+    check_head(&mut errors, input, head_id.as_ref());
 
     let photos = photos(&mut errors, &input.photos);
     let replaces = match &input.replaces {

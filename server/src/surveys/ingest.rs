@@ -1,12 +1,16 @@
 //! Storing validated surveys: household identity, versions, duplicate flags, and the rows of
-//! the village post-demand survey. Runs inside the transaction that claimed the submission id.
+//! the village post-demand survey; and the answers they get. Runs inside the transaction that
+//! claimed the submission id.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use geo::Point;
+use serde::Serialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 
 use super::duplicates::PairKind;
+use super::flag_text::FlagDetail;
 use super::identity;
 use super::validate::{HouseholdSurvey, VillageSurvey};
 use crate::db::schema::{
@@ -19,6 +23,39 @@ use crate::domain::{DivisionCode, SurveyFlag};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::geography::distance_m;
 use crate::privacy::Vault;
+
+/// The answer to a household survey: the same body on every replay.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HouseholdSurveyAnswer {
+    /// The submission id.
+    pub id: String,
+    pub household_id: String,
+    /// This survey's version of the household (1 for its first survey).
+    pub version: i32,
+    /// Review status: `submitted` until a county reviewer decides.
+    #[schema(value_type = crate::domain::ReviewStatus, example = "submitted")]
+    pub status: String,
+    pub flags: Vec<SurveyFlag>,
+    pub flag_details: Vec<FlagDetail>,
+    pub received_at: chrono::DateTime<Utc>,
+}
+
+/// The answer to a village post-demand survey.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VillageSurveyAnswer {
+    pub id: String,
+    pub village_code: String,
+    #[schema(example = "2020-07")]
+    pub month: String,
+    #[schema(value_type = crate::domain::ReviewStatus, example = "submitted")]
+    pub status: String,
+    /// An earlier survey of this village and month exists; the latest one counts.
+    pub supersedes_earlier: bool,
+    /// Posts needed and filled, summed over post types.
+    pub needed: i64,
+    pub filled: i64,
+    pub received_at: chrono::DateTime<Utc>,
+}
 
 /// Households this close (metres) with the same head name and size are possible duplicates.
 pub const DUPLICATE_RADIUS_M: f64 = 100.0;
@@ -136,6 +173,16 @@ fn resolve_household(
     Ok(Resolved { id, created: true })
 }
 
+/// A survey of a household whose head has the same name, for the look-alike check.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = household_surveys, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct LookAlike {
+    household_id: String,
+    member_count: i32,
+    lat: f64,
+    lon: f64,
+}
+
 /// For a survey without either key: the nearest other household of the village whose latest
 /// survey has the same normalised head name, a size within one member, and a position within
 /// 100 m — unless a reviewer already kept the two apart or merged them.
@@ -146,17 +193,11 @@ fn similar_household(
 ) -> ApiResult<Option<String>> {
     let name = super::validate::normalise_name(&survey.head_name);
     let size = survey.members.len() as i32;
-    let candidates: Vec<(String, i32, i32, f64, f64)> = household_surveys::table
+    let candidates: Vec<LookAlike> = household_surveys::table
         .filter(household_surveys::village_code.eq(survey.village.as_str()))
         .filter(household_surveys::head_name_norm.eq(&name))
         .filter(household_surveys::household_id.ne(own))
-        .select((
-            household_surveys::household_id,
-            household_surveys::version,
-            household_surveys::member_count,
-            household_surveys::lat,
-            household_surveys::lon,
-        ))
+        .select(LookAlike::as_select())
         .order((
             household_surveys::household_id,
             household_surveys::version.desc(),
@@ -166,7 +207,13 @@ fn similar_household(
     let here = Point::new(survey.position.lon, survey.position.lat);
     let mut best: Option<(f64, String)> = None;
     let mut seen = std::collections::HashSet::new();
-    for (household, _, count, lat, lon) in candidates {
+    for LookAlike {
+        household_id: household,
+        member_count: count,
+        lat,
+        lon,
+    } in candidates
+    {
         // Rows come newest version first per household: judge each by its latest survey.
         if !seen.insert(household.clone()) || decided.contains(&household) {
             continue;
@@ -289,15 +336,13 @@ fn people_elsewhere(
     Ok(flags)
 }
 
-/// Stores a household survey as a new version of its household and returns the answer.
-pub fn household(
+/// The photos and the corrected survey a household survey names: its author's uploads, a
+/// survey of the same village (one of another county answers as unknown).
+fn check_references(
     conn: &mut DbConnection,
-    vault: &Vault,
     survey: &HouseholdSurvey,
-    answers_hash: &str,
     enumerator_id: &str,
-    now: DateTime<Utc>,
-) -> ApiResult<Value> {
+) -> ApiResult<()> {
     let mut errors = missing_photos(conn, &survey.photos, enumerator_id)?;
     if let Some(replaced) = &survey.replaces {
         let village: Option<String> = household_surveys::table
@@ -324,32 +369,49 @@ pub fn household(
             Some(_) => {}
         }
     }
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
-
-    let head_hash = survey.head_id.as_ref().map(|id| vault.index_id(id));
-    let keys = identity::Keys {
-        county: survey.village.county(),
-        household_number: survey.household_number.as_deref(),
-        head_id_hash: head_hash.as_deref(),
-    };
-    let household = resolve_household(conn, survey, &keys, now)?;
-    let household_id = household.id.clone();
-    let version = if household.created {
-        1
+    if errors.is_empty() {
+        Ok(())
     } else {
-        household_surveys::table
-            .filter(household_surveys::household_id.eq(&household_id))
-            .select(diesel::dsl::max(household_surveys::version))
-            .first::<Option<i32>>(conn)?
-            .unwrap_or(0)
-            + 1
-    };
+        Err(ApiError::Validation(errors))
+    }
+}
 
+/// The version this survey makes of its household: 1 for a new one, else one after its last.
+fn next_version(conn: &mut DbConnection, household: &Resolved) -> QueryResult<i32> {
+    if household.created {
+        return Ok(1);
+    }
+    Ok(household_surveys::table
+        .filter(household_surveys::household_id.eq(&household.id))
+        .select(diesel::dsl::max(household_surveys::version))
+        .first::<Option<i32>>(conn)?
+        .unwrap_or(0)
+        + 1)
+}
+
+/// The flags a household survey raises, with the households they pair it with.
+struct Raised {
+    flags: Vec<Flag>,
+    /// A keyless look-alike in the village.
+    possible_duplicate: Option<String>,
+    /// Households holding one of its keys in other counties.
+    other_counties: Vec<String>,
+}
+
+/// What is doubtful about a survey: a look-alike (keyless surveys only), a conflicting version
+/// this month, members in other households, its keys in other counties.
+fn raise_flags(
+    conn: &mut DbConnection,
+    survey: &HouseholdSurvey,
+    keys: &identity::Keys<'_>,
+    household: &Resolved,
+    member_hashes: &[String],
+    answers_hash: &str,
+    enumerator_id: &str,
+) -> ApiResult<Raised> {
     let mut flags = Vec::new();
     let possible_duplicate = if keys.is_empty() {
-        similar_household(conn, survey, &household_id)?
+        similar_household(conn, survey, &household.id)?
     } else {
         None
     };
@@ -364,21 +426,16 @@ pub fn household(
     }
     if !household.created {
         if let Some(flag) =
-            conflicting_version(conn, survey, &household_id, answers_hash, enumerator_id)?
+            conflicting_version(conn, survey, &household.id, answers_hash, enumerator_id)?
         {
             flags.push(flag);
         }
     }
-    let member_hashes: Vec<String> = survey
-        .members
-        .iter()
-        .map(|m| vault.index_id(&m.id))
-        .collect();
-    flags.extend(people_elsewhere(conn, &member_hashes, &household_id)?);
+    flags.extend(people_elsewhere(conn, member_hashes, &household.id)?);
     let other_counties = if keys.is_empty() {
         Vec::new()
     } else {
-        identity::in_other_counties(conn, &keys, &household_id)?
+        identity::in_other_counties(conn, keys, &household.id)?
     };
     for other in &other_counties {
         flags.push(Flag {
@@ -387,15 +444,38 @@ pub fn household(
             detail: identity::flag_detail(),
         });
     }
+    Ok(Raised {
+        flags,
+        possible_duplicate,
+        other_counties,
+    })
+}
 
+/// Where a survey's row comes from besides the survey: its household, version and author.
+struct Version<'a> {
+    household_id: &'a str,
+    version: i32,
+    head_hash: Option<&'a str>,
+    answers_hash: &'a str,
+    enumerator_id: &'a str,
+}
+
+/// The survey's own row, `submitted`.
+fn insert_survey(
+    conn: &mut DbConnection,
+    vault: &Vault,
+    survey: &HouseholdSurvey,
+    v: &Version<'_>,
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
     let head_sealed = survey.head_id.as_ref().map(|id| vault.seal_id(id));
     diesel::insert_into(household_surveys::table)
         .values((
             household_surveys::id.eq(survey.id.as_str()),
-            household_surveys::household_id.eq(&household_id),
-            household_surveys::version.eq(version),
+            household_surveys::household_id.eq(v.household_id),
+            household_surveys::version.eq(v.version),
             household_surveys::village_code.eq(survey.village.as_str()),
-            household_surveys::enumerator_id.eq(enumerator_id),
+            household_surveys::enumerator_id.eq(v.enumerator_id),
             household_surveys::form_version.eq(&survey.form_version),
             household_surveys::surveyed_at.eq(survey.surveyed_at.naive_utc()),
             household_surveys::month.eq(&survey.month),
@@ -404,7 +484,7 @@ pub fn household(
             household_surveys::head_name.eq(&survey.head_name),
             household_surveys::head_name_norm
                 .eq(super::validate::normalise_name(&survey.head_name)),
-            household_surveys::head_id_hash.eq(&head_hash),
+            household_surveys::head_id_hash.eq(v.head_hash),
             household_surveys::head_id_sealed.eq(&head_sealed),
             household_surveys::poverty_status.eq(survey.poverty_status.as_str()),
             household_surveys::relocated.eq(survey.relocated),
@@ -416,24 +496,28 @@ pub fn household(
             household_surveys::lat.eq(survey.position.lat),
             household_surveys::lon.eq(survey.position.lon),
             household_surveys::accuracy_m.eq(survey.position.accuracy_m),
-            household_surveys::answers_hash.eq(answers_hash),
+            household_surveys::answers_hash.eq(v.answers_hash),
             household_surveys::replaces.eq(survey.replaces.as_ref().map(|r| r.as_str())),
             household_surveys::status.eq("submitted"),
             household_surveys::status_changed_at.eq(now.naive_utc()),
             household_surveys::review_version.eq(1),
         ))
         .execute(conn)?;
+    Ok(())
+}
 
-    let superseded = match &survey.replaces {
-        Some(replaced) => super::review::supersede(conn, replaced.as_str(), now)?,
-        None => None,
-    };
-
+/// The survey's members, each a person (stored once, by ID-number hash) at a position.
+fn insert_members(
+    conn: &mut DbConnection,
+    vault: &Vault,
+    survey: &HouseholdSurvey,
+    member_hashes: &[String],
+) -> QueryResult<()> {
     let known: Vec<String> = people::table
-        .filter(people::id_hash.eq_any(&member_hashes))
+        .filter(people::id_hash.eq_any(member_hashes))
         .select(people::id_hash)
         .load(conn)?;
-    for (position, (m, person)) in survey.members.iter().zip(&member_hashes).enumerate() {
+    for (position, (m, person)) in survey.members.iter().zip(member_hashes).enumerate() {
         if !known.contains(person) {
             diesel::insert_into(people::table)
                 .values((
@@ -472,18 +556,29 @@ pub fn household(
             ))
             .execute(conn)?;
     }
+    Ok(())
+}
 
-    if let Some(other) = &possible_duplicate {
+/// The raised flags and the pairs they make (a look-alike, a key in another county).
+fn record_flags(
+    conn: &mut DbConnection,
+    survey: &HouseholdSurvey,
+    keys: &identity::Keys<'_>,
+    household_id: &str,
+    raised: &Raised,
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
+    if let Some(other) = &raised.possible_duplicate {
         super::duplicates::record_pair(
             conn,
-            &household_id,
+            household_id,
             other,
             survey.id.as_str(),
             now,
             PairKind::PossibleDuplicate,
         )?;
     }
-    for f in &flags {
+    for f in &raised.flags {
         diesel::insert_into(survey_flags::table)
             .values((
                 survey_flags::survey_id.eq(survey.id.as_str()),
@@ -496,19 +591,25 @@ pub fn household(
     }
     identity::pair_across_counties(
         conn,
-        &keys,
-        &household_id,
-        &other_counties,
+        keys,
+        household_id,
+        &raised.other_counties,
         survey.id.as_str(),
         now,
     )?;
-    link_photos(
-        conn,
-        &survey.photos,
-        survey.id.as_str(),
-        survey.village.as_str(),
-    )?;
-    let mut touched = vec![household_id.as_str()];
+    Ok(())
+}
+
+/// The ledger of the survey's household (and of the corrected survey's) is stale now; a
+/// superseded survey is audited, last: its lock is held to commit (see `audit::append`).
+fn touch_and_audit(
+    conn: &mut DbConnection,
+    survey: &HouseholdSurvey,
+    household_id: &str,
+    superseded: Option<&str>,
+    enumerator_id: &str,
+) -> ApiResult<()> {
+    let mut touched = vec![household_id];
     let replaced_household: Option<String> = match &survey.replaces {
         Some(r) => household_surveys::table
             .find(r.as_str())
@@ -521,8 +622,7 @@ pub fn household(
         touched.push(h);
     }
     crate::ledger::cache::touch_households(conn, &touched)?;
-    // Audit last: its lock is held to commit (see `audit::append`).
-    if let (Some(from), Some(replaced)) = (&superseded, &survey.replaces) {
+    if let (Some(from), Some(replaced)) = (superseded, &survey.replaces) {
         super::review::audit_supersede(
             conn,
             replaced.as_str(),
@@ -531,12 +631,22 @@ pub fn household(
             from,
         )?;
     }
+    Ok(())
+}
 
-    // The answer is replayed to the enumerator: households outside the survey's county are not
-    // named in it.
+/// The answer, replayed to the enumerator: households outside the survey's county are not
+/// named in it.
+fn household_answer(
+    conn: &mut DbConnection,
+    survey: &HouseholdSurvey,
+    household_id: &str,
+    version: i32,
+    flags: &[Flag],
+    now: DateTime<Utc>,
+) -> ApiResult<Value> {
     let county = survey.village.county();
     let mut shown = Vec::new();
-    for f in &flags {
+    for f in flags {
         if let Some(h) = &f.related_household_id {
             if in_county(conn, h, &county)? {
                 shown.push(h.as_str());
@@ -545,7 +655,7 @@ pub fn household(
     }
     let names = super::flag_text::names_of(conn, &shown)?;
     let mut flag_details = Vec::with_capacity(flags.len());
-    for f in &flags {
+    for f in flags {
         let related = f
             .related_household_id
             .as_deref()
@@ -562,10 +672,73 @@ pub fn household(
         "household_id": household_id,
         "version": version,
         "status": "submitted",
-        "flags": distinct_flags(&flags),
+        "flags": distinct_flags(flags),
         "flag_details": flag_details,
         "received_at": now,
     }))
+}
+
+/// Stores a validated household survey as the next version of its household (found by its
+/// keys, else made), with its members, flags and pairs; returns the answer.
+pub fn household(
+    conn: &mut DbConnection,
+    vault: &Vault,
+    survey: &HouseholdSurvey,
+    answers_hash: &str,
+    enumerator_id: &str,
+    now: DateTime<Utc>,
+) -> ApiResult<Value> {
+    check_references(conn, survey, enumerator_id)?;
+    let head_hash = survey.head_id.as_ref().map(|id| vault.index_id(id));
+    let keys = identity::Keys {
+        county: survey.village.county(),
+        household_number: survey.household_number.as_deref(),
+        head_id_hash: head_hash.as_deref(),
+    };
+    let household = resolve_household(conn, survey, &keys, now)?;
+    let version = next_version(conn, &household)?;
+    let member_hashes: Vec<String> = survey
+        .members
+        .iter()
+        .map(|m| vault.index_id(&m.id))
+        .collect();
+    let raised = raise_flags(
+        conn,
+        survey,
+        &keys,
+        &household,
+        &member_hashes,
+        answers_hash,
+        enumerator_id,
+    )?;
+    let row = Version {
+        household_id: &household.id,
+        version,
+        head_hash: head_hash.as_deref(),
+        answers_hash,
+        enumerator_id,
+    };
+    insert_survey(conn, vault, survey, &row, now)?;
+    let superseded = match &survey.replaces {
+        Some(replaced) => super::review::supersede(conn, replaced.as_str(), now)?,
+        None => None,
+    };
+    insert_members(conn, vault, survey, &member_hashes)?;
+    record_flags(conn, survey, &keys, &household.id, &raised, now)?;
+    link_photos(
+        conn,
+        &survey.photos,
+        survey.id.as_str(),
+        survey.village.as_str(),
+    )?;
+    touch_and_audit(
+        conn,
+        survey,
+        &household.id,
+        superseded.as_deref(),
+        enumerator_id,
+    )?;
+    household_answer(conn, survey, &household.id, version, &raised.flags, now)
 }
 
 /// Whether a household lives in the county.

@@ -1,69 +1,42 @@
+//! The survey endpoints of the JSON API, in the order they are mounted: intake of household
+//! and village surveys (here), the reads ([`reads`]) and review ([`review`]). Handlers turn
+//! requests into typed values and call [`crate::surveys::service`].
+
+mod reads;
+mod review;
+
 use actix_web::{post, web, HttpResponse};
 use chrono::Utc;
-use serde::Serialize;
-use serde_json::json;
-use utoipa::ToSchema;
 
-use super::input::{HouseholdSurveyRequest, VillageSurveyRequest};
-use super::{store, validate};
 use crate::auth::Caller;
-use crate::domain::{Role, SubmissionId, SurveyFlag};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::http::ApiJsonValue;
 use crate::state::AppState;
-use crate::submissions::{self, canonical_json, Incoming, Kind, Outcome};
+use crate::submissions::{Kind, Outcome};
+use crate::surveys::ingest::{HouseholdSurveyAnswer, VillageSurveyAnswer};
+use crate::surveys::input::{HouseholdSurveyRequest, VillageSurveyRequest};
+use crate::surveys::service;
 
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(submit_household_survey)
-        .service(submit_village_survey);
-    super::read::configure(cfg);
-    super::review_routes::configure(cfg);
-    super::duplicates_routes::configure(cfg);
+        .service(submit_village_survey)
+        .service(reads::list_surveys)
+        .service(reads::get_survey)
+        .service(reads::get_household)
+        .service(reads::my_submissions)
+        .service(review::review_survey)
+        .service(review::bulk_review)
+        .service(review::list_duplicates)
+        .service(review::decide_pair);
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct FlagDetail {
-    pub flag: SurveyFlag,
-    /// The other household concerned (`possible_duplicate`, `person_in_multiple_households`,
-    /// `household_in_other_county`); absent when it lies outside the reader's scope.
-    pub related_household_id: Option<String>,
-    /// Why the flag was raised, in Chinese. It names the other household by village and head
-    /// (「洮北区青山镇德顺村 张三户」) only where `related_household_id` is given, else 「另一户」.
-    #[schema(example = "第 1 位成员（members[0]）也登记在洮北区青山镇德顺村 张三户中")]
-    pub detail: String,
-}
-
-/// The answer to a household survey: the same body on every replay.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct HouseholdSurveyAnswer {
-    /// The submission id.
-    pub id: String,
-    pub household_id: String,
-    /// This survey's version of the household (1 for its first survey).
-    pub version: i32,
-    /// Review status: `submitted` until a county reviewer decides.
-    #[schema(value_type = crate::domain::ReviewStatus, example = "submitted")]
-    pub status: String,
-    pub flags: Vec<SurveyFlag>,
-    pub flag_details: Vec<FlagDetail>,
-    pub received_at: chrono::DateTime<Utc>,
-}
-
-/// The answer to a village post-demand survey.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct VillageSurveyAnswer {
-    pub id: String,
-    pub village_code: String,
-    #[schema(example = "2020-07")]
-    pub month: String,
-    #[schema(value_type = crate::domain::ReviewStatus, example = "submitted")]
-    pub status: String,
-    /// An earlier survey of this village and month exists; the latest one counts.
-    pub supersedes_earlier: bool,
-    /// Posts needed and filled, summed over post types.
-    pub needed: i64,
-    pub filled: i64,
-    pub received_at: chrono::DateTime<Utc>,
+/// A submission's answer: 201 when stored now, 200 with the same body for a replay.
+pub(super) fn submission_response(outcome: Outcome) -> HttpResponse {
+    let status = actix_web::http::StatusCode::from_u16(outcome.status())
+        .unwrap_or(actix_web::http::StatusCode::CREATED);
+    HttpResponse::build(status)
+        .content_type("application/json")
+        .body(outcome.into_body())
 }
 
 /// Submits a household survey (入户调查).
@@ -118,7 +91,7 @@ pub async fn submit_household_survey(
     state
         .metrics
         .observe_submission(Kind::HouseholdSurvey, &result);
-    Ok(result?.into_response())
+    Ok(submission_response(result?))
 }
 
 async fn household_survey(
@@ -127,49 +100,12 @@ async fn household_survey(
     body: Result<ApiJsonValue<HouseholdSurveyRequest>, ApiError>,
 ) -> ApiResult<Outcome> {
     // The body's errors come first, as when it was extracted before the handler ran.
-    let ApiJsonValue {
-        typed: input,
-        value,
-    } = body?;
-    caller.require_role(&[Role::Enumerator, Role::FirstSecretary])?;
-    let canonical = canonical_json(&value);
-    // Who, when, where and with which device are not the answers: two enumerators giving the
-    // same answers do not conflict.
-    let answers =
-        canonical_json(&json!({"household": value["household"], "members": value["members"]}));
+    let ApiJsonValue { typed, value } = body?;
     let now = Utc::now();
     let state = state.into_inner();
     let db = state.db.clone();
     db.write(move |conn| {
-        let vault = &state.vault;
-        let id = SubmissionId::parse(&input.submission_id).ok();
-        let village = input.village_code.clone();
-        if let Some(id) = &id {
-            let incoming = Incoming {
-                id: id.as_str(),
-                kind: Kind::HouseholdSurvey,
-                user_id: &caller.user_id,
-                village_code: &village,
-                canonical: &canonical,
-                replay_checked: false,
-            };
-            if let Some(replayed) = submissions::replay(conn, vault, &incoming)? {
-                return Ok(replayed);
-            }
-        }
-        let survey = validate::household(&input, &caller, now).map_err(ApiError::Validation)?;
-        let answers_hash = vault.keyed_hash(answers.as_bytes());
-        let incoming = Incoming {
-            id: survey.id.as_str(),
-            kind: Kind::HouseholdSurvey,
-            user_id: &caller.user_id,
-            village_code: survey.village.as_str(),
-            canonical: &canonical,
-            replay_checked: true,
-        };
-        submissions::ingest(conn, vault, &incoming, now, |conn| {
-            store::household(conn, vault, &survey, &answers_hash, &caller.user_id, now)
-        })
+        service::submit_household(conn, &state.vault, &caller, &typed, &value, now)
     })
     .await
 }
@@ -204,7 +140,7 @@ pub async fn submit_village_survey(
     state
         .metrics
         .observe_submission(Kind::VillageSurvey, &result);
-    Ok(result?.into_response())
+    Ok(submission_response(result?))
 }
 
 async fn village_survey(
@@ -212,43 +148,10 @@ async fn village_survey(
     caller: Caller,
     body: Result<ApiJsonValue<VillageSurveyRequest>, ApiError>,
 ) -> ApiResult<Outcome> {
-    let ApiJsonValue {
-        typed: input,
-        value,
-    } = body?;
-    caller.require_role(&[Role::Enumerator, Role::FirstSecretary])?;
-    let canonical = canonical_json(&value);
+    let ApiJsonValue { typed, value } = body?;
     let now = Utc::now();
     let state = state.into_inner();
     let db = state.db.clone();
-    db.write(move |conn| {
-        let vault = &state.vault;
-        if let Ok(id) = SubmissionId::parse(&input.submission_id) {
-            let incoming = Incoming {
-                id: id.as_str(),
-                kind: Kind::VillageSurvey,
-                user_id: &caller.user_id,
-                village_code: &input.village_code,
-                canonical: &canonical,
-                replay_checked: false,
-            };
-            if let Some(replayed) = submissions::replay(conn, vault, &incoming)? {
-                return Ok(replayed);
-            }
-        }
-        let survey =
-            validate::village_survey(&input, &caller, now).map_err(ApiError::Validation)?;
-        let incoming = Incoming {
-            id: survey.id.as_str(),
-            kind: Kind::VillageSurvey,
-            user_id: &caller.user_id,
-            village_code: survey.village.as_str(),
-            canonical: &canonical,
-            replay_checked: true,
-        };
-        submissions::ingest(conn, vault, &incoming, now, |conn| {
-            store::village(conn, &survey, &caller.user_id, now)
-        })
-    })
-    .await
+    db.write(move |conn| service::submit_village(conn, &state.vault, &caller, &typed, &value, now))
+        .await
 }

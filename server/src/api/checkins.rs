@@ -1,16 +1,22 @@
+//! The check-in endpoints of the JSON API: intake, a month's attendance and the list of
+//! check-ins. Handlers turn requests into typed values and call [`crate::checkins::service`].
+
 use actix_web::{get, post, web, HttpResponse};
 use chrono::Utc;
-use serde::Serialize;
-use utoipa::ToSchema;
+use serde::Deserialize;
+use utoipa::IntoParams;
 
-use super::input::{self, CheckinRequest};
-use super::{attendance, store};
-use crate::auth::Caller;
-use crate::domain::{CheckinFlag, Role, SubmissionId};
-use crate::error::{ApiError, ApiResult, Problem};
-use crate::http::ApiJsonValue;
+use super::surveys::submission_response;
+use crate::auth::{area, Area, Caller};
+use crate::checkins::attendance::{Attendance, CheckinList, Filter};
+use crate::checkins::input::CheckinRequest;
+use crate::checkins::service::{self, Verification};
+use crate::checkins::store::CheckinAnswer;
+use crate::domain::Month;
+use crate::error::{bad_query, ApiError, ApiResult, Problem};
+use crate::http::{ApiJsonValue, ApiQuery};
 use crate::state::AppState;
-use crate::submissions::{self, canonical_json, Incoming, Kind, Outcome};
+use crate::submissions::{Kind, Outcome};
 
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(submit_checkin)
@@ -18,21 +24,77 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(list_checkins);
 }
 
-/// The answer to a check-in: the same body on every replay.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CheckinAnswer {
-    pub id: String,
-    /// `accepted`, or `flagged` with the reasons in `flags`; a check-in is never refused for
-    /// doubtful facts.
-    #[schema(example = "accepted")]
-    pub status: crate::domain::CheckinStatus,
-    pub flags: Vec<CheckinFlag>,
-    /// The local (Asia/Shanghai) day the check-in counts for.
-    #[schema(example = "2020-07-20")]
-    pub attendance_date: chrono::NaiveDate,
-    #[schema(value_type = crate::domain::CheckinKind, example = "resident_duty")]
-    pub kind: String,
-    pub received_at: chrono::DateTime<Utc>,
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AttendanceQuery {
+    /// `YYYY-MM`.
+    pub month: String,
+    /// 12-digit village code.
+    pub village: Option<String>,
+    /// 12-digit county code.
+    pub county: Option<String>,
+    /// A user id: only that user's own (resident-duty) attendance.
+    pub user: Option<String>,
+}
+
+/// The typed filter of a month's check-ins: the month (`YYYY-MM`), codes parsed and checked
+/// against the caller's scope.
+pub fn filter(
+    caller: &Caller,
+    month: &str,
+    village: Option<&str>,
+    county: Option<&str>,
+    user: Option<String>,
+) -> ApiResult<Filter> {
+    Ok(Filter {
+        month: Month::parse(month.trim()).map_err(|e| bad_query("month", e.message))?,
+        area: Area::parse(caller, village, None, county)?,
+        user,
+    })
+}
+
+impl AttendanceQuery {
+    pub fn filter(self, caller: &Caller) -> ApiResult<Filter> {
+        filter(
+            caller,
+            &self.month,
+            self.village.as_deref(),
+            self.county.as_deref(),
+            self.user,
+        )
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CheckinQuery {
+    /// `YYYY-MM`: check-ins whose attendance day falls in the month.
+    pub month: String,
+    /// 12-digit village code.
+    pub village: Option<String>,
+    /// 12-digit county code.
+    pub county: Option<String>,
+    /// A user id: only that user's check-ins.
+    pub user: Option<String>,
+    /// `true`: only flagged check-ins; `false`: only accepted ones.
+    pub flagged: Option<bool>,
+    /// At most this many, newest first (1–500, default 100).
+    pub limit: Option<i64>,
+}
+
+impl CheckinQuery {
+    /// The typed filter, whether flagged, and the page size (1–500, default 100).
+    pub fn filter(self, caller: &Caller) -> ApiResult<(Filter, Option<bool>, i64)> {
+        let limit = area::limit(self.limit, 100, 500)?;
+        let f = filter(
+            caller,
+            &self.month,
+            self.village.as_deref(),
+            self.county.as_deref(),
+            self.user,
+        )?;
+        Ok((f, self.flagged, limit))
+    }
 }
 
 /// Checks in: a resident-duty check-in of the caller, or a special-post worker's check-in made
@@ -74,7 +136,7 @@ pub async fn submit_checkin(
 ) -> ApiResult<HttpResponse> {
     let result = receive_checkin(state.clone(), caller, body).await;
     state.metrics.observe_submission(Kind::Checkin, &result);
-    Ok(result?.into_response())
+    Ok(submission_response(result?))
 }
 
 async fn receive_checkin(
@@ -83,50 +145,17 @@ async fn receive_checkin(
     body: Result<ApiJsonValue<CheckinRequest>, ApiError>,
 ) -> ApiResult<Outcome> {
     // The body's errors come first, as when it was extracted before the handler ran.
-    let ApiJsonValue {
-        typed: request,
-        value,
-    } = body?;
-    caller.require_role(&[Role::Enumerator, Role::FirstSecretary])?;
-    let canonical = canonical_json(&value);
+    let ApiJsonValue { typed, value } = body?;
     let now = Utc::now();
     let state = state.into_inner();
     let db = state.db.clone();
     db.write(move |conn| {
-        let vault = &state.vault;
-        if let Ok(id) = SubmissionId::parse(&request.submission_id) {
-            let incoming = Incoming {
-                id: id.as_str(),
-                kind: Kind::Checkin,
-                user_id: &caller.user_id,
-                village_code: &request.village_code,
-                canonical: &canonical,
-                replay_checked: false,
-            };
-            if let Some(replayed) = submissions::replay(conn, vault, &incoming)? {
-                return Ok(replayed);
-            }
-        }
-        let checkin = input::validate(&request, &caller, now).map_err(ApiError::Validation)?;
-        let incoming = Incoming {
-            id: checkin.id.as_str(),
-            kind: Kind::Checkin,
-            user_id: &caller.user_id,
-            village_code: checkin.village.as_str(),
-            canonical: &canonical,
-            replay_checked: true,
+        let with = Verification {
+            vault: &state.vault,
+            geofences: &state.geofences,
+            policy: &state.settings.checkins,
         };
-        submissions::ingest(conn, vault, &incoming, now, |conn| {
-            store::store(
-                conn,
-                vault,
-                &state.geofences,
-                &state.settings.checkins,
-                &checkin,
-                &caller.user_id,
-                now,
-            )
-        })
+        service::submit(conn, &with, &caller, &typed, &value, now)
     })
     .await
 }
@@ -138,9 +167,9 @@ async fn receive_checkin(
 #[utoipa::path(
     tag = "checkins",
     security(("bearer" = [])),
-    params(attendance::AttendanceQuery),
+    params(AttendanceQuery),
     responses(
-        (status = 200, description = "The month's attendance", body = attendance::Attendance),
+        (status = 200, description = "The month's attendance", body = Attendance),
         (status = 400, description = "`invalid_query`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`out_of_scope`", body = Problem, content_type = "application/problem+json"),
     )
@@ -149,34 +178,18 @@ async fn receive_checkin(
 pub async fn get_attendance(
     state: web::Data<AppState>,
     caller: Caller,
-    query: crate::http::ApiQuery<attendance::AttendanceQuery>,
-) -> ApiResult<web::Json<attendance::Attendance>> {
-    attendance_of_month(state, caller, query)
-        .await
-        .map(web::Json)
-}
-
-/// [`get_attendance`] as a function, for the console.
-pub async fn attendance_of_month(
-    state: web::Data<AppState>,
-    caller: Caller,
-    query: crate::http::ApiQuery<attendance::AttendanceQuery>,
-) -> ApiResult<attendance::Attendance> {
-    let query = attendance::Filter::parse(query.0, &caller)?;
-    let state = state.into_inner();
-    let db = state.db.clone();
-    let answer = db
-        .run(move |conn| {
-            attendance::compute(
-                conn,
-                &state.vault,
-                &state.settings.checkins,
-                &caller,
-                &query,
-            )
-        })
-        .await?;
-    Ok(answer)
+    query: ApiQuery<AttendanceQuery>,
+) -> ApiResult<web::Json<Attendance>> {
+    let filter = query.0.filter(&caller)?;
+    service::attendance(
+        &state.db,
+        &state.vault,
+        &state.settings.checkins,
+        caller,
+        filter,
+    )
+    .await
+    .map(web::Json)
 }
 
 /// The check-ins of a month in the caller's scope, newest first, with their flags, position
@@ -184,9 +197,9 @@ pub async fn attendance_of_month(
 #[utoipa::path(
     tag = "checkins",
     security(("bearer" = [])),
-    params(attendance::CheckinQuery),
+    params(CheckinQuery),
     responses(
-        (status = 200, description = "The check-ins", body = attendance::CheckinList),
+        (status = 200, description = "The check-ins", body = CheckinList),
         (status = 400, description = "`invalid_query`: bad month, code or limit", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`out_of_scope`", body = Problem, content_type = "application/problem+json"),
     )
@@ -195,20 +208,10 @@ pub async fn attendance_of_month(
 pub async fn list_checkins(
     state: web::Data<AppState>,
     caller: Caller,
-    query: crate::http::ApiQuery<attendance::CheckinQuery>,
-) -> ApiResult<web::Json<attendance::CheckinList>> {
-    checkins_of_month(state, caller, query).await.map(web::Json)
-}
-
-/// [`list_checkins`] as a function, for the console.
-pub async fn checkins_of_month(
-    state: web::Data<AppState>,
-    caller: Caller,
-    query: crate::http::ApiQuery<attendance::CheckinQuery>,
-) -> ApiResult<attendance::CheckinList> {
+    query: ApiQuery<CheckinQuery>,
+) -> ApiResult<web::Json<CheckinList>> {
     let (filter, flagged, limit) = query.0.filter(&caller)?;
-    state
-        .db
-        .run(move |conn| attendance::list(conn, &caller, &filter, flagged, limit))
+    service::list_checkins(&state.db, caller, filter, flagged, limit)
         .await
+        .map(web::Json)
 }
