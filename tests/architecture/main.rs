@@ -235,6 +235,39 @@ fn the_library_s_top_level_modules_have_no_cycle() {
     );
 }
 
+/// The layers above the capabilities (ARCHITECTURE.md): the binary, the contract, the front
+/// (handlers and pages), the HTTP plumbing, the state and settings.
+const ABOVE_THE_CAPABILITIES: &[&str] = &[
+    "cli", "startup", "openapi", "api", "console", "http", "state", "config",
+];
+
+#[test]
+fn capabilities_and_the_ground_know_nothing_of_http() {
+    let mut problems = Vec::new();
+    for (rel, text) in rust_files(&library_root()) {
+        let Some(module) = top_module(&rel) else {
+            continue;
+        };
+        if ABOVE_THE_CAPABILITIES.contains(&module.as_str()) {
+            continue;
+        }
+        for upper in references(&text) {
+            if ABOVE_THE_CAPABILITIES.contains(&upper.as_str()) {
+                problems.push(format!("{rel} uses crate::{upper}"));
+            }
+        }
+        // The error enum's mapping to problem+json is the one tie to actix below the HTTP layer.
+        if rel != "error.rs" && text.contains("actix_web") {
+            problems.push(format!("{rel} uses actix_web"));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "services take typed values and return domain values; HTTP stays above them:\n{}",
+        problems.join("\n")
+    );
+}
+
 #[test]
 fn a_planted_back_edge_is_found() {
     let mut graph = module_graph(&library_root());

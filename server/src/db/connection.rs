@@ -1,3 +1,5 @@
+//! One connection type over SQLite and PostgreSQL, the database URL, and the pool's manager.
+
 use std::fmt;
 use std::path::PathBuf;
 

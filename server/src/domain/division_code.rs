@@ -1,3 +1,5 @@
+//! A 12-digit administrative division code and its level (city, county, township, village).
+
 use crate::domain::Rule;
 use std::fmt;
 

@@ -1,3 +1,5 @@
+//! A resident ID number (身份证号): 18 characters with a valid check digit; never printed in clear.
+
 use crate::domain::Rule;
 use std::fmt;
 

@@ -1,3 +1,5 @@
+//! A mainland mobile phone number, the login name of every user.
+
 use crate::domain::Rule;
 use std::fmt;
 

@@ -1,3 +1,5 @@
+//! A submission id: the UUID a phone gives each submission, the key of exactly-once.
+
 use crate::domain::Rule;
 use std::fmt;
 

@@ -1,3 +1,6 @@
+//! Body and query extractors that answer in problem+json: JSON bodies read within a size limit
+//! (and kept as a value for canonical hashing), query strings parsed strictly.
+
 use actix_web::dev::Payload;
 use actix_web::error::PayloadError;
 use actix_web::http::header;

@@ -1,3 +1,5 @@
+//! Request observation: an id per request, its tracing span, one log line and its metrics.
+
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
