@@ -1,32 +1,21 @@
 //! Taizhang (台账): field data collection for rural employment programmes and the village-level
-//! employment demand ledger built from it. See `README.md` and `../shared/SPEC.md`.
+//! employment demand ledger built from it. This crate is the server: the JSON API, the review
+//! console, the HTTP layer, start-up and the command line, over `taizhang-core` (domain,
+//! storage, services) and `taizhang-simulate` (generated data and the field simulator). See
+//! `README.md`, `ARCHITECTURE.md` and `../shared/SPEC.md`.
 
 pub mod api;
-pub mod audit;
-pub mod auth;
-pub mod catalog;
-pub mod checkins;
 pub mod cli;
 pub mod config;
 pub mod console;
-pub mod db;
-pub mod domain;
-pub mod error;
-pub mod files;
-pub mod geography;
 pub mod http;
-pub mod ledger;
-pub mod metrics;
 pub mod openapi;
-pub mod photos;
-pub mod privacy;
-pub mod random;
-pub mod secrets;
-pub mod simulate;
 pub mod startup;
 pub mod state;
-pub mod submissions;
-pub mod surveys;
-pub mod telemetry;
-pub mod users;
-pub mod villages;
+
+// The layers below, under the names the server and its tests use.
+pub use taizhang_core::{
+    audit, auth, catalog, checkins, db, domain, error, files, geography, ledger, metrics, photos,
+    privacy, random, secrets, submissions, surveys, telemetry, users, villages,
+};
+pub use taizhang_simulate as simulate;

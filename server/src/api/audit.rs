@@ -7,8 +7,9 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::audit::service::{self, AuditFilter, AuditPage, PageRequest};
-use crate::auth::{area, Caller};
+use crate::auth::area;
 use crate::error::{bad_query, ApiResult, Problem};
+use crate::http::Auth;
 use crate::http::{export, ApiQuery};
 use crate::state::AppState;
 
@@ -77,7 +78,7 @@ fn instant(field: &str, value: Option<&str>) -> ApiResult<Option<DateTime<Utc>>>
 #[get("/audit")]
 pub async fn list_audit(
     state: web::Data<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     query: ApiQuery<AuditQuery>,
 ) -> ApiResult<HttpResponse> {
     service::require_reader(&caller)?;

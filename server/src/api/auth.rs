@@ -6,8 +6,8 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::auth::service::{self, Credentials, Me, TokenResponse};
-use crate::auth::Caller;
 use crate::error::{ApiResult, Problem};
+use crate::http::Auth;
 use crate::http::{client_addr, ApiJson};
 use crate::state::AppState;
 
@@ -97,7 +97,7 @@ pub async fn refresh(
     responses((status = 204, description = "Logged out"))
 )]
 #[post("/auth/logout")]
-pub async fn logout(state: web::Data<AppState>, caller: Caller) -> ApiResult<HttpResponse> {
+pub async fn logout(state: web::Data<AppState>, Auth(caller): Auth) -> ApiResult<HttpResponse> {
     service::log_out(&state.db, &caller).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -109,6 +109,6 @@ pub async fn logout(state: web::Data<AppState>, caller: Caller) -> ApiResult<Htt
     responses((status = 200, description = "The caller", body = Me))
 )]
 #[get("/me")]
-pub async fn get_me(state: web::Data<AppState>, caller: Caller) -> ApiResult<web::Json<Me>> {
+pub async fn get_me(state: web::Data<AppState>, Auth(caller): Auth) -> ApiResult<web::Json<Me>> {
     Ok(web::Json(service::me(&state.db, &caller).await?))
 }

@@ -14,6 +14,7 @@ use crate::checkins::service::{self, Verification};
 use crate::checkins::store::CheckinAnswer;
 use crate::domain::Month;
 use crate::error::{bad_query, ApiError, ApiResult, Problem};
+use crate::http::Auth;
 use crate::http::{ApiJsonValue, ApiQuery};
 use crate::state::AppState;
 use crate::submissions::{Kind, Outcome};
@@ -130,7 +131,7 @@ impl CheckinQuery {
 #[post("/checkins")]
 pub async fn submit_checkin(
     state: web::Data<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     // Taken as a result so that a refused body counts in the submission metrics.
     body: Result<ApiJsonValue<CheckinRequest>, ApiError>,
 ) -> ApiResult<HttpResponse> {
@@ -177,7 +178,7 @@ async fn receive_checkin(
 #[get("/attendance")]
 pub async fn get_attendance(
     state: web::Data<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     query: ApiQuery<AttendanceQuery>,
 ) -> ApiResult<web::Json<Attendance>> {
     let filter = query.0.filter(&caller)?;
@@ -207,7 +208,7 @@ pub async fn get_attendance(
 #[get("/checkins")]
 pub async fn list_checkins(
     state: web::Data<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     query: ApiQuery<CheckinQuery>,
 ) -> ApiResult<web::Json<CheckinList>> {
     let (filter, flagged, limit) = query.0.filter(&caller)?;

@@ -6,9 +6,10 @@ use actix_web::{get, post, put, web, HttpResponse};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::auth::{area, Caller};
+use crate::auth::area;
 use crate::domain::{DivisionLevel, Month};
 use crate::error::{bad_query, ApiError, ApiResult, ErrorCode, Problem};
+use crate::http::Auth;
 use crate::http::{ApiJson, ApiQuery};
 use crate::ledger::export::{Download, ExportFormat};
 use crate::ledger::inventory::Inventory;
@@ -95,7 +96,7 @@ pub struct NodeQuery {
 #[get("/inventory")]
 pub async fn get_inventory(
     state: web::Data<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     query: ApiQuery<NodeQuery>,
 ) -> ApiResult<web::Json<Inventory>> {
     let q = query.0;
@@ -118,7 +119,7 @@ pub async fn get_inventory(
 #[get("/months")]
 pub async fn list_months(
     state: web::Data<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
 ) -> ApiResult<web::Json<Vec<MonthState>>> {
     service::months(&state.db, &caller).await.map(web::Json)
 }
@@ -140,7 +141,7 @@ pub async fn list_months(
 #[post("/months/{month}/close")]
 pub async fn close_month(
     state: web::Data<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     path: web::Path<String>,
 ) -> ApiResult<web::Json<MonthState>> {
     // The role first: someone who may not close learns nothing from the path.
@@ -165,7 +166,7 @@ pub async fn close_month(
 #[get("/quotas/{year}")]
 pub async fn get_quotas(
     state: web::Data<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     path: web::Path<String>,
 ) -> ApiResult<web::Json<YearQuotas>> {
     service::require_quota_reader(&caller)?;
@@ -192,7 +193,7 @@ pub async fn get_quotas(
 #[put("/quotas/{year}")]
 pub async fn put_quotas(
     state: web::Data<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     path: web::Path<String>,
     body: ApiJson<QuotaRequest>,
 ) -> ApiResult<web::Json<YearQuotas>> {
@@ -259,7 +260,7 @@ fn roster_kind(raw: &str) -> ApiResult<RosterKind> {
 #[get("/ledgers/{kind}")]
 pub async fn get_roster(
     state: web::Data<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     path: web::Path<String>,
     query: ApiQuery<RosterQuery>,
 ) -> ApiResult<HttpResponse> {
@@ -325,7 +326,7 @@ pub struct InventoryExportQuery {
 #[get("/inventory/export")]
 pub async fn export_inventory(
     state: web::Data<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     query: ApiQuery<InventoryExportQuery>,
 ) -> ApiResult<HttpResponse> {
     let q = query.0;

@@ -6,8 +6,8 @@ use actix_web::{get, head, put, web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Problem};
+use crate::http::Auth;
 use crate::http::{declared_length, image_response, read_limited, ApiQuery};
 use crate::photos::service::{self, PhotoInfo, Photos, Sha256};
 use crate::photos::store::Variant;
@@ -97,7 +97,7 @@ fn require_jpeg(req: &HttpRequest) -> ApiResult<()> {
 #[head("/photos/{sha256}")]
 pub async fn photo_exists(
     state: web::Data<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let sha = Sha256::parse(&path.into_inner())?;
@@ -135,7 +135,7 @@ pub async fn photo_exists(
 #[put("/photos/{sha256}")]
 pub async fn upload_photo(
     state: web::Data<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     req: HttpRequest,
     path: web::Path<String>,
     payload: web::Payload,
@@ -176,7 +176,7 @@ pub async fn upload_photo(
 #[get("/photos/{sha256}")]
 pub async fn get_photo(
     state: web::Data<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     path: web::Path<String>,
     query: ApiQuery<PhotoQuery>,
 ) -> ApiResult<HttpResponse> {

@@ -2,9 +2,9 @@
 
 use actix_web::{get, post, web, HttpResponse};
 
-use crate::auth::Caller;
 use crate::error::{ApiResult, Problem};
 use crate::http::ApiJson;
+use crate::http::Auth;
 use crate::state::AppState;
 use crate::users::service::{self, UserList, UserSummary};
 use crate::users::NewUserInput;
@@ -25,7 +25,7 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
 #[get("/users")]
 pub async fn list_users(
     state: web::Data<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
 ) -> ApiResult<web::Json<UserList>> {
     Ok(web::Json(service::list(&state.db, &caller).await?))
 }
@@ -44,7 +44,7 @@ pub async fn list_users(
 #[post("/users")]
 pub async fn create_user(
     state: web::Data<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     body: ApiJson<NewUserInput>,
 ) -> ApiResult<HttpResponse> {
     let summary = service::create(&state.db, &caller, body.0, "POST /api/v1/users").await?;

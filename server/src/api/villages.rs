@@ -4,10 +4,11 @@ use actix_web::{get, web};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::auth::{area, Area, Caller};
+use crate::auth::{area, Area};
 use crate::domain::DivisionLevel;
 use crate::error::{ApiResult, Problem};
 use crate::http::ApiQuery;
+use crate::http::Auth;
 use crate::state::AppState;
 use crate::villages::service::{self, Village, VillageFilter, VillageList};
 
@@ -43,7 +44,7 @@ pub struct VillageQuery {
 #[get("/villages")]
 pub async fn list_villages(
     state: web::Data<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     query: ApiQuery<VillageQuery>,
 ) -> ApiResult<web::Json<VillageList>> {
     let query = query.0;
@@ -77,7 +78,7 @@ pub async fn list_villages(
 #[get("/villages/{code}")]
 pub async fn get_village(
     state: web::Data<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     path: web::Path<String>,
 ) -> ApiResult<web::Json<Village>> {
     let code = service::village_code(&path.into_inner())?;

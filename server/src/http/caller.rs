@@ -36,7 +36,11 @@ fn bearer(req: &HttpRequest) -> ApiResult<String> {
     }
 }
 
-impl FromRequest for Caller {
+/// The authenticated caller of an API request, as an extractor: `Auth(caller): Auth` in a
+/// handler's arguments. (A wrapper, since `Caller` belongs to the core crate.)
+pub struct Auth(pub Caller);
+
+impl FromRequest for Auth {
     type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
@@ -47,7 +51,7 @@ impl FromRequest for Caller {
             let state = state
                 .ok_or_else(|| ApiError::internal(anyhow::anyhow!("application state missing")))?;
             let claims = tokens::verify_access(&state.keys, &token?)?;
-            load_caller(&state, claims).await
+            load_caller(&state, claims).await.map(Auth)
         })
     }
 }

@@ -11,6 +11,7 @@ use chrono::Utc;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::http::ApiJsonValue;
+use crate::http::Auth;
 use crate::state::AppState;
 use crate::submissions::{Kind, Outcome};
 use crate::surveys::ingest::{HouseholdSurveyAnswer, VillageSurveyAnswer};
@@ -83,7 +84,7 @@ pub(super) fn submission_response(outcome: Outcome) -> HttpResponse {
 #[post("/surveys/households")]
 pub async fn submit_household_survey(
     state: web::Data<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     // Taken as a result so that a refused body counts in the submission metrics.
     body: Result<ApiJsonValue<HouseholdSurveyRequest>, ApiError>,
 ) -> ApiResult<HttpResponse> {
@@ -133,7 +134,7 @@ async fn household_survey(
 #[post("/surveys/villages")]
 pub async fn submit_village_survey(
     state: web::Data<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     body: Result<ApiJsonValue<VillageSurveyRequest>, ApiError>,
 ) -> ApiResult<HttpResponse> {
     let result = village_survey(state.clone(), caller, body).await;

@@ -11,6 +11,7 @@ use crate::auth::{area, Area, Caller};
 use crate::domain::{ReviewStatus, SurveyFlag};
 use crate::error::{bad_query, ApiResult, Problem};
 use crate::http::ApiQuery;
+use crate::http::Auth;
 use crate::state::AppState;
 use crate::surveys::service::{self, Cursor, Reveal, SurveyFilter};
 use crate::surveys::views::{HouseholdView, MySubmissions, SurveyDetail, SurveyPage};
@@ -117,7 +118,7 @@ pub struct SinceQuery {
 #[get("/surveys")]
 pub async fn list_surveys(
     state: web::Data<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     query: ApiQuery<SurveyQuery>,
 ) -> ApiResult<web::Json<SurveyPage>> {
     let filter = query.0.filter(&caller)?;
@@ -141,7 +142,7 @@ pub async fn list_surveys(
 #[get("/surveys/{id}")]
 pub async fn get_survey(
     state: web::Data<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     path: web::Path<String>,
     query: ApiQuery<RevealQuery>,
 ) -> ApiResult<web::Json<SurveyDetail>> {
@@ -164,7 +165,7 @@ pub async fn get_survey(
 #[get("/households/{id}")]
 pub async fn get_household(
     state: web::Data<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     path: web::Path<String>,
     query: ApiQuery<RevealQuery>,
 ) -> ApiResult<web::Json<HouseholdView>> {
@@ -193,7 +194,7 @@ pub async fn get_household(
 #[get("/me/submissions")]
 pub async fn my_submissions(
     state: web::Data<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     query: ApiQuery<SinceQuery>,
 ) -> ApiResult<web::Json<MySubmissions>> {
     let since = query

@@ -8,6 +8,7 @@ use utoipa::IntoParams;
 
 use crate::auth::{area, Area, Caller};
 use crate::error::{ApiResult, Problem};
+use crate::http::Auth;
 use crate::http::{ApiJson, ApiQuery};
 use crate::state::AppState;
 use crate::surveys::duplicate_list::DuplicatePage;
@@ -39,7 +40,7 @@ use crate::surveys::service::{self, Cursor, DuplicateFilter};
 #[post("/surveys/{id}/review")]
 pub async fn review_survey(
     state: web::Data<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     path: web::Path<String>,
     body: ApiJson<ReviewRequest>,
 ) -> ApiResult<web::Json<ReviewOutcome>> {
@@ -72,7 +73,7 @@ pub async fn review_survey(
 #[post("/reviews/bulk")]
 pub async fn bulk_review(
     state: web::Data<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     body: ApiJson<BulkReviewRequest>,
 ) -> ApiResult<web::Json<BulkOutcome>> {
     service::bulk_review(&state.db, caller, body.0)
@@ -131,7 +132,7 @@ impl DuplicateQuery {
 #[get("/duplicates")]
 pub async fn list_duplicates(
     state: web::Data<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     query: ApiQuery<DuplicateQuery>,
 ) -> ApiResult<web::Json<DuplicatePage>> {
     // A field user is refused for the role before the query is looked at.
@@ -175,7 +176,7 @@ pub async fn list_duplicates(
 #[post("/duplicates/{a}/{b}")]
 pub async fn decide_pair(
     state: web::Data<AppState>,
-    caller: Caller,
+    Auth(caller): Auth,
     path: web::Path<(String, String)>,
     body: ApiJson<PairRequest>,
 ) -> ApiResult<web::Json<PairOutcome>> {

@@ -8,8 +8,8 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use super::DbConnection;
 
-pub const SQLITE: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
-pub const POSTGRES: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+pub const SQLITE: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
+pub const POSTGRES: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
 
 /// Applies every pending migration; returns the versions applied.
 pub fn run_pending(conn: &mut DbConnection) -> anyhow::Result<Vec<String>> {

@@ -12,7 +12,7 @@ use diesel::prelude::*;
 use futures_util::future::join_all;
 
 use super::{Options, Simulation};
-use crate::db::DatabaseUrl;
+use taizhang_core::db::DatabaseUrl;
 
 diesel::table! {
     sim_bench_raw (id) {

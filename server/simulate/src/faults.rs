@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::random::SplitMix;
+use taizhang_core::random::SplitMix;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {

@@ -7,7 +7,7 @@ use super::{create, validate, NewUserInput};
 use crate::db::schema::users;
 use crate::db::DbConnection;
 
-const DEMO_USERS: &str = include_str!("../../../fixtures/demo_users.json");
+const DEMO_USERS: &str = include_str!("../../../../fixtures/demo_users.json");
 
 pub fn inputs() -> anyhow::Result<Vec<NewUserInput>> {
     serde_json::from_str(DEMO_USERS).map_err(|e| anyhow::anyhow!("fixtures/demo_users.json: {e}"))

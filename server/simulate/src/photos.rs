@@ -7,7 +7,7 @@ use std::io::Cursor;
 
 use image::{Rgb, RgbImage};
 
-use crate::random::{hash01, SplitMix};
+use taizhang_core::random::{hash01, SplitMix};
 
 struct House {
     x: f64,

@@ -527,7 +527,7 @@ pub fn encode_jpeg(rgb: &RgbImage, quality: u8) -> Result<Vec<u8>, DecodeError> 
 // that photos does not name the simulator (the dependency points one way).
 #[cfg(test)]
 #[allow(dead_code, clippy::duplicate_mod)]
-#[path = "../simulate/photos.rs"]
+#[path = "../../../simulate/src/photos.rs"]
 mod synthetic;
 
 #[cfg(test)]
@@ -562,7 +562,7 @@ mod tests {
     /// [`MAX_PIXELS_PER_BYTE`].
     #[test]
     fn photos_are_far_below_the_density_limit() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/photos");
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/photos");
         let mut photos: Vec<(String, Vec<u8>)> = [
             "doorplate.jpg",
             "household.jpg",

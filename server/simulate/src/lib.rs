@@ -36,8 +36,8 @@ use self::phone::{Phone, PhoneConfig};
 use self::stats::Stats;
 use self::truth::Truth;
 use self::world::{Item, Payload, Review, Role, Village, World};
-use crate::domain::Month;
-use crate::geography::Geofence;
+use taizhang_core::domain::Month;
+use taizhang_core::geography::Geofence;
 
 /// Everything a run needs.
 #[derive(Debug, Clone)]
@@ -77,7 +77,7 @@ impl Options {
             admin_phone: "13900000001".into(),
             admin_password: "demo-city-0001".into(),
             upload_window_days: 7,
-            reuse_bits: crate::photos::REUSE_THRESHOLD,
+            reuse_bits: taizhang_core::photos::REUSE_THRESHOLD,
             give_up_after: Duration::from_secs(120),
             photo_width: 256,
             progress: false,
@@ -117,7 +117,7 @@ pub struct SimulateArgs {
     #[arg(long, default_value_t = 7)]
     upload_window_days: u64,
     /// The server's --photo-reuse-bits.
-    #[arg(long, default_value_t = crate::photos::REUSE_THRESHOLD)]
+    #[arg(long, default_value_t = taizhang_core::photos::REUSE_THRESHOLD)]
     photo_reuse_bits: u32,
     /// Seconds a phone keeps retrying one request before giving it up.
     #[arg(long, default_value_t = 120)]
@@ -819,7 +819,7 @@ impl Simulation {
             .map(|(v, village)| ("village".to_owned(), village.code.clone(), v))
             .chain([(
                 "city".to_owned(),
-                crate::ledger::node::CITY.to_owned(),
+                taizhang_core::ledger::node::CITY.to_owned(),
                 usize::MAX,
             )])
             .collect();

@@ -3,18 +3,18 @@
 //! phone flushes its offline queue. Nothing here talks to the server (`play` does), so the
 //! same seed against the same villages gives the same month.
 
-use crate::domain::time::china;
 use std::collections::HashSet;
 use std::sync::Arc;
+use taizhang_core::domain::time::china;
 
 use chrono::{DateTime, Duration, FixedOffset, NaiveDate, TimeZone, Utc};
 use geo::{Destination, Haversine, Point};
 use serde_json::{json, Value};
 
 use super::photos::{jpeg, with_exif, ExifSpec, Scene};
-use crate::domain::{IdNumber, Month};
-use crate::geography::Geofence;
-use crate::random::SplitMix;
+use taizhang_core::domain::{IdNumber, Month};
+use taizhang_core::geography::Geofence;
+use taizhang_core::random::SplitMix;
 
 /// A village as the server describes it, with two positions picked against its geofence.
 #[derive(Debug, Clone)]
@@ -423,10 +423,13 @@ fn make_photo(
             orientation: 1,
         },
     );
-    let sha = crate::photos::intake::sha256_hex(&bytes);
-    let analysis =
-        crate::photos::intake::analyze(&bytes, &sha, &crate::photos::decode::ImageLimits::DEFAULT)
-            .map_err(|e| anyhow::anyhow!("generated photo does not pass intake: {e}"))?;
+    let sha = taizhang_core::photos::intake::sha256_hex(&bytes);
+    let analysis = taizhang_core::photos::intake::analyze(
+        &bytes,
+        &sha,
+        &taizhang_core::photos::decode::ImageLimits::DEFAULT,
+    )
+    .map_err(|e| anyhow::anyhow!("generated photo does not pass intake: {e}"))?;
     Ok(Photo {
         sha,
         bytes: Arc::new(bytes),
@@ -718,7 +721,7 @@ impl<'a> VillagePlanner<'a> {
                 && self
                     .photo_hashes
                     .iter()
-                    .any(|h| crate::photos::phash::distance(*h, photo.phash) <= margin)
+                    .any(|h| taizhang_core::photos::phash::distance(*h, photo.phash) <= margin)
             {
                 continue;
             }

@@ -15,9 +15,9 @@ use crate::db::{read_setting, write_setting, write_transaction, DbConnection};
 use crate::domain::{DivisionCode, DivisionLevel, PositionSource};
 use crate::geography::{multi_polygon_from_geojson, multi_polygon_to_geojson, Geofence};
 
-const DIVISIONS_CSV: &str = include_str!("../../../fixtures/divisions.csv");
-const VILLAGES_CSV: &str = include_str!("../../../fixtures/villages.csv");
-const COUNTY_BOUNDARIES: &str = include_str!("../../../fixtures/county_boundaries.geojson");
+const DIVISIONS_CSV: &str = include_str!("../../../../fixtures/divisions.csv");
+const VILLAGES_CSV: &str = include_str!("../../../../fixtures/villages.csv");
+const COUNTY_BOUNDARIES: &str = include_str!("../../../../fixtures/county_boundaries.geojson");
 const FINGERPRINT_KEY: &str = "fixtures_sha256";
 
 #[derive(Debug, Clone, serde::Deserialize)]

@@ -11,9 +11,9 @@ use chrono::{DateTime, Duration, FixedOffset, NaiveDate, NaiveDateTime, Utc};
 
 use super::phone::Answer;
 use super::world::{point, Item, Payload, Review, World};
-use crate::checkins::verify::{speed_kmh, Neighbour};
-use crate::domain::Month;
-use crate::geography::distance_m;
+use taizhang_core::checkins::verify::{speed_kmh, Neighbour};
+use taizhang_core::domain::Month;
+use taizhang_core::geography::distance_m;
 
 /// Flags a check-in must have, and flags it may have (the upload window ran out while the
 /// phone was still retrying: the server's clock decided).
@@ -98,8 +98,8 @@ fn county_reuse(this: &CountyHeld, other: &CountyHeld, bits: u32) -> bool {
     other.user != this.user
         && (other.photo == this.photo
             || ((other.day - this.day).num_days().abs()
-                <= crate::checkins::store::COUNTY_REUSE_DAYS
-                && crate::photos::phash::distance(other.phash, this.phash) <= bits))
+                <= taizhang_core::checkins::store::COUNTY_REUSE_DAYS
+                && taizhang_core::photos::phash::distance(other.phash, this.phash) <= bits))
 }
 
 pub struct Truth {
@@ -216,11 +216,9 @@ impl Truth {
             .lock()
             .map(|m| m.get(&c.village).cloned().unwrap_or_default())
             .unwrap_or_default();
-        if mine
-            .iter()
-            .chain(&theirs)
-            .any(|h| crate::photos::phash::distance(h.phash, photo.phash) <= self.reuse_bits)
-        {
+        if mine.iter().chain(&theirs).any(|h| {
+            taizhang_core::photos::phash::distance(h.phash, photo.phash) <= self.reuse_bits
+        }) {
             must.insert("photo_reused");
         }
         // Across the county: certain once the other check-in was acknowledged before this one
@@ -518,7 +516,9 @@ pub fn attendance(world: &World, receipts: &[Receipt]) -> BTreeMap<PersonMonth, 
         if !receipts[i].acked {
             continue;
         }
-        let local = c.captured.with_timezone(&crate::domain::time::china());
+        let local = c
+            .captured
+            .with_timezone(&taizhang_core::domain::time::china());
         let key = (
             item.user,
             world.villages[c.village].code.clone(),

@@ -12,15 +12,15 @@ use diesel::prelude::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::db::schema::{
+use taizhang_core::db::schema::{
     household_keys, household_surveys, households, people, submissions, survey_members, users,
     village_post_demand, village_surveys, villages,
 };
-use crate::db::{write_transaction, DbConnection};
-use crate::domain::{EmploymentStatus, IdNumber, Month, PostType, TrainingTrade};
-use crate::error::ApiError;
-use crate::privacy::{Purpose, Vault};
-use crate::surveys::identity::KeyKind;
+use taizhang_core::db::{write_transaction, DbConnection};
+use taizhang_core::domain::{EmploymentStatus, IdNumber, Month, PostType, TrainingTrade};
+use taizhang_core::error::ApiError;
+use taizhang_core::privacy::{Purpose, Vault};
+use taizhang_core::surveys::identity::KeyKind;
 
 #[derive(Debug, Clone)]
 pub struct SeedOptions {
@@ -117,9 +117,9 @@ fn seed_users(
                         users::created_at.eq(chrono::Utc::now().naive_utc()),
                     ))
                     .execute(conn)?;
-                crate::audit::append(
+                taizhang_core::audit::append(
                     conn,
-                    &crate::audit::Entry {
+                    &taizhang_core::audit::Entry {
                         user_id: &id,
                         action: "create_user",
                         subject_type: "user",
@@ -195,7 +195,7 @@ fn work(rng: &mut StdRng, capacity: &str) -> (Option<EmploymentStatus>, Option<P
 /// Deterministic; most surveys approved, about one in twelve awaiting review.
 pub fn ensure_demo_surveys(
     conn: &mut DbConnection,
-    keys: &crate::secrets::Keys,
+    keys: &taizhang_core::secrets::Keys,
     households: usize,
 ) -> anyhow::Result<Option<Seeded>> {
     let any: i64 = household_surveys::table.count().get_result(conn)?;
@@ -205,7 +205,7 @@ pub fn ensure_demo_surveys(
     let options = SeedOptions {
         households,
         months: 3,
-        start: Month::containing(crate::domain::time::today())
+        start: Month::containing(taizhang_core::domain::time::today())
             .previous()
             .previous(),
         seed: 2020,
@@ -555,7 +555,7 @@ fn village_surveys(
         }
     }
     let codes: BTreeSet<String> = run.villages.iter().map(|v| v.code.clone()).collect();
-    crate::ledger::cache::touch_villages(conn, &codes)?;
+    taizhang_core::ledger::cache::touch_villages(conn, &codes)?;
     Ok(())
 }
 

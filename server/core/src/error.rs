@@ -313,7 +313,7 @@ impl ApiError {
         }
     }
 
-    pub(crate) fn problem(&self) -> Problem {
+    pub fn problem(&self) -> Problem {
         let code = self.code();
         let errors = match self {
             ApiError::Validation(errors) => errors.clone(),
