@@ -25,11 +25,7 @@ const MAX_FUNCTION_LINES: usize = 120;
 
 /// Functions already over the limit when the check came in, with their length then. They may
 /// shrink, not grow; once one is under the limit its entry must go.
-const LONG_FUNCTIONS: &[(&str, usize)] = &[
-    ("bin/build-fixtures.rs::main", 190),
-    ("console/attendance.rs::page", 172),
-    ("console/survey.rs::page", 213),
-];
+const LONG_FUNCTIONS: &[(&str, usize)] = &[("bin/build-fixtures.rs::main", 190)];
 
 /// Every `.rs` file under `root`, with its path relative to it.
 fn rust_files(root: &Path) -> Vec<(String, String)> {

@@ -1,8 +1,10 @@
 //! A month's attendance: days present per person and village, and the flagged check-ins with
 //! their photos; for one village, its check-ins on a map of its geofence.
 
+use std::collections::HashMap;
+
 use actix_web::{web, HttpRequest, HttpResponse};
-use maud::html;
+use maud::{html, Markup};
 
 use super::error::ConsoleResult;
 use super::layout::{current_month, datetime, render, Nav};
@@ -10,8 +12,8 @@ use super::svg::{map, Fence, Mark, Point};
 use super::{
     chosen_county, counties_of, name, names, pairs, place_filters, value, villages_of, Session,
 };
-use crate::auth::Area;
-use crate::checkins::attendance::Filter;
+use crate::auth::{Area, Caller};
+use crate::checkins::attendance::{Attendance, CheckinList, Filter};
 use crate::checkins::service;
 use crate::domain::Month;
 use crate::error::bad_query;
@@ -54,56 +56,7 @@ pub async fn page(
 
     // One village: every check-in of the month on its map.
     let village_map = match &village {
-        Some(code) => {
-            let code_of = crate::villages::service::village_code(code)?;
-            let v = crate::villages::service::get(&state.db, caller, code_of).await?;
-            let one = Filter {
-                area: Area::parse(caller, Some(code), None, None)?,
-                ..filter.clone()
-            };
-            let all = service::list_checkins(&state.db, caller.clone(), one, None, 500).await?;
-            let points: Vec<Point> = all
-                .items
-                .iter()
-                .map(|c| Point {
-                    lat: c.lat,
-                    lon: c.lon,
-                    label: format!(
-                        "{} {}{}",
-                        c.user_name.as_deref().unwrap_or(""),
-                        datetime(&c.captured_at),
-                        if c.flags.is_empty() {
-                            ""
-                        } else {
-                            "（有标记）"
-                        }
-                    ),
-                    mark: if c.status == crate::domain::CheckinStatus::Accepted {
-                        Mark::Accepted
-                    } else {
-                        Mark::Flagged
-                    },
-                    accuracy_m: c.accuracy_m,
-                })
-                .collect();
-            let fences: Vec<Fence> = v
-                .geofence
-                .iter()
-                .map(|g| Fence {
-                    name: &v.name,
-                    geometry: g,
-                    focus: true,
-                })
-                .collect();
-            Some(map(
-                &fences,
-                &points,
-                &format!(
-                    "{} {} 月打卡位置：绿点为有效打卡，红点为有标记的打卡",
-                    v.name, month
-                ),
-            ))
-        }
+        Some(code) => Some(village_map(&state, caller, &filter, code, &month).await?),
         None => None,
     };
 
@@ -124,6 +77,82 @@ pub async fn page(
                 }
             }
         }
+        (people_table(&attendance, &places))
+        @if let Some(m) = village_map {
+            h2 { "打卡位置" }
+            (m)
+        }
+        (flagged_list(&flagged, &places))
+    };
+    Ok(render(
+        &session,
+        Nav::Attendance,
+        &format!("{month} 驻村考勤"),
+        body,
+    ))
+}
+
+/// Every check-in of the month in one village, on the village's map.
+async fn village_map(
+    state: &web::Data<AppState>,
+    caller: &Caller,
+    filter: &Filter,
+    code: &str,
+    month: &str,
+) -> ConsoleResult<Markup> {
+    let code_of = crate::villages::service::village_code(code)?;
+    let v = crate::villages::service::get(&state.db, caller, code_of).await?;
+    let one = Filter {
+        area: Area::parse(caller, Some(code), None, None)?,
+        ..filter.clone()
+    };
+    let all = service::list_checkins(&state.db, caller.clone(), one, None, 500).await?;
+    let points: Vec<Point> = all
+        .items
+        .iter()
+        .map(|c| Point {
+            lat: c.lat,
+            lon: c.lon,
+            label: format!(
+                "{} {}{}",
+                c.user_name.as_deref().unwrap_or(""),
+                datetime(&c.captured_at),
+                if c.flags.is_empty() {
+                    ""
+                } else {
+                    "（有标记）"
+                }
+            ),
+            mark: if c.status == crate::domain::CheckinStatus::Accepted {
+                Mark::Accepted
+            } else {
+                Mark::Flagged
+            },
+            accuracy_m: c.accuracy_m,
+        })
+        .collect();
+    let fences: Vec<Fence> = v
+        .geofence
+        .iter()
+        .map(|g| Fence {
+            name: &v.name,
+            geometry: g,
+            focus: true,
+        })
+        .collect();
+    Ok(map(
+        &fences,
+        &points,
+        &format!(
+            "{} {} 月打卡位置：绿点为有效打卡，红点为有标记的打卡",
+            v.name, month
+        ),
+    ))
+}
+
+/// Each person's days present, flagged and required, and whether they are met.
+fn people_table(attendance: &Attendance, places: &HashMap<String, String>) -> Markup {
+    html! {
         h2 { "人员出勤（" (attendance.people.len()) " 人）" }
         @if attendance.people.is_empty() {
             p.empty { "本月没有打卡记录。" }
@@ -141,7 +170,7 @@ pub async fn page(
                                 @if let Some(id) = &p.worker_id_number { " " span.id { (id) } }
                             }
                             td { (p.kind.label()) }
-                            td { (name(&places, &p.village_code)) }
+                            td { (name(places, &p.village_code)) }
                             td.num { (p.days_present) }
                             td.num { (p.days_flagged) }
                             td.num { (p.days_required) }
@@ -151,10 +180,12 @@ pub async fn page(
                 }
             }
         }
-        @if let Some(m) = village_map {
-            h2 { "打卡位置" }
-            (m)
-        }
+    }
+}
+
+/// The month's flagged check-ins, with their photo, flags and position.
+fn flagged_list(flagged: &CheckinList, places: &HashMap<String, String>) -> Markup {
+    html! {
         h2 { "有标记的打卡（" (flagged.items.len()) @if flagged.truncated { "+" } "）" }
         @if flagged.items.is_empty() {
             p.empty { "本月没有有标记的打卡。" }
@@ -168,7 +199,7 @@ pub async fn page(
                         div {
                             strong { (c.user_name.as_deref().unwrap_or("—")) } " · " (c.kind.label())
                             br;
-                            (name(&places, &c.village_code)) " · " (datetime(&c.captured_at))
+                            (name(places, &c.village_code)) " · " (datetime(&c.captured_at))
                             br;
                             @for f in &c.flags { span.flag { (f.label()) } " " }
                             br;
@@ -181,11 +212,5 @@ pub async fn page(
                 }
             }
         }
-    };
-    Ok(render(
-        &session,
-        Nav::Attendance,
-        &format!("{month} 驻村考勤"),
-        body,
-    ))
+    }
 }

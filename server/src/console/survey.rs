@@ -13,8 +13,8 @@ use crate::error::bad_query;
 use crate::state::AppState;
 use crate::surveys::review::{transition, Decision, ReviewRequest};
 use crate::surveys::service::{self, Reveal};
-use crate::surveys::views::SurveyDetail;
-use crate::villages::service::{self as villages, VillageFilter};
+use crate::surveys::views::{HouseholdView, SurveyDetail, SurveySummary};
+use crate::villages::service::{self as villages, Village, VillageFilter, VillageList};
 
 fn yes_no(b: bool) -> &'static str {
     if b {
@@ -78,40 +78,7 @@ pub async fn page(
     .await?;
     let (_, people) = names(&state, Vec::new(), vec![s.enumerator_id.clone()]).await?;
 
-    let mut fences: Vec<Fence> = Vec::new();
-    let mut points: Vec<Point> = Vec::new();
-    for v in &neighbours.villages {
-        if let Some(g) = &v.geofence {
-            fences.push(Fence {
-                name: &v.name,
-                geometry: g,
-                focus: v.code == village.code,
-            });
-        }
-        points.push(Point {
-            lat: v.centroid.lat,
-            lon: v.centroid.lon,
-            label: v.name.clone(),
-            mark: Mark::Village,
-            accuracy_m: None,
-        });
-    }
-    points.push(Point {
-        lat: s.lat,
-        lon: s.lon,
-        label: format!(
-            "调查位置（精度 {}）",
-            s.accuracy_m
-                .map_or("未知".to_owned(), |a| format!("{a:.0} 米"))
-        ),
-        mark: Mark::Survey,
-        accuracy_m: s.accuracy_m,
-    });
-    let caption = format!(
-        "{}{}{}的电子围栏（深色）、同乡镇的村（浅色）与调查位置（红点）",
-        village.county_name, village.township_name, village.name
-    );
-
+    let location = location(&neighbours, &village, s);
     let body = html! {
         div.survey-head {
             span class={ "status " (s.status.as_str()) } #status { (s.status.label()) }
@@ -152,7 +119,7 @@ pub async fn page(
             }
             section {
                 h2 { "位置" }
-                (map(&fences, &points, &caption))
+                (location)
             }
         }
         @if !s.flag_details.is_empty() {
@@ -170,6 +137,60 @@ pub async fn page(
                 }
             }
         }
+        (members(&survey))
+        (photos(s))
+        (versions(&household, s))
+        (decisions(&session, &survey))
+    };
+    Ok(render(
+        &session,
+        Nav::Queue,
+        &format!("{} 户调查", s.head_name),
+        body,
+    ))
+}
+
+/// The survey's position on a map of its village's geofence and the township's other villages.
+fn location(neighbours: &VillageList, village: &Village, s: &SurveySummary) -> Markup {
+    let mut fences: Vec<Fence> = Vec::new();
+    let mut points: Vec<Point> = Vec::new();
+    for v in &neighbours.villages {
+        if let Some(g) = &v.geofence {
+            fences.push(Fence {
+                name: &v.name,
+                geometry: g,
+                focus: v.code == village.code,
+            });
+        }
+        points.push(Point {
+            lat: v.centroid.lat,
+            lon: v.centroid.lon,
+            label: v.name.clone(),
+            mark: Mark::Village,
+            accuracy_m: None,
+        });
+    }
+    points.push(Point {
+        lat: s.lat,
+        lon: s.lon,
+        label: format!(
+            "调查位置（精度 {}）",
+            s.accuracy_m
+                .map_or("未知".to_owned(), |a| format!("{a:.0} 米"))
+        ),
+        mark: Mark::Survey,
+        accuracy_m: s.accuracy_m,
+    });
+    let caption = format!(
+        "{}{}{}的电子围栏（深色）、同乡镇的村（浅色）与调查位置（红点）",
+        village.county_name, village.township_name, village.name
+    );
+    map(&fences, &points, &caption)
+}
+
+/// The household's members and their answers.
+fn members(survey: &SurveyDetail) -> Markup {
+    html! {
         section {
             h2 { "家庭成员（" (survey.members.len()) " 人）" }
             table.list.members {
@@ -210,6 +231,12 @@ pub async fn page(
                 }
             }
         }
+    }
+}
+
+/// The survey's photos, as thumbnails linking to the originals.
+fn photos(s: &SurveySummary) -> Markup {
+    html! {
         section {
             h2 { "照片（" (s.photos.len()) "）" }
             @if s.photos.is_empty() { p.muted { "本次调查没有照片。" } }
@@ -221,6 +248,12 @@ pub async fn page(
                 }
             }
         }
+    }
+}
+
+/// The household's earlier and later surveys, when it has more than this one.
+fn versions(household: &HouseholdView, s: &SurveySummary) -> Markup {
+    html! {
         @if household.versions.len() > 1 {
             section.versions {
                 h2 { "该户历次调查（" (household.versions.len()) "）" }
@@ -240,14 +273,7 @@ pub async fn page(
                 }
             }
         }
-        (decisions(&session, &survey))
-    };
-    Ok(render(
-        &session,
-        Nav::Queue,
-        &format!("{} 户调查", s.head_name),
-        body,
-    ))
+    }
 }
 
 /// The decisions the survey's state allows, each a form naming the version it was shown.
