@@ -9,7 +9,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::policy::CheckinPolicy;
-use crate::auth::{Area, Caller, ScopeLevel};
+use crate::auth::{Area, Caller};
 use crate::db::schema::{checkins, survey_members, users};
 use crate::db::DbConnection;
 use crate::domain::{CheckinFlag, CheckinKind, CheckinStatus, Month, Role};
@@ -87,26 +87,7 @@ fn scoped<'a>(caller: &Caller, f: &'a Filter) -> Boxed<'a> {
         .filter(checkins::attendance_date.ge(f.month.first_day()))
         .filter(checkins::attendance_date.le(f.month.last_day()))
         .into_boxed();
-    match caller.scope_level() {
-        ScopeLevel::City => {}
-        ScopeLevel::County => {
-            select = select.filter(checkins::village_code.like(caller.county_pattern()));
-        }
-        ScopeLevel::Villages => {
-            let own: Vec<String> = caller
-                .village_codes
-                .iter()
-                .map(|c| c.as_str().to_owned())
-                .collect();
-            select = select.filter(checkins::village_code.eq_any(own));
-        }
-    }
-    if let Some(v) = &f.area.village {
-        select = select.filter(checkins::village_code.eq(v.as_str().to_owned()));
-    }
-    if let Some(c) = &f.area.county {
-        select = select.filter(checkins::village_code.like(c.county_pattern()));
-    }
+    crate::auth::area::narrow_to_area!(select, checkins::village_code, caller, &f.area);
     if let Some(user) = &f.user {
         select = select.filter(checkins::subject.eq(format!("user:{user}")));
     }

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 
 use super::flag_text::FlagDetail;
 use crate::audit;
-use crate::auth::{Area, Caller, ScopeLevel};
+use crate::auth::{Area, Caller};
 use crate::db::schema::{
     household_surveys, households, people, photo_links, survey_flags, survey_members, users,
     village_surveys,
@@ -204,26 +204,7 @@ type Boxed<'a> = household_surveys::BoxedQuery<'a, <DbConnection as diesel::Conn
 /// Surveys inside the caller's scope and the filter's area, status, flag, enumerator and days.
 fn filtered<'a>(caller: &Caller, f: &SurveyFilter) -> Boxed<'a> {
     let mut select = household_surveys::table.into_boxed();
-    match caller.scope_level() {
-        ScopeLevel::City => {}
-        ScopeLevel::County => {
-            select = select.filter(household_surveys::village_code.like(caller.county_pattern()));
-        }
-        ScopeLevel::Villages => {
-            let own: Vec<String> = caller
-                .village_codes
-                .iter()
-                .map(|c| c.as_str().to_owned())
-                .collect();
-            select = select.filter(household_surveys::village_code.eq_any(own));
-        }
-    }
-    if let Some(v) = &f.area.village {
-        select = select.filter(household_surveys::village_code.eq(v.as_str().to_owned()));
-    }
-    if let Some(c) = &f.area.county {
-        select = select.filter(household_surveys::village_code.like(c.county_pattern()));
-    }
+    crate::auth::area::narrow_to_area!(select, household_surveys::village_code, caller, &f.area);
     if let Some(status) = f.status {
         select = select.filter(household_surveys::status.eq(status.as_str()));
     }
