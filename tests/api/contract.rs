@@ -146,6 +146,7 @@ fn load_every_table(conn: &mut DbConnection) {
             String,
             Option<f64>,
             String,
+            i64,
         )>(conn)
         .expect("villages");
     users::table
@@ -218,7 +219,7 @@ fn load_every_table(conn: &mut DbConnection) {
         .expect("submissions");
     households::table
         .select(households::all_columns)
-        .load::<(Text, Text, Timestamp)>(conn)
+        .load::<(Text, Text, Timestamp, i64)>(conn)
         .expect("households");
     household_keys::table
         .select(household_keys::all_columns)
@@ -226,7 +227,7 @@ fn load_every_table(conn: &mut DbConnection) {
         .expect("household_keys");
     people::table
         .select(people::all_columns)
-        .load::<(Text, Text, Text, chrono::NaiveDate)>(conn)
+        .load::<(Text, Opt<Text>, Text, chrono::NaiveDate)>(conn)
         .expect("people");
     household_surveys::table
         .select((
@@ -261,6 +262,7 @@ fn load_every_table(conn: &mut DbConnection) {
                 household_surveys::review_comment,
                 household_surveys::review_version,
                 household_surveys::reviewed_by,
+                household_surveys::base_survey_id,
             ),
         ))
         .load::<(
@@ -294,6 +296,7 @@ fn load_every_table(conn: &mut DbConnection) {
                 Timestamp,
                 Opt<Text>,
                 i32,
+                Opt<Text>,
                 Opt<Text>,
             ),
         )>(conn)
@@ -338,6 +341,7 @@ fn load_every_table(conn: &mut DbConnection) {
             Text,
             Timestamp,
             Opt<Text>,
+            i64,
         )>(conn)
         .expect("village_surveys");
     village_post_demand::table
@@ -426,6 +430,31 @@ fn load_every_table(conn: &mut DbConnection) {
         .select(quotas::all_columns)
         .load::<(i32, Text, i32, i32, i32, Text, Timestamp)>(conn)
         .expect("quotas");
+    sync_tombstones::table
+        .select(sync_tombstones::all_columns)
+        .load::<(Text, Text, Text, Opt<Text>, i64)>(conn)
+        .expect("sync_tombstones");
+    sync_counters::table
+        .select(sync_counters::all_columns)
+        .load::<(Text, i64)>(conn)
+        .expect("sync_counters");
+    employers::table
+        .select(employers::all_columns)
+        .load::<(
+            Text,
+            Text,
+            Text,
+            Opt<Text>,
+            Text,
+            Opt<Text>,
+            Opt<Text>,
+            bool,
+            bool,
+            i64,
+            Timestamp,
+            Timestamp,
+        )>(conn)
+        .expect("employers");
 }
 
 /// The tables present in the database, whatever the backend.

@@ -159,7 +159,7 @@ fn side(
                     thead { tr { th { "姓名" } th { "身份证号" } th { "出生日期" } th { "与户主关系" } } }
                     tbody {
                         @for m in &d.members {
-                            tr { td { (m.name) } td.id { (m.id_number) } td { (m.birth_date.format("%Y-%m-%d")) } td { (m.relation.label()) } }
+                            tr { td { (m.name) } td.id { (m.id_number.as_deref().unwrap_or("无身份证号")) } td { (m.birth_date.format("%Y-%m-%d")) } td { (m.relation.label()) } }
                         }
                     }
                 }

@@ -203,7 +203,7 @@ fn members(survey: &SurveyDetail) -> Markup {
                     @for m in &survey.members {
                         tr {
                             td { (m.name) }
-                            td.id { (m.id_number) }
+                            td.id { (m.id_number.as_deref().unwrap_or("无身份证号")) }
                             td { (m.sex.label()) }
                             td { (m.birth_date.format("%Y-%m-%d")) }
                             td { (m.relation.label()) }

@@ -30,6 +30,7 @@ diesel::table! {
         geofence_kind -> Text,
         geofence_radius_m -> Nullable<Double>,
         geofence -> Text,
+        sync_seq -> BigInt,
     }
 }
 
@@ -138,6 +139,7 @@ diesel::table! {
         id -> Text,
         village_code -> Text,
         created_at -> Timestamp,
+        sync_seq -> BigInt,
     }
 }
 
@@ -153,7 +155,7 @@ diesel::table! {
 diesel::table! {
     people (id_hash) {
         id_hash -> Text,
-        id_sealed -> Text,
+        id_sealed -> Nullable<Text>,
         sex -> Text,
         birth_date -> Date,
     }
@@ -189,6 +191,7 @@ diesel::table! {
         review_comment -> Nullable<Text>,
         review_version -> Integer,
         reviewed_by -> Nullable<Text>,
+        base_survey_id -> Nullable<Text>,
     }
 }
 
@@ -236,6 +239,7 @@ diesel::table! {
         status -> Text,
         status_changed_at -> Timestamp,
         review_comment -> Nullable<Text>,
+        sync_seq -> BigInt,
     }
 }
 
@@ -287,6 +291,40 @@ diesel::table! {
         flags -> Text,
         received_at -> Timestamp,
         county_code -> Text,
+    }
+}
+
+diesel::table! {
+    sync_tombstones (village_code, household_id) {
+        village_code -> Text,
+        household_id -> Text,
+        reason -> Text,
+        into_household_id -> Nullable<Text>,
+        sync_seq -> BigInt,
+    }
+}
+
+diesel::table! {
+    sync_counters (name) {
+        name -> Text,
+        seq -> BigInt,
+    }
+}
+
+diesel::table! {
+    employers (id) {
+        id -> Text,
+        kind -> Text,
+        name -> Text,
+        credit_code -> Nullable<Text>,
+        county_code -> Text,
+        village_code -> Nullable<Text>,
+        address -> Nullable<Text>,
+        active -> Bool,
+        demo -> Bool,
+        sync_seq -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
     }
 }
 
@@ -410,6 +448,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     closed_months,
     month_snapshots,
     quotas,
+    sync_tombstones,
+    sync_counters,
+    employers,
 );
 
 /// Every table, for the guard tests that check each one loads on both backends.
@@ -443,4 +484,7 @@ pub const ALL_TABLES: &[&str] = &[
     "closed_months",
     "month_snapshots",
     "quotas",
+    "sync_tombstones",
+    "sync_counters",
+    "employers",
 ];

@@ -114,8 +114,8 @@ pub struct RosterEntry {
     pub name: String,
     pub sex: Sex,
     pub birth_date: NaiveDate,
-    /// Masked (`220802********1238`) unless revealed.
-    pub id_number: String,
+    /// Masked (`220802********1238`) unless revealed; null for a member without an ID number.
+    pub id_number: Option<String>,
     pub relation: Relation,
     pub labour_capacity: LabourCapacity,
     pub employment_status: Option<EmploymentStatus>,
@@ -173,7 +173,7 @@ struct MemberDetail {
     #[diesel(select_expression = people::birth_date)]
     birth_date: NaiveDate,
     #[diesel(select_expression = people::id_sealed)]
-    id_sealed: String,
+    id_sealed: Option<String>,
 }
 
 /// The village's people of a kind for the month, in household and member order.
@@ -218,7 +218,10 @@ pub fn village_entries(
             let d = details
                 .get(&(m.survey.clone(), m.position))
                 .ok_or_else(|| corrupt("member"))?;
-            let id = vault.open_id(&d.id_sealed).map_err(ApiError::internal)?;
+            let id = match &d.id_sealed {
+                Some(sealed) => Some(vault.open_id(sealed).map_err(ApiError::internal)?),
+                None => None,
+            };
             Ok(RosterEntry {
                 county_name: county_name.clone(),
                 township_name: township_name.clone(),
@@ -229,11 +232,13 @@ pub fn village_entries(
                 name: d.name.clone(),
                 sex: Sex::parse(&d.sex).ok_or_else(|| corrupt("sex"))?,
                 birth_date: d.birth_date,
-                id_number: if reveal {
-                    id.expose().to_owned()
-                } else {
-                    id.masked()
-                },
+                id_number: id.map(|id| {
+                    if reveal {
+                        id.expose().to_owned()
+                    } else {
+                        id.masked()
+                    }
+                }),
                 relation: Relation::parse(&d.relation).ok_or_else(|| corrupt("relation"))?,
                 labour_capacity: LabourCapacity::parse(&m.capacity)
                     .ok_or_else(|| corrupt("labour capacity"))?,
@@ -361,7 +366,7 @@ pub fn cells(e: &RosterEntry) -> [String; 18] {
         e.name.clone(),
         e.sex.label().to_owned(),
         e.birth_date.format("%Y-%m-%d").to_string(),
-        e.id_number.clone(),
+        e.id_number.clone().unwrap_or_default(),
         e.relation.label().to_owned(),
         e.labour_capacity.label().to_owned(),
         e.employment_status

@@ -293,8 +293,8 @@ pub struct EmploymentView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MemberView {
     pub name: String,
-    /// Masked (`220802********1238`) unless revealed.
-    pub id_number: String,
+    /// Masked (`220802********1238`) unless revealed; null for a member without an ID number.
+    pub id_number: Option<String>,
     pub sex: Sex,
     pub birth_date: NaiveDate,
     pub relation: Relation,
@@ -366,7 +366,7 @@ struct DetailRow {
 struct MemberRow {
     name: String,
     #[diesel(select_expression = people::id_sealed)]
-    id_sealed: String,
+    id_sealed: Option<String>,
     #[diesel(select_expression = people::sex)]
     sex: String,
     #[diesel(select_expression = people::birth_date)]
@@ -397,7 +397,10 @@ impl MemberRow {
             None => None,
         };
         Ok(MemberView {
-            id_number: id_text(vault, &self.id_sealed, reveal)?,
+            id_number: match &self.id_sealed {
+                Some(sealed) => Some(id_text(vault, sealed, reveal)?),
+                None => None,
+            },
             name: self.name,
             sex: Sex::parse(&self.sex).ok_or_else(|| corrupt("sex"))?,
             birth_date: self.birth_date,
