@@ -11,6 +11,7 @@ extern crate self as taizhang_core;
 pub mod audit;
 pub mod auth;
 pub mod catalog;
+pub mod changes;
 pub mod checkins;
 pub mod db;
 pub mod domain;

@@ -100,6 +100,32 @@ impl Vault {
         self.keyed_hash(id.expose().as_bytes())
     }
 
+    /// The token that names a person to the phone inside one household (`person_ref`): keyed,
+    /// so it reveals nothing of the ID number, and bound to the household, so a token copied
+    /// into another household's survey names no one there. 72 bits, 12 characters.
+    pub fn person_ref(&self, household_id: &str, person_key: &str) -> String {
+        self.short_token(&["person_ref", household_id, person_key])
+    }
+
+    /// The token that names a special-post or temporary-post worker to the village committee's
+    /// phone inside one village (`worker_ref`), on the same terms as [`Vault::person_ref`].
+    pub fn worker_ref(&self, village_code: &str, person_key: &str) -> String {
+        self.short_token(&["worker_ref", village_code, person_key])
+    }
+
+    fn short_token(&self, parts: &[&str]) -> String {
+        #[allow(clippy::expect_used, reason = "HMAC accepts keys of any length")]
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.index_key)
+            .expect("HMAC takes keys of any length");
+        for part in parts {
+            // Length-prefixed, so that no two part lists hash alike.
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part.as_bytes());
+        }
+        let digest = mac.finalize().into_bytes();
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..9])
+    }
+
     /// HMAC-SHA256 under the index key, hex.
     pub fn keyed_hash(&self, data: &[u8]) -> String {
         #[allow(clippy::expect_used, reason = "HMAC accepts keys of any length")]
@@ -128,6 +154,17 @@ mod tests {
         assert_eq!(v.open_id(&sealed).expect("opens"), id);
         assert!(vault(2).open_id(&sealed).is_err());
         assert!(v.open(Purpose::Submission, &sealed).is_err());
+    }
+
+    #[test]
+    fn references_are_bound_to_their_household_and_keyed() {
+        let v = vault(1);
+        let r = v.person_ref("h1", "k");
+        assert_eq!(r.len(), 12);
+        assert_eq!(r, v.person_ref("h1", "k"));
+        assert_ne!(r, v.person_ref("h2", "k"));
+        assert_ne!(r, vault(2).person_ref("h1", "k"));
+        assert_ne!(r, v.worker_ref("h1", "k"));
     }
 
     #[test]

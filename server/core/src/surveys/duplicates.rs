@@ -439,7 +439,7 @@ pub fn decide(
             live_where_last_surveyed(conn, household)?;
         }
     }
-    crate::ledger::cache::touch_households(conn, &[pair.a.as_str(), pair.b.as_str()])?;
+    crate::changes::households(conn, &[pair.a.as_str(), pair.b.as_str()])?;
     let detail = match (&survivor, decision.action) {
         (Some(s), _) => format!("保留户 {s}；移入 {moved} 个调查版本"),
         (None, PairAction::Unmerge) => format!("移回 {moved} 个调查版本"),

@@ -621,7 +621,7 @@ fn touch_and_audit(
     if let Some(h) = &replaced_household {
         touched.push(h);
     }
-    crate::ledger::cache::touch_households(conn, &touched)?;
+    crate::changes::households(conn, &touched)?;
     if let (Some(from), Some(replaced)) = (superseded, &survey.replaces) {
         super::review::audit_supersede(
             conn,
@@ -807,10 +807,7 @@ pub fn village(
         survey.id.as_str(),
         survey.village.as_str(),
     )?;
-    crate::ledger::cache::touch_villages(
-        conn,
-        &std::collections::BTreeSet::from([survey.village.as_str().to_owned()]),
-    )?;
+    crate::changes::village_survey(conn, survey.id.as_str(), survey.village.as_str())?;
     // Earlier surveys of the same village and month stay stored; the latest is the month's.
     let earlier = village_surveys::table
         .filter(village_surveys::village_code.eq(survey.village.as_str()))

@@ -191,7 +191,7 @@ pub fn decide(
             detail: "另一名审核员刚刚处理了该调查，请刷新后再审核".into(),
         });
     }
-    crate::ledger::cache::touch_households(conn, &[household.as_str()])?;
+    crate::changes::households(conn, &[household.as_str()])?;
     audit::append(
         conn,
         &audit::Entry {
