@@ -238,12 +238,9 @@ async fn run(name: &str, database: DatabaseUrl, n: usize) -> anyhow::Result<()> 
     for value in &direct_bodies {
         let input: HouseholdSurveyRequest = serde_json::from_value(value.clone())?;
         let canonical = canonical_json(value);
-        let answers =
-            canonical_json(&json!({"household": value["household"], "members": value["members"]}));
         let now = chrono::Utc::now();
         let survey =
             validate::household(&input, &caller, now).map_err(|e| anyhow::anyhow!("{e:?}"))?;
-        let answers_hash = vault.keyed_hash(answers.as_bytes());
         let incoming = Incoming {
             id: survey.id.as_str(),
             kind: Kind::HouseholdSurvey,
@@ -253,7 +250,7 @@ async fn run(name: &str, database: DatabaseUrl, n: usize) -> anyhow::Result<()> 
             replay_checked: false,
         };
         submissions::ingest(&mut conn, &vault, &incoming, now, |conn| {
-            store::household(conn, &vault, &survey, &answers_hash, &user_id, now)
+            store::household(conn, &vault, &caller, &survey, now)
         })
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     }

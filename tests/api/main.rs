@@ -24,6 +24,7 @@ mod ops;
 mod phash;
 mod photos;
 mod review;
+mod revisit;
 mod scope;
 mod simulate;
 mod surveys;

@@ -278,6 +278,7 @@ labelled_enum! {
         PersonInMultipleHouseholds = ("person_in_multiple_households", "同一人员出现在多户"),
         ConflictingVersions = ("conflicting_versions", "同月多次调查结果不一致"),
         HouseholdInOtherCounty = ("household_in_other_county", "户编号或户主身份证号与其他县（市、区）的户相同"),
+        StaleBase = ("stale_base", "回访依据的版本已不是该户最新的调查"),
     }
 }
 
@@ -375,6 +376,11 @@ labelled_enum! {
         SelfReference = ("self_reference", "不能更正自身"),
         UnknownSubmission = ("unknown_submission", "被更正的调查不存在"),
         OtherVillage = ("other_village", "被更正的调查属于其他村"),
+        // A revisit's references.
+        UnknownHousehold = ("unknown_household", "回访的户不存在或不在您负责的村中"),
+        UnknownVersion = ("unknown_version", "回访依据的版本不存在"),
+        UnknownPerson = ("unknown_person", "该户中没有这名成员"),
+        RefFormat = ("ref_format", "引用格式不对"),
         // Scope and references.
         OutOfScope = ("out_of_scope", "超出管辖范围"),
         ScopeMismatch = ("scope_mismatch", "管辖范围与角色不符"),

@@ -439,6 +439,10 @@ pub fn decide(
             live_where_last_surveyed(conn, household)?;
         }
     }
+    // Versions moved between the two: what compares versions is recomputed for both, and for
+    // the households their people are listed in.
+    let reach = super::derived::reach(conn, &[pair.a.as_str(), pair.b.as_str()])?;
+    super::derived::recompute(conn, &reach)?;
     crate::changes::households(conn, &[pair.a.as_str(), pair.b.as_str()])?;
     let detail = match (&survivor, decision.action) {
         (Some(s), _) => format!("保留户 {s}；移入 {moved} 个调查版本"),

@@ -12,10 +12,12 @@ use utoipa::ToSchema;
 use super::duplicates::PairKind;
 use super::flag_text::FlagDetail;
 use super::identity;
+use super::revisit::{self, Revisit};
 use super::validate::{HouseholdSurvey, VillageSurvey};
+use crate::auth::Caller;
 use crate::db::schema::{
-    household_surveys, households, people, photo_links, survey_flags, survey_members, users,
-    village_post_demand, village_surveys,
+    household_surveys, households, photo_links, survey_flags, survey_members, village_post_demand,
+    village_surveys,
 };
 use crate::db::DbConnection;
 use crate::domain::Rule;
@@ -121,17 +123,25 @@ struct Resolved {
     created: bool,
 }
 
-/// Finds the household a survey is about — by household number, else by the head's ID-number
-/// hash, each only among the households of the survey's county, else (for a correction) the
-/// household of the survey it replaces — or creates it. A household merged into another
-/// resolves to the survivor.
+/// Finds the household a survey is about — the one a revisit names, else by household number,
+/// else by the head's ID-number hash, each only among the households of the survey's county,
+/// else (for a correction) the household of the survey it replaces — or creates it. A
+/// household merged into another resolves to the survivor.
 fn resolve_household(
     conn: &mut DbConnection,
     survey: &HouseholdSurvey,
     keys: &identity::Keys<'_>,
+    revisit: Option<&Revisit>,
     now: DateTime<Utc>,
 ) -> ApiResult<Resolved> {
     identity::lock_keys(conn, keys)?;
+    if let Some(r) = revisit {
+        identity::learn(conn, keys, &r.household)?;
+        return Ok(Resolved {
+            id: r.household.clone(),
+            created: false,
+        });
+    }
     let mut found = identity::find_in_county(conn, keys)?;
     if found.is_none() {
         if let Some(replaced) = &survey.replaces {
@@ -148,17 +158,8 @@ fn resolve_household(
         if id != found {
             super::duplicates::lock_households(conn, &[&id])?;
         }
-        let village: String = households::table
-            .find(&id)
-            .select(households::village_code)
-            .first(conn)?;
-        // Keys learnt later are kept, and the household lives where it was last surveyed.
+        // Keys learnt later are kept (where it lives follows its versions: `derived`).
         identity::learn(conn, keys, &id)?;
-        if village != survey.village.as_str() {
-            diesel::update(households::table.find(&id))
-                .set(households::village_code.eq(survey.village.as_str()))
-                .execute(conn)?;
-        }
         return Ok(Resolved { id, created: false });
     }
     let id = uuid::Uuid::now_v7().to_string();
@@ -177,20 +178,26 @@ fn resolve_household(
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = household_surveys, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 struct LookAlike {
+    id: String,
     household_id: String,
     member_count: i32,
     lat: f64,
     lon: f64,
+    household_number: Option<String>,
+    head_id_hash: Option<String>,
 }
 
-/// For a survey without either key: the nearest other household of the village whose latest
-/// survey has the same normalised head name, a size within one member, and a position within
-/// 100 m — unless a reviewer already kept the two apart or merged them.
-fn similar_household(
+/// The versions of other households of the village that look like this survey: the same
+/// normalised head name, a size within one member, a position within 100 m, and at least one
+/// of the two without either key — unless a reviewer already kept the two apart or merged
+/// them. Every version is compared, not only the latest, so the pairs found do not depend on
+/// which versions have arrived when; one version per other household (the nearest).
+fn look_alikes(
     conn: &mut DbConnection,
     survey: &HouseholdSurvey,
+    keyless: bool,
     own: &str,
-) -> ApiResult<Option<String>> {
+) -> ApiResult<Vec<(String, String)>> {
     let name = super::validate::normalise_name(&survey.head_name);
     let size = survey.members.len() as i32;
     let candidates: Vec<LookAlike> = household_surveys::table
@@ -198,142 +205,27 @@ fn similar_household(
         .filter(household_surveys::head_name_norm.eq(&name))
         .filter(household_surveys::household_id.ne(own))
         .select(LookAlike::as_select())
-        .order((
-            household_surveys::household_id,
-            household_surveys::version.desc(),
-        ))
+        .order((household_surveys::household_id, household_surveys::id))
         .load(conn)?;
     let decided = super::duplicates::decided_partners(conn, own)?;
     let here = Point::new(survey.position.lon, survey.position.lat);
-    let mut best: Option<(f64, String)> = None;
-    let mut seen = std::collections::HashSet::new();
-    for LookAlike {
-        household_id: household,
-        member_count: count,
-        lat,
-        lon,
-    } in candidates
-    {
-        // Rows come newest version first per household: judge each by its latest survey.
-        if !seen.insert(household.clone()) || decided.contains(&household) {
+    let mut best: std::collections::BTreeMap<String, (f64, String)> = Default::default();
+    for c in candidates {
+        let other_keyless = c.household_number.is_none() && c.head_id_hash.is_none();
+        if !(keyless || other_keyless) || (c.member_count - size).abs() > 1 {
             continue;
         }
-        let distance = distance_m(here, Point::new(lon, lat));
-        if (count - size).abs() <= 1
-            && distance <= DUPLICATE_RADIUS_M
-            && best.as_ref().is_none_or(|(d, _)| distance < *d)
+        let household = super::duplicates::survivor_of(conn, &c.household_id)?;
+        if household == own || decided.contains(&household) {
+            continue;
+        }
+        let distance = distance_m(here, Point::new(c.lon, c.lat));
+        if distance <= DUPLICATE_RADIUS_M && best.get(&household).is_none_or(|(d, _)| distance < *d)
         {
-            best = Some((distance, household));
+            best.insert(household, (distance, c.id));
         }
     }
-    Ok(best.map(|(_, h)| h))
-}
-
-fn latest_survey_of(conn: &mut DbConnection, household: &str) -> QueryResult<Option<String>> {
-    household_surveys::table
-        .filter(household_surveys::household_id.eq(household))
-        .order(household_surveys::version.desc())
-        .select(household_surveys::id)
-        .first(conn)
-        .optional()
-}
-
-/// Same household, same month: each other enumerator's latest answers this month (unless this
-/// survey corrects that one) must be these answers, or the versions conflict.
-fn conflicting_version(
-    conn: &mut DbConnection,
-    survey: &HouseholdSurvey,
-    household_id: &str,
-    answers_hash: &str,
-    enumerator_id: &str,
-) -> ApiResult<Option<Flag>> {
-    let same_month: Vec<(String, String, String)> = household_surveys::table
-        .filter(household_surveys::household_id.eq(household_id))
-        .filter(household_surveys::month.eq(&survey.month))
-        .filter(household_surveys::enumerator_id.ne(enumerator_id))
-        .order(household_surveys::version.desc())
-        .select((
-            household_surveys::id,
-            household_surveys::enumerator_id,
-            household_surveys::answers_hash,
-        ))
-        .load(conn)?;
-    let mut judged = std::collections::HashSet::new();
-    for (other_id, other_enumerator, other_answers) in &same_month {
-        if !judged.insert(other_enumerator) {
-            continue;
-        }
-        let corrected = survey
-            .replaces
-            .as_ref()
-            .is_some_and(|r| r.as_str() == other_id);
-        if !corrected && other_answers != answers_hash {
-            // Named by the enumerator, a person the reviewer can call, not by a survey UUID.
-            let name: Option<String> = users::table
-                .find(other_enumerator)
-                .select(users::name)
-                .first(conn)
-                .optional()?;
-            let who = name.map_or_else(|| "另一名调查员".to_owned(), |n| format!("调查员 {n}"));
-            return Ok(Some(Flag {
-                flag: SurveyFlag::ConflictingVersions,
-                related_household_id: None,
-                detail: format!("{who}同月（{}）对本户的调查答案与此不同", survey.month),
-            }));
-        }
-    }
-    Ok(None)
-}
-
-/// Members who are also in the latest version of another household, one flag per household.
-fn people_elsewhere(
-    conn: &mut DbConnection,
-    member_hashes: &[String],
-    household_id: &str,
-) -> ApiResult<Vec<Flag>> {
-    let appearances: Vec<(String, String)> = survey_members::table
-        .inner_join(household_surveys::table)
-        .filter(survey_members::person_id_hash.eq_any(member_hashes))
-        .filter(household_surveys::household_id.ne(household_id))
-        .select((
-            household_surveys::household_id,
-            survey_members::person_id_hash,
-        ))
-        .distinct()
-        .load(conn)?;
-    let mut flags: Vec<Flag> = Vec::new();
-    for (other, person) in appearances {
-        if flags
-            .iter()
-            .any(|f| f.related_household_id.as_deref() == Some(other.as_str()))
-        {
-            continue;
-        }
-        let Some(latest) = latest_survey_of(conn, &other)? else {
-            continue;
-        };
-        let still_there = survey_members::table
-            .filter(survey_members::survey_id.eq(&latest))
-            .filter(survey_members::person_id_hash.eq(&person))
-            .count()
-            .get_result::<i64>(conn)?
-            > 0;
-        if still_there {
-            let position = member_hashes
-                .iter()
-                .position(|h| *h == person)
-                .unwrap_or_default();
-            flags.push(Flag {
-                flag: SurveyFlag::PersonInMultipleHouseholds,
-                detail: format!(
-                    "第 {} 位成员（members[{position}]）也登记在另一户中",
-                    position + 1
-                ),
-                related_household_id: Some(other),
-            });
-        }
-    }
-    Ok(flags)
+    Ok(best.into_iter().map(|(h, (_, s))| (h, s)).collect())
 }
 
 /// The photos and the corrected survey a household survey names: its author's uploads, a
@@ -389,49 +281,38 @@ fn next_version(conn: &mut DbConnection, household: &Resolved) -> QueryResult<i3
         + 1)
 }
 
-/// The flags a household survey raises, with the households they pair it with.
+/// The flags a household survey raises on arrival (the others are derived: see
+/// [`super::derived`]), with the households they pair it with.
 struct Raised {
     flags: Vec<Flag>,
-    /// A keyless look-alike in the village.
-    possible_duplicate: Option<String>,
+    /// Keyless look-alikes in the village: (household, its matching survey).
+    look_alikes: Vec<(String, String)>,
     /// Households holding one of its keys in other counties.
     other_counties: Vec<String>,
 }
 
-/// What is doubtful about a survey: a look-alike (keyless surveys only), a conflicting version
-/// this month, members in other households, its keys in other counties.
+fn look_alike_detail() -> String {
+    format!(
+        "与另一户疑似重复：户主姓名相同、人数相差不超过 1 人，且相距不到 {DUPLICATE_RADIUS_M} 米"
+    )
+}
+
+/// What is doubtful about a survey on its own arrival: look-alikes, its keys in other counties.
 fn raise_flags(
     conn: &mut DbConnection,
     survey: &HouseholdSurvey,
     keys: &identity::Keys<'_>,
     household: &Resolved,
-    member_hashes: &[String],
-    answers_hash: &str,
-    enumerator_id: &str,
 ) -> ApiResult<Raised> {
     let mut flags = Vec::new();
-    let possible_duplicate = if keys.is_empty() {
-        similar_household(conn, survey, &household.id)?
-    } else {
-        None
-    };
-    if let Some(other) = &possible_duplicate {
+    let look_alikes = look_alikes(conn, survey, keys.is_empty(), &household.id)?;
+    for (other, _) in &look_alikes {
         flags.push(Flag {
             flag: SurveyFlag::PossibleDuplicate,
-            detail: format!(
-                "与另一户疑似重复：户主姓名相同、人数相差不超过 1 人，且相距不到 {DUPLICATE_RADIUS_M} 米"
-            ),
+            detail: look_alike_detail(),
             related_household_id: Some(other.clone()),
         });
     }
-    if !household.created {
-        if let Some(flag) =
-            conflicting_version(conn, survey, &household.id, answers_hash, enumerator_id)?
-        {
-            flags.push(flag);
-        }
-    }
-    flags.extend(people_elsewhere(conn, member_hashes, &household.id)?);
     let other_counties = if keys.is_empty() {
         Vec::new()
     } else {
@@ -446,7 +327,7 @@ fn raise_flags(
     }
     Ok(Raised {
         flags,
-        possible_duplicate,
+        look_alikes,
         other_counties,
     })
 }
@@ -455,9 +336,11 @@ fn raise_flags(
 struct Version<'a> {
     household_id: &'a str,
     version: i32,
-    head_hash: Option<&'a str>,
+    /// The head's keyed hash and sealed number.
+    head: Option<&'a (String, String)>,
     answers_hash: &'a str,
     enumerator_id: &'a str,
+    base_survey: Option<&'a str>,
 }
 
 /// The survey's own row, `submitted`.
@@ -468,7 +351,6 @@ fn insert_survey(
     v: &Version<'_>,
     now: DateTime<Utc>,
 ) -> QueryResult<()> {
-    let head_sealed = survey.head_id.as_ref().map(|id| vault.seal_id(id));
     diesel::insert_into(household_surveys::table)
         .values((
             household_surveys::id.eq(survey.id.as_str()),
@@ -484,8 +366,8 @@ fn insert_survey(
             household_surveys::head_name.eq(&survey.head_name),
             household_surveys::head_name_norm
                 .eq(super::validate::normalise_name(&survey.head_name)),
-            household_surveys::head_id_hash.eq(v.head_hash),
-            household_surveys::head_id_sealed.eq(&head_sealed),
+            household_surveys::head_id_hash.eq(v.head.map(|h| h.0.as_str())),
+            household_surveys::head_id_sealed.eq(v.head.map(|h| h.1.as_str())),
             household_surveys::poverty_status.eq(survey.poverty_status.as_str()),
             household_surveys::relocated.eq(survey.relocated),
             household_surveys::phone_sealed.eq(survey
@@ -501,33 +383,21 @@ fn insert_survey(
             household_surveys::status.eq("submitted"),
             household_surveys::status_changed_at.eq(now.naive_utc()),
             household_surveys::review_version.eq(1),
+            household_surveys::base_survey_id.eq(v.base_survey),
         ))
         .execute(conn)?;
     Ok(())
 }
 
-/// The survey's members, each a person (stored once, by ID-number hash) at a position.
+/// The survey's members, each a person (stored once, by key) at a position.
 fn insert_members(
     conn: &mut DbConnection,
-    vault: &Vault,
     survey: &HouseholdSurvey,
-    member_hashes: &[String],
+    resolved: &revisit::Resolved,
 ) -> QueryResult<()> {
-    let known: Vec<String> = people::table
-        .filter(people::id_hash.eq_any(member_hashes))
-        .select(people::id_hash)
-        .load(conn)?;
-    for (position, (m, person)) in survey.members.iter().zip(member_hashes).enumerate() {
-        if !known.contains(person) {
-            diesel::insert_into(people::table)
-                .values((
-                    people::id_hash.eq(person),
-                    people::id_sealed.eq(vault.seal_id(&m.id)),
-                    people::sex.eq(m.sex.as_str()),
-                    people::birth_date.eq(m.birth_date),
-                ))
-                .execute(conn)?;
-        }
+    revisit::store_people(conn, survey, resolved)?;
+    for (position, (m, person)) in survey.members.iter().zip(&resolved.people).enumerate() {
+        let person = &person.key;
         let employment = m.employment.as_ref();
         diesel::insert_into(survey_members::table)
             .values((
@@ -568,7 +438,7 @@ fn record_flags(
     raised: &Raised,
     now: DateTime<Utc>,
 ) -> ApiResult<()> {
-    if let Some(other) = &raised.possible_duplicate {
+    for (other, their_survey) in &raised.look_alikes {
         super::duplicates::record_pair(
             conn,
             household_id,
@@ -577,6 +447,26 @@ fn record_flags(
             now,
             PairKind::PossibleDuplicate,
         )?;
+        // Both sides show the pair, whichever arrived first.
+        let known = survey_flags::table
+            .find((
+                their_survey.as_str(),
+                SurveyFlag::PossibleDuplicate.as_str(),
+                household_id,
+            ))
+            .count()
+            .get_result::<i64>(conn)?
+            > 0;
+        if !known {
+            diesel::insert_into(survey_flags::table)
+                .values((
+                    survey_flags::survey_id.eq(their_survey),
+                    survey_flags::flag.eq(SurveyFlag::PossibleDuplicate.as_str()),
+                    survey_flags::related_household_id.eq(household_id),
+                    survey_flags::detail.eq(look_alike_detail()),
+                ))
+                .execute(conn)?;
+        }
     }
     for f in &raised.flags {
         diesel::insert_into(survey_flags::table)
@@ -678,52 +568,77 @@ fn household_answer(
     }))
 }
 
-/// Stores a validated household survey as the next version of its household (found by its
-/// keys, else made), with its members, flags and pairs; returns the answer.
+/// The answers alone, as the server understands them (members by person key, however the
+/// phone named them), hashed: two enumerators giving the same answers do not conflict, whether
+/// one typed the ID numbers and the other named the members by reference.
+fn answers_hash(vault: &Vault, survey: &HouseholdSurvey, resolved: &revisit::Resolved) -> String {
+    let members: Vec<Value> = survey
+        .members
+        .iter()
+        .zip(&resolved.people)
+        .map(|(m, p)| {
+            let e = m.employment.as_ref();
+            json!({
+                "person": p.key, "name": m.name, "sex": m.sex.as_str(),
+                "birth_date": m.birth_date.to_string(), "relation": m.relation.as_str(),
+                "labour_capacity": m.labour_capacity.as_str(),
+                "employment": e.map(|e| json!([e.status.as_str(), e.employer_id,
+                    e.post_type.map(|p| p.as_str()), e.monthly_income_yuan])),
+                "wants_public_post": m.wants_public_post, "training": m.training_wanted,
+                "trade": m.training.map(|t| t.as_str()), "at_risk": m.at_risk,
+                "safety_net": m.safety_net.iter().map(|n| n.as_str()).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let answers = json!({
+        "household_number": survey.household_number,
+        "head_name": super::validate::normalise_name(&survey.head_name),
+        "head": resolved.head.as_ref().map(|h| &h.0),
+        "poverty_status": survey.poverty_status.as_str(),
+        "relocated": survey.relocated,
+        "phone": survey.phone.as_ref().map(|p| p.as_str().to_owned()),
+        "members": members,
+    });
+    vault.keyed_hash(crate::submissions::canonical_json(&answers).as_bytes())
+}
+
+/// Stores a validated household survey as the next version of its household (the one a
+/// revisit names, else found by its keys, else made), with its members and flags; recomputes
+/// the flags that compare versions for every household it can affect; returns the answer.
 pub fn household(
     conn: &mut DbConnection,
     vault: &Vault,
+    caller: &Caller,
     survey: &HouseholdSurvey,
-    answers_hash: &str,
-    enumerator_id: &str,
     now: DateTime<Utc>,
 ) -> ApiResult<Value> {
+    let enumerator_id = caller.user_id.as_str();
     check_references(conn, survey, enumerator_id)?;
-    let head_hash = survey.head_id.as_ref().map(|id| vault.index_id(id));
+    let revisit = revisit::household(conn, caller, survey)?;
+    let resolved = revisit::members(conn, vault, survey, revisit.as_ref())?;
     let keys = identity::Keys {
         county: survey.village.county(),
         household_number: survey.household_number.as_deref(),
-        head_id_hash: head_hash.as_deref(),
+        head_id_hash: resolved.head.as_ref().map(|h| h.0.as_str()),
     };
-    let household = resolve_household(conn, survey, &keys, now)?;
+    let household = resolve_household(conn, survey, &keys, revisit.as_ref(), now)?;
     let version = next_version(conn, &household)?;
-    let member_hashes: Vec<String> = survey
-        .members
-        .iter()
-        .map(|m| vault.index_id(&m.id))
-        .collect();
-    let raised = raise_flags(
-        conn,
-        survey,
-        &keys,
-        &household,
-        &member_hashes,
-        answers_hash,
-        enumerator_id,
-    )?;
+    let raised = raise_flags(conn, survey, &keys, &household)?;
+    let answers_hash = answers_hash(vault, survey, &resolved);
     let row = Version {
         household_id: &household.id,
         version,
-        head_hash: head_hash.as_deref(),
-        answers_hash,
+        head: resolved.head.as_ref(),
+        answers_hash: &answers_hash,
         enumerator_id,
+        base_survey: revisit.as_ref().map(|r| r.base_survey.as_str()),
     };
     insert_survey(conn, vault, survey, &row, now)?;
     let superseded = match &survey.replaces {
         Some(replaced) => super::review::supersede(conn, replaced.as_str(), now)?,
         None => None,
     };
-    insert_members(conn, vault, survey, &member_hashes)?;
+    insert_members(conn, survey, &resolved)?;
     record_flags(conn, survey, &keys, &household.id, &raised, now)?;
     link_photos(
         conn,
@@ -731,6 +646,9 @@ pub fn household(
         survey.id.as_str(),
         survey.village.as_str(),
     )?;
+    super::derived::settle_home(conn, &household.id)?;
+    let reach = super::derived::reach(conn, &[household.id.as_str()])?;
+    super::derived::recompute(conn, &reach)?;
     touch_and_audit(
         conn,
         survey,
@@ -738,7 +656,34 @@ pub fn household(
         superseded.as_deref(),
         enumerator_id,
     )?;
-    household_answer(conn, survey, &household.id, version, &raised.flags, now)
+    let flags = stored_flags(conn, survey.id.as_str())?;
+    household_answer(conn, survey, &household.id, version, &flags, now)
+}
+
+/// The flags stored on a survey, in flag order.
+fn stored_flags(conn: &mut DbConnection, survey: &str) -> QueryResult<Vec<Flag>> {
+    let rows: Vec<(String, String, String)> = survey_flags::table
+        .filter(survey_flags::survey_id.eq(survey))
+        .select((
+            survey_flags::flag,
+            survey_flags::related_household_id,
+            survey_flags::detail,
+        ))
+        .load(conn)?;
+    let mut flags: Vec<Flag> = rows
+        .into_iter()
+        .filter_map(|(flag, related, detail)| {
+            Some(Flag {
+                flag: SurveyFlag::parse(&flag)?,
+                related_household_id: (!related.is_empty()).then_some(related),
+                detail,
+            })
+        })
+        .collect();
+    flags.sort_by(|a, b| {
+        (a.flag as u8, &a.related_household_id).cmp(&(b.flag as u8, &b.related_household_id))
+    });
+    Ok(flags)
 }
 
 /// Whether a household lives in the county.

@@ -74,8 +74,17 @@ pub struct TrainingInput {
 pub struct MemberInput {
     #[schema(example = "张三")]
     pub name: String,
+    /// The 18-character ID number, or null for a member who has none or whose number is
+    /// unknown (a newborn not yet registered, a lost card): then name, sex and birth date
+    /// identify them. Omitted when `person_ref` names the member.
     #[schema(example = "220802197001011238")]
-    pub id_number: String,
+    #[serde(default)]
+    pub id_number: Option<String>,
+    /// On a revisit (`household_ref`), the member as the sync feed named them: the server
+    /// knows their ID number, so the phone need not send it again.
+    #[schema(example = "q3J9x0Vb2LwA")]
+    #[serde(default)]
+    pub person_ref: Option<String>,
     pub sex: Sex,
     /// `YYYY-MM-DD`; must agree with the ID number.
     #[schema(example = "1970-01-01")]
@@ -96,6 +105,17 @@ pub struct MemberInput {
     pub safety_net: Vec<SafetyNet>,
 }
 
+/// On a revisit: the household as the sync feed gave it, and the version the phone showed.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct HouseholdRefInput {
+    #[schema(example = "0190b7c2-6d1e-7c3a-9a51-3f2d8e0b4c20")]
+    pub household_id: String,
+    /// The `version` of the household in the sync feed when the revisit began. If the
+    /// household has a later version by survey time, the revisit is flagged `stale_base`.
+    #[schema(example = 2)]
+    pub base_version: i64,
+}
+
 /// `POST /api/v1/surveys/households`.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct HouseholdSurveyRequest {
@@ -111,6 +131,10 @@ pub struct HouseholdSurveyRequest {
     pub surveyed_at: String,
     pub location: LocationInput,
     pub household: HouseholdInput,
+    /// A revisit names the household it is about (from `GET /api/v1/sync`) instead of letting
+    /// the server find it by its keys; null for a first visit.
+    #[serde(default)]
+    pub household_ref: Option<HouseholdRefInput>,
     pub members: Vec<MemberInput>,
     /// SHA-256 of photos uploaded beforehand (`PUT /api/v1/photos/{sha256}`).
     #[serde(default)]

@@ -3,6 +3,7 @@
 //! operations the API and the console call.
 
 pub mod bulk;
+pub mod derived;
 pub mod duplicate_list;
 pub mod duplicates;
 pub mod flag_text;
@@ -10,6 +11,7 @@ pub mod identity;
 pub mod ingest;
 pub mod input;
 pub mod review;
+pub mod revisit;
 pub mod service;
 pub mod validate;
 pub mod views;

@@ -128,6 +128,20 @@ struct Decided {
     household_id: String,
 }
 
+/// Locks the survey's household and returns it (again, should a merge have moved the survey
+/// before the lock was taken).
+fn locked_household(conn: &mut DbConnection, survey: &str, read: String) -> ApiResult<String> {
+    super::duplicates::lock_households(conn, &[&read])?;
+    let now: String = household_surveys::table
+        .find(survey)
+        .select(household_surveys::household_id)
+        .first(conn)?;
+    if now != read {
+        super::duplicates::lock_households(conn, &[&now])?;
+    }
+    Ok(now)
+}
+
 /// Takes a decision on one survey, inside the caller's transaction.
 pub fn decide(
     conn: &mut DbConnection,
@@ -155,6 +169,9 @@ pub fn decide(
     if !caller.can_access_village(&village) {
         return Err(not_found());
     }
+    // The household first, then the survey, then the village's generation: the order every
+    // writer takes them in (intake, merges), so a decision racing a correction cannot deadlock.
+    let household = locked_household(conn, id, household)?;
     let from = ReviewStatus::parse(&status)
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("survey {id} has status {status}")))?;
     if seen_version.is_some_and(|seen| seen != version) {

@@ -4,7 +4,7 @@
 //! scope itself, so no caller can forget to.
 
 use chrono::{DateTime, Utc};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::duplicate_list::DuplicatePage;
 use super::duplicates::{self, PairAction, PairDecision, PairOutcome, PairRequest};
@@ -18,7 +18,7 @@ use crate::db::{write_transaction, Db, DbConnection};
 use crate::domain::{Role, Rule, SubmissionId};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::privacy::Vault;
-use crate::submissions::{self, canonical_json, Kind, Outcome, Received, Validated};
+use crate::submissions::{self, Kind, Outcome, Received, Validated};
 
 pub use super::duplicate_list::DuplicateFilter;
 pub use super::views::{Cursor, SurveyFilter};
@@ -82,11 +82,6 @@ pub fn submit_household(
     value: &Value,
     now: DateTime<Utc>,
 ) -> ApiResult<Outcome> {
-    // Who, when, where and with which device are not the answers: two enumerators giving the
-    // same answers do not conflict.
-    let answers =
-        canonical_json(&json!({"household": value["household"], "members": value["members"]}));
-    let answers_hash = vault.keyed_hash(answers.as_bytes());
     caller.require_role(&submissions::SUBMITTERS)?;
     let received = Received {
         kind: Kind::HouseholdSurvey,
@@ -101,7 +96,7 @@ pub fn submit_household(
         &received,
         now,
         || validate::household(input, caller, now),
-        |conn, survey| ingest::household(conn, vault, survey, &answers_hash, &caller.user_id, now),
+        |conn, survey| ingest::household(conn, vault, caller, survey, now),
     )
 }
 

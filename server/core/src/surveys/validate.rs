@@ -28,10 +28,30 @@ pub struct Employment {
     pub monthly_income_yuan: Option<i64>,
 }
 
+/// How a member is identified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identity {
+    /// By ID number, its check character and its birth date and sex agreeing.
+    Number(IdNumber),
+    /// By the sync feed's `person_ref` (a revisit): resolved against the household when stored.
+    Ref(String),
+    /// Neither (a newborn not yet registered, a lost card): name, sex and birth date only.
+    Unknown,
+}
+
+impl Identity {
+    pub fn number(&self) -> Option<&IdNumber> {
+        match self {
+            Identity::Number(id) => Some(id),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Member {
     pub name: String,
-    pub id: IdNumber,
+    pub id: Identity,
     pub sex: Sex,
     pub birth_date: NaiveDate,
     pub relation: Relation,
@@ -63,6 +83,23 @@ pub struct HouseholdSurvey {
     pub members: Vec<Member>,
     pub photos: Vec<String>,
     pub replaces: Option<SubmissionId>,
+    /// A revisit: the household named, and the version its phone showed.
+    pub household_ref: Option<HouseholdRef>,
+}
+
+/// A revisit's reference to the household (from the sync feed).
+#[derive(Debug, Clone)]
+pub struct HouseholdRef {
+    pub household_id: String,
+    pub base_version: i32,
+}
+
+/// A `person_ref` is 12 URL-safe base64 characters (see `Vault::person_ref`).
+fn is_ref(text: &str) -> bool {
+    text.len() == 12
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 #[derive(Debug, Clone)]
@@ -333,16 +370,57 @@ fn training(
     }
 }
 
+/// How a member is identified: an ID number, a `person_ref` (revisits only), or neither.
+fn identity(
+    errors: &mut Errors,
+    at: &dyn Fn(&str) -> String,
+    input: &MemberInput,
+    revisit: bool,
+) -> Option<Identity> {
+    match (&input.id_number, &input.person_ref) {
+        (Some(_), Some(_)) => {
+            errors.add(
+                at("person_ref"),
+                Rule::OneOf,
+                "身份证号（id_number）与成员引用（person_ref）只能填写其一",
+            );
+            None
+        }
+        (Some(raw), None) => errors
+            .check(at("id_number"), IdNumber::parse(raw))
+            .map(Identity::Number),
+        (None, Some(_)) if !revisit => {
+            errors.add(
+                at("person_ref"),
+                Rule::NotAllowed,
+                "只有回访（填写 household_ref）时才能用成员引用指明成员",
+            );
+            None
+        }
+        (None, Some(r)) if !is_ref(r.trim()) => {
+            errors.add(
+                at("person_ref"),
+                Rule::RefFormat,
+                "须为同步数据中该成员的 person_ref（12 个字符）",
+            );
+            None
+        }
+        (None, Some(r)) => Some(Identity::Ref(r.trim().to_owned())),
+        (None, None) => Some(Identity::Unknown),
+    }
+}
+
 fn member(
     errors: &mut Errors,
     i: usize,
     input: &MemberInput,
     surveyed: NaiveDate,
-    seen_ids: &mut HashSet<String>,
+    revisit: bool,
+    seen: &mut HashSet<String>,
 ) -> Option<Member> {
     let at = |name: &str| format!("members[{i}].{name}");
     let name = errors.text(&at("name"), &input.name, 30);
-    let id = errors.check(at("id_number"), IdNumber::parse(&input.id_number));
+    let identity = identity(errors, &at, input, revisit);
     let birth = match NaiveDate::parse_from_str(input.birth_date.trim(), "%Y-%m-%d") {
         Ok(d) => Some(d),
         Err(_) => {
@@ -354,8 +432,17 @@ fn member(
             None
         }
     };
-    if let Some(id) = &id {
-        if !seen_ids.insert(id.expose().to_owned()) {
+    if let Some(Identity::Ref(r)) = &identity {
+        if !seen.insert(format!("ref:{r}")) {
+            errors.add(
+                at("person_ref"),
+                Rule::DuplicateMember,
+                "本户中同一成员引用出现了两次",
+            );
+        }
+    }
+    if let Some(Identity::Number(id)) = &identity {
+        if !seen.insert(id.expose().to_owned()) {
             errors.add(
                 at("id_number"),
                 Rule::DuplicateMember,
@@ -388,7 +475,7 @@ fn member(
     }
     Some(Member {
         name,
-        id: id?,
+        id: identity?,
         sex: input.sex,
         birth_date: birth?,
         relation: input.relation,
@@ -444,7 +531,8 @@ fn check_head(errors: &mut Errors, input: &HouseholdSurveyRequest, head_id: Opti
                     format!("与户主成员 members[{i}] 的姓名不符"),
                 );
             }
-            if let (Some(head_id), Ok(member_id)) = (head_id, IdNumber::parse(&head.id_number)) {
+            let member_id = head.id_number.as_deref().map(IdNumber::parse);
+            if let (Some(head_id), Some(Ok(member_id))) = (head_id, member_id) {
                 if *head_id != member_id {
                     errors.add(
                         "household.head_id_number",
@@ -503,13 +591,15 @@ pub fn household(
         || now.date_naive(),
         |t| t.with_timezone(&china()).date_naive(),
     );
-    let mut seen_ids = HashSet::new();
+    let household_ref = household_ref(&mut errors, input.household_ref.as_ref());
+    let revisit = input.household_ref.is_some();
+    let mut seen = HashSet::new();
     let members: Vec<Option<Member>> = input
         .members
         .iter()
         .take(MAX_MEMBERS)
         .enumerate()
-        .map(|(i, m)| member(&mut errors, i, m, surveyed_day, &mut seen_ids))
+        .map(|(i, m)| member(&mut errors, i, m, surveyed_day, revisit, &mut seen))
         .collect();
     check_head(&mut errors, input, head_id.as_ref());
 
@@ -553,6 +643,34 @@ pub fn household(
         members: members.into_iter().flatten().collect(),
         photos,
         replaces,
+        household_ref,
+    })
+}
+
+/// A revisit's household reference: a household id (a UUID) and a version number.
+fn household_ref(errors: &mut Errors, input: Option<&HouseholdRefInput>) -> Option<HouseholdRef> {
+    let input = input?;
+    let id = input.household_id.trim();
+    let mut ok = true;
+    if uuid::Uuid::parse_str(id).is_err() {
+        errors.add(
+            "household_ref.household_id",
+            Rule::UuidFormat,
+            "须为同步数据中该户的 household_id",
+        );
+        ok = false;
+    }
+    if !(1..=i64::from(i32::MAX)).contains(&input.base_version) {
+        errors.add(
+            "household_ref.base_version",
+            Rule::Range,
+            "须为同步数据中该户的版本号（正整数）",
+        );
+        ok = false;
+    }
+    ok.then(|| HouseholdRef {
+        household_id: id.to_ascii_lowercase(),
+        base_version: input.base_version as i32,
     })
 }
 
