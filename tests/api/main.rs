@@ -27,6 +27,7 @@ mod review;
 mod scope;
 mod simulate;
 mod surveys;
+mod sync;
 mod text;
 mod users;
 mod villages;
