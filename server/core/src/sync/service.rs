@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use diesel::prelude::*;
 
-use super::cursor::{self, State, Stream};
+use super::cursor::{self, State};
 use super::feed::{
     self, utc, Chosen, SubmissionState, SyncEmployer, SyncPage, SyncVillage, Tombstone,
     TombstoneReason,
@@ -44,8 +44,23 @@ pub async fn sync(
     request: SyncRequest,
 ) -> ApiResult<SyncPage> {
     caller.require_role(&[Role::Enumerator, Role::FirstSecretary])?;
+    let vault = vault.clone();
+    let key = *cursor_key;
+    let caller = caller.clone();
+    db.run(move |conn| page(conn, &vault, &key, &caller, &request))
+        .await
+}
+
+/// [`sync`] on a connection, once the role is checked (the benchmark calls it directly).
+pub fn page(
+    conn: &mut DbConnection,
+    vault: &Vault,
+    key: &[u8; 32],
+    caller: &Caller,
+    request: &SyncRequest,
+) -> ApiResult<SyncPage> {
     let mut state = match &request.cursor {
-        Some(text) => cursor::decode(cursor_key, &caller.user_id, text)?,
+        Some(text) => cursor::decode(key, &caller.user_id, text)?,
         None => State {
             user: caller.user_id.clone(),
             ..State::default()
@@ -56,22 +71,17 @@ pub async fn sync(
         .iter()
         .map(|c| c.as_str().to_owned())
         .collect();
-    let vault = vault.clone();
-    let key = *cursor_key;
-    db.run(move |conn| {
-        let villages_removed = open_sessions(conn, &mut state, &assigned)?;
-        if villages_removed.is_empty() && state.streams.values().all(|s| s.target.is_none()) {
-            // Nothing changed: the cursor stands.
-            return Ok(empty(cursor::encode(&key, &state), villages_removed));
-        }
-        let (chosen, has_more) = feed::choose(conn, &mut state, request.limit)?;
-        let mut page = build(conn, &vault, &state.user, &chosen)?;
-        page.cursor = cursor::encode(&key, &state);
-        page.has_more = has_more;
-        page.villages_removed = villages_removed;
-        Ok(page)
-    })
-    .await
+    let villages_removed = open_sessions(conn, &mut state, &assigned)?;
+    if villages_removed.is_empty() && state.streams.values().all(|s| s.target.is_none()) {
+        // Nothing changed: the cursor stands.
+        return Ok(empty(cursor::encode(key, &state), villages_removed));
+    }
+    let (chosen, has_more) = feed::choose(conn, &mut state, request.limit)?;
+    let mut page = build(conn, vault, &state.user, &chosen)?;
+    page.cursor = cursor::encode(key, &state);
+    page.has_more = has_more;
+    page.villages_removed = villages_removed;
+    Ok(page)
 }
 
 fn empty(cursor: String, villages_removed: Vec<String>) -> SyncPage {
@@ -120,7 +130,7 @@ fn open_sessions(
         generations.entry(village.clone()).or_insert(0);
     }
     for (name, generation) in generations {
-        let stream = state.streams.entry(name).or_insert_with(Stream::new);
+        let stream = state.streams.entry(name).or_default();
         if stream.target.is_none() && generation > stream.done {
             stream.target = Some(generation);
         }
