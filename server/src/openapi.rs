@@ -39,6 +39,7 @@ use crate::error::{ErrorCode, Problem};
         (name = "auth", description = "Login, token refresh, logout and the caller's account"),
         (name = "villages", description = "The 919 administrative villages and their geofences"),
         (name = "surveys", description = "Household and village surveys: exactly-once intake, households, reads"),
+        (name = "sync", description = "The phone's download: its villages' households, its review states, the employer registry"),
         (name = "review", description = "County review: the queue, decisions, bulk decisions, duplicate households"),
         (name = "audit", description = "The append-only, hash-chained audit log (city admins)"),
         (name = "ledger", description = "The demand ledger: inventory by node and month, monthly close, quotas"),

@@ -28,6 +28,7 @@ mod revisit;
 mod scope;
 mod simulate;
 mod surveys;
+mod sync;
 mod text;
 mod users;
 mod villages;

@@ -26,6 +26,7 @@ pub mod random;
 pub mod secrets;
 pub mod submissions;
 pub mod surveys;
+pub mod sync;
 pub mod telemetry;
 pub mod users;
 pub mod villages;

@@ -47,6 +47,8 @@ pub struct Keys {
     pub id_encryption: [u8; 32],
     /// HMAC-SHA256 key of the blind index that matches ID numbers without decrypting them.
     pub id_index: [u8; 32],
+    /// HMAC-SHA256 key of the tag that makes a download (`/sync`) cursor unforgeable.
+    pub sync_cursor: [u8; 32],
     fingerprint: String,
 }
 
@@ -70,6 +72,7 @@ impl Keys {
             jwt: derive(b"jwt-hs256"),
             id_encryption: derive(b"id-number-aes-256-gcm"),
             id_index: derive(b"id-number-hmac-index"),
+            sync_cursor: derive(b"sync-cursor-hmac"),
             fingerprint,
         }
     }

@@ -9,6 +9,7 @@ pub mod ledger;
 pub mod ops;
 pub mod photos;
 pub mod surveys;
+pub mod sync;
 pub mod users;
 pub mod villages;
 
@@ -31,6 +32,7 @@ where
             .configure(users::configure)
             .configure(photos::configure)
             .configure(surveys::configure)
+            .configure(sync::configure)
             .configure(checkins::configure)
             .configure(audit::configure)
             .configure(ledger::configure)

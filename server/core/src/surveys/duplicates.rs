@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 
 use crate::audit;
 use crate::auth::Caller;
+use crate::changes::Departure;
 use crate::db::schema::{duplicate_pairs, household_surveys, households, merge_moves};
 use crate::db::DbConnection;
 use crate::domain::Rule;
@@ -358,6 +359,17 @@ pub struct PairDecision<'a> {
     pub seen_version: Option<i32>,
 }
 
+/// The absorbed household of a merge leaves its village's download, naming the survivor (an
+/// unmerge revives it there: `changes::households` drops the tombstone).
+fn absorbed_departs(conn: &mut DbConnection, pair: &Pair, kept: &str) -> QueryResult<()> {
+    let gone = if kept == pair.a { &pair.b } else { &pair.a };
+    let village: String = households::table
+        .find(gone)
+        .select(households::village_code)
+        .first(conn)?;
+    crate::changes::departed(conn, &village, gone, Departure::Merged, Some(kept))
+}
+
 pub fn decide(
     conn: &mut DbConnection,
     caller: &Caller,
@@ -444,6 +456,9 @@ pub fn decide(
     let reach = super::derived::reach(conn, &[pair.a.as_str(), pair.b.as_str()])?;
     super::derived::recompute(conn, &reach)?;
     crate::changes::households(conn, &[pair.a.as_str(), pair.b.as_str()])?;
+    if let Some(kept) = survivor.as_deref() {
+        absorbed_departs(conn, &pair, kept)?;
+    }
     let detail = match (&survivor, decision.action) {
         (Some(s), _) => format!("保留户 {s}；移入 {moved} 个调查版本"),
         (None, PairAction::Unmerge) => format!("移回 {moved} 个调查版本"),

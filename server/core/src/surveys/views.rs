@@ -328,7 +328,7 @@ pub struct SurveyDetail {
     pub members: Vec<MemberView>,
 }
 
-fn mask_phone(phone: &str) -> String {
+pub fn mask_phone(phone: &str) -> String {
     if phone.len() == 11 {
         format!("{}****{}", &phone[..3], &phone[7..])
     } else {
