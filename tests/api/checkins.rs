@@ -463,6 +463,147 @@ async fn special_post_workers_must_hold_a_post(backend: Backend) {
     assert_eq!(worker["days_present"], 1);
 }
 
+/// The token the sync feed gives on a post holder of `village` (computed here with the test
+/// server's key).
+fn worker_ref(village: &str, id: &str) -> String {
+    let keys = taizhang::secrets::Keys::load(
+        &taizhang::secrets::SecretSource::Value(TEST_SECRET.into()),
+        std::path::Path::new("."),
+    )
+    .expect("keys");
+    let vault = taizhang::privacy::Vault::new(&keys);
+    let id = taizhang::domain::IdNumber::parse(id).expect("id");
+    vault.worker_ref(village, &vault.index_id(&id))
+}
+
+/// Stores a household of `village` whose head `head` holds a special post.
+async fn post_holder(app: &TestApp, token: &str, village: &str, head: &str) {
+    let mut survey = household_survey(&new_id(), "张三", head, &[]);
+    survey["village_code"] = json!(village);
+    survey["members"][0]["employment"] = json!({"status": "special_post", "employer_id": null, "post_type": null, "monthly_income_yuan": 800});
+    let stored = app
+        .post("/api/v1/surveys/households")
+        .bearer_auth(token)
+        .json(&survey)
+        .send()
+        .await
+        .expect("survey");
+    assert_eq!(stored.status(), 201);
+}
+
+async fn refused_on(app: &TestApp, token: &str, body: &Value) -> (String, String) {
+    let refused = problem(post(app, token, body).await, 422, "validation_failed").await;
+    (
+        refused["field"].as_str().unwrap_or_default().to_owned(),
+        refused["rule"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+/// A special-post check-in names its worker by the synced `worker_ref`: resolved in the
+/// check-in's village only, exactly once, and the same person as a check-in by ID number.
+async fn special_post_checkins_by_worker_ref(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let village = "220802100201";
+    let head = id_number("220802", "19700101", 123);
+    post_holder(&app, &app.token(ENUMERATOR_TAOBEI).await, village, &head).await;
+    let elsewhere = id_number("220881", "19650101", 321);
+    post_holder(
+        &app,
+        &app.token(ENUMERATOR_TAONAN).await,
+        "220881100200",
+        &elsewhere,
+    )
+    .await;
+
+    let secretary = app.token(SECRETARY_TAOBEI).await;
+    let now = Utc::now() - Duration::days(1);
+    let mut by_ref = checkin_body(&app, &secretary, &Shot::new(1030, now)).await;
+    by_ref["kind"] = json!("special_post");
+    by_ref["worker_id_number"] = json!(null);
+    by_ref["worker_ref"] = json!(worker_ref(village, &head));
+    let first = post(&app, &secretary, &by_ref).await;
+    assert_eq!(first.status(), 201);
+    let first: Value = first.json().await.expect("json");
+    assert_eq!(first["status"], "accepted");
+    let replay = post(&app, &secretary, &by_ref).await;
+    assert_eq!(replay.status(), 200);
+    assert_eq!(replay.json::<Value>().await.expect("json"), first);
+    // The ref is part of the content: the same id with another worker is a reused id.
+    let mut other = by_ref.clone();
+    other["worker_ref"] = json!(worker_ref(village, &elsewhere));
+    problem(
+        post(&app, &secretary, &other).await,
+        409,
+        "submission_id_reused",
+    )
+    .await;
+
+    // Refusals, nothing stored: another village's post holder (by its own village's ref, and
+    // by this village's ref of a person not listed here), a garbage ref, both fields.
+    let later = now + Duration::hours(2);
+    let mut bad = checkin_body(&app, &secretary, &Shot::new(1031, later)).await;
+    bad["kind"] = json!("special_post");
+    bad["worker_id_number"] = json!(null);
+    for token in [
+        worker_ref("220881100200", &elsewhere),
+        worker_ref(village, &elsewhere),
+        worker_ref("220881100200", &head),
+        "AAAAAAAAAAAA".to_owned(),
+    ] {
+        bad["worker_ref"] = json!(token);
+        assert_eq!(
+            refused_on(&app, &secretary, &bad).await,
+            ("worker_ref".into(), "unknown_worker".into())
+        );
+    }
+    bad["worker_ref"] = json!("not a ref!");
+    assert_eq!(
+        refused_on(&app, &secretary, &bad).await,
+        ("worker_ref".into(), "invalid_value".into())
+    );
+    bad["worker_ref"] = json!(worker_ref(village, &head));
+    bad["worker_id_number"] = json!(head);
+    assert_eq!(
+        refused_on(&app, &secretary, &bad).await,
+        ("worker_ref".into(), "one_of".into())
+    );
+    bad["kind"] = json!("resident_duty");
+    bad["worker_id_number"] = json!(null);
+    assert_eq!(
+        refused_on(&app, &secretary, &bad).await,
+        ("worker_ref".into(), "not_allowed".into())
+    );
+
+    // The next day by ID number: the same person, two days present.
+    let mut by_id = checkin_body(&app, &secretary, &Shot::new(1032, now + Duration::days(1))).await;
+    by_id["kind"] = json!("special_post");
+    by_id["worker_id_number"] = json!(head);
+    assert_eq!(post(&app, &secretary, &by_id).await.status(), 201);
+    let month = now
+        .with_timezone(&FixedOffset::east_opt(8 * 3600).expect("offset"))
+        .format("%Y-%m");
+    let attendance: Value = app
+        .get_as(&secretary, &format!("/api/v1/attendance?month={month}"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let workers: Vec<&Value> = attendance["people"]
+        .as_array()
+        .expect("people")
+        .iter()
+        .filter(|p| p["kind"] == "special_post")
+        .collect();
+    let same_month = (now + Duration::days(1))
+        .with_timezone(&FixedOffset::east_opt(8 * 3600).expect("offset"))
+        .format("%Y-%m")
+        .to_string()
+        == month.to_string();
+    assert_eq!(workers.len(), 1, "{workers:?}");
+    assert_eq!(workers[0]["worker_id_number"], "220802********1238");
+    assert_eq!(workers[0]["days_present"], if same_month { 2 } else { 1 });
+}
+
 /// Attendance from the API equals a recomputation from the raw check-in rows.
 async fn attendance_equals_a_recomputation_from_raw_checkins(backend: Backend) {
     let app = TestApp::spawn(backend).await;
@@ -670,5 +811,6 @@ both_backends!(
     local_midnight_splits_days_and_travel_is_judged,
     reused_photos_mock_locations_times_and_exif,
     special_post_workers_must_hold_a_post,
+    special_post_checkins_by_worker_ref,
     attendance_equals_a_recomputation_from_raw_checkins,
 );

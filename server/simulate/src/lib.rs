@@ -15,8 +15,10 @@
 
 pub mod bench;
 pub mod faults;
+pub mod month2;
 pub mod phone;
 pub mod photos;
+pub mod revisit;
 pub mod seed;
 pub mod stats;
 pub mod truth;
@@ -62,6 +64,8 @@ pub struct Options {
     pub give_up_after: Duration,
     pub photo_width: u32,
     pub progress: bool,
+    /// 2: after the month, a second month through sync ([`revisit`]).
+    pub months: u32,
 }
 
 impl Options {
@@ -81,6 +85,7 @@ impl Options {
             give_up_after: Duration::from_secs(120),
             photo_width: 256,
             progress: false,
+            months: 1,
         }
     }
 }
@@ -128,6 +133,10 @@ pub struct SimulateArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// 2: then play a second month through sync (first syncs, revisits by reference, stale
+    /// bases, newborns, check-ins by worker_ref) and check it too.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=2))]
+    months: u32,
     /// Also measure: submissions per second, latency percentiles, the server's peak memory
     /// (give --server-pid) and the baselines (GET /healthz; bare inserts with --baseline-database-url).
     #[arg(long)]
@@ -1160,6 +1169,7 @@ pub fn main(args: SimulateArgs) -> anyhow::Result<()> {
         give_up_after: Duration::from_secs(args.give_up_after_secs),
         photo_width: args.photo_width,
         progress: !args.quiet,
+        months: args.months,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -1173,8 +1183,13 @@ pub fn main(args: SimulateArgs) -> anyhow::Result<()> {
         let mut sim = Simulation::prepare(options).await?;
         let setup_peak = bench::peaks_then_reset(&args.server_pids);
         sim.play().await?;
-        let discrepancies = sim.check().await?;
+        let mut discrepancies = sim.check().await?;
         print!("{}", sim.summary(&discrepancies));
+        if sim.options.months >= 2 {
+            let second = sim.second_month().await?;
+            print!("{}", second.summary());
+            discrepancies.extend(second.found);
+        }
         if let Some(baseline) = baseline {
             let mut row = bench::measure(&sim, &baseline, &args.server_pids);
             row.setup_peak_mib = setup_peak;

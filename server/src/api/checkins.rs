@@ -125,7 +125,7 @@ impl CheckinQuery {
         (status = 200, description = "A replay", body = CheckinAnswer),
         (status = 403, description = "`forbidden_role`: only enumerators and first secretaries check in", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`submission_id_reused`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`: e.g. `photo` `photo_missing` (upload, then retry), `worker_id_number` `not_a_post_holder`, `village_code` `out_of_scope`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: e.g. `photo` `photo_missing` (upload, then retry), `worker_id_number` or `worker_ref` `not_a_post_holder`, `worker_ref` `unknown_worker` (no one of the check-in's village has this ref), `worker_ref` `one_of` (both worker fields given), `village_code` `out_of_scope`", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/checkins")]

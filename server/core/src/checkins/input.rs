@@ -19,8 +19,15 @@ pub struct CheckinRequest {
     pub kind: CheckinKind,
     #[schema(example = "220802100201")]
     pub village_code: String,
-    /// The special-post worker being checked in (`kind: special_post` only).
+    /// The special-post worker being checked in by ID number (`kind: special_post` only;
+    /// exactly one of `worker_id_number` and `worker_ref`).
     pub worker_id_number: Option<String>,
+    /// The special-post worker being checked in by the `worker_ref` the sync feed gives on the
+    /// village's post holders (`kind: special_post` only; exactly one of `worker_id_number` and
+    /// `worker_ref`). Valid only in the check-in's village.
+    #[serde(default)]
+    #[schema(example = "3q2-7wVXkz9a")]
+    pub worker_ref: Option<String>,
     /// When the photo was taken and the position read, RFC 3339 with offset (device clock).
     #[schema(example = "2020-07-20T08:02:11+08:00")]
     pub captured_at: String,
@@ -38,13 +45,87 @@ pub struct Checkin {
     pub id: SubmissionId,
     pub kind: CheckinKind,
     pub village: DivisionCode,
-    pub worker: Option<IdNumber>,
+    pub worker: Option<Worker>,
     pub captured_at: DateTime<FixedOffset>,
     pub lat: f64,
     pub lon: f64,
     pub accuracy_m: Option<f64>,
     pub mock_location: bool,
     pub photo: String,
+}
+
+/// How a special-post check-in names its worker.
+#[derive(Debug, Clone)]
+pub enum Worker {
+    IdNumber(IdNumber),
+    /// A `worker_ref` token, resolved inside the check-in's village when it is stored.
+    Ref(String),
+}
+
+/// Whether a `worker_ref` has the shape of one: 12 URL-safe base64 characters.
+fn is_worker_ref(raw: &str) -> bool {
+    raw.len() == 12
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The worker of a check-in: for `special_post` exactly one of the ID number and the ref, for
+/// `resident_duty` neither.
+fn check_worker(errors: &mut Vec<FieldError>, input: &CheckinRequest) -> Option<Worker> {
+    let by_id = input.worker_id_number.as_deref();
+    let by_ref = input.worker_ref.as_deref();
+    match (input.kind, by_id, by_ref) {
+        (CheckinKind::SpecialPost, Some(raw), None) => match IdNumber::parse(raw) {
+            Ok(id) => Some(Worker::IdNumber(id)),
+            Err(e) => {
+                errors.push(FieldError::from_invalid("worker_id_number", e));
+                None
+            }
+        },
+        (CheckinKind::SpecialPost, None, Some(raw)) if is_worker_ref(raw) => {
+            Some(Worker::Ref(raw.to_owned()))
+        }
+        (CheckinKind::SpecialPost, None, Some(_)) => {
+            errors.push(FieldError::new(
+                "worker_ref",
+                Rule::InvalidValue,
+                "须为同步得到的人员标识（12 个字符）",
+            ));
+            None
+        }
+        (CheckinKind::SpecialPost, Some(_), Some(_)) => {
+            errors.push(FieldError::new(
+                "worker_ref",
+                Rule::OneOf,
+                "身份证号与人员标识只能填写其中一项",
+            ));
+            None
+        }
+        (CheckinKind::SpecialPost, None, None) => {
+            errors.push(FieldError::new(
+                "worker_id_number",
+                Rule::Required,
+                "特岗人员打卡须填写该人员（身份证号或人员标识）",
+            ));
+            None
+        }
+        (CheckinKind::ResidentDuty, by_id, by_ref) => {
+            for (field, given) in [
+                ("worker_id_number", by_id.is_some()),
+                ("worker_ref", by_ref.is_some()),
+            ] {
+                if given {
+                    errors.push(FieldError::new(
+                        field,
+                        Rule::NotAllowed,
+                        "只有特岗人员打卡才填写人员",
+                    ));
+                }
+            }
+            None
+        }
+    }
 }
 
 /// When the check-in was made: an RFC 3339 time with its zone, between 2015 and 2100.
@@ -130,28 +211,7 @@ pub fn validate(
     let village = DivisionCode::parse_level(&input.village_code, DivisionLevel::Village)
         .map_err(|e| invalid("village_code", e))
         .ok();
-    let worker = match (input.kind, &input.worker_id_number) {
-        (CheckinKind::SpecialPost, Some(raw)) => IdNumber::parse(raw)
-            .map_err(|e| invalid("worker_id_number", e))
-            .ok(),
-        (CheckinKind::SpecialPost, None) => {
-            errors.push(FieldError::new(
-                "worker_id_number",
-                Rule::Required,
-                "特岗人员打卡须填写该人员",
-            ));
-            None
-        }
-        (CheckinKind::ResidentDuty, Some(_)) => {
-            errors.push(FieldError::new(
-                "worker_id_number",
-                Rule::NotAllowed,
-                "只有特岗人员打卡才填写人员",
-            ));
-            None
-        }
-        (CheckinKind::ResidentDuty, None) => None,
-    };
+    let worker = check_worker(&mut errors, input);
     if let Some(v) = &village {
         if !caller.can_access_village(v) {
             errors.push(FieldError::new(

@@ -8,10 +8,10 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use utoipa::ToSchema;
 
-use super::input::Checkin;
+use super::input::{Checkin, Worker};
 use super::policy::CheckinPolicy;
 use super::verify::{self, Facts, Neighbour};
-use crate::db::schema::{checkins, household_surveys, photo_links, photos, survey_members};
+use crate::db::schema::{checkins, household_surveys, people, photo_links, photos, survey_members};
 use crate::db::DbConnection;
 use crate::domain::time::china;
 use crate::domain::Rule;
@@ -118,10 +118,72 @@ fn county_of(village: &str) -> String {
     format!("{}000000", village.get(..6).unwrap_or(village))
 }
 
-/// Whose attendance a check-in records.
-pub fn subject(checkin: &Checkin, user_id: &str, vault: &Vault) -> String {
-    match &checkin.worker {
-        Some(worker) => format!("person:{}", vault.index_id(worker)),
+/// The special-post worker a check-in names, resolved: the person key (the members'
+/// `person_id_hash`), the sealed ID number if the person has one, and the field that named them.
+pub struct ResolvedWorker {
+    pub key: String,
+    pub sealed: Option<String>,
+    pub field: &'static str,
+}
+
+/// Resolves the check-in's worker. An ID number is its keyed hash; a `worker_ref` is matched
+/// against the person keys listed in the surveys of the check-in's own village only, so a ref
+/// from another village (or a made-up one) names no one: 422 `worker_ref` `unknown_worker`,
+/// the same answer whether or not the person exists elsewhere. A person without an ID number
+/// (`people.id_sealed` NULL, key `noid-…`) resolves to that key with no sealed number.
+pub fn resolve_worker(
+    conn: &mut DbConnection,
+    vault: &Vault,
+    checkin: &Checkin,
+) -> ApiResult<Option<ResolvedWorker>> {
+    let Some(worker) = &checkin.worker else {
+        return Ok(None);
+    };
+    let token = match worker {
+        Worker::IdNumber(id) => {
+            return Ok(Some(ResolvedWorker {
+                key: vault.index_id(id),
+                sealed: Some(vault.seal_id(id)),
+                field: "worker_id_number",
+            }))
+        }
+        Worker::Ref(token) => token,
+    };
+    let village = checkin.village.as_str();
+    let keys: Vec<String> = survey_members::table
+        .inner_join(household_surveys::table)
+        .filter(household_surveys::village_code.eq(village))
+        .select(survey_members::person_id_hash)
+        .distinct()
+        .load(conn)?;
+    let Some(key) = keys
+        .into_iter()
+        .find(|key| vault.worker_ref(village, key) == *token)
+    else {
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "worker_ref",
+            Rule::UnknownWorker,
+            format!("本村（{village}）的调查中没有这一人员标识所指的人员：请先同步再选人"),
+        )]));
+    };
+    let sealed: Option<String> = people::table
+        .find(&key)
+        .select(people::id_sealed)
+        .first::<Option<String>>(conn)
+        .optional()?
+        .flatten();
+    Ok(Some(ResolvedWorker {
+        key,
+        sealed,
+        field: "worker_ref",
+    }))
+}
+
+/// Whose attendance a check-in records: `person:<person key>` for a special-post worker
+/// (the same whether named by ID number or by ref), `user:<id>` for resident duty.
+pub fn subject(worker: Option<&ResolvedWorker>, user_id: &str) -> String {
+    match worker {
+        Some(worker) => format!("person:{}", worker.key),
         None => format!("user:{user_id}"),
     }
 }
@@ -227,11 +289,12 @@ pub fn store(
 ) -> ApiResult<Value> {
     let photo = photo_facts(conn, checkin, user_id)?;
     let phash = photo.phash;
-    let subject = subject(checkin, user_id, vault);
-    if let Some(person) = subject.strip_prefix("person:") {
-        if !holds_post(conn, person, checkin.village.as_str())? {
+    let worker = resolve_worker(conn, vault, checkin)?;
+    let subject = subject(worker.as_ref(), user_id);
+    if let Some(worker) = &worker {
+        if !holds_post(conn, &worker.key, checkin.village.as_str())? {
             return Err(ApiError::Validation(vec![FieldError::new(
-                "worker_id_number",
+                worker.field,
                 Rule::NotAPostHolder,
                 "按最近的入户调查，此人在该村没有扶贫特岗或临时公益岗",
             )]));
@@ -271,7 +334,7 @@ pub fn store(
             checkins::user_id.eq(user_id),
             checkins::kind.eq(checkin.kind.as_str()),
             checkins::subject.eq(&subject),
-            checkins::worker_id_sealed.eq(checkin.worker.as_ref().map(|w| vault.seal_id(w))),
+            checkins::worker_id_sealed.eq(worker.as_ref().and_then(|w| w.sealed.as_deref())),
             checkins::village_code.eq(checkin.village.as_str()),
             checkins::county_code.eq(county_of(checkin.village.as_str())),
             checkins::captured_at.eq(captured.naive_utc()),

@@ -390,6 +390,7 @@ labelled_enum! {
         UnknownCounty = ("unknown_county", "县（市、区）不存在"),
         OneOfPair = ("one_of_pair", "须是这对户之一"),
         NotAPostHolder = ("not_a_post_holder", "不是在岗的特岗人员"),
+        UnknownWorker = ("unknown_worker", "本村没有此人员"),
         // Accounts.
         PasswordTooShort = ("password_too_short", "密码过短"),
         PasswordTooLong = ("password_too_long", "密码过长"),
