@@ -15,7 +15,8 @@ pub mod state;
 
 // The layers below, under the names the server and its tests use.
 pub use taizhang_core::{
-    audit, auth, catalog, checkins, db, domain, error, files, geography, ledger, metrics, photos,
-    privacy, random, secrets, submissions, surveys, sync, telemetry, users, villages,
+    audit, auth, catalog, checkins, db, domain, employers, error, files, geography, ledger,
+    metrics, photos, privacy, random, secrets, submissions, surveys, sync, telemetry, users,
+    villages,
 };
 pub use taizhang_simulate as simulate;

@@ -33,6 +33,7 @@ use crate::error::{ErrorCode, Problem};
         crate::api::photos::PhotoSize,
         crate::api::audit::AuditFormat,
         crate::ledger::export::ExportFormat,
+        crate::domain::EmployerKind,
     )),
     modifiers(&Security, &StandardErrors),
     tags(
@@ -45,6 +46,7 @@ use crate::error::{ErrorCode, Problem};
         (name = "ledger", description = "The demand ledger: inventory by node and month, monthly close, quotas"),
         (name = "checkins", description = "Attendance check-ins with verification flags, monthly attendance"),
         (name = "photos", description = "Content-addressed photo upload, thumbnails"),
+        (name = "employers", description = "The employer registry: leading enterprises, cooperatives, workshops (list, import, edit)"),
         (name = "users", description = "Accounts, roles and scopes (administration)"),
         (name = "reference", description = "Enumerations with Chinese labels"),
         (name = "operations", description = "Health, readiness, metrics and this document"),

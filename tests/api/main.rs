@@ -16,6 +16,7 @@ mod chinese;
 mod cli;
 mod console;
 mod contract;
+mod employers;
 mod errors;
 mod ledger;
 mod limits;

@@ -294,6 +294,7 @@ fn the_plan_follows_from_the_seed() {
     };
     let params = |seed: u64| Params {
         seed,
+        employers: Default::default(),
         days: 6,
         households_per_village: 4,
         photo_width: 96,

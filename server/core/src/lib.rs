@@ -15,6 +15,7 @@ pub mod changes;
 pub mod checkins;
 pub mod db;
 pub mod domain;
+pub mod employers;
 pub mod error;
 pub mod files;
 pub mod geography;

@@ -14,6 +14,7 @@
 //! it must have, the ledger figures of every village and of the city, and attendance days.
 
 pub mod bench;
+pub mod employers;
 pub mod faults;
 pub mod month2;
 pub mod phone;
@@ -210,6 +211,27 @@ impl Wiring<'_> {
 }
 
 /// The villages the server serves, with geofences, `count` of them spread over the list.
+/// The registry as the server lists it (every page), for the members' employer ids.
+async fn list_employers(admin: &mut Phone) -> anyhow::Result<employers::DemoEmployers> {
+    let mut list = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/v1/employers?limit=1000&cursor={c}"),
+            None => "/api/v1/employers?limit=1000".to_owned(),
+        };
+        let page = admin.get(&path).await?;
+        for e in page["items"].as_array().into_iter().flatten() {
+            let field = |name: &str| e[name].as_str().unwrap_or_default().to_owned();
+            list.push((field("id"), field("county_code"), field("kind")));
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => return Ok(employers::DemoEmployers::from_list(list)),
+        }
+    }
+}
+
 fn choose_villages(list: &Value, count: usize) -> anyhow::Result<Vec<Village>> {
     let all = list["villages"]
         .as_array()
@@ -307,7 +329,9 @@ impl Simulation {
         }
         let list = admins[0].get("/api/v1/villages?geofence=true").await?;
         let villages = choose_villages(&list, options.villages)?;
+        let employers = list_employers(&mut admins[0]).await?;
         let params = world::Params {
+            employers,
             seed: options.seed,
             days: options.days,
             households_per_village: options.households_per_village.max(1),

@@ -75,6 +75,8 @@ struct Run<'a> {
     villages: &'a [SeedVillage],
     /// (county code, seed enumerator id).
     enumerators: &'a [(String, String)],
+    /// The demo employer registry members name.
+    employers: &'a crate::employers::DemoEmployers,
 }
 
 impl Run<'_> {
@@ -233,7 +235,12 @@ pub fn seed(
     );
     let counties: BTreeSet<String> = all_villages.iter().map(|v| v.county_code.clone()).collect();
     let enumerators = seed_users(conn, &counties)?;
+    let employers = write_transaction(conn, |conn| {
+        crate::employers::ensure(conn, options.households, options.seed)
+    })
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     let run = Run {
+        employers: &employers,
         vault,
         months: &months,
         villages: &all_villages,
@@ -323,6 +330,7 @@ fn household(
             month: *month,
             poverty,
             relocated,
+            employers: run.employers,
         };
         insert_survey(conn, run.vault, rng, &survey, &members, done)?;
     }
@@ -417,6 +425,7 @@ struct SeedSurvey<'a> {
     month: Month,
     poverty: &'static str,
     relocated: bool,
+    employers: &'a crate::employers::DemoEmployers,
 }
 
 /// A household survey: its submission, the survey row and its member rows. Draws the survey's
@@ -503,7 +512,8 @@ fn insert_survey(
         ))
         .execute(conn)?;
     for (position, m) in members.iter().enumerate() {
-        insert_member(conn, rng, &survey, position, m)?;
+        let employer = s.employers.pick(&s.village.county_code, m.status, &m.hash);
+        insert_member(conn, rng, &survey, position, m, employer)?;
         done.members += 1;
     }
     done.surveys += 1;
@@ -517,6 +527,7 @@ fn insert_member(
     survey: &str,
     position: usize,
     m: &Member,
+    employer: Option<String>,
 ) -> Result<(), ApiError> {
     diesel::insert_into(survey_members::table)
         .values((
@@ -527,7 +538,7 @@ fn insert_member(
             survey_members::relation.eq(m.relation),
             survey_members::labour_capacity.eq(m.capacity),
             survey_members::employment_status.eq(m.status.map(|s| s.as_str())),
-            survey_members::employer_id.eq(None::<String>),
+            survey_members::employer_id.eq(employer),
             survey_members::post_type.eq(m.post.map(|p| p.as_str())),
             survey_members::monthly_income_yuan.eq(m.status.map(|_| rng.gen_range(800..6000i64))),
             survey_members::wants_public_post.eq(m.wants_post),

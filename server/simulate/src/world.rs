@@ -194,6 +194,9 @@ pub struct World {
 
 pub struct Params {
     pub seed: u64,
+    /// The registry the server lists (`GET /employers`): members employed by a workshop,
+    /// leading enterprise or cooperative name one of their county of that kind.
+    pub employers: crate::employers::DemoEmployers,
     pub days: u32,
     pub households_per_village: usize,
     pub photo_width: u32,
@@ -382,12 +385,12 @@ fn member(
     })
 }
 
-pub fn member_json(m: &Member) -> Value {
+pub fn member_json(m: &Member, employer: Option<String>) -> Value {
     json!({
         "name": m.name, "id_number": m.id, "sex": m.sex,
         "birth_date": m.birth.format("%Y-%m-%d").to_string(), "relation": m.relation,
         "labour_capacity": m.capacity,
-        "employment": m.status.map(|s| json!({"status": s, "employer_id": null, "post_type": m.post, "monthly_income_yuan": m.income})),
+        "employment": m.status.map(|s| json!({"status": s, "employer_id": employer, "post_type": m.post, "monthly_income_yuan": m.income})),
         "wants_public_post": m.wants_post,
         "training": {"wanted": m.trade.is_some(), "trade": m.trade},
         "at_risk": m.at_risk, "safety_net": m.safety_net,
@@ -1217,7 +1220,11 @@ impl<'a> VillagePlanner<'a> {
             "location": {"lat": sent.position.0, "lon": sent.position.1, "accuracy_m": 10.0 + self.rng.below(20) as f64, "crs": "wgs84"},
             "household": {"household_number": null, "head_name": sent.head_name, "head_id_number": head_id,
                           "poverty_status": survey.poverty, "relocated": survey.relocated, "phone": null},
-            "members": survey.members.iter().map(member_json).collect::<Vec<_>>(),
+            "members": survey.members.iter().map(|m| {
+                let status = m.status.and_then(taizhang_core::domain::EmploymentStatus::parse);
+                let employer = self.params.employers.pick(&self.village.county, status, &m.id);
+                member_json(m, employer)
+            }).collect::<Vec<_>>(),
             "photos": [plan.photos[sent.photo].sha],
             "replaces": replaces,
             "device": device(&self.users[user]),

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod auth;
 pub mod catalog;
 pub mod checkins;
+pub mod employers;
 pub mod ledger;
 pub mod ops;
 pub mod photos;
@@ -35,6 +36,8 @@ where
             .configure(sync::configure)
             .configure(checkins::configure)
             .configure(audit::configure)
+            // Before the ledger: `/ledgers/employers` would otherwise match `/ledgers/{kind}`.
+            .configure(employers::configure)
             .configure(ledger::configure)
             .configure(catalog::configure)
             .service(openapi_json),

@@ -137,10 +137,10 @@ fn people_and_places() -> Vec<CatalogEnum> {
             entries!(TrainingTrade),
         ),
         e(
-            "employer_type",
-            "就业载体类型",
-            "employers[].type",
-            entries!(EmployerType),
+            "employer_kind",
+            "用工主体类型",
+            "employers[].kind",
+            entries!(EmployerKind),
         ),
     ]
 }

@@ -245,7 +245,9 @@ labelled_enum! {
 }
 
 labelled_enum! {
-    pub enum EmployerType {
+    /// What kind of employer a registry entry is (SPEC §3); the employment statuses of the same
+    /// names point at an employer of that kind.
+    pub enum EmployerKind {
         LeadingEnterprise = ("leading_enterprise", "龙头企业"),
         Cooperative = ("cooperative", "合作社"),
         Workshop = ("workshop", "扶贫车间"),
@@ -391,6 +393,10 @@ labelled_enum! {
         OneOfPair = ("one_of_pair", "须是这对户之一"),
         NotAPostHolder = ("not_a_post_holder", "不是在岗的特岗人员"),
         UnknownWorker = ("unknown_worker", "本村没有此人员"),
+        UnknownEmployer = ("unknown_employer", "用工主体未登记"),
+        InactiveEmployer = ("inactive_employer", "用工主体已停用"),
+        EmployerKindMismatch = ("employer_kind_mismatch", "用工主体类型与就业状态不符"),
+        CreditCodeFormat = ("credit_code_format", "统一社会信用代码格式不对"),
         // Accounts.
         PasswordTooShort = ("password_too_short", "密码过短"),
         PasswordTooLong = ("password_too_long", "密码过长"),
@@ -407,6 +413,25 @@ labelled_enum! {
         TooManyScans = ("too_many_scans", "JPEG 扫描段过多"),
         DecodeMemory = ("decode_memory", "解码所需内存过多"),
         ImplausibleCompression = ("implausible_compression", "压缩比不合理"),
+    }
+}
+
+impl EmployerKind {
+    /// The kind an employment status names an employer of (workshops, leading enterprises,
+    /// cooperatives), if any.
+    pub fn of_status(status: EmploymentStatus) -> Option<Self> {
+        match status {
+            EmploymentStatus::Workshop => Some(Self::Workshop),
+            EmploymentStatus::LeadingEnterprise => Some(Self::LeadingEnterprise),
+            EmploymentStatus::Cooperative => Some(Self::Cooperative),
+            _ => None,
+        }
+    }
+
+    /// A kind as a spreadsheet writes it: the wire value or the Chinese label.
+    pub fn parse_label(text: &str) -> Option<Self> {
+        let text = text.trim();
+        Self::parse(text).or_else(|| Self::ALL.iter().copied().find(|k| k.label() == text))
     }
 }
 

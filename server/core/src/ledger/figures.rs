@@ -341,6 +341,8 @@ pub struct Member {
     pub trade: Option<String>,
     pub at_risk: bool,
     pub safety_net: String,
+    /// The registered employer named, if any (`employers`).
+    pub employer_id: Option<String>,
 }
 
 /// What a village counts on one basis: its households' effective versions and the people
@@ -363,6 +365,7 @@ type MemberRow = (
     Option<String>,
     bool,
     String,
+    Option<String>,
 );
 
 fn members_of(conn: &mut DbConnection, surveys: &[&str]) -> QueryResult<Vec<Member>> {
@@ -382,6 +385,7 @@ fn members_of(conn: &mut DbConnection, surveys: &[&str]) -> QueryResult<Vec<Memb
                 survey_members::training_trade,
                 survey_members::at_risk,
                 survey_members::safety_net,
+                survey_members::employer_id,
             ))
             .load(conn)?;
         out.extend(rows.into_iter().map(|r| Member {
@@ -396,6 +400,7 @@ fn members_of(conn: &mut DbConnection, surveys: &[&str]) -> QueryResult<Vec<Memb
             trade: r.8,
             at_risk: r.9,
             safety_net: r.10,
+            employer_id: r.11,
         }));
     }
     Ok(out)

@@ -185,11 +185,25 @@ pub fn village_entries(
     kind: RosterKind,
     reveal: bool,
 ) -> ApiResult<Vec<RosterEntry>> {
+    entries_where(conn, vault, village, month, reveal, |m, v| {
+        kind.matches(m, v)
+    })
+}
+
+/// The village's people for the month whom `chosen` picks, in household and member order.
+pub fn entries_where(
+    conn: &mut DbConnection,
+    vault: &Vault,
+    village: &str,
+    month: Month,
+    reveal: bool,
+    chosen: impl Fn(&Member, &Version) -> bool,
+) -> ApiResult<Vec<RosterEntry>> {
     let [approved, _] = figures::counted(conn, village, month)?;
     let mut chosen: Vec<&(Member, Version)> = approved
         .people
         .iter()
-        .filter(|(m, v)| kind.matches(m, v))
+        .filter(|(m, v)| chosen(m, v))
         .collect();
     if chosen.is_empty() {
         return Ok(Vec::new());

@@ -236,6 +236,14 @@ fn check_references(
     enumerator_id: &str,
 ) -> ApiResult<()> {
     let mut errors = missing_photos(conn, &survey.photos, enumerator_id)?;
+    errors.extend(crate::employers::service::check_references(
+        conn,
+        survey.members.iter().map(|m| {
+            m.employment
+                .as_ref()
+                .map(|e| (e.status, e.employer_id.as_deref()))
+        }),
+    )?);
     if let Some(replaced) = &survey.replaces {
         let village: Option<String> = household_surveys::table
             .find(replaced.as_str())
