@@ -12,7 +12,7 @@ use crate::changes;
 use crate::db::schema::{employers, households, sync_tombstones, village_surveys, villages};
 use crate::db::DbConnection;
 use crate::domain::{
-    EmployerType, EmploymentStatus, LabourCapacity, PostType, PovertyStatus, Relation,
+    EmployerKind, EmploymentStatus, LabourCapacity, PostType, PovertyStatus, Relation,
     ReviewStatus, SafetyNet, Sex, SurveyKind, TrainingTrade,
 };
 
@@ -162,7 +162,7 @@ pub struct SubmissionState {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SyncEmployer {
     pub id: String,
-    pub kind: EmployerType,
+    pub kind: EmployerKind,
     pub name: String,
     pub county_code: String,
     pub village_code: Option<String>,

@@ -16,7 +16,7 @@ use crate::db::schema::{
     employers, ledger_generations, sync_tombstones, village_surveys, villages,
 };
 use crate::db::{Db, DbConnection};
-use crate::domain::{EmployerType, ReviewStatus, Role, SurveyKind};
+use crate::domain::{EmployerKind, ReviewStatus, Role, SurveyKind};
 use crate::error::{ApiError, ApiResult};
 use crate::privacy::Vault;
 
@@ -299,7 +299,7 @@ fn registry(conn: &mut DbConnection, items: &[(String, String)]) -> ApiResult<Ve
             .load(conn)?;
         for (id, kind, name, county_code, village_code, active) in rows {
             out.push(SyncEmployer {
-                kind: EmployerType::parse(&kind).ok_or_else(|| corrupt("employer kind"))?,
+                kind: EmployerKind::parse(&kind).ok_or_else(|| corrupt("employer kind"))?,
                 id,
                 name,
                 county_code,
