@@ -869,7 +869,10 @@ impl<'a> VillagePlanner<'a> {
             members: first_survey.members.clone(),
             replaces: None,
             review: Review::Approve,
-            flags: vec!["possible_duplicate", "person_in_multiple_households"],
+            // The same people in two households until the reviewer merges the pair; after
+            // the merge they are one household's (the check runs after review), and the
+            // look-alike is flagged on both sides.
+            flags: vec!["possible_duplicate"],
         };
         let look_alike = Sent {
             head_name: &spaced,
@@ -878,6 +881,9 @@ impl<'a> VillagePlanner<'a> {
             photo: sent.photo,
         };
         let dup = self.push_survey(self.secretary, &look_alike, survey);
+        if let Payload::Household(original) = &mut self.plan.items[first].payload {
+            original.flags.push("possible_duplicate");
+        }
         // Held back to the end: its flags depend on the first survey being there.
         self.plan.late[1].push(dup);
         self.plan.merges.push((first, dup));

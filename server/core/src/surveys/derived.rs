@@ -39,6 +39,7 @@ struct Version {
     answers_hash: String,
     replaces: Option<String>,
     base_survey_id: Option<String>,
+    status: String,
 }
 
 impl Version {
@@ -265,7 +266,9 @@ fn conflicts(conn: &mut DbConnection, versions: &Versions) -> QueryResult<Vec<De
 }
 
 /// A revisit is stale when the household has another version surveyed after the one the
-/// revisit was based on and before the revisit (other than a version the revisit corrects).
+/// revisit was based on and before the revisit (other than a version the revisit corrects, or
+/// one a reviewer rejected: the sync feed never offers a rejected version as the base, so a
+/// phone could not have known better). A review decision therefore recomputes these flags.
 fn stale_bases(versions: &Versions) -> Vec<Derived> {
     let by_id: HashMap<&str, &Version> = versions.all.iter().map(|v| (v.id.as_str(), v)).collect();
     let mut out = Vec::new();
@@ -277,6 +280,7 @@ fn stale_bases(versions: &Versions) -> Vec<Derived> {
             .all
             .iter()
             .filter(|y| y.id != r.id && y.id != base.id && Some(&y.id) != r.replaces.as_ref())
+            .filter(|y| y.status != crate::domain::ReviewStatus::Rejected.as_str())
             .filter(|y| base.order() < y.order() && y.order() < r.order())
             .max_by(|a, b| a.order().cmp(&b.order()));
         if let Some(y) = newer {

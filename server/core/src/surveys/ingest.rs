@@ -190,14 +190,14 @@ struct LookAlike {
 /// The versions of other households of the village that look like this survey: the same
 /// normalised head name, a size within one member, a position within 100 m, and at least one
 /// of the two without either key — unless a reviewer already kept the two apart or merged
-/// them. Every version is compared, not only the latest, so the pairs found do not depend on
-/// which versions have arrived when; one version per other household (the nearest).
+/// them. Every version is compared, not only the latest, and every matching version is
+/// returned (by household), so the flags do not depend on which versions had arrived when.
 fn look_alikes(
     conn: &mut DbConnection,
     survey: &HouseholdSurvey,
     keyless: bool,
     own: &str,
-) -> ApiResult<Vec<(String, String)>> {
+) -> ApiResult<Vec<(String, Vec<String>)>> {
     let name = super::validate::normalise_name(&survey.head_name);
     let size = survey.members.len() as i32;
     let candidates: Vec<LookAlike> = household_surveys::table
@@ -209,7 +209,7 @@ fn look_alikes(
         .load(conn)?;
     let decided = super::duplicates::decided_partners(conn, own)?;
     let here = Point::new(survey.position.lon, survey.position.lat);
-    let mut best: std::collections::BTreeMap<String, (f64, String)> = Default::default();
+    let mut found: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     for c in candidates {
         let other_keyless = c.household_number.is_none() && c.head_id_hash.is_none();
         if !(keyless || other_keyless) || (c.member_count - size).abs() > 1 {
@@ -219,13 +219,11 @@ fn look_alikes(
         if household == own || decided.contains(&household) {
             continue;
         }
-        let distance = distance_m(here, Point::new(c.lon, c.lat));
-        if distance <= DUPLICATE_RADIUS_M && best.get(&household).is_none_or(|(d, _)| distance < *d)
-        {
-            best.insert(household, (distance, c.id));
+        if distance_m(here, Point::new(c.lon, c.lat)) <= DUPLICATE_RADIUS_M {
+            found.entry(household).or_default().push(c.id);
         }
     }
-    Ok(best.into_iter().map(|(h, (_, s))| (h, s)).collect())
+    Ok(found.into_iter().collect())
 }
 
 /// The photos and the corrected survey a household survey names: its author's uploads, a
@@ -293,8 +291,8 @@ fn next_version(conn: &mut DbConnection, household: &Resolved) -> QueryResult<i3
 /// [`super::derived`]), with the households they pair it with.
 struct Raised {
     flags: Vec<Flag>,
-    /// Keyless look-alikes in the village: (household, its matching survey).
-    look_alikes: Vec<(String, String)>,
+    /// Keyless look-alikes in the village: (household, its matching versions).
+    look_alikes: Vec<(String, Vec<String>)>,
     /// Households holding one of its keys in other counties.
     other_counties: Vec<String>,
 }
@@ -437,6 +435,32 @@ fn insert_members(
     Ok(())
 }
 
+/// Stores a flag on another survey unless it is there already.
+fn flag_once(
+    conn: &mut DbConnection,
+    survey: &str,
+    flag: SurveyFlag,
+    related: &str,
+    detail: &str,
+) -> QueryResult<()> {
+    let known = survey_flags::table
+        .find((survey, flag.as_str(), related))
+        .count()
+        .get_result::<i64>(conn)?
+        > 0;
+    if !known {
+        diesel::insert_into(survey_flags::table)
+            .values((
+                survey_flags::survey_id.eq(survey),
+                survey_flags::flag.eq(flag.as_str()),
+                survey_flags::related_household_id.eq(related),
+                survey_flags::detail.eq(detail),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
 /// The raised flags and the pairs they make (a look-alike, a key in another county).
 fn record_flags(
     conn: &mut DbConnection,
@@ -446,7 +470,7 @@ fn record_flags(
     raised: &Raised,
     now: DateTime<Utc>,
 ) -> ApiResult<()> {
-    for (other, their_survey) in &raised.look_alikes {
+    for (other, their_surveys) in &raised.look_alikes {
         super::duplicates::record_pair(
             conn,
             household_id,
@@ -456,24 +480,14 @@ fn record_flags(
             PairKind::PossibleDuplicate,
         )?;
         // Both sides show the pair, whichever arrived first.
-        let known = survey_flags::table
-            .find((
-                their_survey.as_str(),
-                SurveyFlag::PossibleDuplicate.as_str(),
+        for their_survey in their_surveys {
+            flag_once(
+                conn,
+                their_survey,
+                SurveyFlag::PossibleDuplicate,
                 household_id,
-            ))
-            .count()
-            .get_result::<i64>(conn)?
-            > 0;
-        if !known {
-            diesel::insert_into(survey_flags::table)
-                .values((
-                    survey_flags::survey_id.eq(their_survey),
-                    survey_flags::flag.eq(SurveyFlag::PossibleDuplicate.as_str()),
-                    survey_flags::related_household_id.eq(household_id),
-                    survey_flags::detail.eq(look_alike_detail()),
-                ))
-                .execute(conn)?;
+                &look_alike_detail(),
+            )?;
         }
     }
     for f in &raised.flags {

@@ -208,6 +208,8 @@ pub fn decide(
             detail: "另一名审核员刚刚处理了该调查，请刷新后再审核".into(),
         });
     }
+    // A rejection changes which version a revisit could have been based on.
+    super::derived::recompute(conn, &std::collections::BTreeSet::from([household.clone()]))?;
     crate::changes::households(conn, &[household.as_str()])?;
     audit::append(
         conn,
