@@ -125,12 +125,6 @@ pub fn village_survey(conn: &mut DbConnection, survey: &str, village: &str) -> Q
     Ok(())
 }
 
-/// Villages whose own figures changed without a household or survey of theirs changing
-/// (seeding, a quota): only the ledger cares.
-pub fn villages(conn: &mut DbConnection, villages: &BTreeSet<String>) -> QueryResult<()> {
-    cache::touch_villages(conn, villages)
-}
-
 /// The name of the employer registry's counter in `sync_counters`.
 pub const EMPLOYERS: &str = "employers";
 
