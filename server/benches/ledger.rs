@@ -17,74 +17,23 @@
 // Tests and benches fail by panicking: `unwrap` and `expect` are their assertions.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use taizhang_testkit::pg;
+use taizhang_testkit::bench::{self, median, ms};
 
 use std::time::{Duration, Instant};
 
-use taizhang::config::Settings;
-use taizhang::domain::{DivisionCode, DivisionLevel, Month};
+use taizhang::domain::{DivisionCode, DivisionLevel};
 use taizhang::ledger::{cache, inventory, node};
-use taizhang::privacy::Vault;
-use taizhang::secrets::SecretSource;
 use taizhang::simulate::seed;
 
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
 fn main() -> anyhow::Result<()> {
-    let backends = std::env::var("TAIZHANG_BENCH_BACKENDS").unwrap_or_else(|_| "sqlite".into());
-    for backend in backends.split(',').map(str::trim) {
-        match backend {
-            "sqlite" => run("SQLite", None)?,
-            "postgres" => run("PostgreSQL", Some(pg::fresh_database()))?,
-            other => anyhow::bail!("unknown backend {other}: sqlite or postgres"),
-        }
-    }
-    Ok(())
+    bench::each_backend(run)
 }
 
 fn run(backend: &str, postgres: Option<String>) -> anyhow::Result<()> {
-    let households = env("TAIZHANG_BENCH_HOUSEHOLDS", 100_000);
-    let months = env("TAIZHANG_BENCH_MONTHS", 12);
-    let dir = tempfile::tempdir()?;
-    let mut settings = Settings::new(dir.path());
-    settings.secret = SecretSource::Value("cd".repeat(32));
-    if let Some(url) = postgres {
-        settings.database = taizhang::db::DatabaseUrl::parse(&url).map_err(anyhow::Error::msg)?;
-    }
-    let prepared = taizhang::startup::prepare(&settings)?;
-    let vault = Vault::new(&prepared.keys);
-    let mut conn = prepared.db.get()?;
-
-    let started = Instant::now();
-    let options = seed::SeedOptions {
-        households,
-        months,
-        start: Month::parse("2020-01").map_err(|e| anyhow::anyhow!(e.message))?,
-        seed: 2020,
-    };
-    let seeded = seed::seed(&mut conn, &vault, &options, |_| {})?;
-    println!(
-        "seeded {} households, {} people, {} surveys, {} member rows in {:.1} s",
-        seeded.households,
-        seeded.people,
-        seeded.surveys,
-        seeded.members,
-        started.elapsed().as_secs_f64()
-    );
+    let seeded = bench::seeded(postgres)?;
+    let options = &seeded.options;
+    let months = options.months;
+    let mut conn = seeded.prepared.db.get()?;
     // The last month seeded.
     let month = seed::last_month(options.start, months);
     let city = node::node(

@@ -23,32 +23,12 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
-use taizhang_testkit::pg;
+use taizhang_testkit::bench::{self, median, ms};
 
 use taizhang::auth::Caller;
-use taizhang::config::Settings;
 use taizhang::db::schema::{household_surveys, households};
-use taizhang::domain::{DivisionCode, Month, Role};
-use taizhang::privacy::Vault;
-use taizhang::secrets::SecretSource;
-use taizhang::simulate::seed;
+use taizhang::domain::{DivisionCode, Role};
 use taizhang::sync::service::{page, SyncRequest, MAX_LIMIT};
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
 
 fn gzipped(bytes: &[u8]) -> usize {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
@@ -57,45 +37,14 @@ fn gzipped(bytes: &[u8]) -> usize {
 }
 
 fn main() -> anyhow::Result<()> {
-    let backends = std::env::var("TAIZHANG_BENCH_BACKENDS").unwrap_or_else(|_| "sqlite".into());
-    for backend in backends.split(',').map(str::trim) {
-        match backend {
-            "sqlite" => run("SQLite", None)?,
-            "postgres" => run("PostgreSQL", Some(pg::fresh_database()))?,
-            other => anyhow::bail!("unknown backend {other}: sqlite or postgres"),
-        }
-    }
-    Ok(())
+    bench::each_backend(run)
 }
 
 fn run(backend: &str, postgres: Option<String>) -> anyhow::Result<()> {
-    let households_n = env("TAIZHANG_BENCH_HOUSEHOLDS", 100_000);
-    let months = env("TAIZHANG_BENCH_MONTHS", 12);
-    let dir = tempfile::tempdir()?;
-    let mut settings = Settings::new(dir.path());
-    settings.secret = SecretSource::Value("cd".repeat(32));
-    if let Some(url) = postgres {
-        settings.database = taizhang::db::DatabaseUrl::parse(&url).map_err(anyhow::Error::msg)?;
-    }
-    let prepared = taizhang::startup::prepare(&settings)?;
-    let vault = Vault::new(&prepared.keys);
-    let key = prepared.keys.sync_cursor;
-    let mut conn = prepared.db.get()?;
-    let started = Instant::now();
-    let options = seed::SeedOptions {
-        households: households_n,
-        months,
-        start: Month::parse("2020-01").map_err(|e| anyhow::anyhow!(e.message))?,
-        seed: 2020,
-    };
-    let seeded = seed::seed(&mut conn, &vault, &options, |_| {})?;
-    println!(
-        "seeded {} households, {} surveys, {} member rows in {:.1} s",
-        seeded.households,
-        seeded.surveys,
-        seeded.members,
-        started.elapsed().as_secs_f64()
-    );
+    let seeded = bench::seeded(postgres)?;
+    let vault = &seeded.vault;
+    let key = seeded.prepared.keys.sync_cursor;
+    let mut conn = seeded.prepared.db.get()?;
 
     // The largest village, and its county's seed enumerator.
     let (village, count): (String, i64) = households::table
@@ -137,7 +86,7 @@ fn run(backend: &str, postgres: Option<String>) -> anyhow::Result<()> {
     let mut last = None;
     for _ in 0..10 {
         let t = Instant::now();
-        let p = page(&mut conn, &vault, &key, &caller, &request(None))?;
+        let p = page(&mut conn, vault, &key, &caller, &request(None))?;
         first.push(t.elapsed());
         assert!(!p.has_more);
         last = Some(p);
@@ -164,7 +113,7 @@ fn run(backend: &str, postgres: Option<String>) -> anyhow::Result<()> {
             taizhang_core::changes::households(c, &refs)
         })?;
         let t = Instant::now();
-        let p = page(&mut conn, &vault, &key, &caller, &request(Some(cursor)))?;
+        let p = page(&mut conn, vault, &key, &caller, &request(Some(cursor)))?;
         next_day.push(t.elapsed());
         assert_eq!(p.households.len(), 3);
         next_gz = gzipped(&serde_json::to_vec(&p)?);
@@ -177,7 +126,7 @@ fn run(backend: &str, postgres: Option<String>) -> anyhow::Result<()> {
         let t = Instant::now();
         let p = page(
             &mut conn,
-            &vault,
+            vault,
             &key,
             &caller,
             &request(Some(cursor.clone())),
@@ -188,8 +137,14 @@ fn run(backend: &str, postgres: Option<String>) -> anyhow::Result<()> {
     let quiet = median(quiet);
 
     println!("\nsync, {backend}, village {village} ({count} households; {sent} sent, {submissions} submissions)");
-    println!("{:<56} {:>10}", "", "median ms");
-    let row = |name: &str, d: Duration| println!("{name:<56} {:>10.2}", ms(d));
+    println!("{:<56} {:>10} {:>12}", "", "median ms", "× baseline");
+    let row = |name: &str, d: Duration| {
+        println!(
+            "{name:<56} {:>10.2} {:>12.1}",
+            ms(d),
+            ms(d) / ms(baseline).max(1e-6)
+        )
+    };
     row(
         "bare SELECT of the village's households (baseline)",
         baseline,
@@ -198,5 +153,14 @@ fn run(backend: &str, postgres: Option<String>) -> anyhow::Result<()> {
     row("next-day sync, 3 households changed", next_day);
     row("no-change sync", quiet);
     println!("first sync: {raw} bytes JSON, {gz} bytes gzipped ({:.1} KB); next-day {next_gz} bytes gzipped", gz as f64 / 1024.0);
+    // The budgets, scaled to this village's size for the bytes (150 households: 60 KB).
+    let per_150 = gz as f64 / count.max(1) as f64 * 150.0 / 1024.0;
+    let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
+    println!(
+        "budgets: first sync ≤ 50 ms: {}; ≤ 60 KB gzipped per 150 households ({per_150:.1} KB): {}; no-change ≤ 5 ms: {}",
+        verdict(ms(first) <= 50.0),
+        verdict(per_150 <= 60.0),
+        verdict(ms(quiet) <= 5.0)
+    );
     Ok(())
 }

@@ -16,7 +16,7 @@ pub mod state;
 // The layers below, under the names the server and its tests use.
 pub use taizhang_core::{
     audit, auth, catalog, checkins, db, domain, employers, error, files, geography, ledger,
-    metrics, photos, privacy, random, secrets, submissions, surveys, sync, telemetry, users,
-    villages,
+    metrics, photos, privacy, random, secrets, sheets, submissions, surveys, sync, telemetry,
+    users, villages,
 };
 pub use taizhang_simulate as simulate;

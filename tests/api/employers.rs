@@ -16,6 +16,8 @@ fn credit(n: u32) -> String {
     taizhang::employers::import::credit_code_with_check(&format!("9122080{n:010}")).expect("valid")
 }
 
+const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+
 async fn import(app: &TestApp, token: &str, csv: &str, dry_run: bool) -> Response {
     app.post(&format!("/api/v1/employers/import?dry_run={dry_run}"))
         .bearer_auth(token)
@@ -182,10 +184,7 @@ async fn import_lists_and_upserts(backend: Backend) {
     let from_xlsx: Value = app
         .post("/api/v1/employers/import")
         .bearer_auth(&admin)
-        .header(
-            "content-type",
-            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        )
+        .header("content-type", XLSX)
         .body(bytes)
         .send()
         .await
@@ -299,6 +298,35 @@ async fn bad_rows_are_all_reported_and_nothing_is_stored(backend: Backend) {
     )
     .await;
     assert_eq!(r["errors"][0]["rule"], "too_many");
+
+    // A zip bomb: a worksheet of 80 MiB of spaces (about 80 KB deflated), inside the 4 MiB
+    // upload limit, is refused before the XLSX reader inflates it.
+    let bomb = {
+        use std::io::Write;
+        let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        out.start_file("xl/worksheets/sheet1.xml", options)
+            .expect("entry");
+        let spaces = vec![b' '; 1024 * 1024];
+        for _ in 0..80 {
+            out.write_all(&spaces).expect("write");
+        }
+        out.finish().expect("zip").into_inner()
+    };
+    assert!(bomb.len() < 1024 * 1024, "{} bytes", bomb.len());
+    let r = app
+        .post("/api/v1/employers/import")
+        .bearer_auth(&admin)
+        .header("content-type", XLSX)
+        .body(bomb)
+        .send()
+        .await
+        .expect("r");
+    let r = problem(r, 422, "validation_failed").await;
+    assert_eq!(r["errors"][0]["field"], "body");
+    assert_eq!(r["errors"][0]["rule"], "implausible_compression");
+    assert_eq!(list(&app, &admin, "").await["total"], 0);
 }
 
 async fn edits_roles_and_scope(backend: Backend) {

@@ -25,6 +25,7 @@ pub mod photos;
 pub mod privacy;
 pub mod random;
 pub mod secrets;
+pub mod sheets;
 pub mod submissions;
 pub mod surveys;
 pub mod sync;

@@ -614,15 +614,9 @@ impl Simulation {
         Ok(found)
     }
 
-    /// Household surveys: each acknowledged one listed exactly once, with the status and flags
-    /// it must have, and each household's versions on one household.
-    async fn check_surveys(
-        &mut self,
-        world: &World,
-        receipts: &[truth::Receipt],
-    ) -> anyhow::Result<Vec<String>> {
-        let mut found = Vec::new();
-        let statuses = truth::final_statuses(world, receipts);
+    /// Every survey of the simulated villages as the survey list gives it, by submission id.
+    async fn list_surveys(&mut self) -> anyhow::Result<BTreeMap<String, Vec<Value>>> {
+        let world = self.world.clone();
         let villages: Vec<usize> = (0..world.villages.len()).collect();
         let listed = join_all(self.admins.iter_mut().zip(shares(&villages, 8)).map(
             |(admin, mine)| {
@@ -652,13 +646,28 @@ impl Simulation {
             },
         ))
         .await;
-        let mut on_server: HashMap<String, Vec<Value>> = HashMap::new();
+        let mut by_id: BTreeMap<String, Vec<Value>> = BTreeMap::new();
         for share in listed {
             for s in share? {
-                let id = s["id"].as_str().unwrap_or_default().to_owned();
-                on_server.entry(id).or_default().push(s);
+                by_id
+                    .entry(s["id"].as_str().unwrap_or_default().to_owned())
+                    .or_default()
+                    .push(s);
             }
         }
+        Ok(by_id)
+    }
+
+    /// Household surveys: each acknowledged one listed exactly once, with the status and flags
+    /// it must have, and each household's versions on one household.
+    async fn check_surveys(
+        &mut self,
+        world: &World,
+        receipts: &[truth::Receipt],
+    ) -> anyhow::Result<Vec<String>> {
+        let mut found = Vec::new();
+        let statuses = truth::final_statuses(world, receipts);
+        let on_server = self.list_surveys().await?;
         let mut planned_ids: BTreeSet<&str> = BTreeSet::new();
         let mut household_ids: HashMap<usize, BTreeSet<String>> = HashMap::new();
         for (i, item) in world.items.iter().enumerate() {
@@ -843,8 +852,19 @@ impl Simulation {
         receipts: &[truth::Receipt],
         month: Month,
     ) -> Vec<String> {
-        let mut found = Vec::new();
         let expected = truth::ledger(world, receipts, month);
+        self.compare_ledger(world, &expected, month).await
+    }
+
+    /// The ledger figures of every simulated village and of the city (their sum) for `month`,
+    /// on both bases, against `expected` (per village: approved, including pending).
+    async fn compare_ledger(
+        &mut self,
+        world: &World,
+        expected: &[[BTreeMap<String, i64>; 2]],
+        month: Month,
+    ) -> Vec<String> {
+        let mut found = Vec::new();
         let nodes: Vec<(String, String, usize)> = world
             .villages
             .iter()
@@ -872,7 +892,7 @@ impl Simulation {
         ))
         .await;
         let mut city: [BTreeMap<String, i64>; 2] = Default::default();
-        for figures in &expected {
+        for figures in expected {
             for b in 0..2 {
                 for (k, n) in &figures[b] {
                     *city[b].entry(k.clone()).or_insert(0) += n;

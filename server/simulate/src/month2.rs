@@ -5,15 +5,17 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, FixedOffset};
+use chrono::{DateTime, FixedOffset, Timelike};
 use futures_util::future::join_all;
 use serde_json::{json, Value};
 
 use super::phone::Phone;
 use super::revisit::{self, Revisit, Synced, VillageMonth};
+use super::truth::{self, Counted};
 use super::world::{enumerator_of, mix, secretary_of, Role, World};
-use super::{shares, Simulation};
+use super::Simulation;
 use crate::photos::{jpeg, with_exif, ExifSpec, Scene};
+use taizhang_core::domain::{time, Month};
 
 /// What the second month did and found.
 #[derive(Debug, Default)]
@@ -130,7 +132,19 @@ impl Simulation {
     /// The revisits of every village, planned from its enumerator's first sync.
     fn plan_second_month(&self, first: &BTreeMap<usize, Synced>) -> Vec<Revisit> {
         let world = &*self.world;
-        let start = local_now() - chrono::Duration::hours(10);
+        // The first month ends yesterday (its last corrections in the evening): the revisits
+        // are today's, in the past, at distinct seconds, so that "latest by survey time" is
+        // what the plan says whatever the hour the simulation runs.
+        let now = local_now();
+        let midnight = now - chrono::Duration::seconds(i64::from(now.num_seconds_from_midnight()));
+        let start =
+            (now - chrono::Duration::hours(10)).max(midnight + chrono::Duration::minutes(1));
+        let window = (now - chrono::Duration::minutes(1) - start).max(chrono::Duration::zero());
+        let most = world.households.len().max(1) as i32 * 2;
+        let step = (window / most)
+            .min(chrono::Duration::minutes(7))
+            .max(chrono::Duration::seconds(1));
+        let later = (window / 2).min(chrono::Duration::hours(1));
         let mut out = Vec::new();
         for (v, village) in world.villages.iter().enumerate() {
             let (e, s) = (enumerator_of(v), secretary_of(v));
@@ -152,6 +166,8 @@ impl Simulation {
                 photos: [&world.photos[pe].sha, &world.photos[ps].sha],
                 device: [&devices[0], &devices[1]],
                 start,
+                step,
+                later: later.max(step),
             };
             out.extend(month.plan(synced));
         }
@@ -257,50 +273,6 @@ impl Simulation {
         total
     }
 
-    /// Every survey of the simulated villages as the survey list gives it, by submission id.
-    async fn list_surveys(&mut self) -> anyhow::Result<BTreeMap<String, Vec<Value>>> {
-        let world = self.world.clone();
-        let villages: Vec<usize> = (0..world.villages.len()).collect();
-        let listed = join_all(self.admins.iter_mut().zip(shares(&villages, 8)).map(
-            |(admin, mine)| {
-                let world = &world;
-                async move {
-                    let mut out: Vec<Value> = Vec::new();
-                    for v in mine {
-                        let mut cursor: Option<String> = None;
-                        loop {
-                            let mut path = format!(
-                                "/api/v1/surveys?village={}&limit=200",
-                                world.villages[v].code
-                            );
-                            if let Some(c) = &cursor {
-                                path.push_str(&format!("&cursor={c}"));
-                            }
-                            let page = admin.get(&path).await?;
-                            out.extend(page["items"].as_array().cloned().unwrap_or_default());
-                            match page["next_cursor"].as_str() {
-                                Some(c) => cursor = Some(c.to_owned()),
-                                None => break,
-                            }
-                        }
-                    }
-                    Ok::<Vec<Value>, anyhow::Error>(out)
-                }
-            },
-        ))
-        .await;
-        let mut by_id: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-        for share in listed {
-            for s in share? {
-                by_id
-                    .entry(s["id"].as_str().unwrap_or_default().to_owned())
-                    .or_default()
-                    .push(s);
-            }
-        }
-        Ok(by_id)
-    }
-
     /// The second month: first syncs, revisits (some stale, some with a newborn), check-ins
     /// by `worker_ref`, incremental syncs, and the check of what the server shows.
     pub async fn second_month(&mut self) -> anyhow::Result<SecondMonth> {
@@ -341,8 +313,62 @@ impl Simulation {
                 .collect();
             found.extend(revisit::check(before, &after, &mine, &listed));
         }
+        let month = Month::containing(local_now().date_naive());
+        let expected = self.second_month_ledger(&first, &sent, month);
+        let world = self.world.clone();
+        found.extend(self.compare_ledger(&world, &expected, month).await);
         report.found = found;
         report.elapsed = started.elapsed();
         Ok(report)
+    }
+
+    /// The ledger of `month` once the revisits are in: the first month's truth, with each
+    /// revisited household's version as its enumerator synced it replaced by its latest
+    /// acknowledged revisit (by survey time). Revisits are never reviewed, so the approved
+    /// basis stays the first month's.
+    fn second_month_ledger(
+        &self,
+        first: &BTreeMap<usize, Synced>,
+        sent: &[(Revisit, bool)],
+        month: Month,
+    ) -> Vec<[BTreeMap<String, i64>; 2]> {
+        let world = &*self.world;
+        let mut expected = truth::ledger(world, &self.truth.receipts_now(), month);
+        let mut latest: BTreeMap<&str, &Revisit> = BTreeMap::new();
+        for (r, acked) in sent {
+            if *acked
+                && Month::containing(r.surveyed_at.date_naive()) <= month
+                && latest
+                    .get(r.household_id.as_str())
+                    .is_none_or(|l| l.surveyed_at < r.surveyed_at)
+            {
+                latest.insert(&r.household_id, r);
+            }
+        }
+        let in_month = |at: &Value| {
+            DateTime::parse_from_rfc3339(at.as_str().unwrap_or_default())
+                .is_ok_and(|t| Month::containing(time::local(t.to_utc()).date_naive()) == month)
+        };
+        for (v, village) in world.villages.iter().enumerate() {
+            let Some(before) = first.get(&enumerator_of(v)) else {
+                continue;
+            };
+            let f = &mut expected[v][1];
+            for (id, r) in latest
+                .iter()
+                .filter(|(_, r)| r.village_code == village.code)
+            {
+                let Some(old) = before.households.get(*id) else {
+                    continue;
+                };
+                Counted::of_json(old, &old["members"]).add_to(f, -1);
+                Counted::of_json(&r.body["household"], &r.body["members"]).add_to(f, 1);
+                let surveyed = i64::from(in_month(&r.body["surveyed_at"]))
+                    - i64::from(in_month(&old["surveyed_at"]));
+                *f.entry("households_surveyed".into()).or_insert(0) += surveyed;
+            }
+            truth::finish_figures(f);
+        }
+        expected
     }
 }

@@ -109,8 +109,11 @@ pub struct VillageMonth<'a> {
     /// The enumerator's photo (already on the server, uploaded by them) and the secretary's.
     pub photos: [&'a str; 2],
     pub device: [&'a Value; 2],
-    /// When the revisits start (local time); each one a few minutes after the previous.
+    /// When the revisits start (local time, after every first-month survey); each one `step`
+    /// after the previous, a second revisit of the same base `later` after the first.
     pub start: DateTime<FixedOffset>,
+    pub step: Duration,
+    pub later: Duration,
 }
 
 /// A stable number for a household id, to pick by.
@@ -197,8 +200,8 @@ impl VillageMonth<'_> {
     }
 
     /// Plans the village's revisits from what its enumerator synced: about half the
-    /// households; one in six of those revisited again by the secretary from the same base an
-    /// hour later (that later one is the stale one); one in five with a newborn.
+    /// households; one in six of those revisited again by the secretary from the same base a
+    /// little later (that later one is the stale one); one in five with a newborn.
     pub fn plan(&self, synced: &Synced) -> Vec<Revisit> {
         let mut out = Vec::new();
         let mut at = self.start;
@@ -209,7 +212,7 @@ impl VillageMonth<'_> {
             if !pick(self.seed, id, 1).is_multiple_of(2) {
                 continue;
             }
-            at += Duration::minutes(7);
+            at += self.step;
             let base = h["version"].as_i64().unwrap_or_default();
             let had = h["members"].as_array().map_or(0, Vec::len);
             let born = pick(self.seed, id, 2).is_multiple_of(5);
@@ -226,7 +229,7 @@ impl VillageMonth<'_> {
                 body: self.body(h, 0, at, born),
             };
             if twice {
-                let later = at + Duration::hours(1);
+                let later = at + self.later;
                 out.push(Revisit {
                     user: self.secretary,
                     surveyed_at: later,
@@ -375,6 +378,8 @@ mod tests {
             photos: ["p0", "p1"],
             device: [&device, &device],
             start,
+            step: Duration::minutes(7),
+            later: Duration::hours(1),
         };
         let plan = month.plan(&synced);
         assert!(plan.len() > 20 && plan.len() < 50, "{}", plan.len());

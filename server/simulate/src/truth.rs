@@ -398,58 +398,15 @@ pub fn ledger(
                 continue;
             };
             let f = &mut out[world.households[household].village][b];
-            let mut bump = |k: String| *f.entry(k).or_insert(0) += 1;
-            bump("households".into());
+            Counted::of_survey(s).add_to(f, 1);
             if Month::containing(s.surveyed_at.date_naive()) == month {
-                bump("households_surveyed".into());
-            }
-            bump(format!("households_{}", s.poverty));
-            if s.relocated {
-                bump("relocated_households".into());
-            }
-            for m in &s.members {
-                bump("population".into());
-                bump(format!("capacity_{}", m.capacity));
-                if m.capacity == "able" || m.capacity == "weak" {
-                    bump("labour_force".into());
-                    if s.relocated {
-                        bump("relocated_labour".into());
-                    }
-                }
-                if let Some(status) = m.status {
-                    bump(format!("employment_{status}"));
-                    if !["student", "unemployed", "not_applicable"].contains(&status) {
-                        bump("employed".into());
-                    }
-                    if status == "out_of_province" || status == "in_province_out_of_county" {
-                        bump("out_migrants".into());
-                    }
-                    if let (Some(post), "public_welfare_post") = (m.post, status) {
-                        bump(format!("public_welfare_{post}"));
-                    }
-                }
-                if m.wants_post {
-                    bump("wants_public_post".into());
-                }
-                if let Some(trade) = m.trade {
-                    bump("training_wanted".into());
-                    bump(format!("training_{trade}"));
-                }
-                if m.at_risk {
-                    bump("at_risk".into());
-                    if m.safety_net.is_empty() {
-                        bump("at_risk_without_safety_net".into());
-                    }
-                }
+                *f.entry("households_surveyed".into()).or_insert(0) += 1;
             }
         }
     }
     let latest = latest_post_demand(world, receipts, month);
     for (v, figures) in out.iter_mut().enumerate() {
         for f in figures.iter_mut() {
-            if f.get("households_surveyed").copied().unwrap_or(0) > 0 {
-                f.insert("villages_household_survey".into(), 1);
-            }
             if let Some((_, i)) = latest.get(&v) {
                 if let Payload::Village(d) = &world.items[*i].payload {
                     f.insert("villages_post_survey".into(), 1);
@@ -462,20 +419,139 @@ pub fn ledger(
                     }
                 }
             }
-            let gaps: Vec<(String, i64)> = f
-                .iter()
-                .filter_map(|(k, needed)| {
-                    k.strip_prefix("post_needed").map(|rest| {
-                        let filled = f.get(&format!("post_filled{rest}")).copied().unwrap_or(0);
-                        (format!("post_gap{rest}"), needed - filled)
-                    })
-                })
-                .collect();
-            f.extend(gaps);
-            f.retain(|_, v| *v != 0);
+            finish_figures(f);
         }
     }
     out
+}
+
+/// What the ledger counts of one household version, from the model or from the JSON the
+/// server sent or the phone sends.
+#[derive(Debug, Clone, Default)]
+pub struct Counted {
+    pub poverty: String,
+    pub relocated: bool,
+    pub members: Vec<CountedMember>,
+}
+
+/// What the ledger counts of one member.
+#[derive(Debug, Clone, Default)]
+pub struct CountedMember {
+    pub capacity: String,
+    pub status: Option<String>,
+    pub post: Option<String>,
+    pub wants_post: bool,
+    pub trade: Option<String>,
+    pub at_risk: bool,
+    pub safety_net: bool,
+}
+
+impl Counted {
+    pub fn of_survey(s: &super::world::Survey) -> Self {
+        Counted {
+            poverty: s.poverty.to_owned(),
+            relocated: s.relocated,
+            members: s
+                .members
+                .iter()
+                .map(|m| CountedMember {
+                    capacity: m.capacity.to_owned(),
+                    status: m.status.map(str::to_owned),
+                    post: m.post.map(str::to_owned),
+                    wants_post: m.wants_post,
+                    trade: m.trade.map(str::to_owned),
+                    at_risk: m.at_risk,
+                    safety_net: !m.safety_net.is_empty(),
+                })
+                .collect(),
+        }
+    }
+
+    /// From `household` (poverty status and relocation, as a synced household carries them at
+    /// its top level and a survey body under `household`) and its `members`.
+    pub fn of_json(household: &serde_json::Value, members: &serde_json::Value) -> Self {
+        let text = |v: &serde_json::Value| v.as_str().map(str::to_owned);
+        Counted {
+            poverty: text(&household["poverty_status"]).unwrap_or_default(),
+            relocated: household["relocated"] == true,
+            members: members
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|m| CountedMember {
+                    capacity: text(&m["labour_capacity"]).unwrap_or_default(),
+                    status: text(&m["employment"]["status"]),
+                    post: text(&m["employment"]["post_type"]),
+                    wants_post: m["wants_public_post"] == true,
+                    trade: text(&m["training"]["trade"]),
+                    at_risk: m["at_risk"] == true,
+                    safety_net: m["safety_net"].as_array().is_some_and(|n| !n.is_empty()),
+                })
+                .collect(),
+        }
+    }
+
+    /// Adds (`sign` 1) or takes away (-1) this version's figures.
+    pub fn add_to(&self, f: &mut BTreeMap<String, i64>, sign: i64) {
+        let mut bump = |k: String| *f.entry(k).or_insert(0) += sign;
+        bump("households".into());
+        bump(format!("households_{}", self.poverty));
+        if self.relocated {
+            bump("relocated_households".into());
+        }
+        for m in &self.members {
+            bump("population".into());
+            bump(format!("capacity_{}", m.capacity));
+            if m.capacity == "able" || m.capacity == "weak" {
+                bump("labour_force".into());
+                if self.relocated {
+                    bump("relocated_labour".into());
+                }
+            }
+            if let Some(status) = m.status.as_deref() {
+                bump(format!("employment_{status}"));
+                if !["student", "unemployed", "not_applicable"].contains(&status) {
+                    bump("employed".into());
+                }
+                if status == "out_of_province" || status == "in_province_out_of_county" {
+                    bump("out_migrants".into());
+                }
+                if let (Some(post), "public_welfare_post") = (m.post.as_deref(), status) {
+                    bump(format!("public_welfare_{post}"));
+                }
+            }
+            if m.wants_post {
+                bump("wants_public_post".into());
+            }
+            if let Some(trade) = m.trade.as_deref() {
+                bump("training_wanted".into());
+                bump(format!("training_{trade}"));
+            }
+            if m.at_risk {
+                bump("at_risk".into());
+                if !m.safety_net {
+                    bump("at_risk_without_safety_net".into());
+                }
+            }
+        }
+    }
+}
+
+/// Finishes a village's figures: the survey-coverage flags, the post gaps, no zeros.
+pub fn finish_figures(f: &mut BTreeMap<String, i64>) {
+    let surveyed = f.get("households_surveyed").copied().unwrap_or(0) > 0;
+    f.insert("villages_household_survey".into(), i64::from(surveyed));
+    let gaps: Vec<(String, i64)> = f
+        .iter()
+        .filter_map(|(k, needed)| {
+            k.strip_prefix("post_needed").map(|rest| {
+                let filled = f.get(&format!("post_filled{rest}")).copied().unwrap_or(0);
+                (format!("post_gap{rest}"), needed - filled)
+            })
+        })
+        .collect();
+    f.extend(gaps);
+    f.retain(|_, v| *v != 0);
 }
 
 /// Per village, the post-demand survey of `month` stored last: (its sequence, its item).

@@ -13,7 +13,7 @@ use crate::db::{Db, DbConnection};
 use crate::error::{ApiError, ApiResult};
 
 /// UTF-8 byte order mark: spreadsheet programs read a CSV as UTF-8 only when it starts with it.
-pub const BOM: &[u8] = b"\xEF\xBB\xBF";
+pub use crate::sheets::BOM;
 
 /// Chunks in flight between the producer and the socket.
 const CHANNEL_DEPTH: usize = 4;

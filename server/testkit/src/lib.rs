@@ -1,9 +1,10 @@
 //! The test kit of Taizhang, shared by the integration tests and the benches: a throwaway
 //! PostgreSQL cluster (`pg`), an S3-compatible server (`moto`), the real server in-process or as
 //! a child process (`app`, `process`), and a client that checks every exchange against the
-//! OpenAPI document (`conformance`).
+//! OpenAPI document (`conformance`), and what the benches share (`bench`).
 
 pub mod app;
+pub mod bench;
 pub mod conformance;
 pub mod moto;
 pub mod pg;

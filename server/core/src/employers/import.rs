@@ -5,7 +5,6 @@
 //! one; an unchanged row writes nothing.
 
 use std::collections::{HashMap, HashSet};
-use std::io::Cursor;
 
 use chrono::Utc;
 use diesel::prelude::*;
@@ -18,17 +17,13 @@ use crate::db::schema::{divisions, employers};
 use crate::db::{write_transaction, Db, DbConnection};
 use crate::domain::{DivisionLevel, EmployerKind, Rule};
 use crate::error::{ApiError, ApiResult, FieldError};
+use crate::sheets;
 
 /// Largest sheet taken, in bytes and in rows.
 pub const MAX_BYTES: usize = 4 * 1024 * 1024;
 pub const MAX_ROWS: usize = 5000;
 
-/// The sheet's format, from the request's Content-Type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SheetFormat {
-    Csv,
-    Xlsx,
-}
+pub use crate::sheets::SheetFormat;
 
 /// The columns, as their Chinese headers say.
 const COLUMNS: [(&str, &str); 6] = [
@@ -67,50 +62,6 @@ fn normal(header: &str) -> String {
         .collect()
 }
 
-/// Reads the sheet into rows of cells (each with its sheet row number, 1-based).
-fn read_sheet(bytes: &[u8], format: SheetFormat) -> ApiResult<Vec<(usize, Vec<String>)>> {
-    let unreadable = |what: String| ApiError::field("body", Rule::Invalid, what);
-    match format {
-        SheetFormat::Csv => {
-            let bytes = bytes
-                .strip_prefix(crate::ledger::export::BOM)
-                .unwrap_or(bytes);
-            let mut reader = csv::ReaderBuilder::new()
-                .has_headers(false)
-                .flexible(true)
-                .from_reader(bytes);
-            let mut out = Vec::new();
-            for (i, record) in reader.records().enumerate() {
-                let record = record.map_err(|e| unreadable(format!("CSV 无法读取：{e}")))?;
-                out.push((i + 1, record.iter().map(str::to_owned).collect()));
-                if out.len() > MAX_ROWS + 1 {
-                    break;
-                }
-            }
-            Ok(out)
-        }
-        SheetFormat::Xlsx => {
-            use calamine::Reader;
-            let mut book: calamine::Xlsx<_> = calamine::Xlsx::new(Cursor::new(bytes))
-                .map_err(|e| unreadable(format!("XLSX 无法读取：{e}")))?;
-            let range = book
-                .worksheet_range_at(0)
-                .ok_or_else(|| unreadable("XLSX 没有工作表".into()))?
-                .map_err(|e| unreadable(format!("XLSX 无法读取：{e}")))?;
-            let first = range.start().map(|(r, _)| r as usize).unwrap_or(0);
-            Ok(range
-                .rows()
-                .take(MAX_ROWS + 2)
-                .enumerate()
-                .map(|(i, cells)| {
-                    let cells = cells.iter().map(|c| c.to_string()).collect();
-                    (first + i + 1, cells)
-                })
-                .collect())
-        }
-    }
-}
-
 /// A row as read: its sheet row number and its six cells (trimmed, empty as none).
 struct RawRow {
     number: usize,
@@ -118,7 +69,7 @@ struct RawRow {
 }
 
 /// Finds the header row (the first whose cells include 名称) and each column under it.
-fn columns(sheet: Vec<(usize, Vec<String>)>) -> ApiResult<Vec<RawRow>> {
+fn columns(sheet: sheets::Rows) -> ApiResult<Vec<RawRow>> {
     let header_at = sheet
         .iter()
         .take(5)
@@ -390,7 +341,11 @@ pub async fn import(
     dry_run: bool,
 ) -> ApiResult<ImportReport> {
     service::require_editor(caller)?;
-    let rows = columns(read_sheet(&body, format)?)?;
+    // Parsing is CPU work: off the async worker, and before the writer's turn.
+    let sheet = tokio::task::spawn_blocking(move || sheets::read(&body, format, MAX_ROWS + 2))
+        .await
+        .map_err(ApiError::internal)??;
+    let rows = columns(sheet)?;
     let user = caller.user_id.clone();
     let now = Utc::now();
     db.run_as(!dry_run, move |conn| {
@@ -451,7 +406,7 @@ const EXAMPLE: [&str; 6] = [
 pub fn template(format: SheetFormat) -> ApiResult<Vec<u8>> {
     match format {
         SheetFormat::Csv => {
-            let mut writer = csv::Writer::from_writer(crate::ledger::export::BOM.to_vec());
+            let mut writer = csv::Writer::from_writer(sheets::BOM.to_vec());
             writer.write_record(headers()).map_err(ApiError::internal)?;
             writer.write_record(EXAMPLE).map_err(ApiError::internal)?;
             writer

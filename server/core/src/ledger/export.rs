@@ -12,7 +12,7 @@ use crate::db::DbConnection;
 use crate::error::{ApiError, ApiResult};
 
 /// UTF-8 byte order mark: spreadsheet programs read a CSV as UTF-8 only when it starts with it.
-pub const BOM: &[u8] = b"\xEF\xBB\xBF";
+pub use crate::sheets::BOM;
 
 pub const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 pub const CSV: &str = "text/csv; charset=utf-8";

@@ -446,9 +446,10 @@ pub fn decide(
     }
     if pair.kind == PairKind::HouseholdInOtherCounty {
         // A transfer moves the household to where it was last surveyed (and its undoing moves
-        // each back), so that scope follows the household to its new county.
+        // each back), so that scope follows the household to its new county and the old
+        // village's phones drop it.
         for household in [&pair.a, &pair.b] {
-            live_where_last_surveyed(conn, household)?;
+            super::derived::settle_home(conn, household)?;
         }
     }
     // Versions moved between the two: what compares versions is recomputed for both, and for
@@ -486,25 +487,6 @@ pub fn decide(
         version: pair.version + 1,
         moved_surveys: moved,
     })
-}
-
-/// Sets a household's village to that of its latest survey by survey time (if it has any).
-fn live_where_last_surveyed(conn: &mut DbConnection, household: &str) -> QueryResult<()> {
-    let latest: Option<String> = household_surveys::table
-        .filter(household_surveys::household_id.eq(household))
-        .order((
-            household_surveys::surveyed_at.desc(),
-            household_surveys::id.desc(),
-        ))
-        .select(household_surveys::village_code)
-        .first(conn)
-        .optional()?;
-    if let Some(village) = latest {
-        diesel::update(households::table.find(household))
-            .set(households::village_code.eq(village))
-            .execute(conn)?;
-    }
-    Ok(())
 }
 
 /// Moves the absorbed household's versions to the survivor, numbered after the survivor's own
