@@ -1,4 +1,4 @@
-//! The command line: `taizhang serve | migrate | user add | openapi`.
+//! The command line: `taizhang serve | migrate | user add|list|set|reset | openapi`.
 //!
 //! Every option can also come from a `TAIZHANG_*` environment variable. Secrets never come from
 //! flags (they would show in `ps` and shell history): the master key comes from
@@ -201,6 +201,60 @@ struct ServeArgs {
 enum UserCommand {
     /// Create a user. The password comes from TAIZHANG_USER_PASSWORD or --password-file.
     Add(UserAddArgs),
+    /// List users (phone, name, role, county, villages, state).
+    List(UserListArgs),
+    /// Change a user's name, villages, county or whether active (as PATCH /api/v1/users/{id}).
+    Set(UserSetArgs),
+    /// Reset a user's password: prints a one-time password the user must change at next login.
+    Reset(UserResetArgs),
+}
+
+#[derive(Debug, Args)]
+struct UserListArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// Only this county (12-digit code).
+    #[arg(long)]
+    county: Option<String>,
+    /// Only this role.
+    #[arg(long, value_parser = parse_role)]
+    role: Option<Role>,
+    /// Only active (true) or deactivated (false) accounts.
+    #[arg(long)]
+    active: Option<bool>,
+}
+
+#[derive(Debug, Args)]
+struct UserSetArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// The user's phone number.
+    #[arg(long)]
+    phone: String,
+    #[arg(long)]
+    name: Option<String>,
+    /// 12-digit county code (county reviewers).
+    #[arg(long)]
+    county: Option<String>,
+    /// Every village of the user; repeat for several. A village another user of the same role
+    /// holds is handed over.
+    #[arg(long = "village")]
+    villages: Vec<String>,
+    /// false deactivates (ending every session), true reactivates.
+    #[arg(long)]
+    active: Option<bool>,
+    /// Why, for the audit log.
+    #[arg(long)]
+    reason: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct UserResetArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// The user's phone number.
+    #[arg(long)]
+    phone: String,
 }
 
 #[derive(Debug, Args)]
@@ -258,9 +312,12 @@ pub fn run() -> ExitCode {
     let format = match &cli.command {
         Command::Serve(args) => args.db.log_format,
         Command::Migrate(db) => db.log_format,
-        Command::User {
-            command: UserCommand::Add(args),
-        } => args.db.log_format,
+        Command::User { command } => match command {
+            UserCommand::Add(args) => args.db.log_format,
+            UserCommand::List(args) => args.db.log_format,
+            UserCommand::Set(args) => args.db.log_format,
+            UserCommand::Reset(args) => args.db.log_format,
+        },
         Command::Openapi => LogFormat::Text,
         Command::Audit {
             command: AuditCommand::Verify(db),
@@ -292,9 +349,12 @@ fn execute(command: Command) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::User {
-            command: UserCommand::Add(args),
-        } => add_user(args),
+        Command::User { command } => match command {
+            UserCommand::Add(args) => add_user(args),
+            UserCommand::List(args) => list_users(args),
+            UserCommand::Set(args) => set_user(args),
+            UserCommand::Reset(args) => reset_user(args),
+        },
         Command::Openapi => {
             print!("{}", crate::openapi::to_json(&crate::openapi::document()));
             Ok(())
@@ -480,6 +540,87 @@ fn add_user(args: UserAddArgs) -> anyhow::Result<()> {
         user.phone,
         user.name
     );
+    Ok(())
+}
+
+fn list_users(args: UserListArgs) -> anyhow::Result<()> {
+    let county = args
+        .county
+        .as_deref()
+        .map(|c| crate::domain::DivisionCode::parse_level(c, crate::domain::DivisionLevel::County))
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--county: {}", e.message))?;
+    let filter = users::service::UserFilter {
+        county,
+        role: args.role,
+        active: args.active,
+    };
+    let prepared = prepare(&args.db.settings()?)?;
+    let mut conn = prepared.db.get()?;
+    let list = users::service::query(&mut conn, None, &filter).map_err(describe)?;
+    println!(
+        "{:<13} {:<16} {:<12} {:<8} {:<12} villages",
+        "phone", "role", "county", "state", "name"
+    );
+    for u in &list {
+        let state = match (u.active, u.must_change_password) {
+            (false, _) => "inactive",
+            (true, true) => "reset",
+            (true, false) => "active",
+        };
+        println!(
+            "{:<13} {:<16} {:<12} {:<8} {:<12} {}",
+            u.phone,
+            u.role.as_str(),
+            u.county_code.as_deref().unwrap_or("-"),
+            state,
+            u.name,
+            u.village_codes.join(",")
+        );
+    }
+    println!("{} users", list.len());
+    Ok(())
+}
+
+fn set_user(args: UserSetArgs) -> anyhow::Result<()> {
+    let changes = users::manage::UserChanges {
+        name: args.name,
+        villages: (!args.villages.is_empty()).then_some(args.villages),
+        county: args.county,
+        active: args.active,
+        reason: args.reason,
+    };
+    let prepared = prepare(&args.db.settings()?)?;
+    let mut conn = prepared.db.get()?;
+    let id = users::manage::id_by_phone(&mut conn, &args.phone).map_err(describe)?;
+    let actor = users::manage::Actor::CommandLine;
+    users::manage::update(&mut conn, actor, &id, &changes, "taizhang user set")
+        .map_err(describe)?;
+    let u = users::service::summary(&mut conn, &id).map_err(describe)?;
+    println!(
+        "updated {} {} ({}): county {}, villages {}, {}",
+        u.role.as_str(),
+        u.phone,
+        u.name,
+        u.county_code.as_deref().unwrap_or("-"),
+        u.village_codes.join(","),
+        if u.active { "active" } else { "inactive" }
+    );
+    Ok(())
+}
+
+fn reset_user(args: UserResetArgs) -> anyhow::Result<()> {
+    let prepared = prepare(&args.db.settings()?)?;
+    let mut conn = prepared.db.get()?;
+    let id = users::manage::id_by_phone(&mut conn, &args.phone).map_err(describe)?;
+    let actor = users::manage::Actor::CommandLine;
+    let password = users::manage::reset_password(&mut conn, actor, &id, "taizhang user reset")
+        .map_err(describe)?;
+    eprintln!(
+        "reset the password of {}; every session ended; the user must change it at next login",
+        args.phone
+    );
+    println!("{password}");
     Ok(())
 }
 

@@ -202,6 +202,9 @@ impl Modify for StandardErrors {
                 }
                 if secured {
                     add(op, "401", "`missing_token`, `invalid_token`, `token_expired`, `session_revoked` or `account_disabled`");
+                    if !crate::http::PASSWORD_CHANGE_PATHS.contains(&path.as_str()) {
+                        add(op, "403", "`password_change_required`: an administrator reset the password; set a new one with `POST /api/v1/me/password` first");
+                    }
                 }
                 if path.starts_with("/api/") {
                     add(

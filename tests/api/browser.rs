@@ -345,4 +345,123 @@ async fn a_reviewer_approves_rejects_and_exports(backend: Backend) {
     browser.stop().await;
 }
 
-both_backends!(a_reviewer_approves_rejects_and_exports);
+async fn the_city_manages_staff_and_reads_the_audit_log(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let browser = Browser::start().await;
+    let b = &browser;
+    let name = match backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    };
+    let go = |path: &str| format!("{}{path}", app.address);
+    b.client.goto(&go("/console/login")).await.expect("login");
+    b.fill("#phone", CITY_ADMIN.phone).await;
+    b.fill("#password", CITY_ADMIN.password).await;
+    b.click_and_load("#login").await;
+
+    // The list, filtered by role.
+    b.click_and_load("nav a[href=\"/console/users\"]").await;
+    assert_eq!(b.text("main h1").await, "人员管理");
+    b.client
+        .goto(&go("/console/users?role=county_reviewer"))
+        .await
+        .expect("users");
+    let rows = b
+        .client
+        .find_all(Locator::Css("#users tbody tr"))
+        .await
+        .expect("rows");
+    assert_eq!(rows.len(), 2);
+    b.shot(&format!("{name}-20-users")).await;
+
+    // Deactivate an enumerator: the phone is refused at once; then reactivate.
+    b.client.goto(&go("/console/users")).await.expect("users");
+    b.click_and_load(&format!(
+        "tr[data-phone=\"{}\"] a.edit",
+        ENUMERATOR_TAOBEI.phone
+    ))
+    .await;
+    b.shot(&format!("{name}-21-user")).await;
+    b.fill("#active input[name=reason]", "工作队轮换").await;
+    b.click_and_load("#toggle-active").await;
+    assert!(b.text(".flash.ok").await.contains("已停用"));
+    assert_eq!(b.text("#account-state").await, "已停用");
+    let refused = app
+        .login_response(ENUMERATOR_TAOBEI.phone, ENUMERATOR_TAOBEI.password, "d")
+        .await;
+    problem(refused, 401, "account_disabled").await;
+    b.click_and_load("#toggle-active").await;
+    assert_eq!(b.text("#account-state").await, "在用");
+
+    // Reset a reviewer's password: the one-time password is shown once.
+    b.client.goto(&go("/console/users")).await.expect("users");
+    b.click_and_load(&format!(
+        "tr[data-phone=\"{}\"] a.edit",
+        REVIEWER_TAOBEI.phone
+    ))
+    .await;
+    b.click_and_load("#reset-password").await;
+    let one_time = b.text("#one-time-password").await;
+    assert_eq!(one_time.len(), 14, "{one_time}");
+    b.shot(&format!("{name}-22-reset")).await;
+
+    // The audit log shows it.
+    b.click_and_load("nav a[href=\"/console/audit\"]").await;
+    b.client
+        .goto(&go("/console/audit?action=reset_password"))
+        .await
+        .expect("audit");
+    let rows = b
+        .client
+        .find_all(Locator::Css("#audit tr[data-action=\"reset_password\"]"))
+        .await
+        .expect("rows");
+    assert_eq!(rows.len(), 1);
+    assert!(b.text("#audit tbody").await.contains("重置密码"));
+    b.shot(&format!("{name}-23-audit")).await;
+
+    // The reviewer logs in with it and must choose a new password before anything else.
+    b.click_and_load("form[action=\"/console/logout\"] button")
+        .await;
+    b.client.goto(&go("/console/login")).await.expect("login");
+    b.fill("#phone", REVIEWER_TAOBEI.phone).await;
+    b.fill("#password", &one_time).await;
+    b.click_and_load("#login").await;
+    assert_eq!(b.path().await, "/console/password");
+    assert!(b.text(".flash.error").await.contains("重置"));
+    b.client.goto(&go("/console/queue")).await.expect("queue");
+    assert_eq!(
+        b.path().await,
+        "/console/password",
+        "every other page sends them back"
+    );
+    b.fill("#current-password", &one_time).await;
+    b.fill("#new-password", "a brand new secret").await;
+    b.click_and_load("#change").await;
+    assert_eq!(b.path().await, "/console/queue");
+    assert!(b.text(".flash.ok").await.contains("密码已修改"));
+    // A reviewer has the users page but not the audit log.
+    let audit = b
+        .client
+        .find_all(Locator::Css("nav a[href=\"/console/audit\"]"))
+        .await
+        .expect("links");
+    assert!(audit.is_empty());
+    b.client.goto(&go("/console/users")).await.expect("users");
+    let rows = b
+        .client
+        .find_all(Locator::Css("#users tbody tr"))
+        .await
+        .expect("rows");
+    assert_eq!(
+        rows.len(),
+        3,
+        "the reviewer, the enumerator and the first secretary of 洮北区"
+    );
+    browser.stop().await;
+}
+
+both_backends!(
+    a_reviewer_approves_rejects_and_exports,
+    the_city_manages_staff_and_reads_the_audit_log,
+);

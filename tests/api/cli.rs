@@ -280,3 +280,108 @@ fn seed_generates_surveys_the_ledger_counts() {
         counts(&String::from_utf8_lossy(&out2.stdout))
     );
 }
+
+/// `user list | set | reset` on a database a test server set up (its demo users), run as the
+/// server's operator would, then checked through the API.
+async fn staff_from_the_command_line(backend: crate::helpers::Backend) {
+    use crate::helpers::*;
+    let app = TestApp::spawn(backend).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = match &app.settings.database {
+        taizhang::db::DatabaseUrl::Sqlite(path) => path.display().to_string(),
+        taizhang::db::DatabaseUrl::Postgres(url) => url.clone(),
+    };
+    let run = |args: &[&str]| {
+        let out = taizhang(dir.path())
+            .env("TAIZHANG_DATABASE_URL", &url)
+            .env("TAIZHANG_SECRET_KEY", TEST_SECRET)
+            .args(args)
+            .output()
+            .expect("run");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, listed, err) = run(&["user", "list", "--role", "enumerator"]);
+    assert!(ok, "{err}");
+    assert!(
+        listed.contains(ENUMERATOR_TAOBEI.phone) && !listed.contains(CITY_ADMIN.phone),
+        "{listed}"
+    );
+    assert!(listed.contains("2 users"), "{listed}");
+
+    let (ok, out, err) = run(&[
+        "user",
+        "set",
+        "--phone",
+        ENUMERATOR_TAOBEI.phone,
+        "--name",
+        "赵六",
+        "--village",
+        "220802100203",
+        "--active",
+        "false",
+        "--reason",
+        "轮换",
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("220802100203") && out.contains("inactive"),
+        "{out}"
+    );
+    let login = app
+        .login_response(ENUMERATOR_TAOBEI.phone, ENUMERATOR_TAOBEI.password, "d")
+        .await;
+    problem(login, 401, "account_disabled").await;
+    let (ok, listed, _) = run(&["user", "list", "--active", "false"]);
+    assert!(
+        ok && listed.contains("赵六") && listed.contains("1 users"),
+        "{listed}"
+    );
+
+    // Refusals name the field and the rule; an unknown phone says so.
+    let (ok, _, err) = run(&[
+        "user",
+        "set",
+        "--phone",
+        SECRETARY_TAOBEI.phone,
+        "--village",
+        "220802100200",
+        "--village",
+        "220802100201",
+    ]);
+    assert!(
+        !ok && err.contains("villages") && err.contains("one_village"),
+        "{err}"
+    );
+    let (ok, _, err) = run(&["user", "reset", "--phone", "13700009999"]);
+    assert!(!ok && err.contains("13700009999"), "{err}");
+
+    // A reset prints a one-time password that logs in flagged.
+    let (ok, out, err) = run(&["user", "reset", "--phone", SECRETARY_TAOBEI.phone]);
+    assert!(ok, "{err}");
+    let one_time = out.trim();
+    assert_eq!(one_time.len(), 14, "{out}");
+    let login = app
+        .login_response(SECRETARY_TAOBEI.phone, one_time, "d")
+        .await;
+    assert_eq!(login.status(), 200);
+    let body: serde_json::Value = login.json().await.expect("json");
+    assert_eq!(body["user"]["must_change_password"], true);
+    let admin = app.token(CITY_ADMIN).await;
+    let audit: serde_json::Value = app
+        .get_as(&admin, "/api/v1/audit?action=reset_password")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let detail = audit["items"][0]["detail"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    assert!(detail.contains("taizhang user reset"), "{audit}");
+}
+
+crate::helpers::both_backends!(staff_from_the_command_line);

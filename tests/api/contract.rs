@@ -160,6 +160,9 @@ fn load_every_table(conn: &mut DbConnection) {
             String,
             bool,
             Timestamp,
+            bool,
+            Option<Timestamp>,
+            Option<Timestamp>,
         )>(conn)
         .expect("users");
     user_villages::table

@@ -33,6 +33,7 @@ pub enum ErrorCode {
     RefreshTokenReused,
     ForbiddenRole,
     OutOfScope,
+    PasswordChangeRequired,
     NotFound,
     MethodNotAllowed,
     Conflict,
@@ -64,6 +65,7 @@ impl ErrorCode {
         ErrorCode::RefreshTokenReused,
         ErrorCode::ForbiddenRole,
         ErrorCode::OutOfScope,
+        ErrorCode::PasswordChangeRequired,
         ErrorCode::NotFound,
         ErrorCode::MethodNotAllowed,
         ErrorCode::Conflict,
@@ -87,7 +89,7 @@ impl ErrorCode {
             | InvalidCredentials | InvalidRefreshToken | RefreshTokenReused => {
                 StatusCode::UNAUTHORIZED
             }
-            ForbiddenRole | OutOfScope => StatusCode::FORBIDDEN,
+            ForbiddenRole | OutOfScope | PasswordChangeRequired => StatusCode::FORBIDDEN,
             NotFound => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Conflict | SubmissionIdReused | IllegalTransition | StaleReview => StatusCode::CONFLICT,
@@ -118,6 +120,7 @@ impl ErrorCode {
             RefreshTokenReused => "refresh_token_reused",
             ForbiddenRole => "forbidden_role",
             OutOfScope => "out_of_scope",
+            PasswordChangeRequired => "password_change_required",
             NotFound => "not_found",
             MethodNotAllowed => "method_not_allowed",
             Conflict => "conflict",
@@ -152,6 +155,7 @@ impl ErrorCode {
             RefreshTokenReused => "刷新令牌被重复使用，该会话已注销",
             ForbiddenRole => "当前角色无权执行此操作",
             OutOfScope => "超出账号的管辖范围",
+            PasswordChangeRequired => "请先修改密码",
             NotFound => "资源不存在",
             MethodNotAllowed => "不支持该请求方法",
             Conflict => "与已有数据冲突",

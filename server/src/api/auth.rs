@@ -1,5 +1,5 @@
-//! `/auth/login`, `/auth/refresh`, `/auth/logout` and `/me`: the wire shapes of the auth
-//! service (`auth::service`).
+//! `/auth/login`, `/auth/refresh`, `/auth/logout`, `/me` and `/me/password`: the wire shapes
+//! of the auth service (`auth::service`) and of the caller's password change.
 
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use serde::Deserialize;
@@ -7,15 +7,17 @@ use utoipa::ToSchema;
 
 use crate::auth::service::{self, Credentials, Me, TokenResponse};
 use crate::error::{ApiResult, Problem};
-use crate::http::Auth;
+use crate::http::AuthForPasswordChange;
 use crate::http::{client_addr, ApiJson};
 use crate::state::AppState;
+use crate::users::service::{self as users, PasswordChange};
 
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(login)
         .service(refresh)
         .service(logout)
-        .service(get_me);
+        .service(get_me)
+        .service(change_password);
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -42,6 +44,11 @@ pub struct RefreshRequest {
 /// address (how many phone numbers fail from it) and per phone number (failures from all
 /// addresses in a day). A refused attempt answers 429 with `Retry-After`, without checking the
 /// password.
+///
+/// After an administrator's password reset the login succeeds with the one-time password, but
+/// `user.must_change_password` is true: the app must ask for a new password and send it to
+/// `POST /me/password`; until then every other endpoint but `/me` and logout answers 403
+/// `password_change_required`.
 #[utoipa::path(
     tag = "auth",
     request_body = LoginRequest,
@@ -97,18 +104,51 @@ pub async fn refresh(
     responses((status = 204, description = "Logged out"))
 )]
 #[post("/auth/logout")]
-pub async fn logout(state: web::Data<AppState>, Auth(caller): Auth) -> ApiResult<HttpResponse> {
+pub async fn logout(
+    state: web::Data<AppState>,
+    AuthForPasswordChange(caller): AuthForPasswordChange,
+) -> ApiResult<HttpResponse> {
     service::log_out(&state.db, &caller).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// The caller's account: role, county and assigned villages.
+/// The caller's account: role, county and assigned villages, and whether they must change
+/// their password first.
 #[utoipa::path(
     tag = "auth",
     security(("bearer" = [])),
     responses((status = 200, description = "The caller", body = Me))
 )]
 #[get("/me")]
-pub async fn get_me(state: web::Data<AppState>, Auth(caller): Auth) -> ApiResult<web::Json<Me>> {
+pub async fn get_me(
+    state: web::Data<AppState>,
+    AuthForPasswordChange(caller): AuthForPasswordChange,
+) -> ApiResult<web::Json<Me>> {
     Ok(web::Json(service::me(&state.db, &caller).await?))
+}
+
+/// Changes the caller's password: the current one (after a reset, the one-time password) and a
+/// new one of 8 to 128 characters, other than the current. Ends the caller's other sessions and
+/// lifts `must_change_password`; wrong current passwords are throttled as failed logins are.
+#[utoipa::path(
+    tag = "auth",
+    security(("bearer" = [])),
+    request_body = PasswordChange,
+    responses(
+        (status = 204, description = "Changed; this session goes on, the others have ended"),
+        (status = 422, description = "`validation_failed`: `current_password` (`required`, `too_long`, `wrong_password`), `new_password` (`password_too_short`, `password_too_long`, `same_password`)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: too many wrong passwords of this phone from this address", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/me/password")]
+pub async fn change_password(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    AuthForPasswordChange(caller): AuthForPasswordChange,
+    body: ApiJson<PasswordChange>,
+) -> ApiResult<HttpResponse> {
+    let addr = client_addr(&req, state.settings.trust_proxy_headers);
+    let auth = &state.settings.auth;
+    users::change_password(&state.db, auth, &caller, body.0, &addr).await?;
+    Ok(HttpResponse::NoContent().finish())
 }

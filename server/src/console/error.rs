@@ -7,7 +7,7 @@ use maud::html;
 
 use super::layout;
 use super::session::login_redirect;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::http::PageRefusals;
 
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +37,9 @@ impl ResponseError for ConsoleError {
     fn status_code(&self) -> StatusCode {
         match self {
             ConsoleError::Login(_) => StatusCode::SEE_OTHER,
+            ConsoleError::Api(e) if e.code() == ErrorCode::PasswordChangeRequired => {
+                StatusCode::SEE_OTHER
+            }
             ConsoleError::Csrf => StatusCode::FORBIDDEN,
             ConsoleError::Api(e) => e.code().status(),
         }
@@ -47,6 +50,13 @@ impl ResponseError for ConsoleError {
             ConsoleError::Login(next) => return login_redirect(next),
             ConsoleError::Api(ApiError::Unauthenticated { .. }) => {
                 return login_redirect("/console")
+            }
+            ConsoleError::Api(e) if e.code() == ErrorCode::PasswordChangeRequired => {
+                return super::see_other_with(
+                    "/console/password",
+                    false,
+                    "密码已由管理员重置，请先设置新密码。",
+                )
             }
             ConsoleError::Csrf => (
                 "表单已失效".to_owned(),
@@ -145,6 +155,15 @@ fn form_label(field: &str) -> Option<&'static str> {
         "seen_version" => "所见版本",
         "phone" => "手机号",
         "password" => "密码",
+        "current_password" => "当前密码",
+        "new_password" => "新密码",
+        "name" => "姓名",
+        "villages" => "负责村",
+        "active" => "账号状态",
+        "role" => "角色",
+        "user" => "操作人",
+        "from" => "开始日期",
+        "to" => "结束日期",
         "month" => "月份",
         _ => return None,
     })

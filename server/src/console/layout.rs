@@ -15,16 +15,32 @@ pub enum Nav {
     Attendance,
     Ledger,
     Months,
+    Users,
+    Audit,
+    /// The caller's own password page (reached from the name in the header, not the bar).
+    Password,
 }
 
 impl Nav {
-    const ALL: [Nav; 5] = [
+    const ALL: [Nav; 7] = [
         Nav::Queue,
         Nav::Duplicates,
         Nav::Attendance,
         Nav::Ledger,
         Nav::Months,
+        Nav::Users,
+        Nav::Audit,
     ];
+
+    /// Whether the bar shows the section to this role: month close and the audit log are the
+    /// city's; reviewers manage their county's field staff.
+    fn shown_to(self, role: Role) -> bool {
+        match self {
+            Nav::Months | Nav::Audit => role == Role::CityAdmin,
+            Nav::Password => false,
+            _ => true,
+        }
+    }
 
     fn label(self) -> &'static str {
         match self {
@@ -33,6 +49,9 @@ impl Nav {
             Nav::Attendance => "驻村考勤",
             Nav::Ledger => "需求台账",
             Nav::Months => "月度关账",
+            Nav::Users => "人员管理",
+            Nav::Audit => "审计日志",
+            Nav::Password => "修改密码",
         }
     }
 
@@ -43,6 +62,9 @@ impl Nav {
             Nav::Attendance => "/console/attendance",
             Nav::Ledger => "/console/ledger",
             Nav::Months => "/console/months",
+            Nav::Users => "/console/users",
+            Nav::Audit => "/console/audit",
+            Nav::Password => "/console/password",
         }
     }
 }
@@ -71,7 +93,7 @@ pub fn render(session: &Session, active: Nav, title: &str, body: Markup) -> Http
                     a.brand href="/console" { "台账 · 审核控制台" }
                     nav {
                         @for item in Nav::ALL {
-                            @if item != Nav::Months || caller.role == Role::CityAdmin {
+                            @if item.shown_to(caller.role) {
                                 a href=(item.href()) class=[(item == active).then_some("active")] {
                                     (item.label())
                                 }
@@ -79,7 +101,7 @@ pub fn render(session: &Session, active: Nav, title: &str, body: Markup) -> Http
                         }
                     }
                     div.who {
-                        span.user { (caller.name) } " "
+                        a.user href=(Nav::Password.href()) title="修改密码" { (caller.name) } " "
                         span.role { (caller.role.label()) }
                         form.inline method="post" action="/console/logout" {
                             input type="hidden" name="csrf" value=(session.csrf);

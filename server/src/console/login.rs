@@ -94,7 +94,7 @@ pub async fn submit(
     match logged_in {
         Ok(tokens) if !CONSOLE_ROLES.contains(&tokens.user.role) => {
             // The password was right, but the console is not theirs: end the session it opened.
-            let caller = crate::http::load_caller(
+            let (caller, _) = crate::http::load_session(
                 &state,
                 tokens::verify_access(&state.keys, &tokens.access_token)?,
             )

@@ -9,6 +9,7 @@
 
 mod assets;
 mod attendance;
+mod audit;
 mod duplicates;
 mod error;
 mod layout;
@@ -19,6 +20,7 @@ mod queue;
 mod session;
 mod survey;
 mod svg;
+mod users;
 
 use actix_web::middleware::from_fn;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -56,6 +58,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/months", web::get().to(ledger::months_page))
             .route("/months/{month}/close", web::post().to(ledger::close))
             .route("/photos/{sha256}", web::get().to(photos::serve))
+            .route("/users", web::get().to(users::list))
+            .route("/users/{id}", web::get().to(users::page))
+            .route("/users/{id}", web::post().to(users::edit))
+            .route("/users/{id}/active", web::post().to(users::set_active))
+            .route("/users/{id}/password-reset", web::post().to(users::reset))
+            .route("/password", web::get().to(users::password_page))
+            .route("/password", web::post().to(users::change_password))
+            .route("/audit", web::get().to(audit::page))
             .default_service(web::to(not_found)),
     );
 }

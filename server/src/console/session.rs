@@ -166,13 +166,20 @@ async fn authenticate(req: &HttpRequest) -> Result<Session, ConsoleError> {
         return Err(login());
     }
     let renew = expired_for > 0;
-    let caller = crate::http::load_caller(&state, claims)
-        .await
-        .map_err(|e| match e {
-            ApiError::Unauthenticated { .. } => login(),
-            other => ConsoleError::Api(other),
-        })?;
+    let (caller, must_change_password) =
+        crate::http::load_session(&state, claims)
+            .await
+            .map_err(|e| match e {
+                ApiError::Unauthenticated { .. } => login(),
+                other => ConsoleError::Api(other),
+            })?;
     caller.require_role(&super::CONSOLE_ROLES)?;
+    // After a reset, the password page (and logout) only; the error page sends the browser there.
+    if must_change_password && !super::users::PASSWORD_CHANGE_PAGES.contains(&req.path()) {
+        return Err(ConsoleError::Api(
+            crate::auth::store::password_change_required(),
+        ));
+    }
     if renew {
         let ttl = chrono::Duration::from_std(state.settings.auth.access_ttl)
             .map_err(ApiError::internal)?;

@@ -56,10 +56,50 @@ impl FromRequest for Auth {
     }
 }
 
-/// The caller a verified token names, if its session is still open and its account active.
+/// The caller of an API request that works while a reset password awaits its replacement
+/// (`/me`, `/me/password`, logout): [`Auth`] refuses everything else with 403
+/// `password_change_required` until then.
+pub struct AuthForPasswordChange(pub Caller);
+
+/// The paths [`AuthForPasswordChange`] serves, for the OpenAPI document: every other secured
+/// operation may answer `password_change_required`.
+pub const PASSWORD_CHANGE_PATHS: [&str; 3] =
+    ["/api/v1/me", "/api/v1/me/password", "/api/v1/auth/logout"];
+
+impl FromRequest for AuthForPasswordChange {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let token = bearer(req);
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        Box::pin(async move {
+            let state = state
+                .ok_or_else(|| ApiError::internal(anyhow::anyhow!("application state missing")))?;
+            let claims = tokens::verify_access(&state.keys, &token?)?;
+            let (caller, _) = load_session(&state, claims).await?;
+            Ok(AuthForPasswordChange(caller))
+        })
+    }
+}
+
+/// The caller a verified token names, if its session is still open, its account active and
+/// its password not awaiting a forced change.
 pub async fn load_caller(state: &AppState, claims: tokens::AccessClaims) -> ApiResult<Caller> {
     state
         .db
         .run(move |conn| store::load_caller(conn, &claims.sub, &claims.sid))
+        .await
+}
+
+/// The caller a verified token names, if its session is still open and its account active,
+/// and whether they must change their password before anything else.
+pub async fn load_session(
+    state: &AppState,
+    claims: tokens::AccessClaims,
+) -> ApiResult<(Caller, bool)> {
+    state
+        .db
+        .run(move |conn| store::load_session(conn, &claims.sub, &claims.sid))
         .await
 }

@@ -13,7 +13,7 @@ mod observe;
 pub mod text;
 
 pub use crate::error::bad_query;
-pub use caller::{load_caller, Auth};
+pub use caller::{load_caller, load_session, Auth, AuthForPasswordChange, PASSWORD_CHANGE_PATHS};
 pub use extract::{declared_length, read_limited, ApiJson, ApiJsonValue, ApiQuery, JsonLimit};
 pub use headers::security_headers;
 pub use images::image_response;

@@ -268,6 +268,12 @@ pub fn action_label(action: &str) -> &str {
         "undo_transfer" => "撤销跨县（市、区）迁移",
         "reveal_personal_data" => "查看完整身份证号",
         "create_user" => "创建用户",
+        "update_user" => "修改用户",
+        "deactivate_user" => "停用用户",
+        "reactivate_user" => "重新启用用户",
+        "hand_over_village" => "移交负责村",
+        "reset_password" => "重置密码",
+        "change_password" => "修改本人密码",
         other => other,
     }
 }

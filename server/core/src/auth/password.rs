@@ -38,6 +38,27 @@ pub fn check_policy(password: &str) -> Result<(), Invalid> {
     Ok(())
 }
 
+/// Characters of a one-time password: lower-case letters and digits that cannot be mistaken
+/// for each other when read aloud or copied by hand (no 0/o, 1/l/i).
+const ONE_TIME_ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
+
+/// A one-time password for a reset, `xxxx-xxxx-xxxx` (about 59 bits), given to the user by the
+/// administrator; the user must replace it at the next login.
+pub fn one_time() -> String {
+    use rand::Rng;
+    let mut rng = rand::rngs::OsRng;
+    let mut out = String::with_capacity(14);
+    for i in 0..12 {
+        if i > 0 && i % 4 == 0 {
+            out.push('-');
+        }
+        out.push(char::from(
+            ONE_TIME_ALPHABET[rng.gen_range(0..ONE_TIME_ALPHABET.len())],
+        ));
+    }
+    out
+}
+
 /// Argon2 working memory, one buffer per core, handed out to one hash at a time.
 struct Pool {
     state: Mutex<(Vec<Vec<Block>>, usize)>,
@@ -229,6 +250,17 @@ mod tests {
             *made <= Pool::get().size && free.len() == *made,
             "every buffer back, no more than one per core"
         );
+    }
+
+    #[test]
+    fn one_time_passwords_are_random_and_pass_the_policy() {
+        let (a, b) = (one_time(), one_time());
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 14);
+        assert!(check_policy(&a).is_ok());
+        assert!(a
+            .chars()
+            .all(|c| c == '-' || ONE_TIME_ALPHABET.contains(&(c as u8))));
     }
 
     #[test]

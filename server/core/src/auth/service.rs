@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use super::caller::{Caller, ScopeLevel};
 use super::store::{self, Rotation, UserRow};
 use super::{password, throttle, tokens, AuthPolicy};
-use crate::db::schema::{divisions, villages};
+use crate::db::schema::{divisions, users, villages};
 use crate::db::{write_transaction, Db, DbConnection};
 use crate::domain::{DivisionCode, Phone, Role, Rule};
 use crate::error::{ApiError, ApiResult, ErrorCode, FieldError};
@@ -56,6 +56,10 @@ pub struct Me {
     /// The villages assigned to an enumerator or first secretary (empty for other roles).
     pub village_codes: Vec<DivisionCode>,
     pub villages: Vec<NamedCode>,
+    /// True after an administrator reset the password: until the user sets a new one with
+    /// `POST /me/password`, every other endpoint but `/me` and logout answers 403
+    /// `password_change_required`.
+    pub must_change_password: bool,
 }
 
 /// A login as asked for, checked: the phone parsed, the password and device id within bounds.
@@ -131,6 +135,12 @@ fn me_of(conn: &mut DbConnection, caller: &Caller) -> ApiResult<Me> {
                 .map(|code| NamedCode { code, name })
         })
         .collect();
+    let must_change_password = users::table
+        .find(&caller.user_id)
+        .select(users::must_change_password)
+        .first::<bool>(conn)
+        .optional()?
+        .unwrap_or(false);
     Ok(Me {
         id: caller.user_id.clone(),
         phone: caller.phone.clone(),
@@ -142,6 +152,7 @@ fn me_of(conn: &mut DbConnection, caller: &Caller) -> ApiResult<Me> {
         county_name,
         village_codes: caller.village_codes.clone(),
         villages,
+        must_change_password,
     })
 }
 
@@ -334,4 +345,51 @@ pub async fn log_out(db: &Db, caller: &Caller) -> ApiResult<()> {
     .await?;
     tracing::info!(user_id = %caller.user_id, session_id = %caller.session_id, "logout");
     Ok(())
+}
+
+/// Checks the caller's current password (before a password change) as a login would check it:
+/// throttled per phone and address (429), counted as a failure unless right. Answers whether it
+/// was right.
+pub async fn verify_current_password(
+    db: &Db,
+    policy: &AuthPolicy,
+    caller: &Caller,
+    password: String,
+    addr: &str,
+) -> ApiResult<bool> {
+    let now = Utc::now();
+    let (phone, addr_owned, policy_owned) = (caller.phone.clone(), addr.to_owned(), policy.clone());
+    let (user, attempt_id) = db
+        .write(move |conn| {
+            write_transaction(conn, |conn| {
+                store::lock_phone_attempts(conn, &phone)?;
+                let user = store::find_user_by_phone(conn, &phone)?;
+                throttle::throttle(
+                    conn,
+                    &policy_owned,
+                    &phone,
+                    &addr_owned,
+                    None,
+                    now.naive_utc(),
+                )?;
+                let attempt = store::record_attempt(conn, &phone, &addr_owned, None, now, false)?;
+                Ok::<_, ApiError>((user, attempt))
+            })
+        })
+        .await?;
+    let Some(user) = user.filter(|u| u.id == caller.user_id) else {
+        return Err(ApiError::internal(anyhow::anyhow!(
+            "user {} vanished",
+            caller.user_id
+        )));
+    };
+    let stored = user.password_hash;
+    let right = tokio::task::spawn_blocking(move || password::verify(&stored, &password))
+        .await
+        .map_err(ApiError::internal)?;
+    if right {
+        db.write(move |conn| Ok(store::mark_attempt_succeeded(conn, &attempt_id)?))
+            .await?;
+    }
+    Ok(right)
 }

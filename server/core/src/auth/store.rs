@@ -19,6 +19,8 @@ pub struct UserRow {
     pub county_code: Option<String>,
     pub password_hash: String,
     pub active: bool,
+    /// Set by a password reset: the user must choose a new password before anything else.
+    pub must_change_password: bool,
 }
 
 impl UserRow {
@@ -49,8 +51,33 @@ pub fn village_codes_of(conn: &mut DbConnection, user_id: &str) -> QueryResult<V
         .load(conn)
 }
 
-/// Builds the caller of a request from the token's user and session.
+/// Builds the caller of a request from the token's user and session, refusing (403
+/// `password_change_required`) a user who must change their password first.
 pub fn load_caller(conn: &mut DbConnection, user_id: &str, session_id: &str) -> ApiResult<Caller> {
+    let (caller, must_change_password) = load_session(conn, user_id, session_id)?;
+    if must_change_password {
+        return Err(password_change_required());
+    }
+    Ok(caller)
+}
+
+/// The refusal of every request but the password change itself (and `/me`, logout) while a
+/// reset password awaits its replacement.
+pub fn password_change_required() -> ApiError {
+    ApiError::forbidden(
+        ErrorCode::PasswordChangeRequired,
+        "密码已由管理员重置，请先修改密码（POST /api/v1/me/password）再继续使用",
+    )
+}
+
+/// The caller of a token's user and session, and whether they must change their password
+/// before anything else. A disabled account is refused before its (revoked) session is
+/// looked at, so its tokens answer `account_disabled`, not `session_revoked`.
+pub fn load_session(
+    conn: &mut DbConnection,
+    user_id: &str,
+    session_id: &str,
+) -> ApiResult<(Caller, bool)> {
     let found: Option<(UserRow, Option<NaiveDateTime>)> = sessions::table
         .inner_join(users::table)
         .filter(sessions::id.eq(session_id))
@@ -61,19 +88,20 @@ pub fn load_caller(conn: &mut DbConnection, user_id: &str, session_id: &str) -> 
     let (user, revoked_at) = found.ok_or_else(|| {
         ApiError::unauthenticated(ErrorCode::SessionRevoked, "该登录会话已不存在，请重新登录")
     })?;
-    if revoked_at.is_some() {
-        return Err(ApiError::unauthenticated(
-            ErrorCode::SessionRevoked,
-            "该登录会话已结束，请重新登录",
-        ));
-    }
     if !user.active {
         return Err(ApiError::unauthenticated(
             ErrorCode::AccountDisabled,
             "该账号已停用，请联系管理员",
         ));
     }
-    caller_from(conn, user, session_id.to_owned())
+    if revoked_at.is_some() {
+        return Err(ApiError::unauthenticated(
+            ErrorCode::SessionRevoked,
+            "该登录会话已结束，请重新登录",
+        ));
+    }
+    let must_change = user.must_change_password;
+    Ok((caller_from(conn, user, session_id.to_owned())?, must_change))
 }
 
 pub fn caller_from(
@@ -355,6 +383,32 @@ pub fn revoke_session(
     .execute(conn)
 }
 
+/// Ends every open session of a user (each a refresh-token family) but `keep`, if given: their
+/// refresh tokens and access tokens stop working at once. Returns how many ended.
+pub fn revoke_user_sessions(
+    conn: &mut DbConnection,
+    user_id: &str,
+    keep: Option<&str>,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> QueryResult<usize> {
+    let mut open = sessions::table
+        .filter(sessions::user_id.eq(user_id))
+        .filter(sessions::revoked_at.is_null())
+        .select(sessions::id)
+        .into_boxed();
+    if let Some(keep) = keep {
+        open = open.filter(sessions::id.ne(keep));
+    }
+    let ids: Vec<String> = open.load(conn)?;
+    diesel::update(sessions::table.filter(sessions::id.eq_any(&ids)))
+        .set((
+            sessions::revoked_at.eq(now.naive_utc()),
+            sessions::revoked_reason.eq(reason),
+        ))
+        .execute(conn)
+}
+
 /// What presenting a refresh token led to.
 pub enum Rotation {
     /// The token was valid: it is now spent and `new_hash` replaces it.
@@ -396,6 +450,12 @@ pub fn rotate_refresh_token(
             .filter(sessions::id.eq(&session_id))
             .select((UserRow::as_select(), sessions::revoked_at))
             .first(conn)?;
+        if !user.active {
+            return Ok(Rotation::Invalid(
+                ErrorCode::AccountDisabled,
+                "该账号已停用，请联系管理员",
+            ));
+        }
         if revoked_at.is_some() {
             return Ok(Rotation::Invalid(
                 ErrorCode::SessionRevoked,
@@ -410,12 +470,6 @@ pub fn rotate_refresh_token(
             return Ok(Rotation::Invalid(
                 ErrorCode::InvalidRefreshToken,
                 "刷新令牌已过期，请重新登录",
-            ));
-        }
-        if !user.active {
-            return Ok(Rotation::Invalid(
-                ErrorCode::AccountDisabled,
-                "该账号已停用，请联系管理员",
             ));
         }
         let spent = diesel::update(

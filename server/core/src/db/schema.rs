@@ -44,6 +44,9 @@ diesel::table! {
         password_hash -> Text,
         active -> Bool,
         created_at -> Timestamp,
+        must_change_password -> Bool,
+        password_changed_at -> Nullable<Timestamp>,
+        deactivated_at -> Nullable<Timestamp>,
     }
 }
 

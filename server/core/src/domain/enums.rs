@@ -400,6 +400,9 @@ labelled_enum! {
         // Accounts.
         PasswordTooShort = ("password_too_short", "密码过短"),
         PasswordTooLong = ("password_too_long", "密码过长"),
+        WrongPassword = ("wrong_password", "当前密码不正确"),
+        SamePassword = ("same_password", "新密码须与原密码不同"),
+        OwnAccount = ("own_account", "不能对自己的账号执行此操作"),
         // Photos.
         PhotoMissing = ("photo_missing", "照片尚未上传"),
         Sha256Mismatch = ("sha256_mismatch", "照片内容与摘要不符"),

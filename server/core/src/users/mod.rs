@@ -2,6 +2,7 @@
 //! users and the admin API.
 
 pub mod demo;
+pub mod manage;
 pub mod service;
 
 use std::collections::BTreeSet;
