@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use maud::{html, Markup, DOCTYPE};
 
 use super::session::Session;
-use crate::domain::{time, Month, Role};
+use crate::domain::{time, Month};
 
 /// The console's sections, in the order of the navigation bar.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,15 +15,17 @@ pub enum Nav {
     Attendance,
     Ledger,
     Months,
+    Quotas,
 }
 
 impl Nav {
-    const ALL: [Nav; 5] = [
+    const ALL: [Nav; 6] = [
         Nav::Queue,
         Nav::Duplicates,
         Nav::Attendance,
         Nav::Ledger,
         Nav::Months,
+        Nav::Quotas,
     ];
 
     fn label(self) -> &'static str {
@@ -33,6 +35,7 @@ impl Nav {
             Nav::Attendance => "驻村考勤",
             Nav::Ledger => "需求台账",
             Nav::Months => "月度关账",
+            Nav::Quotas => "岗位指标",
         }
     }
 
@@ -43,6 +46,7 @@ impl Nav {
             Nav::Attendance => "/console/attendance",
             Nav::Ledger => "/console/ledger",
             Nav::Months => "/console/months",
+            Nav::Quotas => "/console/quotas",
         }
     }
 }
@@ -70,11 +74,10 @@ pub fn render(session: &Session, active: Nav, title: &str, body: Markup) -> Http
                 header.top {
                     a.brand href="/console" { "台账 · 审核控制台" }
                     nav {
+                        // Reviewers sign off their county's month there, and read the quotas.
                         @for item in Nav::ALL {
-                            @if item != Nav::Months || caller.role == Role::CityAdmin {
-                                a href=(item.href()) class=[(item == active).then_some("active")] {
-                                    (item.label())
-                                }
+                            a href=(item.href()) class=[(item == active).then_some("active")] {
+                                (item.label())
                             }
                         }
                     }
