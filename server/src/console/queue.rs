@@ -2,7 +2,7 @@
 //! (place, enumerator, survey days, flag, status) and bulk approval.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use maud::html;
+use maud::{html, Markup};
 
 use super::error::{explain, ConsoleResult};
 use super::layout::{csrf_field, datetime, query, render, Nav};
@@ -46,7 +46,6 @@ fn filter_of(
             .transpose()?,
         cursor: value(params, "cursor").map(Cursor::parse).transpose()?,
         limit: 50,
-        ..SurveyFilter::default()
     })
 }
 
@@ -110,37 +109,7 @@ pub async fn page(
     let body = html! {
         form.filters method="get" action="/console/queue" {
             (place_filters(caller, &counties, county.as_deref(), &villages, village.as_deref()))
-            label { "调查员"
-                select name="enumerator" #enumerator {
-                    option value="" { "全部" }
-                    @for (id, n) in &enumerators {
-                        option value=(id) selected[enumerator.as_deref() == Some(id.as_str())] { (n) }
-                    }
-                }
-            }
-            label { "调查日期自"
-                input type="date" name="from" #from value=(from.unwrap_or(""));
-            }
-            label { "至"
-                input type="date" name="to" #to value=(to.unwrap_or(""));
-            }
-            label { "标记"
-                select name="flag" {
-                    option value="" { "不限" }
-                    @for f in SurveyFlag::ALL {
-                        option value=(f.as_str()) selected[flag.as_deref() == Some(f.as_str())] { (f.label()) }
-                    }
-                }
-            }
-            label { "状态"
-                select name="status" {
-                    option value="" { "待审核（队列）" }
-                    option value="all" selected[status.as_deref() == Some("all")] { "全部状态" }
-                    @for s in ReviewStatus::ALL {
-                        option value=(s.as_str()) selected[status.as_deref() == Some(s.as_str())] { (s.label()) }
-                    }
-                }
-            }
+            (more_filters(&params, &enumerators))
             button type="submit" { "筛选" }
         }
         @if result.items.is_empty() {
@@ -186,6 +155,47 @@ pub async fn page(
         }
     };
     Ok(render(&session, Nav::Queue, title, body))
+}
+
+/// The queue's filters beside the place: enumerator, survey days, flag and status.
+fn more_filters(params: &[(String, String)], enumerators: &[(String, String)]) -> Markup {
+    let enumerator = value(params, "enumerator");
+    let (from, to) = (value(params, "from"), value(params, "to"));
+    let flag = value(params, "flag");
+    let status = value(params, "status");
+    html! {
+        label { "调查员"
+            select name="enumerator" #enumerator {
+                option value="" { "全部" }
+                @for (id, n) in enumerators {
+                    option value=(id) selected[enumerator == Some(id.as_str())] { (n) }
+                }
+            }
+        }
+        label { "调查日期自"
+            input type="date" name="from" #from value=(from.unwrap_or(""));
+        }
+        label { "至"
+            input type="date" name="to" #to value=(to.unwrap_or(""));
+        }
+        label { "标记"
+            select name="flag" {
+                option value="" { "不限" }
+                @for f in SurveyFlag::ALL {
+                    option value=(f.as_str()) selected[flag == Some(f.as_str())] { (f.label()) }
+                }
+            }
+        }
+        label { "状态"
+            select name="status" {
+                option value="" { "待审核（队列）" }
+                option value="all" selected[status == Some("all")] { "全部状态" }
+                @for s in ReviewStatus::ALL {
+                    option value=(s.as_str()) selected[status == Some(s.as_str())] { (s.label()) }
+                }
+            }
+        }
+    }
 }
 
 /// The county code of a village code (the code itself if it is not one).
