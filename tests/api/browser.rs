@@ -461,7 +461,93 @@ async fn the_city_manages_staff_and_reads_the_audit_log(backend: Backend) {
     browser.stop().await;
 }
 
+/// Clicks what asks to confirm and then loads a new page: accepts the confirmation and waits
+/// until the old page is gone.
+async fn confirm_and_load(b: &Browser, css: &str) {
+    let old = b.client.find(Locator::Css("html")).await.expect("page");
+    b.click(css).await;
+    b.client.accept_alert().await.expect("a confirmation");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while old.tag_name().await.is_ok() {
+        assert!(Instant::now() < deadline, "clicking {css} loaded no page");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    b.element_within("body", Duration::from_secs(15)).await;
+}
+
+async fn log_in_as(b: &Browser, app: &TestApp, user: DemoUser) {
+    b.client.delete_all_cookies().await.expect("cookies");
+    b.client
+        .goto(&format!("{}/console", app.address))
+        .await
+        .expect("open console");
+    b.fill("#phone", user.phone).await;
+    b.fill("#password", user.password).await;
+    b.click_and_load("#login").await;
+}
+
+/// The month page: a reviewer signs off their county with a reason (a survey awaits review),
+/// the city closes with a reason and reopens with one; the quotas page shows the notice's
+/// totals.
+async fn the_month_is_signed_off_closed_and_reopened(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    crate::months::pending_survey(&app).await;
+    let browser = Browser::start().await;
+    let b = &browser;
+    let name = match backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    };
+    let page = format!("{}/console/months/2020-07", app.address);
+    let taobei = "tr[data-county=\"220802000000\"] td.state";
+
+    log_in_as(b, &app, REVIEWER_TAOBEI).await;
+    b.client.goto(&page).await.expect("month");
+    assert_eq!(b.text(taobei).await, "未签核");
+    assert!(b.text("#counties").await.contains("洮北区"));
+    b.fill("#signoff-note", "本月已核").await;
+    b.fill("#signoff-reason", "一户待补照片，已电话核实").await;
+    b.click_and_load("#signoff").await;
+    assert!(b.text(".flash.ok").await.contains("已签核"));
+    assert_eq!(b.text(taobei).await, "已签核");
+    assert!(b.text("#counties").await.contains("本月已核"));
+    b.shot(&format!("{name}-09-month-signed")).await;
+
+    log_in_as(b, &app, CITY_ADMIN).await;
+    b.client.goto(&page).await.expect("month");
+    assert_eq!(b.text(taobei).await, "已签核");
+    b.fill("#close-reason", "其余县区无审核员，市里确认").await;
+    confirm_and_load(b, "#close").await;
+    assert!(b.text(".flash.ok").await.contains("已关账"));
+    assert_eq!(b.text("#summary .state").await, "已关账");
+    assert!(b.text("#closes").await.contains("第 1 版（现行）"));
+    b.shot(&format!("{name}-10-month-closed")).await;
+    b.fill("#reopen-reason", "补录审核结果").await;
+    confirm_and_load(b, "#reopen").await;
+    assert!(b.text(".flash.ok").await.contains("已重新开账"));
+    assert_eq!(b.text("#summary .state").await, "未关账");
+    assert_eq!(
+        b.text(taobei).await,
+        "未签核",
+        "counties sign again after a reopen"
+    );
+    assert!(b.text("#closes").await.contains("补录审核结果"));
+
+    b.client
+        .goto(&format!("{}/console/quotas?year=2020", app.address))
+        .await
+        .expect("quotas");
+    let special = b.element("#city-special").await;
+    assert_eq!(
+        special.prop("value").await.expect("value").as_deref(),
+        Some("2592")
+    );
+    b.shot(&format!("{name}-11-quotas")).await;
+    browser.stop().await;
+}
+
 both_backends!(
     a_reviewer_approves_rejects_and_exports,
     the_city_manages_staff_and_reads_the_audit_log,
+    the_month_is_signed_off_closed_and_reopened,
 );

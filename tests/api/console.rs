@@ -426,7 +426,10 @@ async fn scope_and_roles_are_the_apis(backend: Backend) {
     city.login(CITY_ADMIN).await;
     let csrf = city.csrf().await;
     let page = city
-        .submit("/console/months/2020-07/close", &[("csrf", &csrf)])
+        .submit(
+            "/console/months/2020-07/close",
+            &[("csrf", &csrf), ("reason", "测试：未经签核强制关账")],
+        )
         .await;
     assert!(page.contains("2020-07 已关账"), "{page}");
 }

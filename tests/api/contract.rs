@@ -421,14 +421,46 @@ fn load_every_table(conn: &mut DbConnection) {
         .select(ledger_cache::all_columns)
         .load::<(Text, Text, i64, Text, Text)>(conn)
         .expect("ledger_cache");
-    closed_months::table
-        .select(closed_months::all_columns)
-        .load::<(Text, Timestamp, Text)>(conn)
-        .expect("closed_months");
+    month_closes::table
+        .select(month_closes::all_columns)
+        .load::<(
+            Text,
+            i32,
+            Timestamp,
+            Text,
+            Opt<Text>,
+            Opt<Text>,
+            i32,
+            Opt<Timestamp>,
+            Opt<Text>,
+            Opt<Text>,
+        )>(conn)
+        .expect("month_closes");
     month_snapshots::table
         .select(month_snapshots::all_columns)
-        .load::<(Text, Text, Text, Text)>(conn)
+        .load::<(Text, Text, Text, Text, i32)>(conn)
         .expect("month_snapshots");
+    month_signoffs::table
+        .select(month_signoffs::all_columns)
+        .load::<(
+            Text,
+            Text,
+            i32,
+            Text,
+            Text,
+            Timestamp,
+            Opt<Text>,
+            Opt<Text>,
+            i32,
+            Opt<Timestamp>,
+            Opt<Text>,
+            Opt<Text>,
+        )>(conn)
+        .expect("month_signoffs");
+    city_quotas::table
+        .select(city_quotas::all_columns)
+        .load::<(i32, i32, i32, Text, Opt<Text>, Timestamp)>(conn)
+        .expect("city_quotas");
     quotas::table
         .select(quotas::all_columns)
         .load::<(i32, Text, i32, i32, i32, Text, Timestamp)>(conn)

@@ -727,9 +727,11 @@ async fn every_figure_equals_a_recomputation_from_the_raw_submissions(backend: B
         surveys: model.surveys.clone(),
         village_surveys: model.village_surveys.clone(),
     };
+    // No county signed off and surveys await review: the city closes with a reason.
     let closed: Value = app
         .post("/api/v1/months/2020-06/close")
         .bearer_auth(&city)
+        .json(&json!({"reason": "测试：未经签核强制关账"}))
         .send()
         .await
         .expect("post")
@@ -740,10 +742,18 @@ async fn every_figure_equals_a_recomputation_from_the_raw_submissions(backend: B
     let again = app
         .post("/api/v1/months/2020-06/close")
         .bearer_auth(&city)
+        .json(&json!({"reason": "再次关账"}))
         .send()
         .await
         .expect("post");
-    problem(again, 409, "illegal_transition").await;
+    let again = problem(again, 409, "month_already_closed").await;
+    assert!(
+        again["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("已完成月调度"),
+        "{again}"
+    );
     send(
         &app,
         &reviewers[county],
@@ -1142,6 +1152,7 @@ async fn real_name_ledgers_exports_quotas_and_scope(backend: Backend) {
     problem(
         app.post("/api/v1/months/2020-07/close")
             .bearer_auth(&reviewer)
+            .json(&json!({}))
             .send()
             .await
             .expect("post"),
@@ -1152,6 +1163,7 @@ async fn real_name_ledgers_exports_quotas_and_scope(backend: Backend) {
     problem(
         app.post("/api/v1/months/2020-7/close")
             .bearer_auth(&city)
+            .json(&json!({}))
             .send()
             .await
             .expect("post"),
@@ -1184,7 +1196,10 @@ async fn concurrent_closes_close_once(backend: Backend) {
     let first = app.token(CITY_ADMIN).await;
     let second = app.token(CITY_ADMIN).await;
     let close = |token: String| {
-        let request = app.post("/api/v1/months/2020-03/close").bearer_auth(token);
+        let request = app
+            .post("/api/v1/months/2020-03/close")
+            .bearer_auth(token)
+            .json(&json!({"reason": "测试：并发关账"}));
         async move { request.send().await.expect("close") }
     };
     let (a, b) = tokio::join!(close(first), close(second));
@@ -1192,7 +1207,7 @@ async fn concurrent_closes_close_once(backend: Backend) {
     statuses.sort_unstable();
     assert_eq!(statuses, [200, 409]);
     let loser = if a.status() == 409 { a } else { b };
-    problem(loser, 409, "illegal_transition").await;
+    problem(loser, 409, "month_already_closed").await;
 }
 
 /// The background warmer recomputes a changed village's figures for the current month without

@@ -21,6 +21,7 @@ mod errors;
 mod ledger;
 mod limits;
 mod metrics;
+mod months;
 mod ops;
 mod phash;
 mod photos;

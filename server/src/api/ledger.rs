@@ -2,7 +2,7 @@
 //! real-name ledgers and downloads. Each turns its query into typed filters and calls
 //! `ledger::service`.
 
-use actix_web::{get, post, put, web, HttpResponse};
+use actix_web::{get, put, web, HttpResponse};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -13,7 +13,6 @@ use crate::http::Auth;
 use crate::http::{ApiJson, ApiQuery};
 use crate::ledger::export::{Download, ExportFormat};
 use crate::ledger::inventory::Inventory;
-use crate::ledger::months::MonthState;
 use crate::ledger::node::NodeFilter;
 use crate::ledger::quotas::{QuotaRequest, YearQuotas};
 use crate::ledger::roster::{self, RosterKind};
@@ -22,8 +21,6 @@ use crate::state::AppState;
 
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(get_inventory)
-        .service(list_months)
-        .service(close_month)
         .service(get_quotas)
         .service(put_quotas)
         .service(get_roster)
@@ -107,51 +104,6 @@ pub async fn get_inventory(
         .map(web::Json)
 }
 
-/// Months from the first survey to the current one, newest first, open or closed.
-#[utoipa::path(
-    tag = "ledger",
-    security(("bearer" = [])),
-    responses(
-        (status = 200, description = "The months", body = Vec<MonthState>),
-        (status = 403, description = "`forbidden_role`: county reviewers and the city", body = Problem, content_type = "application/problem+json"),
-    )
-)]
-#[get("/months")]
-pub async fn list_months(
-    state: web::Data<AppState>,
-    Auth(caller): Auth,
-) -> ApiResult<web::Json<Vec<MonthState>>> {
-    service::months(&state.db, &caller).await.map(web::Json)
-}
-
-/// Closes a month (city admins): every village's figures as of the month's end are frozen as
-/// its snapshot; the inventory of a closed month is read from it, and later changes to the
-/// month's surveys show from the next month on. Closing twice is 409 `illegal_transition`.
-#[utoipa::path(
-    tag = "ledger",
-    security(("bearer" = [])),
-    params(("month" = String, Path, description = "`YYYY-MM`, not after the current month")),
-    responses(
-        (status = 200, description = "Closed", body = MonthState),
-        (status = 400, description = "`invalid_path`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden_role`: city admins only", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`illegal_transition`: already closed", body = Problem, content_type = "application/problem+json"),
-    )
-)]
-#[post("/months/{month}/close")]
-pub async fn close_month(
-    state: web::Data<AppState>,
-    Auth(caller): Auth,
-    path: web::Path<String>,
-) -> ApiResult<web::Json<MonthState>> {
-    // The role first: someone who may not close learns nothing from the path.
-    service::require_closer(&caller)?;
-    let month = path_month(&path.into_inner())?;
-    service::close_month(&state.db, &caller, month)
-        .await
-        .map(web::Json)
-}
-
 /// The year's post quotas per county (county reviewers and the city).
 #[utoipa::path(
     tag = "ledger",
@@ -176,8 +128,10 @@ pub async fn get_quotas(
         .map(web::Json)
 }
 
-/// Sets the year's post quotas of the named counties (city admins; audited). The seed's city
-/// totals are 2,592 special posts and 620 temporary posts at 800 yuan a month.
+/// Sets the year's post quotas (city admins; audited): the city's totals (`city`; 2020's are
+/// preloaded from the notice: 2,592 special posts 扶贫特岗, 620 temporary posts 临时公益岗) and
+/// the named counties' shares, which together may not exceed the city's totals (422
+/// `quota_exceeded` on `counties`). Temporary posts at 800 yuan a month by default.
 #[utoipa::path(
     tag = "ledger",
     security(("bearer" = [])),
@@ -187,7 +141,7 @@ pub async fn get_quotas(
         (status = 200, description = "The year's quotas after the change", body = YearQuotas),
         (status = 400, description = "`invalid_path`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden_role`: city admins only", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`: unknown county, negative count …", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: unknown county, negative count, shares over the city's totals (`quota_exceeded`) …", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[put("/quotas/{year}")]

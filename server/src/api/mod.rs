@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod checkins;
 pub mod employers;
 pub mod ledger;
+pub mod months;
 pub mod ops;
 pub mod photos;
 pub mod surveys;
@@ -39,6 +40,7 @@ where
             // Before the ledger: `/ledgers/employers` would otherwise match `/ledgers/{kind}`.
             .configure(employers::configure)
             .configure(ledger::configure)
+            .configure(months::configure)
             .configure(catalog::configure)
             .service(openapi_json),
     )

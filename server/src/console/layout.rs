@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use maud::{html, Markup, DOCTYPE};
 
 use super::session::Session;
-use crate::domain::{time, Month, Role};
+use crate::domain::{time, Month};
 
 /// The console's sections, in the order of the navigation bar.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,26 +17,28 @@ pub enum Nav {
     Months,
     Users,
     Audit,
+    Quotas,
     /// The caller's own password page (reached from the name in the header, not the bar).
     Password,
 }
 
 impl Nav {
-    const ALL: [Nav; 7] = [
+    const ALL: [Nav; 8] = [
         Nav::Queue,
         Nav::Duplicates,
         Nav::Attendance,
         Nav::Ledger,
         Nav::Months,
+        Nav::Quotas,
         Nav::Users,
         Nav::Audit,
     ];
 
-    /// Whether the bar shows the section to this role: month close and the audit log are the
-    /// city's; reviewers manage their county's field staff.
+    /// Whether the bar shows the section to this role: the audit log is the city's; reviewers
+    /// sign off their county's month, read the quotas and manage their county's field staff.
     fn shown_to(self, role: Role) -> bool {
         match self {
-            Nav::Months | Nav::Audit => role == Role::CityAdmin,
+            Nav::Audit => role == Role::CityAdmin,
             Nav::Password => false,
             _ => true,
         }
@@ -52,6 +54,7 @@ impl Nav {
             Nav::Users => "人员管理",
             Nav::Audit => "审计日志",
             Nav::Password => "修改密码",
+            Nav::Quotas => "岗位指标",
         }
     }
 
@@ -65,6 +68,7 @@ impl Nav {
             Nav::Users => "/console/users",
             Nav::Audit => "/console/audit",
             Nav::Password => "/console/password",
+            Nav::Quotas => "/console/quotas",
         }
     }
 }
@@ -92,6 +96,7 @@ pub fn render(session: &Session, active: Nav, title: &str, body: Markup) -> Http
                 header.top {
                     a.brand href="/console" { "台账 · 审核控制台" }
                     nav {
+                        // Reviewers sign off their county's month there, and read the quotas.
                         @for item in Nav::ALL {
                             @if item.shown_to(caller.role) {
                                 a href=(item.href()) class=[(item == active).then_some("active")] {

@@ -1,16 +1,16 @@
 //! The demand ledger (需求台账) of the city, a county, a township or a village: its figures,
-//! charts of the main ones, the places below it, exports, and the month close.
+//! charts of the main ones, quota progress, the places below it and exports.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use maud::{html, Markup};
 use serde::Deserialize;
 
-use super::error::{explain, ConsoleResult};
-use super::layout::{change, csrf_field, datetime, number, query, render, Nav};
+use super::error::ConsoleResult;
+use super::layout::{change, number, query, render, Nav};
 use super::svg::{bars, Bar};
-use super::{pairs, parse_pairs, posted, see_other_with, value, Session};
+use super::{pairs, parse_pairs, value, Session};
 use crate::auth::area;
-use crate::domain::{DivisionLevel, Month, MonthStatus, Role};
+use crate::domain::{DivisionLevel, MonthStatus, Role};
 use crate::ledger::export::ExportFormat;
 use crate::ledger::inventory::{FigureRow, Inventory};
 use crate::ledger::months::MonthState;
@@ -125,6 +125,7 @@ pub async fn page(
         inventory: &inventory,
     };
     let title = format!("{} {} 需求台账", inventory.node.name, inventory.month);
+    let role_admin = caller.role == Role::CityAdmin;
     let body = html! {
         (filters(&view, &months))
         (meta(&view, caller.role))
@@ -135,10 +136,26 @@ pub async fn page(
         @if let Some(q) = &inventory.quota {
             section.quota {
                 h2 { (q.year) " 年公益岗指标" }
-                p {
-                    "扶贫专岗 " (number(q.special_posts_held)) " / " (number(q.special_posts_quota))
-                    " · 临时岗 " (number(q.temporary_posts_held)) " / " (number(q.temporary_posts_quota))
-                    " · 临时岗月补贴合计 " (number(q.temporary_posts_monthly_cost_yuan)) " 元"
+                table.list #quota {
+                    thead { tr { th { "岗位" } th { "全市指标" } th { (if view.level == DivisionLevel::City { "已分配到县" } else { "本县指标" }) } th { "在岗" } } }
+                    tbody {
+                        tr data-post="special" {
+                            td { "扶贫特岗" }
+                            td.num { (q.city_special_posts_quota.map_or("—".to_owned(), number)) }
+                            td.num { (number(q.special_posts_quota)) }
+                            td.num.held { (number(q.special_posts_held)) }
+                        }
+                        tr data-post="temporary" {
+                            td { "临时公益岗" }
+                            td.num { (q.city_temporary_posts_quota.map_or("—".to_owned(), number)) }
+                            td.num { (number(q.temporary_posts_quota)) }
+                            td.num.held { (number(q.temporary_posts_held)) }
+                        }
+                    }
+                }
+                p.muted {
+                    "临时公益岗月补贴合计 " (number(q.temporary_posts_monthly_cost_yuan)) " 元"
+                    @if role_admin { " · " a href={ "/console/quotas?year=" (q.year) } { "调整指标" } }
                 }
             }
         }
@@ -338,63 +355,4 @@ pub async fn export(
         &download.fallback,
         move |conn, sink| write(conn, sink),
     )?)
-}
-
-pub async fn months_page(
-    state: web::Data<AppState>,
-    session: Session,
-) -> ConsoleResult<HttpResponse> {
-    let months = service::months(&state.db, &session.caller).await?;
-    let admin = session.caller.role == Role::CityAdmin;
-    let current = Month::current().to_string();
-    let body = html! {
-        p.muted {
-            "关账后，该月台账冻结为快照，导出与查询均读取快照；之后对该月调查的修改体现在下月台账中。"
-            @if !admin { "只有市扶贫办管理员可以关账。" }
-        }
-        table.list #months {
-            thead { tr { th { "月份" } th { "状态" } th { "关账时间" } th { "关账人" } th {} } }
-            tbody {
-                @for m in &months {
-                    tr data-month=(m.month) {
-                        td { a href={ "/console/ledger?" (query(&[("month", Some(m.month.as_str()))])) } { (m.month) } }
-                        td { (m.state.label()) }
-                        td { (m.closed_at.as_ref().map_or("—".to_owned(), datetime)) }
-                        td { (m.closed_by_name.as_deref().unwrap_or("—")) }
-                        td {
-                            @if admin && m.state != MonthStatus::Closed {
-                                form.inline method="post" action={ "/console/months/" (m.month) "/close" }
-                                    data-confirm=(format!("关账后 {} 的台账将冻结，确定关账？", m.month)) {
-                                    (csrf_field(&session))
-                                    button type="submit" { "关账" }
-                                }
-                                @if m.month == current { " " span.muted { "（本月尚未结束）" } }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    };
-    Ok(render(&session, Nav::Months, "月度关账", body))
-}
-
-pub async fn close(
-    state: web::Data<AppState>,
-    session: Session,
-    path: web::Path<String>,
-    body: web::Bytes,
-) -> ConsoleResult<HttpResponse> {
-    posted(&state, &session, &body)?;
-    let caller = &session.caller;
-    // The role first, as the API's close: someone who may not close learns nothing more.
-    let month = service::require_closer(caller).and_then(|()| area::month("month", Some(&path)));
-    let closed = match month {
-        Ok(month) => service::close_month(&state.db, caller, month).await,
-        Err(e) => Err(e),
-    };
-    Ok(match closed {
-        Ok(m) => see_other_with("/console/months", true, &format!("{} 已关账。", m.month)),
-        Err(e) => see_other_with("/console/months", false, &explain(&e)),
-    })
 }

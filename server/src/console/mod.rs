@@ -15,8 +15,10 @@ mod error;
 mod layout;
 mod ledger;
 mod login;
+mod months;
 mod photos;
 mod queue;
+mod quotas;
 mod session;
 mod survey;
 mod svg;
@@ -55,8 +57,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/attendance", web::get().to(attendance::page))
             .route("/ledger", web::get().to(ledger::page))
             .route("/ledger/export", web::get().to(ledger::export))
-            .route("/months", web::get().to(ledger::months_page))
-            .route("/months/{month}/close", web::post().to(ledger::close))
+            .route("/months", web::get().to(months::list_page))
+            .route("/months/{month}", web::get().to(months::page))
+            .route("/months/{month}/signoff", web::post().to(months::sign_off))
+            .route("/months/{month}/withdraw", web::post().to(months::withdraw))
+            .route("/months/{month}/close", web::post().to(months::close))
+            .route("/months/{month}/reopen", web::post().to(months::reopen))
+            .route("/quotas", web::get().to(quotas::page))
+            .route("/quotas/{year}", web::post().to(quotas::save))
             .route("/photos/{sha256}", web::get().to(photos::serve))
             .route("/users", web::get().to(users::list))
             .route("/users/{id}", web::get().to(users::page))

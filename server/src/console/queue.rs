@@ -1,7 +1,8 @@
-//! The review queue: surveys awaiting a decision, oldest first, with filters and bulk approval.
+//! The review queue: surveys awaiting a decision, oldest first, with their county, filters
+//! (place, enumerator, survey days, flag, status) and bulk approval.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use maud::html;
+use maud::{html, Markup};
 
 use super::error::{explain, ConsoleResult};
 use super::layout::{csrf_field, datetime, query, render, Nav};
@@ -9,15 +10,16 @@ use super::{
     back_to, chosen_county, counties_of, name, names, pairs, place_filters, posted, see_other_with,
     value, villages_of, Session,
 };
-use crate::auth::{Area, Caller};
-use crate::domain::{ReviewStatus, SurveyFlag};
+use crate::auth::{area, Area, Caller};
+use crate::domain::{DivisionCode, ReviewStatus, Role, SurveyFlag};
 use crate::error::{bad_query, ApiResult};
 use crate::state::AppState;
 use crate::surveys::review::{BulkReviewRequest, Decision};
 use crate::surveys::service::{self, Cursor, SurveyFilter};
 
-/// The surveys a queue page lists: its place, flag and status pickers (`status` absent: the
-/// queue, awaiting a decision; `all`: every status), 50 a page.
+/// The surveys a queue page lists: its place, enumerator, survey days, flag and status pickers
+/// (`status` absent: the queue, awaiting a decision; `all`: every status), 50 a page. The
+/// days are read as the API reads `from` and `to`.
 fn filter_of(
     caller: &Caller,
     params: &[(String, String)],
@@ -35,9 +37,15 @@ fn filter_of(
         status,
         flag,
         needs_review: value(params, "status").is_none(),
+        enumerator: value(params, "enumerator").map(str::to_owned),
+        from: value(params, "from")
+            .map(|d| area::day_start("from", d, 0))
+            .transpose()?,
+        to: value(params, "to")
+            .map(|d| area::day_start("to", d, 1))
+            .transpose()?,
         cursor: value(params, "cursor").map(Cursor::parse).transpose()?,
         limit: 50,
-        ..SurveyFilter::default()
     })
 }
 
@@ -53,7 +61,10 @@ pub async fn page(
     let flag = value(&params, "flag").map(str::to_owned);
     // `status` empty: the queue (awaiting a decision); `all`: every status; else that status.
     let status = value(&params, "status").map(str::to_owned);
+    let enumerator = value(&params, "enumerator").map(str::to_owned);
+    let (from, to) = (value(&params, "from"), value(&params, "to"));
     let filter = filter_of(caller, &params, county.as_deref())?;
+    let enumerators = enumerators_of(&state, caller, county.as_deref()).await?;
     let result = service::list_surveys(&state.db, caller.clone(), filter).await?;
     let counties = counties_of(&state, caller).await?;
     let villages = match &county {
@@ -65,7 +76,7 @@ pub async fn page(
         result
             .items
             .iter()
-            .map(|s| s.village_code.clone())
+            .flat_map(|s| [s.village_code.clone(), county_of(&s.village_code)])
             .collect(),
         result
             .items
@@ -81,6 +92,9 @@ pub async fn page(
             query(&[
                 ("county", county.as_deref()),
                 ("village", village.as_deref()),
+                ("enumerator", enumerator.as_deref()),
+                ("from", from),
+                ("to", to),
                 ("flag", flag.as_deref()),
                 ("status", status.as_deref()),
                 ("cursor", Some(c)),
@@ -95,23 +109,7 @@ pub async fn page(
     let body = html! {
         form.filters method="get" action="/console/queue" {
             (place_filters(caller, &counties, county.as_deref(), &villages, village.as_deref()))
-            label { "标记"
-                select name="flag" {
-                    option value="" { "不限" }
-                    @for f in SurveyFlag::ALL {
-                        option value=(f.as_str()) selected[flag.as_deref() == Some(f.as_str())] { (f.label()) }
-                    }
-                }
-            }
-            label { "状态"
-                select name="status" {
-                    option value="" { "待审核（队列）" }
-                    option value="all" selected[status.as_deref() == Some("all")] { "全部状态" }
-                    @for s in ReviewStatus::ALL {
-                        option value=(s.as_str()) selected[status.as_deref() == Some(s.as_str())] { (s.label()) }
-                    }
-                }
-            }
+            (more_filters(&params, &enumerators))
             button type="submit" { "筛选" }
         }
         @if result.items.is_empty() {
@@ -123,7 +121,7 @@ pub async fn page(
                 table.list #queue {
                     thead { tr {
                         th { input type="checkbox" #select-all title="全选"; }
-                        th { "户主" } th { "行政村" } th { "人数" } th { "调查员" }
+                        th { "户主" } th { "县（市、区）" } th { "行政村" } th { "人数" } th { "调查员" }
                         th { "调查时间" } th { "接收时间" } th { "状态" } th { "标记" } th { "照片" }
                     } }
                     tbody {
@@ -131,6 +129,7 @@ pub async fn page(
                             tr data-survey=(s.id) {
                                 td { input type="checkbox" name="ids" value=(s.id) aria-label="选择"; }
                                 td { a.open href={ "/console/surveys/" (s.id) } { (s.head_name) } }
+                                td.county { (name(&places, &county_of(&s.village_code))) }
                                 td { (name(&places, &s.village_code)) }
                                 td.num { (s.member_count) }
                                 td { (name(&people, &s.enumerator_id)) }
@@ -156,6 +155,70 @@ pub async fn page(
         }
     };
     Ok(render(&session, Nav::Queue, title, body))
+}
+
+/// The queue's filters beside the place: enumerator, survey days, flag and status.
+fn more_filters(params: &[(String, String)], enumerators: &[(String, String)]) -> Markup {
+    let enumerator = value(params, "enumerator");
+    let (from, to) = (value(params, "from"), value(params, "to"));
+    let flag = value(params, "flag");
+    let status = value(params, "status");
+    html! {
+        label { "调查员"
+            select name="enumerator" #enumerator {
+                option value="" { "全部" }
+                @for (id, n) in enumerators {
+                    option value=(id) selected[enumerator == Some(id.as_str())] { (n) }
+                }
+            }
+        }
+        label { "调查日期自"
+            input type="date" name="from" #from value=(from.unwrap_or(""));
+        }
+        label { "至"
+            input type="date" name="to" #to value=(to.unwrap_or(""));
+        }
+        label { "标记"
+            select name="flag" {
+                option value="" { "不限" }
+                @for f in SurveyFlag::ALL {
+                    option value=(f.as_str()) selected[flag == Some(f.as_str())] { (f.label()) }
+                }
+            }
+        }
+        label { "状态"
+            select name="status" {
+                option value="" { "待审核（队列）" }
+                option value="all" selected[status == Some("all")] { "全部状态" }
+                @for s in ReviewStatus::ALL {
+                    option value=(s.as_str()) selected[status == Some(s.as_str())] { (s.label()) }
+                }
+            }
+        }
+    }
+}
+
+/// The county code of a village code (the code itself if it is not one).
+fn county_of(village: &str) -> String {
+    DivisionCode::parse(village)
+        .map_or_else(|_| village.to_owned(), |c| c.county().as_str().to_owned())
+}
+
+/// The enumerators a caller may filter by, id and name: the chosen county's (a reviewer's own),
+/// or the city's.
+async fn enumerators_of(
+    state: &web::Data<AppState>,
+    caller: &Caller,
+    county: Option<&str>,
+) -> ConsoleResult<Vec<(String, String)>> {
+    let list = crate::users::service::list(&state.db, caller).await?;
+    Ok(list
+        .users
+        .into_iter()
+        .filter(|u| u.role == Role::Enumerator)
+        .filter(|u| county.is_none_or(|c| u.county_code.as_deref() == Some(c)))
+        .map(|u| (u.id, u.name))
+        .collect())
 }
 
 /// Approves the ticked surveys through the API's bulk review: each is decided or refused on

@@ -191,6 +191,12 @@ fn work_and_review() -> Vec<CatalogEnum> {
             entries!(MonthStatus),
         ),
         e(
+            "signoff_state",
+            "县级签核状态",
+            "/months/{month}: counties[].state",
+            entries!(SignoffState),
+        ),
+        e(
             "bulk_item_outcome",
             "批量审核结果",
             "POST /reviews/bulk: items[].outcome",

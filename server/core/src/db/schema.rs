@@ -377,19 +377,55 @@ diesel::table! {
 }
 
 diesel::table! {
-    closed_months (month) {
+    month_closes (month, version) {
         month -> Text,
+        version -> Integer,
         closed_at -> Timestamp,
         closed_by -> Text,
+        override_reason -> Nullable<Text>,
+        missing -> Nullable<Text>,
+        villages -> Integer,
+        reopened_at -> Nullable<Timestamp>,
+        reopened_by -> Nullable<Text>,
+        reopen_reason -> Nullable<Text>,
     }
 }
 
 diesel::table! {
-    month_snapshots (month, village_code) {
+    month_snapshots (month, version, village_code) {
         month -> Text,
         village_code -> Text,
         approved -> Text,
         pending -> Text,
+        version -> Integer,
+    }
+}
+
+diesel::table! {
+    month_signoffs (id) {
+        id -> Text,
+        month -> Text,
+        round -> Integer,
+        county_code -> Text,
+        signed_by -> Text,
+        signed_at -> Timestamp,
+        note -> Nullable<Text>,
+        override_reason -> Nullable<Text>,
+        pending_surveys -> Integer,
+        withdrawn_at -> Nullable<Timestamp>,
+        withdrawn_by -> Nullable<Text>,
+        withdraw_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    city_quotas (year) {
+        year -> Integer,
+        special_posts -> Integer,
+        temporary_posts -> Integer,
+        source -> Text,
+        updated_by -> Nullable<Text>,
+        updated_at -> Timestamp,
     }
 }
 
@@ -448,9 +484,11 @@ diesel::allow_tables_to_appear_in_same_query!(
     checkins,
     ledger_generations,
     ledger_cache,
-    closed_months,
+    month_closes,
     month_snapshots,
+    month_signoffs,
     quotas,
+    city_quotas,
     sync_tombstones,
     sync_counters,
     employers,
@@ -484,9 +522,11 @@ pub const ALL_TABLES: &[&str] = &[
     "merge_moves",
     "ledger_generations",
     "ledger_cache",
-    "closed_months",
+    "month_closes",
     "month_snapshots",
+    "month_signoffs",
     "quotas",
+    "city_quotas",
     "sync_tombstones",
     "sync_counters",
     "employers",

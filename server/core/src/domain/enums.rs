@@ -322,6 +322,15 @@ labelled_enum! {
 }
 
 labelled_enum! {
+    /// A county's sign-off of a month in the current round (a reopen starts a new round).
+    pub enum SignoffState {
+        NotSigned = ("not_signed", "未签核"),
+        Signed = ("signed", "已签核"),
+        Withdrawn = ("withdrawn", "已撤回签核"),
+    }
+}
+
+labelled_enum! {
     /// What became of one survey of a bulk decision.
     pub enum BulkItemOutcome {
         Decided = ("decided", "已处理"),
@@ -392,6 +401,7 @@ labelled_enum! {
         UnknownCounty = ("unknown_county", "县（市、区）不存在"),
         OneOfPair = ("one_of_pair", "须是这对户之一"),
         NotAPostHolder = ("not_a_post_holder", "不是在岗的特岗人员"),
+        QuotaExceeded = ("quota_exceeded", "各县（市、区）分配合计超过全市指标"),
         UnknownWorker = ("unknown_worker", "本村没有此人员"),
         UnknownEmployer = ("unknown_employer", "用工主体未登记"),
         InactiveEmployer = ("inactive_employer", "用工主体已停用"),

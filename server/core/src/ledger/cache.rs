@@ -9,7 +9,7 @@ use diesel::prelude::*;
 
 use super::figures::{self, Dense, VillageFigures};
 use crate::db::schema::{
-    closed_months, household_surveys, ledger_cache, ledger_generations, month_snapshots,
+    household_surveys, ledger_cache, ledger_generations, month_closes, month_snapshots,
     survey_members,
 };
 use crate::db::DbConnection;
@@ -81,13 +81,19 @@ fn encode(figures: &Dense) -> String {
     figures.encode()
 }
 
+/// The version of a month's standing close (its snapshot), if the month is closed.
+pub fn standing_close(conn: &mut DbConnection, month: Month) -> QueryResult<Option<i32>> {
+    month_closes::table
+        .filter(month_closes::month.eq(month.to_string()))
+        .filter(month_closes::reopened_at.is_null())
+        .select(month_closes::version)
+        .first(conn)
+        .optional()
+}
+
 /// Whether a month is closed.
 pub fn is_closed(conn: &mut DbConnection, month: Month) -> QueryResult<bool> {
-    Ok(closed_months::table
-        .find(month.to_string())
-        .count()
-        .get_result::<i64>(conn)?
-        > 0)
+    Ok(standing_close(conn, month)?.is_some())
 }
 
 /// Figures computed on a read, to store in the cache (with the generation they were computed
@@ -127,9 +133,10 @@ pub fn figures_for(
         rows: Vec::new(),
     };
     let all = villages.len() > 200;
-    if is_closed(conn, month)? {
+    if let Some(version) = standing_close(conn, month)? {
         let mut q = month_snapshots::table
             .filter(month_snapshots::month.eq(&fresh.month))
+            .filter(month_snapshots::version.eq(version))
             .select((
                 month_snapshots::village_code,
                 month_snapshots::approved,

@@ -11,3 +11,4 @@ pub mod node;
 pub mod quotas;
 pub mod roster;
 pub mod service;
+pub mod signoff;

@@ -1,5 +1,7 @@
-//! Yearly post quotas per county (the seed's city totals: 2,592 special posts, 620 temporary
-//! posts at 800 yuan a month) and progress against them.
+//! Yearly post quotas: the city's totals (the province's figures; the notice's 2020 totals,
+//! 2,592 special posts 扶贫特岗 and 620 temporary public-welfare posts 临时公益岗 at 800 yuan a
+//! month, are loaded by the migration), the city's split of them by county (which may not
+//! exceed the city's totals), and progress against both.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -7,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::audit;
-use crate::db::schema::{divisions, quotas};
+use crate::db::schema::{city_quotas, divisions, quotas};
 use crate::db::DbConnection;
 use crate::domain::Rule;
 use crate::domain::{DivisionCode, DivisionLevel};
@@ -25,12 +27,38 @@ pub struct CountyQuota {
     pub temporary_posts: i32,
 }
 
-/// A year's quotas: every county named is set; counties not named keep what they had.
+/// The city's totals for a year.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+pub struct CityQuotaInput {
+    /// 扶贫特岗 (employment status `special_post`).
+    pub special_posts: i32,
+    /// 临时公益岗 (employment status `temporary_public_post`).
+    pub temporary_posts: i32,
+}
+
+/// A year's quotas: the city's totals if given, and every county named (counties not named
+/// keep what they had). The counties' shares together may not exceed the city's totals
+/// (422 `quota_exceeded`).
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct QuotaRequest {
     /// Yuan a month per temporary post (default 800).
     pub temporary_post_monthly_yuan: Option<i32>,
+    /// The city's totals (default: as stored; 2020's are the notice's).
+    pub city: Option<CityQuotaInput>,
+    #[serde(default)]
     pub counties: Vec<CountyQuota>,
+}
+
+/// The city's totals as stored.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CityQuota {
+    pub special_posts: i32,
+    pub temporary_posts: i32,
+    /// Where the figures come from (the notice for the preloaded 2020 totals).
+    pub source: String,
+    /// Who last set them (none for the preloaded ones).
+    pub updated_by: Option<String>,
+    pub updated_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -47,6 +75,8 @@ pub struct StoredQuota {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct YearQuotas {
     pub year: i32,
+    /// The city's totals, if set for the year.
+    pub city: Option<CityQuota>,
     pub counties: Vec<StoredQuota>,
     pub special_posts_total: i64,
     pub temporary_posts_total: i64,
@@ -62,7 +92,7 @@ pub fn validate(conn: &mut DbConnection, year: i32, request: &QuotaRequest) -> A
             "须为 2015 至 2100 之间的年份",
         ));
     }
-    if request.counties.is_empty() || request.counties.len() > 50 {
+    if (request.counties.is_empty() && request.city.is_none()) || request.counties.len() > 50 {
         errors.push(FieldError::new(
             "counties",
             Rule::Count,
@@ -123,11 +153,139 @@ pub fn validate(conn: &mut DbConnection, year: i32, request: &QuotaRequest) -> A
             }
         }
     }
+    if let Some(city) = &request.city {
+        for (name, value) in [
+            ("special_posts", city.special_posts),
+            ("temporary_posts", city.temporary_posts),
+        ] {
+            if !(0..=1_000_000).contains(&value) {
+                errors.push(FieldError::new(
+                    format!("city.{name}"),
+                    Rule::Range,
+                    "须为 0 至 1000000 个岗位",
+                ));
+            }
+        }
+    }
+    if errors.is_empty() {
+        errors = within_city(conn, year, request)?;
+    }
     if errors.is_empty() {
         Ok(())
     } else {
         Err(ApiError::Validation(errors))
     }
+}
+
+/// The city's totals for a year, if set.
+pub fn city(conn: &mut DbConnection, year: i32) -> QueryResult<Option<CityQuota>> {
+    Ok(city_quotas::table
+        .find(year)
+        .select((
+            city_quotas::special_posts,
+            city_quotas::temporary_posts,
+            city_quotas::source,
+            city_quotas::updated_by,
+            city_quotas::updated_at,
+        ))
+        .first::<(i32, i32, String, Option<String>, chrono::NaiveDateTime)>(conn)
+        .optional()?
+        .map(|(s, t, source, by, at)| CityQuota {
+            special_posts: s,
+            temporary_posts: t,
+            source,
+            updated_by: by,
+            updated_at: at.and_utc(),
+        }))
+}
+
+/// Whether the counties' shares after the request stay within the city's totals after it.
+fn within_city(
+    conn: &mut DbConnection,
+    year: i32,
+    request: &QuotaRequest,
+) -> QueryResult<Vec<FieldError>> {
+    let totals = match (&request.city, city(conn, year)?) {
+        (Some(c), _) => (c.special_posts, c.temporary_posts),
+        (None, Some(c)) => (c.special_posts, c.temporary_posts),
+        // No city totals for the year: nothing to stay within.
+        (None, None) => return Ok(Vec::new()),
+    };
+    let stored: Vec<(String, i32, i32)> = quotas::table
+        .filter(quotas::year.eq(year))
+        .select((
+            quotas::county_code,
+            quotas::special_posts,
+            quotas::temporary_posts,
+        ))
+        .load(conn)?;
+    let mut shares: std::collections::BTreeMap<String, (i64, i64)> = stored
+        .into_iter()
+        .map(|(c, s, t)| (c, (i64::from(s), i64::from(t))))
+        .collect();
+    for c in &request.counties {
+        shares.insert(
+            c.county.clone(),
+            (i64::from(c.special_posts), i64::from(c.temporary_posts)),
+        );
+    }
+    let special: i64 = shares.values().map(|v| v.0).sum();
+    let temporary: i64 = shares.values().map(|v| v.1).sum();
+    let mut errors = Vec::new();
+    for (name, label, sum, total) in [
+        ("special_posts", "扶贫特岗", special, totals.0),
+        ("temporary_posts", "临时公益岗", temporary, totals.1),
+    ] {
+        if sum > i64::from(total) {
+            let field = if request.counties.is_empty() {
+                format!("city.{name}")
+            } else {
+                "counties".to_owned()
+            };
+            errors.push(FieldError::new(
+                field,
+                Rule::QuotaExceeded,
+                format!("各县（市、区）{label}分配合计 {sum} 个，超过全市指标 {total} 个"),
+            ));
+        }
+    }
+    Ok(errors)
+}
+
+/// Sets the city's totals for a year (inside the caller's transaction), audited.
+fn set_city(
+    conn: &mut DbConnection,
+    year: i32,
+    input: &CityQuotaInput,
+    user_id: &str,
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
+    let state = |s: i32, t: i32| format!("special {s}, temporary {t}");
+    let before = city(conn, year)?.map(|c| state(c.special_posts, c.temporary_posts));
+    diesel::delete(city_quotas::table.find(year)).execute(conn)?;
+    diesel::insert_into(city_quotas::table)
+        .values((
+            city_quotas::year.eq(year),
+            city_quotas::special_posts.eq(input.special_posts),
+            city_quotas::temporary_posts.eq(input.temporary_posts),
+            city_quotas::source.eq("市扶贫办录入"),
+            city_quotas::updated_by.eq(Some(user_id)),
+            city_quotas::updated_at.eq(now.naive_utc()),
+        ))
+        .execute(conn)?;
+    audit::append(
+        conn,
+        &audit::Entry {
+            user_id,
+            action: "set_city_quota",
+            subject_type: "quota",
+            subject_id: &year.to_string(),
+            from_state: before.as_deref(),
+            to_state: Some(&state(input.special_posts, input.temporary_posts)),
+            ..Default::default()
+        },
+    )?;
+    Ok(())
 }
 
 /// Sets the quotas (inside the caller's transaction), auditing each county's change.
@@ -143,6 +301,9 @@ pub fn set(
         .unwrap_or(DEFAULT_TEMPORARY_POST_YUAN as i32);
     // Rows in code order, audit entries after every row: two concurrent changes lock in the
     // same order, and the audit lock is taken last (see `audit::append`).
+    if let Some(c) = &request.city {
+        set_city(conn, year, c, user_id, now)?;
+    }
     let mut counties: Vec<&CountyQuota> = request.counties.iter().collect();
     counties.sort_by(|a, b| a.county.cmp(&b.county));
     let state = |s: i32, t: i32, y: i32| format!("special {s}, temporary {t} at {y} yuan");
@@ -228,6 +389,7 @@ pub fn year(conn: &mut DbConnection, year: i32) -> QueryResult<YearQuotas> {
         .collect();
     Ok(YearQuotas {
         year,
+        city: city(conn, year)?,
         special_posts_total: counties.iter().map(|c| i64::from(c.special_posts)).sum(),
         temporary_posts_total: counties.iter().map(|c| i64::from(c.temporary_posts)).sum(),
         counties,
@@ -240,6 +402,11 @@ pub struct QuotaProgress {
     pub year: i32,
     /// Counties of the node with a quota set for the year.
     pub counties_with_quota: usize,
+    /// The city's total of special posts (扶贫特岗) for the year, if set.
+    pub city_special_posts_quota: Option<i64>,
+    /// The city's total of temporary posts (临时公益岗) for the year, if set.
+    pub city_temporary_posts_quota: Option<i64>,
+    /// The node's share: a county's quota, or for the city the sum of the counties' shares.
     pub special_posts_quota: i64,
     pub special_posts_held: i64,
     pub temporary_posts_quota: i64,
@@ -270,6 +437,8 @@ pub fn progress(
     Ok(QuotaProgress {
         year: year_,
         counties_with_quota: mine.len(),
+        city_special_posts_quota: all.city.as_ref().map(|c| i64::from(c.special_posts)),
+        city_temporary_posts_quota: all.city.as_ref().map(|c| i64::from(c.temporary_posts)),
         special_posts_quota: mine.iter().map(|c| i64::from(c.special_posts)).sum(),
         special_posts_held: special_held,
         temporary_posts_quota: mine.iter().map(|c| i64::from(c.temporary_posts)).sum(),

@@ -9,13 +9,14 @@ use chrono::Utc;
 use super::cache;
 use super::export::{Cell, Csv, Download, ExportFormat, Xlsx};
 use super::inventory::{self, Inventory};
-use super::months::{self, MonthState};
+use super::months::{self, CloseRequest, MonthDetail, MonthState, ReopenRequest};
 use super::node::{self, Node, NodeFilter};
 use super::quotas::{self, QuotaRequest, YearQuotas};
 use super::roster::{self, RosterCursor, RosterEntry, RosterKind};
+use super::signoff::{self, SignoffRequest, WithdrawRequest};
 use crate::auth::Caller;
 use crate::db::{write_transaction, Db, DbConnection};
-use crate::domain::{Month, Role};
+use crate::domain::{DivisionCode, Month, Role};
 use crate::error::{bad_query, ApiResult};
 use crate::privacy::Vault;
 
@@ -79,18 +80,114 @@ pub async fn months(db: &Db, caller: &Caller) -> ApiResult<Vec<MonthState>> {
     db.run(move |conn| Ok(months::list(conn, current)?)).await
 }
 
-/// Who may close a month: city admins.
+/// A month's dispatch: each county's sign-off (a county reviewer sees their own county), the
+/// surveys awaiting review and every close (county reviewers and the city).
+pub async fn month(db: &Db, caller: &Caller, month: Month) -> ApiResult<MonthDetail> {
+    caller.require_role(&[Role::CountyReviewer, Role::CityAdmin])?;
+    let caller = caller.clone();
+    let now = Utc::now();
+    db.run(move |conn| months::detail(conn, &caller, month, now))
+        .await
+}
+
+/// Who may close and reopen a month: city admins.
 pub fn require_closer(caller: &Caller) -> ApiResult<()> {
     caller.require_role(&[Role::CityAdmin])
 }
 
-/// Closes a month (city admins): every village's figures as of its end become its snapshot.
-pub async fn close_month(db: &Db, caller: &Caller, month: Month) -> ApiResult<MonthState> {
+/// Who may sign off a county's month: its county reviewers (the city closes with a reason
+/// instead of signing on a county's behalf).
+pub fn require_signer(caller: &Caller) -> ApiResult<()> {
+    caller.require_role(&[Role::CountyReviewer])
+}
+
+/// Closes a month (city admins): once it has ended, every county signed off and nothing awaits
+/// review, or with a reason; every village's figures as of its end become its next snapshot.
+pub async fn close_month(
+    db: &Db,
+    caller: &Caller,
+    month: Month,
+    request: CloseRequest,
+) -> ApiResult<MonthDetail> {
     require_closer(caller)?;
+    let reason = months::checked_text("reason", request.reason.as_deref(), false)?;
     let now = Utc::now();
-    let user = caller.user_id.clone();
-    db.write(move |conn| write_transaction(conn, |conn| months::close(conn, month, &user, now)))
-        .await
+    let caller = caller.clone();
+    db.write(move |conn| {
+        write_transaction(conn, |conn| {
+            months::close(conn, month, &caller.user_id, now, reason)?;
+            months::detail(conn, &caller, month, now)
+        })
+    })
+    .await
+}
+
+/// Reopens a closed month with a reason (city admins): its snapshot is kept, the counties sign
+/// off again, and the next close makes the next snapshot version.
+pub async fn reopen_month(
+    db: &Db,
+    caller: &Caller,
+    month: Month,
+    request: ReopenRequest,
+) -> ApiResult<MonthDetail> {
+    require_closer(caller)?;
+    let reason = months::checked_text("reason", request.reason.as_deref(), true)?;
+    let reason = reason.unwrap_or_default();
+    let now = Utc::now();
+    let caller = caller.clone();
+    db.write(move |conn| {
+        write_transaction(conn, |conn| {
+            months::reopen(conn, month, &caller.user_id, now, &reason)?;
+            months::detail(conn, &caller, month, now)
+        })
+    })
+    .await
+}
+
+/// Signs off a county's month (its county reviewers), with a note; a reason while surveys
+/// await review.
+pub async fn sign_off(
+    db: &Db,
+    caller: &Caller,
+    month: Month,
+    county: DivisionCode,
+    request: SignoffRequest,
+) -> ApiResult<MonthDetail> {
+    require_signer(caller)?;
+    caller.require_county(&county)?;
+    let note = months::checked_text("note", request.note.as_deref(), false)?;
+    let reason = months::checked_text("reason", request.reason.as_deref(), false)?;
+    let now = Utc::now();
+    let caller = caller.clone();
+    db.write(move |conn| {
+        write_transaction(conn, |conn| {
+            signoff::sign_off(conn, month, &county, &caller.user_id, now, note, reason)?;
+            months::detail(conn, &caller, month, now)
+        })
+    })
+    .await
+}
+
+/// Withdraws a county's sign-off of an open month (its county reviewers).
+pub async fn withdraw_signoff(
+    db: &Db,
+    caller: &Caller,
+    month: Month,
+    county: DivisionCode,
+    request: WithdrawRequest,
+) -> ApiResult<MonthDetail> {
+    require_signer(caller)?;
+    caller.require_county(&county)?;
+    let reason = months::checked_text("reason", request.reason.as_deref(), false)?;
+    let now = Utc::now();
+    let caller = caller.clone();
+    db.write(move |conn| {
+        write_transaction(conn, |conn| {
+            signoff::withdraw(conn, month, &county, &caller.user_id, now, reason)?;
+            months::detail(conn, &caller, month, now)
+        })
+    })
+    .await
 }
 
 /// Who may read quotas: county reviewers and the city.
