@@ -2,8 +2,10 @@
 //! [`service`] holds the operations the API and the console call.
 
 pub mod attendance;
+pub mod expected;
 pub mod input;
 pub mod policy;
+pub mod review;
 pub mod service;
 pub mod store;
 pub mod verify;
