@@ -7,7 +7,9 @@ pub mod input;
 pub mod policy;
 pub mod review;
 pub mod service;
+pub mod sheets;
 pub mod store;
+pub mod subsidies;
 pub mod verify;
 
 pub use policy::CheckinPolicy;
