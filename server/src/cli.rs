@@ -190,11 +190,19 @@ struct ServeArgs {
     required_days_special_post: u32,
     /// A temporary public-welfare post's full monthly subsidy, in yuan (800: 吉人社函〔2020〕28号,
     /// as the city's notice says).
-    #[arg(long, env = "TAIZHANG_TEMPORARY_POST_MONTHLY_YUAN", default_value_t = 800)]
+    #[arg(
+        long,
+        env = "TAIZHANG_TEMPORARY_POST_MONTHLY_YUAN",
+        default_value_t = 800
+    )]
     temporary_post_monthly_yuan: u32,
     /// A poverty special post's full monthly subsidy, in yuan. The notice gives no figure (it
     /// defers to 吉扶办〔2020〕4号): 800 until the city sets its own.
-    #[arg(long, env = "TAIZHANG_SPECIAL_POST_MONTHLY_YUAN", default_value_t = 800)]
+    #[arg(
+        long,
+        env = "TAIZHANG_SPECIAL_POST_MONTHLY_YUAN",
+        default_value_t = 800
+    )]
     special_post_monthly_yuan: u32,
     /// How the subsidy follows attendance: `prorated` (monthly × attended ÷ required, capped at
     /// the monthly amount) or `all_or_nothing` (the full amount once the days required are met).

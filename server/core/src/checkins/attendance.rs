@@ -336,7 +336,15 @@ pub fn detailed(
         let kind = CheckinKind::parse(&days.kind).unwrap_or(CheckinKind::ResidentDuty);
         let n_confirmed = days.confirmed.difference(&days.accepted).count();
         rows.push((
-            person_row(policy, subject, kind, village, person, &days.marks, n_confirmed),
+            person_row(
+                policy,
+                subject,
+                kind,
+                village,
+                person,
+                &days.marks,
+                n_confirmed,
+            ),
             days.marks,
         ));
     }

@@ -48,7 +48,12 @@ pub fn field_users(
         .inner_join(users::table)
         .filter(users::active.eq(true))
         .filter(users::role.eq_any([Role::Enumerator.as_str(), Role::FirstSecretary.as_str()]))
-        .select((users::id, users::name, users::role, user_villages::village_code))
+        .select((
+            users::id,
+            users::name,
+            users::role,
+            user_villages::village_code,
+        ))
         .order((users::id, user_villages::village_code))
         .into_boxed();
     crate::auth::area::narrow_to_area!(select, user_villages::village_code, caller, &f.area);

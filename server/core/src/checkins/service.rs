@@ -9,13 +9,13 @@ use super::input::{self, Checkin, CheckinRequest};
 use super::review::{self, CheckinReview, CheckinReviewRequest};
 use super::subsidies::{self, SubsidySheet};
 use super::{sheets, store, CheckinPolicy};
-use crate::domain::Month;
-use crate::error::bad_query;
-use crate::ledger::export::{Download, ExportFormat};
-use crate::ledger::node::NodeFilter;
 use crate::auth::Caller;
 use crate::db::{Db, DbConnection};
+use crate::domain::Month;
+use crate::error::bad_query;
 use crate::error::ApiResult;
+use crate::ledger::export::{Download, ExportFormat};
+use crate::ledger::node::NodeFilter;
 use crate::privacy::Vault;
 use crate::submissions::{self, Kind, Outcome, Received, Validated};
 use crate::villages::geofences::Geofences;
@@ -110,7 +110,9 @@ pub async fn review_checkin(
     now: DateTime<Utc>,
 ) -> ApiResult<(CheckinReview, bool)> {
     db.write(move |conn| {
-        crate::db::write_transaction(conn, |conn| review::decide(conn, &caller, &id, &request, now))
+        crate::db::write_transaction(conn, |conn| {
+            review::decide(conn, &caller, &id, &request, now)
+        })
     })
     .await
 }

@@ -116,7 +116,9 @@ fn write_sheet(sheet: &mut Worksheet, t: &Table, f: &Formats) -> Result<(), Xlsx
             match cell {
                 Cell::Text(s) => sheet.write_string_with_format(r, c, s, &f.cell)?,
                 Cell::Count(n) => sheet.write_number_with_format(r, c, *n as f64, &f.cell)?,
-                Cell::Fen(n) => sheet.write_number_with_format(r, c, *n as f64 / 100.0, &f.money)?,
+                Cell::Fen(n) => {
+                    sheet.write_number_with_format(r, c, *n as f64 / 100.0, &f.money)?
+                }
             };
         }
     }
@@ -145,7 +147,9 @@ pub fn csv(tables: &[Table], sink: &mut dyn Write) -> ApiResult<()> {
         if i > 0 {
             writer.write_record([""]).map_err(ApiError::internal)?;
         }
-        writer.write_record(&t.headers).map_err(ApiError::internal)?;
+        writer
+            .write_record(&t.headers)
+            .map_err(ApiError::internal)?;
         for row in &t.rows {
             writer
                 .write_record(row.iter().map(Cell::csv))
@@ -205,7 +209,10 @@ pub fn attendance_table(d: &Detailed, names: &HashMap<String, String>) -> Table 
                 Cell::Text(category(p).to_owned()),
                 Cell::Text(p.worker_id_number.clone().unwrap_or_default()),
             ];
-            row.extend(days.iter().map(|day| Cell::Text(mark(marks.get(day)).to_owned())));
+            row.extend(
+                days.iter()
+                    .map(|day| Cell::Text(mark(marks.get(day)).to_owned())),
+            );
             row.extend([
                 Cell::Count(p.days_present.into()),
                 Cell::Count(p.days_flagged.into()),
@@ -279,7 +286,14 @@ pub fn subsidy_tables(s: &SubsidySheet) -> [Table; 2] {
                 Cell::Count(p.days_flagged.into()),
                 Cell::Fen(p.monthly_fen),
                 Cell::Fen(p.due_fen),
-                Cell::Text(if p.no_attendance { "本月无出勤" } else { "" }.to_owned()),
+                Cell::Text(
+                    if p.no_attendance {
+                        "本月无出勤"
+                    } else {
+                        ""
+                    }
+                    .to_owned(),
+                ),
                 Cell::Text(p.village_code.clone()),
                 Cell::Text(String::new()),
             ]

@@ -158,9 +158,10 @@ pub fn compute(
     let mut people = Vec::new();
     for p in holders {
         let Some(post) = p.post else { continue };
-        let (village, township, county) = places.get(&p.village_code).cloned().unwrap_or_else(|| {
-            (p.village_code.clone(), String::new(), String::new())
-        });
+        let (village, township, county) = places
+            .get(&p.village_code)
+            .cloned()
+            .unwrap_or_else(|| (p.village_code.clone(), String::new(), String::new()));
         let monthly = rule.monthly_fen(post);
         people.push(SubsidyLine {
             county_name: name(&county),
