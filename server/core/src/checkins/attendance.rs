@@ -147,6 +147,8 @@ pub struct CheckinView {
     pub status: CheckinStatus,
     pub flags: Vec<CheckinFlag>,
     pub photo: PhotoRef,
+    /// A reviewer's decision on a flagged check-in (`POST /checkins/{id}/review`), if any.
+    pub decision: Option<CheckinDecision>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -204,9 +206,17 @@ pub fn list(
         .load::<(String, String)>(conn)?
         .into_iter()
         .collect();
+    let checkin_ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+    let decided: HashMap<String, String> = checkin_reviews::table
+        .filter(checkin_reviews::checkin_id.eq_any(&checkin_ids))
+        .select((checkin_reviews::checkin_id, checkin_reviews::decision))
+        .load::<(String, String)>(conn)?
+        .into_iter()
+        .collect();
     let items = rows
         .into_iter()
         .map(|r| CheckinView {
+            decision: decided.get(&r.id).and_then(|d| CheckinDecision::parse(d)),
             id: r.id,
             user_name: names.get(&r.user_id).cloned(),
             user_id: r.user_id,
