@@ -178,12 +178,12 @@ fn people_table(attendance: &Attendance, places: &HashMap<String, String>) -> Ma
     html! {
         h2 { "人员出勤（" (attendance.people.len()) " 人）" }
         @if attendance.people.is_empty() {
-            p.empty { "本月没有打卡记录。" }
+            p.empty { "没有需要打卡的人员。" }
         } @else {
             table.list #attendance {
                 thead { tr {
                     th { "姓名" } th { "打卡类型" } th { "行政村" } th { "出勤天数" }
-                    th { "仅有标记打卡的天数" } th { "应出勤天数" } th { "是否达标" }
+                    th { "待核实天数" } th { "应出勤天数" } th { "是否达标" }
                 } }
                 tbody {
                     @for p in &attendance.people {
@@ -197,7 +197,11 @@ fn people_table(attendance: &Attendance, places: &HashMap<String, String>) -> Ma
                             td.num { (p.days_present) }
                             td.num { (p.days_flagged) }
                             td.num { (p.days_required) }
-                            td { @if p.requirement_met { "达标" } @else { span.flag { "未达标" } } }
+                            td {
+                                @if p.no_checkins { span.flag { "本月未打卡" } }
+                                @else if p.requirement_met { "达标" }
+                                @else { span.flag { "未达标" } }
+                            }
                         }
                     }
                 }
@@ -245,9 +249,14 @@ fn flagged_list(
                                         input type="hidden" name="back" value=(back);
                                         textarea name="reason" required maxlength="500" rows="2"
                                             placeholder="核实理由（必填）" {}
-                                        button type="submit" name="decision" value="confirm" class="primary" { "核实有效" }
+                                        // A select, not two named buttons: the console's script
+                                        // submits forms without their submitter.
+                                        select name="decision" required {
+                                            option value="confirm" { "核实有效（计出勤）" }
+                                            option value="dismiss" { "核实无效（不计出勤）" }
+                                        }
                                         " "
-                                        button type="submit" name="decision" value="dismiss" { "核实无效" }
+                                        button type="submit" class="primary" { "提交核实结论" }
                                     }
                                 }
                             }
