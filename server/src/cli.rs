@@ -188,6 +188,26 @@ struct ServeArgs {
         default_value_t = 20
     )]
     required_days_special_post: u32,
+    /// A temporary public-welfare post's full monthly subsidy, in yuan (800: 吉人社函〔2020〕28号,
+    /// as the city's notice says).
+    #[arg(
+        long,
+        env = "TAIZHANG_TEMPORARY_POST_MONTHLY_YUAN",
+        default_value_t = 800
+    )]
+    temporary_post_monthly_yuan: u32,
+    /// A poverty special post's full monthly subsidy, in yuan. The notice gives no figure (it
+    /// defers to 吉扶办〔2020〕4号): 800 until the city sets its own.
+    #[arg(
+        long,
+        env = "TAIZHANG_SPECIAL_POST_MONTHLY_YUAN",
+        default_value_t = 800
+    )]
+    special_post_monthly_yuan: u32,
+    /// How the subsidy follows attendance: `prorated` (monthly × attended ÷ required, capped at
+    /// the monthly amount) or `all_or_nothing` (the full amount once the days required are met).
+    #[arg(long, env = "TAIZHANG_SUBSIDY_METHOD", default_value = "prorated", value_parser = ["prorated", "all_or_nothing"])]
+    subsidy_method: String,
     /// Seconds between rounds of recomputing, in the background, the ledger figures of villages
     /// that changed (current and previous month); 0 leaves it to the readers.
     #[arg(long, env = "TAIZHANG_LEDGER_WARM_SECS", default_value_t = 5)]
@@ -397,6 +417,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     settings.checkins.required_days_first_secretary = args.required_days_first_secretary;
     settings.checkins.required_days_enumerator = args.required_days_enumerator;
     settings.checkins.required_days_special_post = args.required_days_special_post;
+    settings.checkins.subsidy = crate::checkins::policy::SubsidyRule {
+        temporary_post_monthly_fen: i64::from(args.temporary_post_monthly_yuan) * 100,
+        special_post_monthly_fen: i64::from(args.special_post_monthly_yuan) * 100,
+        method: crate::domain::SubsidyMethod::parse(&args.subsidy_method)
+            .unwrap_or(crate::domain::SubsidyMethod::Prorated),
+    };
     settings.photos.max_bytes = args.photo_max_bytes;
     settings.photos.max_pixels = args.photo_max_pixels;
     settings.photos.max_decode_bytes = args.photo_max_decode_bytes;

@@ -546,8 +546,77 @@ async fn the_month_is_signed_off_closed_and_reopened(backend: Backend) {
     browser.stop().await;
 }
 
+/// A reviewer confirms a flagged check-in from the attendance page, with a reason: the day then
+/// counts; the subsidy page opens from there with its export buttons.
+async fn a_reviewer_confirms_a_flagged_checkin(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let secretary = app.token(SECRETARY_TAOBEI).await;
+    let mut shot = Shot::new(7102, chrono::Utc::now() - chrono::Duration::minutes(30));
+    shot.accuracy = 500.0;
+    let body = checkin_body(&app, &secretary, &shot).await;
+    assert_eq!(post(&app, &secretary, &body).await.status(), 201);
+    let month = (chrono::Utc::now() - chrono::Duration::minutes(30) + chrono::Duration::hours(8))
+        .format("%Y-%m")
+        .to_string();
+    let browser = Browser::start().await;
+    let b = &browser;
+    let name = match backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    };
+    b.client
+        .goto(&format!("{}/console/login", app.address))
+        .await
+        .expect("login page");
+    b.fill("#phone", REVIEWER_TAOBEI.phone).await;
+    b.fill("#password", REVIEWER_TAOBEI.password).await;
+    b.click_and_load("#login").await;
+    b.client
+        .goto(&format!(
+            "{}/console/attendance?month={month}&village=220802100201",
+            app.address
+        ))
+        .await
+        .expect("attendance");
+    assert!(b.text("#flagged").await.contains("定位精度不足"));
+    b.element("#flagged article.checkin img[src*=\"size=thumb\"]")
+        .await;
+    // The absentee enumerator is listed too.
+    assert!(b
+        .text("#attendance")
+        .await
+        .contains("演示·洮北区驻村工作队员"));
+    b.shot(&format!("{name}-09-flagged")).await;
+    b.fill("#flagged form.review textarea", "已电话核实，当日在村值守")
+        .await;
+    b.click_and_load("#flagged form.review button").await;
+    b.shot(&format!("{name}-10-confirmed")).await;
+    assert!(
+        b.text(".flash").await.contains("核实有效"),
+        "{}",
+        b.text("main").await
+    );
+    assert!(b.text("#flagged").await.contains("已核实有效"));
+    assert!(b
+        .client
+        .find_all(Locator::Css("#flagged form.review"))
+        .await
+        .expect("forms")
+        .is_empty());
+    b.shot(&format!("{name}-10-confirmed")).await;
+    b.click_and_load("#exports a[href^=\"/console/subsidies\"]")
+        .await;
+    assert!(b.text("main h1").await.contains("岗位补贴发放表"));
+    b.click("#exports a[href*=\"format=xlsx\"]").await;
+    let xlsx = b.downloaded("xlsx").await;
+    assert!(xlsx.starts_with(b"PK"), "an XLSX is a ZIP archive");
+    b.shot(&format!("{name}-11-subsidies")).await;
+    browser.stop().await;
+}
+
 both_backends!(
     a_reviewer_approves_rejects_and_exports,
     the_city_manages_staff_and_reads_the_audit_log,
     the_month_is_signed_off_closed_and_reopened,
+    a_reviewer_confirms_a_flagged_checkin,
 );

@@ -393,6 +393,10 @@ fn load_every_table(conn: &mut DbConnection) {
             Text,
         )>(conn)
         .expect("checkins");
+    checkin_reviews::table
+        .select(checkin_reviews::all_columns)
+        .load::<(Text, Text, Text, Text, Timestamp)>(conn)
+        .expect("checkin_reviews");
     duplicate_pairs::table
         .select(duplicate_pairs::all_columns)
         .load::<(

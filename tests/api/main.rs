@@ -8,6 +8,7 @@ mod helpers;
 // The test kit's fixtures, under the names the tests use.
 use taizhang_testkit::{pg, process as server_process};
 
+mod attendance;
 mod auth;
 mod bombs;
 mod browser;

@@ -10,19 +10,27 @@ use super::surveys::submission_response;
 use crate::auth::{area, Area, Caller};
 use crate::checkins::attendance::{Attendance, CheckinList, Filter};
 use crate::checkins::input::CheckinRequest;
+use crate::checkins::review::{CheckinReview, CheckinReviewRequest};
 use crate::checkins::service::{self, Verification};
 use crate::checkins::store::CheckinAnswer;
+use crate::checkins::subsidies::SubsidySheet;
+use crate::domain::DivisionLevel;
 use crate::domain::Month;
 use crate::error::{bad_query, ApiError, ApiResult, Problem};
+use crate::http::ApiJson;
 use crate::http::Auth;
 use crate::http::{ApiJsonValue, ApiQuery};
+use crate::ledger::export::ExportFormat;
+use crate::ledger::node::NodeFilter;
 use crate::state::AppState;
 use crate::submissions::{Kind, Outcome};
 
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(submit_checkin)
         .service(get_attendance)
-        .service(list_checkins);
+        .service(list_checkins)
+        .service(review_checkin)
+        .service(get_subsidies);
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -36,6 +44,10 @@ pub struct AttendanceQuery {
     pub county: Option<String>,
     /// A user id: only that user's own (resident-duty) attendance.
     pub user: Option<String>,
+    /// `json` (default), or the 考勤表 as `xlsx` or `csv`: a row per person, a column per day
+    /// (`√` present, `疑` flagged and awaiting a reviewer, `×` dismissed, blank no check-in),
+    /// with a legend row and totals columns.
+    pub format: Option<ExportFormat>,
 }
 
 /// The typed filter of a month's check-ins: the month (`YYYY-MM`), codes parsed and checked
@@ -161,16 +173,26 @@ async fn receive_checkin(
     .await
 }
 
-/// Monthly attendance: per person and village, the days present (several check-ins a day count
-/// once; a day with only flagged check-ins counts apart, as flagged), the days required and
-/// whether they are met; with roll-ups per village and county. Field users see their villages,
-/// county reviewers their county, the city everything.
+/// Monthly attendance of everyone who must check in, in scope: the first secretaries and
+/// enumerators assigned to the villages, and the special-post and temporary-post holders of the
+/// real-name ledger (each household's latest approved survey as of the month's end) — those
+/// without any check-in too, with 0 days and `no_checkins: true` (a field user once, in the first
+/// of their villages in the area). Per person and village: the days present (several check-ins a
+/// day count once; an accepted check-in, or a flagged one a reviewer confirmed), the days still
+/// flagged (awaiting a reviewer, not counted), the days dismissed (never counted), the days
+/// required and whether they are met; with roll-ups per village and county. Field users see
+/// their villages, county reviewers their county, the city everything. `format=xlsx|csv` gives
+/// the 考勤表 instead.
 #[utoipa::path(
     tag = "checkins",
     security(("bearer" = [])),
     params(AttendanceQuery),
     responses(
-        (status = 200, description = "The month's attendance", body = Attendance),
+        (status = 200, description = "The month's attendance (JSON), or the 考勤表 as XLSX or CSV (UTF-8 with BOM)", content(
+            (Attendance = "application/json"),
+            (inline(String) = "text/csv"),
+            (inline(crate::domain::Binary) = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+        )),
         (status = 400, description = "`invalid_query`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`out_of_scope`", body = Problem, content_type = "application/problem+json"),
     )
@@ -180,17 +202,28 @@ pub async fn get_attendance(
     state: web::Data<AppState>,
     Auth(caller): Auth,
     query: ApiQuery<AttendanceQuery>,
-) -> ApiResult<web::Json<Attendance>> {
+) -> ApiResult<HttpResponse> {
+    let format = query.0.format.unwrap_or_default();
     let filter = query.0.filter(&caller)?;
-    service::attendance(
+    if format != ExportFormat::Json {
+        let download = service::attendance_export(
+            &state.vault,
+            &state.settings.checkins,
+            caller,
+            filter,
+            format,
+        )?;
+        return super::ledger::stream(&state, download);
+    }
+    let attendance = service::attendance(
         &state.db,
         &state.vault,
         &state.settings.checkins,
         caller,
         filter,
     )
-    .await
-    .map(web::Json)
+    .await?;
+    Ok(HttpResponse::Ok().json(attendance))
 }
 
 /// The check-ins of a month in the caller's scope, newest first, with their flags, position
@@ -215,4 +248,107 @@ pub async fn list_checkins(
     service::list_checkins(&state.db, caller, filter, flagged, limit)
         .await
         .map(web::Json)
+}
+
+/// Confirms or dismisses a flagged check-in, with a reason (audited). A confirmed check-in's day
+/// counts as present; a dismissed one never counts. County reviewers decide in their county, the
+/// city anywhere; a check-in outside the caller's scope is 404. One decision per check-in, and
+/// final: the same decision with the same reason again answers 200 with what was stored (a
+/// retry); any other second decision is 409 `illegal_transition`, as is a decision on an
+/// accepted check-in.
+#[utoipa::path(
+    tag = "checkins",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The check-in's submission id")),
+    request_body(content = CheckinReviewRequest, example = json!({"decision": "confirm", "reason": "已电话核实，当日在村开展入户走访"})),
+    responses(
+        (status = 201, description = "Decided", body = CheckinReview),
+        (status = 200, description = "The same decision and reason again: what was stored", body = CheckinReview),
+        (status = 403, description = "`forbidden_role`: only county reviewers and the city decide", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such check-in in the caller's scope", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`illegal_transition`: already decided otherwise, or accepted (nothing to decide)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: `reason` `required` or `length` (at most 500 characters), `decision` `unknown_value`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/checkins/{id}/review")]
+pub async fn review_checkin(
+    state: web::Data<AppState>,
+    Auth(caller): Auth,
+    path: web::Path<String>,
+    body: ApiJson<CheckinReviewRequest>,
+) -> ApiResult<HttpResponse> {
+    let (review, decided) =
+        service::review_checkin(&state.db, caller, path.into_inner(), body.0, Utc::now()).await?;
+    Ok(if decided {
+        HttpResponse::Created().json(review)
+    } else {
+        HttpResponse::Ok().json(review)
+    })
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SubsidyQuery {
+    /// `YYYY-MM` (default: the current month).
+    pub month: Option<String>,
+    /// `city`, `county`, `township` or `village`; default the caller's county for a county
+    /// reviewer, else the city.
+    pub level: Option<DivisionLevel>,
+    /// 12-digit code of the node (not needed for the city, nor for a reviewer's own county).
+    pub code: Option<String>,
+    /// `json` (default), `xlsx` or `csv`.
+    pub format: Option<ExportFormat>,
+}
+
+/// The post subsidy sheet (岗位补贴发放表) of a node and month: every special-post and
+/// temporary-post holder of the real-name ledger there (latest approved survey as of the month's
+/// end), with the days attended (accepted check-ins and confirmed flagged ones; flagged ones
+/// awaiting a reviewer are shown apart and not paid), the days required
+/// (`--required-days-special-post`, default 20) and the amount due, holders with no day attended
+/// marked (`no_attendance`); totals per village, township and county. Amounts are integer fen
+/// (1 yuan = 100 fen). The rule (`rule` in the answer, set in the server's configuration): the
+/// full monthly amount is 800 yuan for temporary posts (吉人社函〔2020〕28号, as the notice
+/// says) and `--special-post-monthly-yuan` for special posts (default 800: the notice gives no
+/// figure); `prorated` (default) pays `monthly × attended ÷ required`, fractions of a fen dropped,
+/// never more than the monthly amount; `all_or_nothing` pays the full amount once the requirement
+/// is met, else nothing.
+#[utoipa::path(
+    tag = "checkins",
+    security(("bearer" = [])),
+    params(SubsidyQuery),
+    responses(
+        (status = 200, description = "The sheet (JSON), or as XLSX (发放表 and 汇总 sheets) or CSV (UTF-8 with BOM)", content(
+            (SubsidySheet = "application/json"),
+            (inline(String) = "text/csv"),
+            (inline(crate::domain::Binary) = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+        )),
+        (status = 400, description = "`invalid_query`: bad month, level, code or format", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`out_of_scope`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such node", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/subsidies")]
+pub async fn get_subsidies(
+    state: web::Data<AppState>,
+    Auth(caller): Auth,
+    query: ApiQuery<SubsidyQuery>,
+) -> ApiResult<HttpResponse> {
+    let q = query.0;
+    let month = area::month("month", q.month.as_deref())?;
+    let node = match (q.level, &caller.county_code, caller.scope_level()) {
+        (None, Some(county), crate::auth::ScopeLevel::County) if q.code.is_none() => NodeFilter {
+            level: DivisionLevel::County,
+            code: county.clone(),
+        },
+        _ => NodeFilter::parse(q.level, q.code.as_deref())?,
+    };
+    let format = q.format.unwrap_or_default();
+    let (db, vault, policy) = (&state.db, &state.vault, &state.settings.checkins);
+    if format != ExportFormat::Json {
+        let download =
+            service::subsidies_export(db, vault, policy, caller, node, month, format).await?;
+        return super::ledger::stream(&state, download);
+    }
+    let sheet = service::subsidies(db, vault, policy, caller, node, month).await?;
+    Ok(HttpResponse::Ok().json(sheet))
 }

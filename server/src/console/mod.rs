@@ -55,6 +55,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/duplicates", web::get().to(duplicates::page))
             .route("/duplicates/{a}/{b}", web::post().to(duplicates::decide))
             .route("/attendance", web::get().to(attendance::page))
+            .route("/attendance/export", web::get().to(attendance::export))
+            .route("/checkins/{id}/review", web::post().to(attendance::review))
+            .route("/subsidies", web::get().to(attendance::subsidies))
+            .route(
+                "/subsidies/export",
+                web::get().to(attendance::subsidies_export),
+            )
             .route("/ledger", web::get().to(ledger::page))
             .route("/ledger/export", web::get().to(ledger::export))
             .route("/months", web::get().to(months::list_page))

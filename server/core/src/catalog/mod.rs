@@ -185,6 +185,18 @@ fn work_and_review() -> Vec<CatalogEnum> {
             entries!(CheckinStatus),
         ),
         e(
+            "checkin_decision",
+            "打卡核实决定",
+            "POST /checkins/{id}/review: decision",
+            entries!(CheckinDecision),
+        ),
+        e(
+            "subsidy_method",
+            "岗位补贴计发办法",
+            "GET /subsidies: rule.method",
+            entries!(SubsidyMethod),
+        ),
+        e(
             "month_status",
             "月份状态",
             "/months: state",

@@ -10,9 +10,11 @@ use utoipa::ToSchema;
 
 use super::policy::CheckinPolicy;
 use crate::auth::{Area, Caller};
-use crate::db::schema::{checkins, survey_members, users};
+use crate::db::schema::{checkin_reviews, checkins, survey_members, users};
 use crate::db::DbConnection;
-use crate::domain::{CheckinFlag, CheckinKind, CheckinStatus, Month, Role};
+use crate::domain::{
+    CheckinDecision, CheckinFlag, CheckinKind, CheckinStatus, EmploymentStatus, Month, Role,
+};
 use crate::error::ApiResult;
 use crate::photos::PhotoRef;
 use crate::privacy::Vault;
@@ -27,8 +29,9 @@ pub struct Filter {
     pub user: Option<String>,
 }
 
-/// One person's attendance in one village.
-#[derive(Debug, Serialize, ToSchema)]
+/// One person's attendance in one village: everyone who must check in is listed (see
+/// [`super::expected`]), those without a check-in with 0 days and `no_checkins`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct PersonAttendance {
     /// `user:<id>` for resident duty, `person:<keyed hash>` for a special-post worker.
     pub subject: String,
@@ -38,13 +41,23 @@ pub struct PersonAttendance {
     pub role: Option<Role>,
     /// A special-post worker's ID number, masked.
     pub worker_id_number: Option<String>,
+    /// The post a holder has on the real-name ledger (`special_post` or
+    /// `temporary_public_post`); null for field users and for a worker not (yet) on the ledger.
+    #[schema(value_type = Option<EmploymentStatus>, example = "temporary_public_post")]
+    pub post: Option<EmploymentStatus>,
     pub village_code: String,
-    /// Days with at least one accepted check-in.
+    /// Days that count: with an accepted check-in, or a flagged one a reviewer confirmed.
     pub days_present: u32,
-    /// Days with check-ins, all of them flagged.
+    /// Days with flagged check-ins awaiting a reviewer, and none that counts.
     pub days_flagged: u32,
+    /// Of `days_present`, the days counted only thanks to a confirmed flagged check-in.
+    pub days_confirmed: u32,
+    /// Days whose only check-ins were dismissed (never counted).
+    pub days_dismissed: u32,
     pub days_required: u32,
     pub requirement_met: bool,
+    /// No check-in at all this month (an absentee, listed so that no one is paid unseen).
+    pub no_checkins: bool,
 }
 
 /// Totals for a village or a county.
@@ -55,6 +68,8 @@ pub struct Rollup {
     pub requirement_met: u32,
     pub days_present: u32,
     pub days_flagged: u32,
+    /// People without any check-in this month.
+    pub no_checkins: u32,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -66,10 +81,29 @@ pub struct Attendance {
     pub counties: Vec<Rollup>,
 }
 
+/// What one day of a person's month shows, best first when a day has several check-ins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum DayMark {
+    /// An accepted or a confirmed check-in: the day counts.
+    Present,
+    /// Flagged check-ins awaiting a reviewer.
+    Flagged,
+    /// Only dismissed check-ins.
+    Dismissed,
+}
+
+/// Attendance with each person's days, in the order of `attendance.people`: what the
+/// 考勤表 and the subsidy sheet are written from.
+pub struct Detailed {
+    pub attendance: Attendance,
+    pub days: Vec<BTreeMap<NaiveDate, DayMark>>,
+}
+
 /// A check-in as attendance counts it.
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = checkins, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 struct Row {
+    id: String,
     subject: String,
     kind: String,
     user_id: String,
@@ -113,6 +147,8 @@ pub struct CheckinView {
     pub status: CheckinStatus,
     pub flags: Vec<CheckinFlag>,
     pub photo: PhotoRef,
+    /// A reviewer's decision on a flagged check-in (`POST /checkins/{id}/review`), if any.
+    pub decision: Option<CheckinDecision>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -170,9 +206,17 @@ pub fn list(
         .load::<(String, String)>(conn)?
         .into_iter()
         .collect();
+    let checkin_ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+    let decided: HashMap<String, String> = checkin_reviews::table
+        .filter(checkin_reviews::checkin_id.eq_any(&checkin_ids))
+        .select((checkin_reviews::checkin_id, checkin_reviews::decision))
+        .load::<(String, String)>(conn)?
+        .into_iter()
+        .collect();
     let items = rows
         .into_iter()
         .map(|r| CheckinView {
+            decision: decided.get(&r.id).and_then(|d| CheckinDecision::parse(d)),
             id: r.id,
             user_name: names.get(&r.user_id).cloned(),
             user_id: r.user_id,
@@ -199,90 +243,264 @@ pub fn compute(
     caller: &Caller,
     f: &Filter,
 ) -> ApiResult<Attendance> {
-    let rows: Vec<Row> = scoped(caller, f).select(Row::as_select()).load(conn)?;
+    Ok(detailed(conn, vault, policy, caller, f)?.attendance)
+}
 
-    struct Days {
-        kind: String,
-        user_id: String,
-        worker_sealed: Option<String>,
-        present: BTreeSet<NaiveDate>,
-        seen: BTreeSet<NaiveDate>,
-    }
+/// A person's check-ins of the month, day by day.
+struct Days {
+    kind: String,
+    user_id: String,
+    worker_sealed: Option<String>,
+    marks: BTreeMap<NaiveDate, DayMark>,
+    accepted: BTreeSet<NaiveDate>,
+    confirmed: BTreeSet<NaiveDate>,
+}
+
+/// The month's check-ins by person and village, each day marked by its best check-in, the
+/// reviewers' decisions applied.
+fn days_by_person(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    f: &Filter,
+) -> ApiResult<BTreeMap<(String, String), Days>> {
+    let rows: Vec<Row> = scoped(caller, f).select(Row::as_select()).load(conn)?;
+    let decisions: HashMap<String, String> = checkin_reviews::table
+        .inner_join(checkins::table)
+        .filter(checkins::attendance_date.ge(f.month.first_day()))
+        .filter(checkins::attendance_date.le(f.month.last_day()))
+        .select((checkin_reviews::checkin_id, checkin_reviews::decision))
+        .load::<(String, String)>(conn)?
+        .into_iter()
+        .collect();
     let mut by_person: BTreeMap<(String, String), Days> = BTreeMap::new();
     for r in rows {
-        let date = r.attendance_date;
+        let mark = if r.status == CheckinStatus::Accepted.as_str() {
+            DayMark::Present
+        } else {
+            match decisions.get(&r.id).and_then(|d| CheckinDecision::parse(d)) {
+                Some(CheckinDecision::Confirm) => DayMark::Present,
+                Some(CheckinDecision::Dismiss) => DayMark::Dismissed,
+                None => DayMark::Flagged,
+            }
+        };
         let days = by_person
             .entry((r.subject, r.village_code))
             .or_insert_with(|| Days {
                 kind: r.kind,
                 user_id: r.user_id,
                 worker_sealed: r.worker_id_sealed,
-                present: BTreeSet::new(),
-                seen: BTreeSet::new(),
+                marks: BTreeMap::new(),
+                accepted: BTreeSet::new(),
+                confirmed: BTreeSet::new(),
             });
-        days.seen.insert(date);
+        let best = days.marks.entry(r.attendance_date).or_insert(mark);
+        *best = (*best).min(mark);
         if r.status == CheckinStatus::Accepted.as_str() {
-            days.present.insert(date);
+            days.accepted.insert(r.attendance_date);
+        } else if mark == DayMark::Present {
+            days.confirmed.insert(r.attendance_date);
         }
     }
+    Ok(by_person)
+}
 
-    let user_ids: Vec<&str> = by_person.values().map(|d| d.user_id.as_str()).collect();
+/// The month's attendance with each person's days.
+pub fn detailed(
+    conn: &mut DbConnection,
+    vault: &Vault,
+    policy: &CheckinPolicy,
+    caller: &Caller,
+    f: &Filter,
+) -> ApiResult<Detailed> {
+    let by_person = days_by_person(conn, caller, f)?;
+    let users_of: Vec<&str> = by_person.values().map(|d| d.user_id.as_str()).collect();
     let people_users: HashMap<String, (String, String)> = users::table
-        .filter(users::id.eq_any(&user_ids))
+        .filter(users::id.eq_any(&users_of))
         .select((users::id, users::name, users::role))
         .load::<(String, String, String)>(conn)?
         .into_iter()
         .map(|(id, name, role)| (id, (name, role)))
         .collect();
+    let holders = super::expected::post_holders(conn, vault, caller, f)?;
+    let holder_of: HashMap<(String, String), super::expected::Expected> = holders
+        .iter()
+        .map(|h| ((h.subject.clone(), h.village_code.clone()), h.clone()))
+        .collect();
 
-    let mut people = Vec::new();
+    let mut rows: Vec<(PersonAttendance, BTreeMap<NaiveDate, DayMark>)> = Vec::new();
     for ((subject, village), days) in by_person {
-        let kind = CheckinKind::parse(&days.kind).unwrap_or(CheckinKind::ResidentDuty);
-        let (user_id, name, role, worker_id_number) = match subject.strip_prefix("person:") {
-            Some(hash) => {
-                let name: Option<String> = survey_members::table
-                    .filter(survey_members::person_id_hash.eq(hash))
-                    .select(survey_members::name)
-                    .first(conn)
-                    .optional()?;
-                let masked = days
-                    .worker_sealed
-                    .as_deref()
-                    .and_then(|s| vault.open_id(s).ok())
-                    .map(|id| id.masked());
-                (None, name, None, masked)
-            }
+        let holder = holder_of.get(&(subject.clone(), village.clone()));
+        let person = match subject.strip_prefix("person:") {
+            Some(hash) => worker(conn, vault, hash, &days, holder)?,
             None => {
                 let (name, role) = people_users.get(&days.user_id).cloned().unzip();
-                (
-                    Some(days.user_id.clone()),
+                Identity {
+                    user_id: Some(days.user_id.clone()),
                     name,
-                    role.as_deref().and_then(Role::parse),
-                    None,
-                )
+                    role: role.as_deref().and_then(Role::parse),
+                    worker_id_number: None,
+                    post: None,
+                }
             }
         };
-        let days_present = days.present.len() as u32;
-        let days_required = policy.required_days(kind, role);
-        people.push(PersonAttendance {
-            subject,
-            kind,
-            user_id,
-            name,
-            role,
-            worker_id_number,
-            village_code: village,
-            days_present,
-            days_flagged: days.seen.difference(&days.present).count() as u32,
-            days_required,
-            requirement_met: days_present >= days_required,
-        });
+        let kind = CheckinKind::parse(&days.kind).unwrap_or(CheckinKind::ResidentDuty);
+        let n_confirmed = days.confirmed.difference(&days.accepted).count();
+        rows.push((
+            person_row(
+                policy,
+                subject,
+                kind,
+                village,
+                person,
+                &days.marks,
+                n_confirmed,
+            ),
+            days.marks,
+        ));
     }
+    add_absentees(conn, caller, f, policy, holders, &mut rows)?;
+    rows.sort_by(|a, b| {
+        (&a.0.village_code, a.0.kind, &a.0.name, &a.0.subject).cmp(&(
+            &b.0.village_code,
+            b.0.kind,
+            &b.0.name,
+            &b.0.subject,
+        ))
+    });
+    let (people, days): (Vec<_>, Vec<_>) = rows.into_iter().unzip();
+    let (villages, counties) = rollups(&people);
+    Ok(Detailed {
+        attendance: Attendance {
+            month: f.month,
+            people,
+            villages,
+            counties,
+        },
+        days,
+    })
+}
 
+/// Who a row is: a field user or a post holder.
+struct Identity {
+    user_id: Option<String>,
+    name: Option<String>,
+    role: Option<Role>,
+    worker_id_number: Option<String>,
+    post: Option<EmploymentStatus>,
+}
+
+/// A special-post worker who checked in: named from the ledger if they are on it, else from
+/// any survey that lists them.
+fn worker(
+    conn: &mut DbConnection,
+    vault: &Vault,
+    hash: &str,
+    days: &Days,
+    holder: Option<&super::expected::Expected>,
+) -> ApiResult<Identity> {
+    let name = match holder {
+        Some(h) => Some(h.name.clone()),
+        None => survey_members::table
+            .filter(survey_members::person_id_hash.eq(hash))
+            .select(survey_members::name)
+            .first(conn)
+            .optional()?,
+    };
+    let masked = days
+        .worker_sealed
+        .as_deref()
+        .and_then(|s| vault.open_id(s).ok())
+        .map(|id| id.masked())
+        .or_else(|| holder.and_then(|h| h.worker_id_number.clone()));
+    Ok(Identity {
+        user_id: None,
+        name,
+        role: None,
+        worker_id_number: masked,
+        post: holder.and_then(|h| h.post),
+    })
+}
+
+fn person_row(
+    policy: &CheckinPolicy,
+    subject: String,
+    kind: CheckinKind,
+    village: String,
+    who: Identity,
+    marks: &BTreeMap<NaiveDate, DayMark>,
+    days_confirmed: usize,
+) -> PersonAttendance {
+    let count = |m: DayMark| marks.values().filter(|v| **v == m).count() as u32;
+    let days_present = count(DayMark::Present);
+    let days_required = policy.required_days(kind, who.role);
+    PersonAttendance {
+        subject,
+        kind,
+        user_id: who.user_id,
+        name: who.name,
+        role: who.role,
+        worker_id_number: who.worker_id_number,
+        post: who.post,
+        village_code: village,
+        days_present,
+        days_flagged: count(DayMark::Flagged),
+        days_confirmed: days_confirmed as u32,
+        days_dismissed: count(DayMark::Dismissed),
+        days_required,
+        requirement_met: days_present >= days_required,
+        no_checkins: marks.is_empty(),
+    }
+}
+
+/// Adds everyone who must check in and has no row: a field user without any check-in in the
+/// area (once, in the first of their villages there), a post holder without one in their
+/// village.
+fn add_absentees(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    f: &Filter,
+    policy: &CheckinPolicy,
+    holders: Vec<super::expected::Expected>,
+    rows: &mut Vec<(PersonAttendance, BTreeMap<NaiveDate, DayMark>)>,
+) -> ApiResult<()> {
+    let seen_subjects: BTreeSet<String> = rows.iter().map(|r| r.0.subject.clone()).collect();
+    let seen: BTreeSet<(String, String)> = rows
+        .iter()
+        .map(|r| (r.0.subject.clone(), r.0.village_code.clone()))
+        .collect();
+    let users = super::expected::field_users(conn, caller, f)?;
+    let absent = users
+        .into_iter()
+        .map(|(e, _)| e)
+        .filter(|e| !seen_subjects.contains(&e.subject))
+        .chain(
+            holders
+                .into_iter()
+                .filter(|h| !seen.contains(&(h.subject.clone(), h.village_code.clone()))),
+        );
+    let none = BTreeMap::new();
+    for e in absent {
+        let who = Identity {
+            user_id: e.user_id,
+            name: Some(e.name),
+            role: e.role,
+            worker_id_number: e.worker_id_number,
+            post: e.post,
+        };
+        rows.push((
+            person_row(policy, e.subject, e.kind, e.village_code, who, &none, 0),
+            BTreeMap::new(),
+        ));
+    }
+    Ok(())
+}
+
+/// Totals per village and per county.
+fn rollups(people: &[PersonAttendance]) -> (Vec<Rollup>, Vec<Rollup>) {
     let mut villages: BTreeMap<String, Rollup> = BTreeMap::new();
     let mut counties: BTreeMap<String, Rollup> = BTreeMap::new();
-    for p in &people {
-        let county = format!("{}000000", &p.village_code[..6]);
+    for p in people {
+        let county = format!("{}000000", p.village_code.get(..6).unwrap_or_default());
         for (map, code) in [
             (&mut villages, p.village_code.clone()),
             (&mut counties, county),
@@ -295,12 +513,11 @@ pub fn compute(
             r.requirement_met += u32::from(p.requirement_met);
             r.days_present += p.days_present;
             r.days_flagged += p.days_flagged;
+            r.no_checkins += u32::from(p.no_checkins);
         }
     }
-    Ok(Attendance {
-        month: f.month,
-        people,
-        villages: villages.into_values().collect(),
-        counties: counties.into_values().collect(),
-    })
+    (
+        villages.into_values().collect(),
+        counties.into_values().collect(),
+    )
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::domain::{CheckinKind, Role};
+use crate::domain::{CheckinKind, EmploymentStatus, Role, SubsidyMethod};
 
 #[derive(Debug, Clone)]
 pub struct CheckinPolicy {
@@ -24,6 +24,57 @@ pub struct CheckinPolicy {
     pub required_days_first_secretary: u32,
     pub required_days_enumerator: u32,
     pub required_days_special_post: u32,
+    /// How the post subsidies (岗位补贴) follow attendance.
+    pub subsidy: SubsidyRule,
+}
+
+/// The monthly post subsidy and how it follows the days attended. Amounts are integer fen
+/// (分), so no sum or ratio ever meets a float.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubsidyRule {
+    /// Temporary public-welfare posts: 800 yuan a month, the standard of 吉人社函〔2020〕28号
+    /// that the city's notice quotes.
+    pub temporary_post_monthly_fen: i64,
+    /// Poverty special posts: the notice gives no figure (it defers to 吉扶办〔2020〕4号, which
+    /// is not in the record), so the default is the temporary posts' 800 yuan until the city
+    /// sets its own (`--special-post-monthly-yuan`).
+    pub special_post_monthly_fen: i64,
+    pub method: SubsidyMethod,
+}
+
+impl Default for SubsidyRule {
+    fn default() -> Self {
+        Self {
+            temporary_post_monthly_fen: 80_000,
+            special_post_monthly_fen: 80_000,
+            method: SubsidyMethod::Prorated,
+        }
+    }
+}
+
+impl SubsidyRule {
+    /// The full monthly amount of a post (fen); nothing for any other status.
+    pub fn monthly_fen(&self, post: EmploymentStatus) -> i64 {
+        match post {
+            EmploymentStatus::TemporaryPublicPost => self.temporary_post_monthly_fen,
+            EmploymentStatus::SpecialPost => self.special_post_monthly_fen,
+            _ => 0,
+        }
+    }
+
+    /// The amount due (fen) for `attended` of `required` days on a post paying `monthly` fen:
+    /// pro-rated `monthly × attended ÷ required`, fractions of a fen dropped, never more than
+    /// `monthly` (and the full amount when no day is required); or, all-or-nothing, `monthly`
+    /// once the requirement is met.
+    pub fn amount_due(&self, monthly: i64, attended: u32, required: u32) -> i64 {
+        let (attended, required) = (i64::from(attended), i64::from(required));
+        match self.method {
+            _ if required == 0 => monthly,
+            SubsidyMethod::Prorated => (monthly * attended / required).min(monthly),
+            SubsidyMethod::AllOrNothing if attended >= required => monthly,
+            SubsidyMethod::AllOrNothing => 0,
+        }
+    }
 }
 
 impl Default for CheckinPolicy {
@@ -39,6 +90,7 @@ impl Default for CheckinPolicy {
             required_days_first_secretary: 20,
             required_days_enumerator: 20,
             required_days_special_post: 20,
+            subsidy: SubsidyRule::default(),
         }
     }
 }
@@ -51,5 +103,26 @@ impl CheckinPolicy {
             (_, Some(Role::FirstSecretary)) => self.required_days_first_secretary,
             _ => self.required_days_enumerator,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subsidies_are_prorated_in_fen_and_capped() {
+        let rule = SubsidyRule::default();
+        assert_eq!(rule.amount_due(80_000, 0, 20), 0);
+        assert_eq!(rule.amount_due(80_000, 7, 20), 28_000);
+        assert_eq!(rule.amount_due(80_000, 7, 21), 26_666);
+        assert_eq!(rule.amount_due(80_000, 25, 20), 80_000);
+        assert_eq!(rule.amount_due(80_000, 0, 0), 80_000);
+        let strict = SubsidyRule {
+            method: SubsidyMethod::AllOrNothing,
+            ..rule
+        };
+        assert_eq!(strict.amount_due(80_000, 19, 20), 0);
+        assert_eq!(strict.amount_due(80_000, 20, 20), 80_000);
     }
 }

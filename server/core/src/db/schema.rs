@@ -298,6 +298,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    checkin_reviews (checkin_id) {
+        checkin_id -> Text,
+        decision -> Text,
+        reason -> Text,
+        reviewer_id -> Text,
+        decided_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     sync_tombstones (village_code, household_id) {
         village_code -> Text,
         household_id -> Text,
@@ -452,6 +462,7 @@ diesel::joinable!(photo_uploads -> photos (photo_sha256));
 diesel::joinable!(photo_uploads -> users (user_id));
 diesel::joinable!(photo_links -> photos (photo_sha256));
 diesel::joinable!(photo_links -> villages (village_code));
+diesel::joinable!(checkin_reviews -> checkins (checkin_id));
 diesel::joinable!(user_villages -> users (user_id));
 diesel::joinable!(user_villages -> villages (village_code));
 diesel::joinable!(sessions -> users (user_id));
@@ -482,6 +493,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     duplicate_pairs,
     merge_moves,
     checkins,
+    checkin_reviews,
     ledger_generations,
     ledger_cache,
     month_closes,
@@ -518,6 +530,7 @@ pub const ALL_TABLES: &[&str] = &[
     "village_post_demand",
     "audit_log",
     "checkins",
+    "checkin_reviews",
     "duplicate_pairs",
     "merge_moves",
     "ledger_generations",

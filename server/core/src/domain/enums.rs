@@ -314,6 +314,23 @@ labelled_enum! {
 }
 
 labelled_enum! {
+    /// A reviewer's decision on a flagged check-in: a confirmed day counts as present, a
+    /// dismissed check-in never counts.
+    pub enum CheckinDecision {
+        Confirm = ("confirm", "核实有效"),
+        Dismiss = ("dismiss", "核实无效"),
+    }
+}
+
+labelled_enum! {
+    /// How a post holder's monthly subsidy follows the days attended.
+    pub enum SubsidyMethod {
+        Prorated = ("prorated", "按出勤天数折算（出勤天数 ÷ 应出勤天数，不超过月标准）"),
+        AllOrNothing = ("all_or_nothing", "出勤达标发全额，未达标不发"),
+    }
+}
+
+labelled_enum! {
     /// A month of the ledger: open (figures live) or closed by the monthly dispatch (frozen).
     pub enum MonthStatus {
         Open = ("open", "未关账"),

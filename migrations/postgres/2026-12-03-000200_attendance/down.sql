@@ -1,0 +1,2 @@
+-- Reverts ../up.sql.
+DROP TABLE checkin_reviews;
