@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use maud::{html, Markup, DOCTYPE};
 
 use super::session::Session;
-use crate::domain::{time, Month};
+use crate::domain::{time, Month, Role};
 
 /// The console's sections, in the order of the navigation bar.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

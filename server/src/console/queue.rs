@@ -211,7 +211,11 @@ async fn enumerators_of(
     caller: &Caller,
     county: Option<&str>,
 ) -> ConsoleResult<Vec<(String, String)>> {
-    let list = crate::users::service::list(&state.db, caller).await?;
+    let only = crate::users::service::UserFilter {
+        role: Some(Role::Enumerator),
+        ..Default::default()
+    };
+    let list = crate::users::service::list(&state.db, caller, only).await?;
     Ok(list
         .users
         .into_iter()
