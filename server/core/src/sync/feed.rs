@@ -32,7 +32,8 @@ pub struct SyncPage {
     pub households: Vec<SyncHousehold>,
     /// Households gone from a village since the cursor: merged into another, or moved away.
     pub tombstones: Vec<Tombstone>,
-    /// Review states of the caller's own submissions among the changes.
+    /// Review states of the caller's own submissions among the changes: those awaiting review,
+    /// reopened or rejected, and those whose state changed since the start of last month.
     pub submissions: Vec<SubmissionState>,
     /// Employers of the registry new or changed since the cursor.
     pub employers: Vec<SyncEmployer>,

@@ -12,12 +12,16 @@ use super::feed::{
 };
 use crate::db::schema::{duplicate_pairs, household_surveys, people, survey_members};
 use crate::db::DbConnection;
+use crate::domain::{time, Month};
 use crate::domain::{
     EmploymentStatus, LabourCapacity, PostType, PovertyStatus, Relation, ReviewStatus, SafetyNet,
     Sex, SurveyKind, TrainingTrade,
 };
 use crate::error::{ApiError, ApiResult};
 use crate::ledger::figures::INCLUDING_PENDING;
+
+/// Review states still open to the phone: it may correct or resend.
+const UNSETTLED: [&str; 3] = ["submitted", "reopened", "rejected"];
 use crate::privacy::{Purpose, Vault};
 use crate::surveys::views::mask_phone;
 
@@ -154,9 +158,14 @@ pub fn households(
         let rows = members.remove(v.id.as_str()).unwrap_or_default();
         out.push(household(vault, village, v, rows)?);
     }
+    // The review states the phone can act on: awaiting review or sent back, or settled since
+    // the start of last month. A state settled long ago (an approved survey of last year) is
+    // history the phone does not need; it stays readable in the survey list.
+    let since = time::start_of(Month::containing(time::today()).previous().first_day()).naive_utc();
     let mut mine: Vec<&VersionRow> = versions
         .iter()
         .filter(|v| v.enumerator_id == user)
+        .filter(|v| UNSETTLED.contains(&v.status.as_str()) || v.status_changed_at >= since)
         .collect();
     mine.sort_by(|a, b| (&a.household_id, a.version).cmp(&(&b.household_id, b.version)));
     let submissions = mine
