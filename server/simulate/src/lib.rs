@@ -809,11 +809,21 @@ impl Simulation {
                     if !village_codes.contains(village.as_str()) {
                         continue;
                     }
-                    let Some(&u) = person["user_id"].as_str().and_then(|id| ours.get(id)) else {
+                    // Attendance lists everyone who must check in: one with no check-in at
+                    // all is the server's absentee, not a check-in the truth must know of.
+                    let absent = person["no_checkins"] == true;
+                    let known = person["user_id"].as_str().and_then(|id| ours.get(id));
+                    let Some(&u) = known else {
+                        if absent {
+                            continue;
+                        }
                         found.push(format!("attendance {m}: someone the simulator does not know checked in at {village}: {person}"));
                         continue;
                     };
                     let key = (u, village.clone(), *m);
+                    if absent && !expected_days.contains_key(&key) {
+                        continue;
+                    }
                     let (present, flagged) = (
                         person["days_present"].as_u64().unwrap_or(0) as u32,
                         person["days_flagged"].as_u64().unwrap_or(0) as u32,
