@@ -354,10 +354,7 @@ async fn the_city_manages_staff_and_reads_the_audit_log(backend: Backend) {
         Backend::Postgres => "postgres",
     };
     let go = |path: &str| format!("{}{path}", app.address);
-    b.client.goto(&go("/console/login")).await.expect("login");
-    b.fill("#phone", CITY_ADMIN.phone).await;
-    b.fill("#password", CITY_ADMIN.password).await;
-    b.click_and_load("#login").await;
+    log_in_as(b, &app, CITY_ADMIN).await;
 
     // The list, filtered by role.
     b.click_and_load("nav a[href=\"/console/users\"]").await;
@@ -423,10 +420,7 @@ async fn the_city_manages_staff_and_reads_the_audit_log(backend: Backend) {
     // The reviewer logs in with it and must choose a new password before anything else.
     b.click_and_load("form[action=\"/console/logout\"] button")
         .await;
-    b.client.goto(&go("/console/login")).await.expect("login");
-    b.fill("#phone", REVIEWER_TAOBEI.phone).await;
-    b.fill("#password", &one_time).await;
-    b.click_and_load("#login").await;
+    log_in(b, &app, REVIEWER_TAOBEI.phone, &one_time).await;
     assert_eq!(b.path().await, "/console/password");
     assert!(b.text(".flash.error").await.contains("重置"));
     b.client.goto(&go("/console/queue")).await.expect("queue");
@@ -476,13 +470,18 @@ async fn confirm_and_load(b: &Browser, css: &str) {
 }
 
 async fn log_in_as(b: &Browser, app: &TestApp, user: DemoUser) {
+    log_in(b, app, user.phone, user.password).await;
+}
+
+/// Signs in through the console's form, as a fresh visitor (no cookies).
+async fn log_in(b: &Browser, app: &TestApp, phone: &str, password: &str) {
     b.client.delete_all_cookies().await.expect("cookies");
     b.client
         .goto(&format!("{}/console", app.address))
         .await
         .expect("open console");
-    b.fill("#phone", user.phone).await;
-    b.fill("#password", user.password).await;
+    b.fill("#phone", phone).await;
+    b.fill("#password", password).await;
     b.click_and_load("#login").await;
 }
 
@@ -564,13 +563,7 @@ async fn a_reviewer_confirms_a_flagged_checkin(backend: Backend) {
         Backend::Sqlite => "sqlite",
         Backend::Postgres => "postgres",
     };
-    b.client
-        .goto(&format!("{}/console/login", app.address))
-        .await
-        .expect("login page");
-    b.fill("#phone", REVIEWER_TAOBEI.phone).await;
-    b.fill("#password", REVIEWER_TAOBEI.password).await;
-    b.click_and_load("#login").await;
+    log_in_as(b, &app, REVIEWER_TAOBEI).await;
     b.client
         .goto(&format!(
             "{}/console/attendance?month={month}&village=220802100201",
@@ -614,9 +607,53 @@ async fn a_reviewer_confirms_a_flagged_checkin(backend: Backend) {
     browser.stop().await;
 }
 
+/// The real-name ledgers: from the ledger's figure to its people, masked; then in full with a
+/// reason.
+async fn a_reviewer_reads_a_real_name_ledger(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let heads = crate::ledger::out_migrants(&app).await;
+    let browser = Browser::start().await;
+    let b = &browser;
+    let name = match backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    };
+    log_in_as(b, &app, REVIEWER_TAOBEI).await;
+    b.client
+        .goto(&format!(
+            "{}/console/ledger?level=village&code=220802100201&month=2020-07",
+            app.address
+        ))
+        .await
+        .expect("ledger");
+    b.click_and_load("tr[data-figure=\"out_migrants\"] a").await;
+    assert_eq!(
+        b.text("main h1").await,
+        "平安村委会2020年7月外出务工人员实名制台账"
+    );
+    let rows = b
+        .client
+        .find_all(fantoccini::Locator::Css("#roster tbody tr"))
+        .await
+        .expect("rows");
+    assert_eq!(rows.len(), 3);
+    assert!(b.text("#roster").await.contains("********"));
+    b.shot(&format!("{name}-12-roster")).await;
+
+    b.click("details.reveal summary").await;
+    b.fill("#reveal input[name=reason]", "核对务工补贴发放名单")
+        .await;
+    b.click_and_load("#reveal button[type=submit]").await;
+    assert!(b.text("p.meta").await.contains("已记入审计日志"));
+    assert!(b.text("#roster").await.contains(heads[0].id.as_str()));
+    b.shot(&format!("{name}-13-roster-revealed")).await;
+    browser.stop().await;
+}
+
 both_backends!(
     a_reviewer_approves_rejects_and_exports,
     the_city_manages_staff_and_reads_the_audit_log,
     the_month_is_signed_off_closed_and_reopened,
     a_reviewer_confirms_a_flagged_checkin,
+    a_reviewer_reads_a_real_name_ledger,
 );

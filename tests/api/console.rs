@@ -664,6 +664,113 @@ async fn cookies_are_secure_over_https(backend: Backend) {
     assert!(!set.iter().any(secure), "untrusted proxy headers: {set:?}");
 }
 
+/// The real-name ledgers page: masked by default, a reveal only with a reason (audited), its
+/// downloads, the ledger's figures linking to it, and scope.
+async fn real_name_ledgers_page_masks_reveals_with_a_reason_and_keeps_scope(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let heads = crate::ledger::out_migrants(&app).await;
+    let mut console = ConsoleClient::new(&app);
+    console.login(REVIEWER_TAOBEI).await;
+    let choice = "kind=out_migrants&month=2020-07&village=220802100201";
+    let response = console.get(&format!("/console/rosters?{choice}")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let html = response.text().await.expect("page");
+    assert!(html.contains("外出务工人员实名制台账"), "{html}");
+    for listed in ["外出0", "外出1", "外出2"] {
+        assert!(html.contains(listed), "{listed} missing");
+    }
+    assert!(
+        !html.contains("外出3"),
+        "a pending survey is not in the ledger"
+    );
+    assert!(html.contains("********"), "masked by default");
+    assert!(heads.iter().all(|h| !html.contains(h.id.as_str())));
+
+    // The masked download.
+    let csv = console
+        .get(&format!("/console/rosters/export?{choice}&format=csv"))
+        .await;
+    assert_eq!(csv.status(), StatusCode::OK);
+    let csv = csv.text().await.expect("csv");
+    assert!(csv.contains("外出1") && !csv.contains(heads[1].id.as_str()));
+
+    // A reveal needs the session's token and a reason.
+    let csrf = console.csrf().await;
+    let form = |reason: &'static str| {
+        vec![
+            ("kind", "out_migrants"),
+            ("month", "2020-07"),
+            ("village", "220802100201"),
+            ("reason", reason),
+        ]
+    };
+    let mut forged = form("核对");
+    forged.push(("csrf", "forged"));
+    let refused = console.post("/console/rosters/reveal", &forged).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let mut blank = form("  ");
+    blank.push(("csrf", &csrf));
+    let refused = console.post("/console/rosters/reveal", &blank).await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    assert!(refused.text().await.expect("page").contains("理由"));
+    let mut with_reason = form("核对务工补贴发放名单");
+    with_reason.push(("csrf", &csrf));
+    let shown = console.post("/console/rosters/reveal", &with_reason).await;
+    assert_eq!(shown.status(), StatusCode::OK);
+    let html = shown.text().await.expect("page");
+    assert!(
+        heads[..3].iter().all(|h| html.contains(h.id.as_str())),
+        "revealed"
+    );
+    with_reason.push(("format", "csv"));
+    let file = console.post("/console/rosters/reveal", &with_reason).await;
+    assert_eq!(file.status(), StatusCode::OK);
+    assert!(file
+        .text()
+        .await
+        .expect("csv")
+        .contains(heads[0].id.as_str()));
+    let city = app.token(CITY_ADMIN).await;
+    let audit: Value = app
+        .get_as(
+            &city,
+            "/api/v1/audit?action=reveal_personal_data&subject_type=ledger",
+        )
+        .await
+        .json()
+        .await
+        .expect("audit");
+    let rows = audit["items"].as_array().expect("items");
+    assert_eq!(rows.len(), 2, "the page and the download: {audit}");
+    assert!(rows.iter().all(|r| r["reason"] == "核对务工补贴发放名单"));
+
+    // The ledger's figure links to its people.
+    let ledger = console
+        .get("/console/ledger?level=village&code=220802100201&month=2020-07")
+        .await
+        .text()
+        .await
+        .expect("page");
+    assert!(ledger
+        .contains("/console/rosters?kind=out_migrants&amp;month=2020-07&amp;village=220802100201"));
+
+    // Another county's reviewer sees neither the page nor the download.
+    let mut stranger = ConsoleClient::new(&app);
+    stranger.login(REVIEWER_TAONAN).await;
+    for path in [
+        format!("/console/rosters?{choice}"),
+        format!("/console/rosters/export?{choice}&format=xlsx"),
+    ] {
+        assert_eq!(
+            stranger.get(&path).await.status(),
+            StatusCode::FORBIDDEN,
+            "{path}"
+        );
+    }
+    let bad = console.get("/console/rosters?kind=everyone").await;
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+}
+
 both_backends!(
     an_expired_access_token_is_renewed_for_an_open_session,
     login_sets_an_http_only_session_and_logout_ends_it,
@@ -671,4 +778,5 @@ both_backends!(
     scope_and_roles_are_the_apis,
     pages_render_in_chinese_and_bad_input_is_a_page,
     cookies_are_secure_over_https,
+    real_name_ledgers_page_masks_reveals_with_a_reason_and_keeps_scope,
 );

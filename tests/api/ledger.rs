@@ -78,9 +78,9 @@ impl Rng {
 
 /// A person as the test knows them.
 #[derive(Clone)]
-struct Person {
-    id: String,
-    name: String,
+pub struct Person {
+    pub id: String,
+    pub name: String,
 }
 
 /// What a member's survey said about them.
@@ -781,16 +781,12 @@ async fn every_figure_equals_a_recomputation_from_the_raw_submissions(backend: B
     assert_eq!(june["closed_by_name"], "演示·市扶贫办管理员");
 }
 
-/// Real-name ledgers, exports, quotas and months, and who may read what.
-async fn real_name_ledgers_exports_quotas_and_scope(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
-    let city = app.token(CITY_ADMIN).await;
+/// Four households of 平安村 (220802100201) whose heads work out of the province, in July
+/// 2020: three approved, one pending. Their heads.
+pub async fn out_migrants(app: &TestApp) -> Vec<Person> {
     let field = app.token(ENUMERATOR_TAOBEI).await;
-    let secretary = app.token(SECRETARY_TAOBEI).await;
     let reviewer = app.token(REVIEWER_TAOBEI).await;
-    let stranger = app.token(REVIEWER_TAONAN).await;
     let mut rng = Rng(77);
-    // Three households of 平安村 whose heads work out of the province, approved; one pending.
     let mut heads = Vec::new();
     for n in 0..4u32 {
         let head = Person {
@@ -808,10 +804,10 @@ async fn real_name_ledgers_exports_quotas_and_scope(backend: Backend) {
         );
         body["members"][0]["labour_capacity"] = json!("able");
         body["members"][0]["employment"] = json!({"status": "out_of_province", "employer_id": null, "post_type": null, "monthly_income_yuan": 4200});
-        let answer = send(&app, &field, "/api/v1/surveys/households", &body).await;
+        let answer = send(app, &field, "/api/v1/surveys/households", &body).await;
         if n < 3 {
             decide(
-                &app,
+                app,
                 &reviewer,
                 answer["id"].as_str().expect("id"),
                 "approve",
@@ -820,6 +816,18 @@ async fn real_name_ledgers_exports_quotas_and_scope(backend: Backend) {
         }
         heads.push(head);
     }
+    heads
+}
+
+/// Real-name ledgers, exports, quotas and months, and who may read what.
+async fn real_name_ledgers_exports_quotas_and_scope(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let city = app.token(CITY_ADMIN).await;
+    let field = app.token(ENUMERATOR_TAOBEI).await;
+    let secretary = app.token(SECRETARY_TAOBEI).await;
+    let reviewer = app.token(REVIEWER_TAOBEI).await;
+    let stranger = app.token(REVIEWER_TAONAN).await;
+    let heads = out_migrants(&app).await;
 
     // JSON, paged across the page boundary, masked.
     let path = "/api/v1/ledgers/out_migrants?level=county&code=220802000000&month=2020-07&limit=2";

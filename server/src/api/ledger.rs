@@ -29,14 +29,7 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
 
 /// Streams a download the ledger hands out.
 pub fn stream(state: &AppState, download: Download) -> ApiResult<HttpResponse> {
-    let write = download.write;
-    crate::http::export::stream(
-        &state.db,
-        download.content_type,
-        &download.file_name,
-        &download.fallback,
-        move |conn, sink| write(conn, sink),
-    )
+    crate::http::export::download(&state.db, download)
 }
 
 /// A path's month: as a query's, but a bad one is 400 `invalid_path`.

@@ -321,14 +321,7 @@ pub async fn export(
 }
 
 fn stream(state: &AppState, download: Download) -> ConsoleResult<HttpResponse> {
-    let write = download.write;
-    Ok(crate::http::export::stream(
-        &state.db,
-        download.content_type,
-        &download.file_name,
-        &download.fallback,
-        move |conn, sink| write(conn, sink),
-    )?)
+    Ok(crate::http::export::download(&state.db, download)?)
 }
 
 /// The subsidy sheet of a month for the caller's county (or the city, or a chosen county).
@@ -405,7 +398,7 @@ pub async fn subsidies(
     };
     Ok(render(
         &session,
-        Nav::Attendance,
+        Nav::Subsidies,
         &format!("{month} 岗位补贴发放表"),
         body,
     ))

@@ -13,7 +13,9 @@ pub enum Nav {
     Queue,
     Duplicates,
     Attendance,
+    Subsidies,
     Ledger,
+    Rosters,
     Months,
     Users,
     Audit,
@@ -23,11 +25,13 @@ pub enum Nav {
 }
 
 impl Nav {
-    const ALL: [Nav; 8] = [
+    const ALL: [Nav; 10] = [
         Nav::Queue,
         Nav::Duplicates,
         Nav::Attendance,
+        Nav::Subsidies,
         Nav::Ledger,
+        Nav::Rosters,
         Nav::Months,
         Nav::Quotas,
         Nav::Users,
@@ -49,7 +53,9 @@ impl Nav {
             Nav::Queue => "审核队列",
             Nav::Duplicates => "疑似重复户",
             Nav::Attendance => "驻村考勤",
+            Nav::Subsidies => "岗位补贴",
             Nav::Ledger => "需求台账",
+            Nav::Rosters => "实名台账",
             Nav::Months => "月度关账",
             Nav::Users => "人员管理",
             Nav::Audit => "审计日志",
@@ -63,7 +69,9 @@ impl Nav {
             Nav::Queue => "/console/queue",
             Nav::Duplicates => "/console/duplicates",
             Nav::Attendance => "/console/attendance",
+            Nav::Subsidies => "/console/subsidies",
             Nav::Ledger => "/console/ledger",
+            Nav::Rosters => "/console/rosters",
             Nav::Months => "/console/months",
             Nav::Users => "/console/users",
             Nav::Audit => "/console/audit",

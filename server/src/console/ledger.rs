@@ -15,6 +15,7 @@ use crate::ledger::export::ExportFormat;
 use crate::ledger::inventory::{FigureRow, Inventory};
 use crate::ledger::months::MonthState;
 use crate::ledger::node::{child_level, NodeFilter};
+use crate::ledger::roster::RosterKind;
 use crate::ledger::service;
 use crate::state::AppState;
 
@@ -160,7 +161,7 @@ pub async fn page(
             }
         }
         (charts(&view))
-        (all_figures(view.rows()))
+        (all_figures(&view))
         (children_table(&view))
     };
     Ok(render(&session, Nav::Ledger, &title, body))
@@ -272,7 +273,8 @@ fn charts(view: &View<'_>) -> Markup {
 }
 
 /// Every figure of the node, by group, with last month's and the change.
-fn all_figures(rows: &[FigureRow]) -> Markup {
+fn all_figures(view: &View<'_>) -> Markup {
+    let rows = view.rows();
     let mut groups: Vec<&str> = Vec::new();
     for r in rows {
         if !groups.contains(&r.group.as_str()) {
@@ -289,7 +291,11 @@ fn all_figures(rows: &[FigureRow]) -> Markup {
                         tr.group { th colspan="5" { (group_label(g)) } }
                         @for r in rows.iter().filter(|r| r.group == *g) {
                             tr data-figure=(r.key) {
-                                td { (r.label) }
+                                td {
+                                    @if let Some(href) = roster_link(view, &r.key) {
+                                        a href=(href) title="查看实名制台账" { (r.label) }
+                                    } @else { (r.label) }
+                                }
                                 td.num.approved { (number(r.approved)) }
                                 td.num { (number(r.including_pending)) }
                                 td.num { (number(r.previous)) }
@@ -301,6 +307,22 @@ fn all_figures(rows: &[FigureRow]) -> Markup {
             }
         }
     }
+}
+
+/// The real-name ledger behind a figure of the node, if it has one.
+fn roster_link(view: &View<'_>, key: &str) -> Option<String> {
+    let kind = RosterKind::for_figure(key)?;
+    let place = match view.level {
+        DivisionLevel::City => None,
+        DivisionLevel::County => Some("county"),
+        DivisionLevel::Township => Some("township"),
+        DivisionLevel::Village => Some("village"),
+    };
+    let mut pairs = vec![("kind", Some(kind.as_str())), ("month", Some(view.month))];
+    if let Some(p) = place {
+        pairs.push((p, view.code));
+    }
+    Some(format!("/console/rosters?{}", query(&pairs)))
 }
 
 /// The places below the node with their main figures, each linking to its own ledger.
@@ -347,12 +369,5 @@ pub async fn export(
     let node = NodeFilter::parse(q.level, q.code.as_deref())?;
     let download =
         service::inventory_export(&state.db, &session.caller, node, month, format).await?;
-    let write = download.write;
-    Ok(crate::http::export::stream(
-        &state.db,
-        download.content_type,
-        &download.file_name,
-        &download.fallback,
-        move |conn, sink| write(conn, sink),
-    )?)
+    Ok(crate::http::export::download(&state.db, download)?)
 }

@@ -19,6 +19,7 @@ mod months;
 mod photos;
 mod queue;
 mod quotas;
+mod rosters;
 mod session;
 mod survey;
 mod svg;
@@ -64,6 +65,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             )
             .route("/ledger", web::get().to(ledger::page))
             .route("/ledger/export", web::get().to(ledger::export))
+            .route("/rosters", web::get().to(rosters::page))
+            .route("/rosters/export", web::get().to(rosters::export))
+            .route("/rosters/reveal", web::post().to(rosters::reveal))
             .route("/months", web::get().to(months::list_page))
             .route("/months/{month}", web::get().to(months::page))
             .route("/months/{month}/signoff", web::post().to(months::sign_off))

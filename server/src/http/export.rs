@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, Semaphore};
 
 use crate::db::{Db, DbConnection};
 use crate::error::{ApiError, ApiResult};
+use crate::ledger::export::Download;
 
 /// UTF-8 byte order mark: spreadsheet programs read a CSV as UTF-8 only when it starts with it.
 pub use crate::sheets::BOM;
@@ -71,6 +72,18 @@ pub fn disposition(filename: &str, fallback: &str) -> String {
         })
         .collect();
     format!("attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
+}
+
+/// Streams a download a service handed out (a ledger, a roster, an attendance sheet).
+pub fn download(db: &Db, download: Download) -> ApiResult<HttpResponse> {
+    let write = download.write;
+    stream(
+        db,
+        download.content_type,
+        &download.file_name,
+        &download.fallback,
+        move |conn, sink| write(conn, sink),
+    )
 }
 
 /// Answers 200 with `content_type` at once and streams what `produce` writes. An error after

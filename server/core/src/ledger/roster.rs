@@ -80,6 +80,20 @@ impl RosterKind {
         }
     }
 
+    /// The ledger figure whose people this roster lists, by the figure's key.
+    pub fn for_figure(key: &str) -> Option<Self> {
+        Some(match key {
+            "out_migrants" => RosterKind::OutMigrants,
+            "employment_special_post" => RosterKind::SpecialPosts,
+            "employment_temporary_public_post" => RosterKind::TemporaryPosts,
+            "employment_public_welfare_post" => RosterKind::PublicWelfarePosts,
+            "training_wanted" => RosterKind::TrainingDemand,
+            "at_risk" => RosterKind::AtRisk,
+            "relocated_labour" => RosterKind::RelocatedLabour,
+            _ => return None,
+        })
+    }
+
     fn matches(self, m: &Member, v: &Version) -> bool {
         let status = m.status.as_deref();
         let labour = m.capacity == "able" || m.capacity == "weak";
