@@ -643,8 +643,10 @@ fn reset_user(args: UserResetArgs) -> anyhow::Result<()> {
     let password = users::manage::reset_password(&mut conn, actor, &id, "taizhang user reset")
         .map_err(describe)?;
     eprintln!(
-        "reset the password of {}; every session ended; the user must change it at next login",
-        args.phone
+        "reset the password of {}; every session ended; the one-time password below logs in \
+         for {} hours, and the user must change it at that login",
+        args.phone,
+        crate::auth::password::ONE_TIME_VALID_HOURS
     );
     println!("{password}");
     Ok(())

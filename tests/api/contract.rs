@@ -163,6 +163,7 @@ fn load_every_table(conn: &mut DbConnection) {
             bool,
             Option<Timestamp>,
             Option<Timestamp>,
+            Option<Timestamp>,
         )>(conn)
         .expect("users");
     user_villages::table

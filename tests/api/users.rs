@@ -722,6 +722,97 @@ async fn a_handover_moves_the_village_and_keeps_its_history(backend: Backend) {
     assert_eq!(mine["items"].as_array().map(Vec::len), Some(1), "{mine}");
 }
 
+/// A one-time password logs in for 72 hours after the reset, then no more (and it counts as a
+/// failed attempt); the reset's answer says until when.
+async fn a_one_time_password_expires(backend: Backend) {
+    use diesel::RunQueryDsl;
+    let app = TestApp::spawn(backend).await;
+    let admin = app.token(CITY_ADMIN).await;
+    let id = id_of(&app, &admin, SECRETARY_TAOBEI.phone).await;
+    let reset_path = format!("/api/v1/users/{id}/password-reset");
+    let reset = json_of(
+        app.post(&reset_path)
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .expect("r"),
+        200,
+    )
+    .await;
+    let one_time = reset["one_time_password"].as_str().expect("otp").to_owned();
+    let expires: chrono::DateTime<chrono::Utc> = reset["expires_at"]
+        .as_str()
+        .expect("expires_at")
+        .parse()
+        .expect("a time");
+    let hours = (expires - chrono::Utc::now()).num_minutes() as f64 / 60.0;
+    assert!((71.9..=72.0).contains(&hours), "{hours}");
+
+    // Made 73 hours ago: refused, with its own code.
+    let mut conn = app.settings.database.establish().expect("db");
+    let back = match backend {
+        Backend::Sqlite => format!(
+            "UPDATE users SET password_reset_at = datetime(password_reset_at, '-73 hours') WHERE id = '{id}'"
+        ),
+        Backend::Postgres => format!(
+            "UPDATE users SET password_reset_at = password_reset_at - interval '73 hours' WHERE id = '{id}'"
+        ),
+    };
+    diesel::sql_query(back)
+        .execute(&mut conn)
+        .expect("age the reset");
+    let late = problem(
+        app.login_response(SECRETARY_TAOBEI.phone, &one_time, "d")
+            .await,
+        401,
+        "one_time_password_expired",
+    )
+    .await;
+    assert!(
+        late["detail"].as_str().unwrap_or("").contains("72 小时"),
+        "{late}"
+    );
+
+    // A new reset gives a password that works; choosing one's own clears the clock.
+    let again = json_of(
+        app.post(&reset_path)
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .expect("r"),
+        200,
+    )
+    .await;
+    let fresh = again["one_time_password"].as_str().expect("otp").to_owned();
+    let login = json_of(
+        app.login_response(SECRETARY_TAOBEI.phone, &fresh, "d")
+            .await,
+        200,
+    )
+    .await;
+    let token = login["access_token"].as_str().expect("token").to_owned();
+    let changed = app
+        .post("/api/v1/me/password")
+        .bearer_auth(&token)
+        .json(&json!({"current_password": fresh, "new_password": "a brand new secret"}))
+        .send()
+        .await
+        .expect("r");
+    assert_eq!(changed.status(), 204);
+    let cleared: Vec<Cleared> = diesel::sql_query(format!(
+        "SELECT COUNT(*) AS n FROM users WHERE id = '{id}' AND password_reset_at IS NULL"
+    ))
+    .load(&mut conn)
+    .expect("count");
+    assert_eq!(cleared[0].n, 1);
+}
+
+#[derive(diesel::QueryableByName)]
+struct Cleared {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
 both_backends!(
     the_city_admin_creates_users_who_can_log_in,
     user_rules_are_checked_field_by_field,
@@ -730,4 +821,5 @@ both_backends!(
     a_reset_password_must_be_changed_before_anything_else,
     reviewers_edit_only_their_countys_field_users,
     a_handover_moves_the_village_and_keeps_its_history,
+    a_one_time_password_expires,
 );

@@ -28,6 +28,7 @@ pub enum ErrorCode {
     TokenExpired,
     SessionRevoked,
     AccountDisabled,
+    OneTimePasswordExpired,
     InvalidCredentials,
     InvalidRefreshToken,
     RefreshTokenReused,
@@ -67,6 +68,7 @@ impl ErrorCode {
         ErrorCode::TokenExpired,
         ErrorCode::SessionRevoked,
         ErrorCode::AccountDisabled,
+        ErrorCode::OneTimePasswordExpired,
         ErrorCode::InvalidCredentials,
         ErrorCode::InvalidRefreshToken,
         ErrorCode::RefreshTokenReused,
@@ -99,10 +101,15 @@ impl ErrorCode {
         match self {
             MalformedJson | UnreadableBody | InvalidQuery | InvalidPath => StatusCode::BAD_REQUEST,
             ValidationFailed => StatusCode::UNPROCESSABLE_ENTITY,
-            MissingToken | InvalidToken | TokenExpired | SessionRevoked | AccountDisabled
-            | InvalidCredentials | InvalidRefreshToken | RefreshTokenReused => {
-                StatusCode::UNAUTHORIZED
-            }
+            MissingToken
+            | InvalidToken
+            | TokenExpired
+            | SessionRevoked
+            | AccountDisabled
+            | OneTimePasswordExpired
+            | InvalidCredentials
+            | InvalidRefreshToken
+            | RefreshTokenReused => StatusCode::UNAUTHORIZED,
             ForbiddenRole | OutOfScope | PasswordChangeRequired => StatusCode::FORBIDDEN,
             NotFound => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -131,6 +138,7 @@ impl ErrorCode {
             TokenExpired => "token_expired",
             SessionRevoked => "session_revoked",
             AccountDisabled => "account_disabled",
+            OneTimePasswordExpired => "one_time_password_expired",
             InvalidCredentials => "invalid_credentials",
             InvalidRefreshToken => "invalid_refresh_token",
             RefreshTokenReused => "refresh_token_reused",
@@ -173,6 +181,7 @@ impl ErrorCode {
             TokenExpired => "访问令牌已过期，请刷新",
             SessionRevoked => "登录会话已失效，请重新登录",
             AccountDisabled => "账号已停用",
+            OneTimePasswordExpired => "一次性密码已过期",
             InvalidCredentials => "手机号或密码错误",
             InvalidRefreshToken => "刷新令牌无效或已过期，请重新登录",
             RefreshTokenReused => "刷新令牌被重复使用，该会话已注销",

@@ -54,7 +54,7 @@ pub struct RefreshRequest {
     request_body = LoginRequest,
     responses(
         (status = 200, description = "Logged in: an access and a refresh token", body = TokenResponse),
-        (status = 401, description = "`invalid_credentials` or `account_disabled`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`invalid_credentials`, `account_disabled`, or `one_time_password_expired` (a reset's one-time password used more than 72 hours after the reset)", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "`rate_limited`: too soon after failed logins of this phone from this address, too many phone numbers failed from this address, or too many failures of this phone", body = Problem, content_type = "application/problem+json"),
     )
 )]

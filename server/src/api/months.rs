@@ -6,7 +6,7 @@
 use actix_web::{get, post, web};
 
 use super::ledger::path_month;
-use crate::domain::{DivisionCode, DivisionLevel};
+use crate::domain::{DivisionCode, DivisionLevel, Month};
 use crate::error::{ApiError, ApiResult, ErrorCode, Problem};
 use crate::http::{ApiJson, Auth};
 use crate::ledger::months::{CloseRequest, MonthDetail, MonthState, ReopenRequest};
@@ -23,13 +23,16 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(reopen_month);
 }
 
-/// A path's county: a 12-digit county code, else 400 `invalid_path`.
-fn path_county(raw: &str) -> ApiResult<DivisionCode> {
-    DivisionCode::parse_level(raw, DivisionLevel::County).map_err(|e| ApiError::BadRequest {
-        code: ErrorCode::InvalidPath,
-        detail: format!("county：{}", e.message),
-        field: Some("county".into()),
-    })
+/// A sign-off's path: the month, then a 12-digit county code; either bad is 400 `invalid_path`.
+fn month_and_county((month, county): (String, String)) -> ApiResult<(Month, DivisionCode)> {
+    let county = DivisionCode::parse_level(&county, DivisionLevel::County).map_err(|e| {
+        ApiError::BadRequest {
+            code: ErrorCode::InvalidPath,
+            detail: format!("county：{}", e.message),
+            field: Some("county".into()),
+        }
+    })?;
+    Ok((path_month(&month)?, county))
 }
 
 /// Months from the first survey to the current one, newest first, open or closed, with the
@@ -109,9 +112,7 @@ pub async fn sign_off(
     body: ApiJson<SignoffRequest>,
 ) -> ApiResult<web::Json<MonthDetail>> {
     service::require_signer(&caller)?;
-    let (month, county) = path.into_inner();
-    let month = path_month(&month)?;
-    let county = path_county(&county)?;
+    let (month, county) = month_and_county(path.into_inner())?;
     service::sign_off(&state.db, &caller, month, county, body.0)
         .await
         .map(web::Json)
@@ -145,9 +146,7 @@ pub async fn withdraw_signoff(
     body: ApiJson<WithdrawRequest>,
 ) -> ApiResult<web::Json<MonthDetail>> {
     service::require_signer(&caller)?;
-    let (month, county) = path.into_inner();
-    let month = path_month(&month)?;
-    let county = path_county(&county)?;
+    let (month, county) = month_and_county(path.into_inner())?;
     service::withdraw_signoff(&state.db, &caller, month, county, body.0)
         .await
         .map(web::Json)

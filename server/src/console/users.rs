@@ -146,7 +146,7 @@ fn account(
         @if let Some(password) = one_time {
             div.flash.ok #one-time role="status" {
                 "已重置密码。一次性密码：" strong #one-time-password { (password) }
-                "。请当面或电话告知本人；此密码只显示这一次，本人下次登录须修改密码。"
+                "。请当面或电话告知本人；此密码只显示这一次，" (crate::auth::password::ONE_TIME_VALID_HOURS) " 小时内有效，本人下次登录须修改密码。"
             }
         }
         dl.facts {

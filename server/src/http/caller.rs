@@ -36,6 +36,17 @@ fn bearer(req: &HttpRequest) -> ApiResult<String> {
     }
 }
 
+/// The application state and the request's access token, verified (signature, expiry): what
+/// both extractors check before they look the session up.
+fn verified(req: &HttpRequest) -> ApiResult<(web::Data<AppState>, tokens::AccessClaims)> {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("application state missing")))?;
+    let claims = tokens::verify_access(&state.keys, &bearer(req)?)?;
+    Ok((state, claims))
+}
+
 /// The authenticated caller of an API request, as an extractor: `Auth(caller): Auth` in a
 /// handler's arguments. (A wrapper, since `Caller` belongs to the core crate.)
 pub struct Auth(pub Caller);
@@ -45,12 +56,9 @@ impl FromRequest for Auth {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let token = bearer(req);
-        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let claims = verified(req);
         Box::pin(async move {
-            let state = state
-                .ok_or_else(|| ApiError::internal(anyhow::anyhow!("application state missing")))?;
-            let claims = tokens::verify_access(&state.keys, &token?)?;
+            let (state, claims) = claims?;
             load_caller(&state, claims).await.map(Auth)
         })
     }
@@ -71,12 +79,9 @@ impl FromRequest for AuthForPasswordChange {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let token = bearer(req);
-        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let claims = verified(req);
         Box::pin(async move {
-            let state = state
-                .ok_or_else(|| ApiError::internal(anyhow::anyhow!("application state missing")))?;
-            let claims = tokens::verify_access(&state.keys, &token?)?;
+            let (state, claims) = claims?;
             let (caller, _) = load_session(&state, claims).await?;
             Ok(AuthForPasswordChange(caller))
         })

@@ -42,6 +42,10 @@ pub fn check_policy(password: &str) -> Result<(), Invalid> {
 /// for each other when read aloud or copied by hand (no 0/o, 1/l/i).
 const ONE_TIME_ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
 
+/// How long a reset's one-time password is accepted at login: long enough to reach a work team
+/// in the field by phone, short enough that a forgotten note is no standing key.
+pub const ONE_TIME_VALID_HOURS: i64 = 72;
+
 /// A one-time password for a reset, `xxxx-xxxx-xxxx` (about 59 bits), given to the user by the
 /// administrator; the user must replace it at the next login.
 pub fn one_time() -> String {

@@ -175,10 +175,15 @@ pub async fn log_in(
     let outcome = db
         .write(move |conn| {
             write_transaction(conn, |conn| {
-                store::mark_attempt_succeeded(conn, &attempt_id)?;
                 if !user.active {
+                    store::mark_attempt_succeeded(conn, &attempt_id)?;
                     return Ok(Err(ErrorCode::AccountDisabled));
                 }
+                // Counts as a failed attempt: an old one-time password is no proof.
+                if user.one_time_password_expired(now) {
+                    return Ok(Err(ErrorCode::OneTimePasswordExpired));
+                }
+                store::mark_attempt_succeeded(conn, &attempt_id)?;
                 let session_id = store::open_session(
                     conn,
                     &user.id,
@@ -195,6 +200,15 @@ pub async fn log_in(
         .await?;
     let (caller, me) = match outcome {
         Ok(found) => found,
+        Err(ErrorCode::OneTimePasswordExpired) => {
+            return Err(ApiError::unauthenticated(
+                ErrorCode::OneTimePasswordExpired,
+                format!(
+                    "一次性密码已过期（重置后 {} 小时内有效），请联系市级管理员重新重置密码",
+                    password::ONE_TIME_VALID_HOURS
+                ),
+            ))
+        }
         Err(code) => {
             return Err(ApiError::unauthenticated(
                 code,

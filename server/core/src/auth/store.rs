@@ -21,6 +21,20 @@ pub struct UserRow {
     pub active: bool,
     /// Set by a password reset: the user must choose a new password before anything else.
     pub must_change_password: bool,
+    /// When that reset was made: its one-time password expires after
+    /// [`password::ONE_TIME_VALID_HOURS`](super::password::ONE_TIME_VALID_HOURS).
+    pub password_reset_at: Option<chrono::NaiveDateTime>,
+}
+
+impl UserRow {
+    /// Whether the password is a reset's one-time password past its time.
+    pub fn one_time_password_expired(&self, now: chrono::DateTime<chrono::Utc>) -> bool {
+        let valid = chrono::Duration::hours(super::password::ONE_TIME_VALID_HOURS);
+        self.must_change_password
+            && self
+                .password_reset_at
+                .is_some_and(|at| at.and_utc() + valid < now)
+    }
 }
 
 impl UserRow {

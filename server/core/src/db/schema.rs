@@ -47,6 +47,7 @@ diesel::table! {
         must_change_password -> Bool,
         password_changed_at -> Nullable<Timestamp>,
         deactivated_at -> Nullable<Timestamp>,
+        password_reset_at -> Nullable<Timestamp>,
     }
 }
 

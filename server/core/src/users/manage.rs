@@ -577,6 +577,7 @@ pub fn reset_password(
             .set((
                 users::password_hash.eq(&hash),
                 users::must_change_password.eq(true),
+                users::password_reset_at.eq(now.naive_utc()),
             ))
             .execute(conn)?;
         let ended = store::revoke_user_sessions(conn, id, None, "password_reset", now)?;
@@ -588,8 +589,9 @@ pub fn reset_password(
                 subject_type: "user",
                 subject_id: id,
                 detail: Some(&format!(
-                    "为 {} 生成一次性密码，下次登录须修改密码；结束登录会话 {ended} 个；经由 {how}",
-                    account.who()
+                    "为 {} 生成一次性密码（{} 小时内有效），下次登录须修改密码；结束登录会话 {ended} 个；经由 {how}",
+                    account.who(),
+                    password::ONE_TIME_VALID_HOURS
                 )),
                 ..Default::default()
             },
@@ -609,6 +611,7 @@ pub fn store_own_password(conn: &mut DbConnection, caller: &Caller, new: &str) -
                 users::password_hash.eq(&hash),
                 users::must_change_password.eq(false),
                 users::password_changed_at.eq(now.naive_utc()),
+                users::password_reset_at.eq(None::<chrono::NaiveDateTime>),
             ))
             .execute(conn)?;
         let ended = store::revoke_user_sessions(

@@ -198,6 +198,9 @@ pub struct PasswordReset {
     /// The user must replace it at the next login.
     #[schema(example = "k7dq-m2xa-9fpe")]
     pub one_time_password: String,
+    /// After this the one-time password no longer logs in (401 `one_time_password_expired`);
+    /// the administrator resets again.
+    pub expires_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// Resets an account's password (city administrator): a one-time password, every session of
@@ -213,9 +216,11 @@ pub async fn reset_password(
     let reset = db
         .write(move |conn| {
             let one_time_password = manage::reset_password(conn, Actor::Caller(&by), &id, how)?;
+            let valid = chrono::Duration::hours(crate::auth::password::ONE_TIME_VALID_HOURS);
             Ok(PasswordReset {
                 user: summary(conn, &id)?,
                 one_time_password,
+                expires_at: chrono::Utc::now() + valid,
             })
         })
         .await?;
