@@ -771,6 +771,72 @@ async fn real_name_ledgers_page_masks_reveals_with_a_reason_and_keeps_scope(back
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
 }
 
+/// The queue's enumerator filter lists the chosen county's enumerators (a reviewer's own), and
+/// asks the city to choose a county first rather than listing the whole city's.
+async fn the_queue_lists_the_countys_enumerators_to_filter_by(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let city = app.token(CITY_ADMIN).await;
+    let users: Value = app
+        .get_as(&city, "/api/v1/users?role=enumerator")
+        .await
+        .json()
+        .await
+        .expect("users");
+    let name_in = |county: &str| {
+        users["users"]
+            .as_array()
+            .expect("users")
+            .iter()
+            .find(|u| u["county_code"] == county)
+            .and_then(|u| u["name"].as_str())
+            .expect("an enumerator")
+            .to_owned()
+    };
+    let (taobei, taonan) = (name_in("220802000000"), name_in("220881000000"));
+    let select = |html: &str| {
+        let at = html.find("name=\"enumerator\"").expect("the filter");
+        let start = html[..at].rfind("<select").expect("a select");
+        let end = start + html[start..].find("</select>").expect("its end");
+        html[start..end].to_owned()
+    };
+
+    let mut console = ConsoleClient::new(&app);
+    console.login(CITY_ADMIN).await;
+    let whole = select(
+        &console
+            .get("/console/queue")
+            .await
+            .text()
+            .await
+            .expect("page"),
+    );
+    assert!(
+        whole.contains("disabled") && !whole.contains(&taobei),
+        "{whole}"
+    );
+    let one = select(
+        &console
+            .get("/console/queue?county=220802000000")
+            .await
+            .text()
+            .await
+            .expect("page"),
+    );
+    assert!(one.contains(&taobei) && !one.contains(&taonan), "{one}");
+
+    let mut reviewer = ConsoleClient::new(&app);
+    reviewer.login(REVIEWER_TAONAN).await;
+    let own = select(
+        &reviewer
+            .get("/console/queue")
+            .await
+            .text()
+            .await
+            .expect("page"),
+    );
+    assert!(own.contains(&taonan) && !own.contains(&taobei), "{own}");
+}
+
 both_backends!(
     an_expired_access_token_is_renewed_for_an_open_session,
     login_sets_an_http_only_session_and_logout_ends_it,
@@ -779,4 +845,5 @@ both_backends!(
     pages_render_in_chinese_and_bad_input_is_a_page,
     cookies_are_secure_over_https,
     real_name_ledgers_page_masks_reveals_with_a_reason_and_keeps_scope,
+    the_queue_lists_the_countys_enumerators_to_filter_by,
 );

@@ -11,7 +11,7 @@ use super::{
     value, villages_of, Session,
 };
 use crate::auth::{area, Area, Caller};
-use crate::domain::{DivisionCode, ReviewStatus, Role, SurveyFlag};
+use crate::domain::{DivisionCode, DivisionLevel, ReviewStatus, Role, SurveyFlag};
 use crate::error::{bad_query, ApiResult};
 use crate::state::AppState;
 use crate::surveys::review::{BulkReviewRequest, Decision};
@@ -109,7 +109,7 @@ pub async fn page(
     let body = html! {
         form.filters method="get" action="/console/queue" {
             (place_filters(caller, &counties, county.as_deref(), &villages, village.as_deref()))
-            (more_filters(&params, &enumerators))
+            (more_filters(&params, enumerators.as_deref()))
             button type="submit" { "筛选" }
         }
         @if result.items.is_empty() {
@@ -158,16 +158,17 @@ pub async fn page(
 }
 
 /// The queue's filters beside the place: enumerator, survey days, flag and status.
-fn more_filters(params: &[(String, String)], enumerators: &[(String, String)]) -> Markup {
+fn more_filters(params: &[(String, String)], enumerators: Option<&[(String, String)]>) -> Markup {
     let enumerator = value(params, "enumerator");
     let (from, to) = (value(params, "from"), value(params, "to"));
     let flag = value(params, "flag");
     let status = value(params, "status");
     html! {
         label { "调查员"
-            select name="enumerator" #enumerator {
-                option value="" { "全部" }
-                @for (id, n) in enumerators {
+            select name="enumerator" #enumerator disabled[enumerators.is_none()]
+                title=[enumerators.is_none().then_some("先选择县（市、区）")] {
+                option value="" { (if enumerators.is_some() { "全部" } else { "先选择县（市、区）" }) }
+                @for (id, n) in enumerators.unwrap_or_default() {
                     option value=(id) selected[enumerator == Some(id.as_str())] { (n) }
                 }
             }
@@ -204,25 +205,28 @@ fn county_of(village: &str) -> String {
         .map_or_else(|_| village.to_owned(), |c| c.county().as_str().to_owned())
 }
 
-/// The enumerators a caller may filter by, id and name: the chosen county's (a reviewer's own),
-/// or the city's.
+/// The enumerators a caller may filter by, id and name: the chosen county's (a reviewer's own).
+/// None before a county is chosen: the city's work teams are too many for one list.
 async fn enumerators_of(
     state: &web::Data<AppState>,
     caller: &Caller,
     county: Option<&str>,
-) -> ConsoleResult<Vec<(String, String)>> {
+) -> ConsoleResult<Option<Vec<(String, String)>>> {
+    let Some(county) = county else {
+        return Ok(None);
+    };
     let only = crate::users::service::UserFilter {
         role: Some(Role::Enumerator),
+        county: Some(
+            DivisionCode::parse_level(county, DivisionLevel::County)
+                .map_err(|e| bad_query("county", e.message))?,
+        ),
         ..Default::default()
     };
     let list = crate::users::service::list(&state.db, caller, only).await?;
-    Ok(list
-        .users
-        .into_iter()
-        .filter(|u| u.role == Role::Enumerator)
-        .filter(|u| county.is_none_or(|c| u.county_code.as_deref() == Some(c)))
-        .map(|u| (u.id, u.name))
-        .collect())
+    Ok(Some(
+        list.users.into_iter().map(|u| (u.id, u.name)).collect(),
+    ))
 }
 
 /// Approves the ticked surveys through the API's bulk review: each is decided or refused on
