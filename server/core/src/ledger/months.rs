@@ -25,7 +25,7 @@ use crate::auth::Caller;
 use crate::db::schema::{
     divisions, household_surveys, month_closes, month_snapshots, users, village_surveys, villages,
 };
-use crate::db::DbConnection;
+use crate::db::{write_transaction, DbConnection};
 use crate::domain::{time, Month, MonthStatus, ReviewStatus, Rule};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 
@@ -437,6 +437,35 @@ impl Missing {
                 self.pending_text()
             ),
         }
+    }
+}
+
+/// The class of the PostgreSQL advisory locks that serialise a month's dispatch steps; the
+/// second key is the month (`YYYYMM`).
+const DISPATCH_LOCK: i32 = 0x6d6f_6e74; // "mont"
+
+/// Runs one dispatch step of a month (a sign-off, a withdrawal, a close, a reopen) as its own
+/// transaction, one at a time per month across server processes. On PostgreSQL a session-level
+/// advisory lock is taken *before* the transaction begins: the close reads under REPEATABLE
+/// READ, whose snapshot would otherwise predate a sign-off that committed while it waited, and
+/// a sign-off that read the month open could land in a round a concurrent close or reopen
+/// just ended. SQLite's single writer already runs them one at a time.
+pub fn dispatch_step<T>(
+    conn: &mut DbConnection,
+    month: Month,
+    step: impl FnOnce(&mut DbConnection) -> ApiResult<T>,
+) -> ApiResult<T> {
+    let DbConnection::Postgresql(_) = conn else {
+        return write_transaction(conn, step);
+    };
+    let key = month.year() * 100 + month.number() as i32;
+    conn.batch_execute(&format!("SELECT pg_advisory_lock({DISPATCH_LOCK}, {key})"))?;
+    let result = write_transaction(conn, step);
+    // Released whatever the step did: the connection goes back to the pool.
+    let unlocked = conn.batch_execute(&format!("SELECT pg_advisory_unlock({DISPATCH_LOCK}, {key})"));
+    match (result, unlocked) {
+        (Ok(_), Err(e)) => Err(e.into()),
+        (result, _) => result,
     }
 }
 

@@ -101,6 +101,28 @@ pub fn require_signer(caller: &Caller) -> ApiResult<()> {
     caller.require_role(&[Role::CountyReviewer])
 }
 
+/// One dispatch step of a month by the caller (see [`months::dispatch_step`]), then the month
+/// as it stands after it.
+async fn dispatch<F>(
+    db: &Db,
+    caller: &Caller,
+    month: Month,
+    now: chrono::DateTime<Utc>,
+    step: F,
+) -> ApiResult<MonthDetail>
+where
+    F: FnOnce(&mut DbConnection, &str) -> ApiResult<()> + Send + 'static,
+{
+    let caller = caller.clone();
+    db.write(move |conn| {
+        months::dispatch_step(conn, month, |conn| {
+            step(conn, &caller.user_id)?;
+            months::detail(conn, &caller, month, now)
+        })
+    })
+    .await
+}
+
 /// Closes a month (city admins): once it has ended, every county signed off and nothing awaits
 /// review, or with a reason; every village's figures as of its end become its next snapshot.
 pub async fn close_month(
@@ -112,12 +134,8 @@ pub async fn close_month(
     require_closer(caller)?;
     let reason = months::checked_text("reason", request.reason.as_deref(), false)?;
     let now = Utc::now();
-    let caller = caller.clone();
-    db.write(move |conn| {
-        write_transaction(conn, |conn| {
-            months::close(conn, month, &caller.user_id, now, reason)?;
-            months::detail(conn, &caller, month, now)
-        })
+    dispatch(db, caller, month, now, move |conn, user| {
+        months::close(conn, month, user, now, reason).map(drop)
     })
     .await
 }
@@ -134,12 +152,8 @@ pub async fn reopen_month(
     let reason = months::checked_text("reason", request.reason.as_deref(), true)?;
     let reason = reason.unwrap_or_default();
     let now = Utc::now();
-    let caller = caller.clone();
-    db.write(move |conn| {
-        write_transaction(conn, |conn| {
-            months::reopen(conn, month, &caller.user_id, now, &reason)?;
-            months::detail(conn, &caller, month, now)
-        })
+    dispatch(db, caller, month, now, move |conn, user| {
+        months::reopen(conn, month, user, now, &reason).map(drop)
     })
     .await
 }
@@ -158,12 +172,8 @@ pub async fn sign_off(
     let note = months::checked_text("note", request.note.as_deref(), false)?;
     let reason = months::checked_text("reason", request.reason.as_deref(), false)?;
     let now = Utc::now();
-    let caller = caller.clone();
-    db.write(move |conn| {
-        write_transaction(conn, |conn| {
-            signoff::sign_off(conn, month, &county, &caller.user_id, now, note, reason)?;
-            months::detail(conn, &caller, month, now)
-        })
+    dispatch(db, caller, month, now, move |conn, user| {
+        signoff::sign_off(conn, month, &county, user, now, note, reason)
     })
     .await
 }
@@ -180,12 +190,8 @@ pub async fn withdraw_signoff(
     caller.require_county(&county)?;
     let reason = months::checked_text("reason", request.reason.as_deref(), false)?;
     let now = Utc::now();
-    let caller = caller.clone();
-    db.write(move |conn| {
-        write_transaction(conn, |conn| {
-            signoff::withdraw(conn, month, &county, &caller.user_id, now, reason)?;
-            months::detail(conn, &caller, month, now)
-        })
+    dispatch(db, caller, month, now, move |conn, user| {
+        signoff::withdraw(conn, month, &county, user, now, reason)
     })
     .await
 }
