@@ -9,9 +9,9 @@ use crate::checkins::{checkin_body, post, Shot};
 use crate::helpers::*;
 use crate::surveys::{household_survey, id_number, new_id};
 
-const TAOBEI_ENUMERATOR: &str = "演示·洮北区驻村工作队员";
-const TAOBEI_SECRETARY: &str = "演示·平安村第一书记";
-const TAONAN_ENUMERATOR: &str = "演示·洮南市驻村工作队员";
+const TAOBEI_ENUMERATOR: &str = "刘建军";
+const TAOBEI_SECRETARY: &str = "赵志刚";
+const TAONAN_ENUMERATOR: &str = "陈海燕";
 
 fn month_of(t: chrono::DateTime<Utc>) -> String {
     t.with_timezone(&FixedOffset::east_opt(8 * 3600).expect("offset"))
@@ -365,27 +365,16 @@ async fn subsidies_equal_a_recomputation(backend: Backend) {
     .await;
 }
 
-/// Reads an XLSX with openpyxl: each sheet's name and its first `rows` rows, as text.
+/// Each sheet's name and its first `rows` rows, as openpyxl reads them.
 fn openpyxl_rows(bytes: &[u8], rows: usize) -> Value {
-    let dir = tempfile::tempdir().expect("dir");
-    let path = dir.path().join("sheet.xlsx");
-    std::fs::write(&path, bytes).expect("write");
-    let script = format!(
-        "import json, sys, openpyxl\n\
-         wb = openpyxl.load_workbook(sys.argv[1])\n\
-         print(json.dumps({{ws.title: [[c for c in r] for r in ws.iter_rows(max_row={rows}, values_only=True)] for ws in wb.worksheets}}, ensure_ascii=False, default=str))"
-    );
-    let out = std::process::Command::new("python3")
-        .args(["-c", &script])
-        .arg(&path)
-        .output()
-        .expect("python3 runs");
-    assert!(
-        out.status.success(),
-        "openpyxl: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("json")
+    let book = crate::helpers::openpyxl_book(bytes, rows);
+    let sheets = book.as_object().expect("sheets");
+    Value::Object(
+        sheets
+            .iter()
+            .map(|(name, sheet)| (name.clone(), sheet["rows"].clone()))
+            .collect(),
+    )
 }
 
 async fn download(app: &TestApp, token: &str, path: &str) -> Vec<u8> {

@@ -662,7 +662,10 @@ async fn surveys_name_registered_employers_of_their_kind(backend: Backend) {
         .await;
     let csv = csv.text().await.expect("text");
     assert!(
-        csv.contains("张国强") && csv.contains("1 人") && !csv.contains("19700101"),
+        csv.contains("张国强")
+            && csv.contains("合计,1,人")
+            && csv.contains(r#""=""220802100201""""#)
+            && !csv.contains("19700101"),
         "{csv}"
     );
     let csv = app

@@ -45,3 +45,42 @@ macro_rules! every_backend_and_store {
     };
 }
 pub(crate) use every_backend_and_store;
+
+/// An XLSX as a spreadsheet program reads it (openpyxl): per sheet, its first `rows` rows
+/// (numbers stay numbers), its autofilter, frozen panes and print setup.
+pub fn openpyxl_book(bytes: &[u8], rows: usize) -> serde_json::Value {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("sheet.xlsx");
+    std::fs::write(&path, bytes).expect("write");
+    const SCRIPT: &str = r#"
+import json, sys, openpyxl
+wb = openpyxl.load_workbook(sys.argv[1])
+limit = int(sys.argv[2])
+def sheet(ws):
+    rows = [list(r) for r in ws.iter_rows(max_row=limit, values_only=True)]
+    setup, props = ws.page_setup, ws.sheet_properties.pageSetUpPr
+    return {
+        "rows": [r for r in rows if any(c is not None for c in r)],
+        "autofilter": ws.auto_filter.ref, "freeze": ws.freeze_panes,
+        "orientation": setup.orientation, "paper": setup.paperSize,
+        "fit_width": setup.fitToWidth, "fit_height": setup.fitToHeight,
+        "fit_to_page": bool(props is not None and props.fitToPage),
+        "title_rows": ws.print_title_rows,
+    }
+print(json.dumps({ws.title: sheet(ws) for ws in wb.worksheets}, ensure_ascii=False, default=str))
+"#;
+    let script = SCRIPT;
+    let rows = rows.to_string();
+    let out = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(&path)
+        .arg(&rows)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "openpyxl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("json")
+}

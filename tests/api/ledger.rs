@@ -778,7 +778,7 @@ async fn every_figure_equals_a_recomputation_from_the_raw_submissions(backend: B
         .cloned()
         .expect("june");
     assert_eq!(june["state"], "closed");
-    assert_eq!(june["closed_by_name"], "演示·市扶贫办管理员");
+    assert_eq!(june["closed_by_name"], "李国华");
 }
 
 /// Four households of 平安村 (220802100201) whose heads work out of the province, in July
@@ -885,6 +885,14 @@ async fn real_name_ledgers_exports_quotas_and_scope(backend: Backend) {
         .iter()
         .any(|h| revealed["items"][0]["id_number"] == h.id.as_str()));
     problem(app.get_as(&field, "/api/v1/ledgers/out_migrants?level=village&code=220802100201&month=2020-07&reveal=true").await, 403, "forbidden_role").await;
+    // A reveal needs a reason, in the JSON and in the files alike; a blank one is none.
+    for tail in ["", "&reason=%20%20", "&format=csv", "&format=xlsx&reason="] {
+        let path = format!(
+            "/api/v1/ledgers/out_migrants?level=county&code=220802000000&month=2020-07&reveal=true{tail}"
+        );
+        let refused = problem(app.get_as(&city, &path).await, 400, "invalid_query").await;
+        assert_eq!(refused["field"], "reason", "{refused}");
+    }
     let audit: Value = app
         .get_as(
             &city,
@@ -939,6 +947,29 @@ async fn real_name_ledgers_exports_quotas_and_scope(backend: Backend) {
         .await
         .expect("own village");
     assert_eq!(own["node"]["name"], "平安村委会");
+    // A township's children are its villages, each with its own name.
+    let township: Value = app
+        .get_as(
+            &city,
+            "/api/v1/inventory?level=township&code=220802100000&month=2020-07",
+        )
+        .await
+        .json()
+        .await
+        .expect("township");
+    let children = township["children"].as_array().expect("children");
+    assert!(children.len() > 1, "{township}");
+    assert!(
+        children
+            .iter()
+            .all(|c| c["name"].as_str().is_some_and(|n| !n.is_empty())),
+        "{children:?}"
+    );
+    let ping_an = children
+        .iter()
+        .find(|c| c["code"] == "220802100201")
+        .expect("平安 among its township's villages");
+    assert_eq!(ping_an["name"], "平安村委会");
     problem(
         app.get_as(
             &secretary,
@@ -1018,7 +1049,7 @@ async fn real_name_ledgers_exports_quotas_and_scope(backend: Backend) {
         "{}",
         lines[1]
     );
-    assert_eq!(lines[4], "合计,3 人");
+    assert_eq!(lines[4], "合计,3,人");
     // XLSX: a zip holding a worksheet, with a Chinese file name.
     let xlsx = app.get_as(&reviewer, &format!("{path}&format=xlsx")).await;
     assert_eq!(xlsx.status(), 200);
@@ -1033,6 +1064,47 @@ async fn real_name_ledgers_exports_quotas_and_scope(backend: Backend) {
     let bytes = xlsx.bytes().await.expect("xlsx");
     assert!(bytes.starts_with(b"PK\x03\x04"));
     assert!(bytes.windows(24).any(|w| w == b"xl/worksheets/sheet1.xml"));
+    // As Excel and WPS open it: incomes are numbers, codes text, a filter on the headers, and
+    // the page set up for print with the title and headers on every page.
+    let book = crate::helpers::openpyxl_book(&bytes, 10);
+    let sheet = book
+        .as_object()
+        .and_then(|b| b.values().next())
+        .expect("a sheet");
+    let rows = sheet["rows"].as_array().expect("rows");
+    assert_eq!(rows.len(), 6, "title, headers, 3 people, total: {sheet}");
+    assert_eq!(rows[1][12], "月收入（元）");
+    let people = &rows[2..5];
+    assert!(
+        people.iter().all(|r| r[12].is_null() || r[12].is_number()),
+        "{rows:?}"
+    );
+    assert!(people.iter().any(|r| r[12].is_number()), "{rows:?}");
+    assert!(
+        people
+            .iter()
+            .all(|r| r[17].as_str().is_some_and(|c| c.len() == 12)),
+        "{rows:?}"
+    );
+    assert_eq!(rows[5][1], 3, "the total is a number");
+    assert_eq!(sheet["autofilter"], "A2:R5");
+    assert_eq!(sheet["freeze"], "A3");
+    assert_eq!(sheet["orientation"], "landscape");
+    assert_eq!(sheet["paper"], 9);
+    // One page wide (1 is the default width, which the file may leave out), as many high.
+    assert_eq!(sheet["fit_to_page"], true);
+    assert!(
+        sheet["fit_width"].is_null() || sheet["fit_width"] == 1,
+        "{sheet}"
+    );
+    assert_eq!(sheet["fit_height"], 0);
+    assert_eq!(
+        sheet["title_rows"].as_str().map(|t| t.replace('$', "")),
+        Some("1:2".into())
+    );
+    // The CSV keeps village codes as text too, with no stray characters.
+    assert!(lines[1].contains(r#","=""2208"#), "{}", lines[1]);
+    assert!(!text.contains('\t'), "no tab before the codes");
 
     // The ledger of the county as a workbook (townships and villages) and as CSV.
     let book = app

@@ -166,7 +166,8 @@ pub struct RosterQuery {
     pub limit: Option<usize>,
     /// Show ID numbers in full (county reviewers and the city; recorded in the audit log).
     pub reveal: Option<bool>,
-    /// Why the ID numbers are needed (for the audit log, at most 200 characters).
+    /// Why the ID numbers are needed: required with `reveal=true` (400 `invalid_query`
+    /// naming `reason` without one), at most 200 characters, written to the audit log.
     pub reason: Option<String>,
     /// `json` (default, paged), `csv` or `xlsx` (the whole ledger, streamed).
     pub format: Option<ExportFormat>,

@@ -6,12 +6,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 
 use chrono::{Datelike, NaiveDate};
-use rust_xlsxwriter::{Format, FormatAlign, FormatBorder, Workbook, Worksheet, XlsxError};
 
 use super::attendance::{DayMark, Detailed, PersonAttendance};
-use super::subsidies::{yuan, SubsidySheet, SubsidyTotal};
-use crate::error::{ApiError, ApiResult};
-use crate::ledger::export::{display_width, BOM};
+use super::subsidies::{SubsidySheet, SubsidyTotal};
+use crate::error::ApiResult;
+use crate::sheets::{display_width, yuan, Cell, Csv, Layout, Xlsx};
 
 /// The marks of a day, and the legend that explains them.
 pub const PRESENT: &str = "√";
@@ -29,56 +28,6 @@ fn mark(m: Option<&DayMark>) -> &'static str {
     }
 }
 
-fn xlsx_error(e: XlsxError) -> ApiError {
-    ApiError::internal(anyhow::anyhow!("writing the spreadsheet: {e}"))
-}
-
-/// A cell: text, a count, or an amount in fen shown as yuan.
-pub enum Cell {
-    Text(String),
-    Count(i64),
-    Fen(i64),
-}
-
-impl Cell {
-    fn csv(&self) -> String {
-        match self {
-            Cell::Text(t) => t.clone(),
-            Cell::Count(n) => n.to_string(),
-            Cell::Fen(f) => yuan(*f),
-        }
-    }
-}
-
-struct Formats {
-    title: Format,
-    header: Format,
-    cell: Format,
-    money: Format,
-    legend: Format,
-}
-
-fn formats() -> Formats {
-    Formats {
-        title: Format::new()
-            .set_bold()
-            .set_font_size(16)
-            .set_align(FormatAlign::Center),
-        header: Format::new()
-            .set_bold()
-            .set_text_wrap()
-            .set_align(FormatAlign::Center)
-            .set_align(FormatAlign::VerticalCenter)
-            .set_border(FormatBorder::Thin)
-            .set_background_color(0xDDEBF7),
-        cell: Format::new().set_border(FormatBorder::Thin),
-        money: Format::new()
-            .set_border(FormatBorder::Thin)
-            .set_num_format("0.00"),
-        legend: Format::new().set_italic(),
-    }
-}
-
 /// A table: its sheet name, title, note row (legend or rule), headers and rows.
 pub struct Table {
     pub sheet: String,
@@ -86,81 +35,72 @@ pub struct Table {
     pub note: String,
     pub headers: Vec<String>,
     pub rows: Vec<Vec<Cell>>,
+    /// Rows at the end that are totals (bold, outside the autofilter).
+    pub totals: usize,
 }
 
-fn write_sheet(sheet: &mut Worksheet, t: &Table, f: &Formats) -> Result<(), XlsxError> {
-    sheet.set_name(&t.sheet)?;
-    let last = t.headers.len().saturating_sub(1) as u16;
-    sheet.merge_range(0, 0, 0, last, &t.title, &f.title)?;
-    sheet.merge_range(1, 0, 1, last, &t.note, &f.legend)?;
-    sheet.set_row_height(0, 28)?;
-    for (i, h) in t.headers.iter().enumerate() {
-        sheet.write_string_with_format(2, i as u16, h, &f.header)?;
-        let widest = t
-            .rows
-            .iter()
-            .map(|r| match r.get(i) {
-                Some(Cell::Text(s)) => display_width(s),
-                _ => 6,
+impl Table {
+    /// Each column as wide as its widest text.
+    fn widths(&self) -> Vec<usize> {
+        (0..self.headers.len())
+            .map(|i| {
+                self.rows
+                    .iter()
+                    .map(|r| match r.get(i) {
+                        Some(Cell::Text(s) | Cell::Code(s)) => display_width(s),
+                        _ => 6,
+                    })
+                    .max()
+                    .unwrap_or(4)
+                    .min(40)
             })
-            .max()
-            .unwrap_or(4)
-            .max(display_width(h).min(12));
-        sheet.set_column_width(i as u16, (widest as f64 + 2.0).clamp(4.0, 40.0))?;
+            .collect()
     }
-    sheet.set_freeze_panes(3, 0)?;
-    for (r, row) in t.rows.iter().enumerate() {
-        let r = r as u32 + 3;
-        for (c, cell) in row.iter().enumerate() {
-            let c = c as u16;
-            match cell {
-                Cell::Text(s) => sheet.write_string_with_format(r, c, s, &f.cell)?,
-                Cell::Count(n) => sheet.write_number_with_format(r, c, *n as f64, &f.cell)?,
-                Cell::Fen(n) => {
-                    sheet.write_number_with_format(r, c, *n as f64 / 100.0, &f.money)?
-                }
-            };
-        }
-    }
-    Ok(())
 }
 
 /// Writes the tables as one workbook, a sheet each.
 pub fn xlsx(tables: &[Table], sink: &mut dyn Write) -> ApiResult<()> {
-    let f = formats();
-    let mut workbook = Workbook::new();
+    let mut book = Xlsx::new()?;
     for t in tables {
-        write_sheet(workbook.add_worksheet(), t, &f).map_err(xlsx_error)?;
+        let widths = t.widths();
+        let mut sheet = book.sheet(Layout {
+            name: &t.sheet,
+            title: &t.title,
+            note: Some(&t.note),
+            headers: &t.headers,
+            widths: &widths,
+        })?;
+        let body = t.rows.len().saturating_sub(t.totals);
+        for (i, row) in t.rows.iter().enumerate() {
+            if i < body {
+                sheet.row(row)?;
+            } else {
+                sheet.total(row)?;
+            }
+        }
+        sheet.finish()?;
     }
-    let bytes = workbook.save_to_buffer().map_err(xlsx_error)?;
-    // A client that has gone simply stops the download.
-    let _ = sink.write_all(&bytes);
-    Ok(())
+    book.finish(sink)
 }
 
 /// Writes the tables as one CSV: each table's headers and rows, a blank line between them.
 pub fn csv(tables: &[Table], sink: &mut dyn Write) -> ApiResult<()> {
-    let mut writer = csv::WriterBuilder::new()
-        .flexible(true)
-        .from_writer(BOM.to_vec());
-    for (i, t) in tables.iter().enumerate() {
-        if i > 0 {
-            writer.write_record([""]).map_err(ApiError::internal)?;
+    let mut out: Option<Csv<'_>> = None;
+    for t in tables {
+        match out.as_mut() {
+            None => out = Some(Csv::new(sink, &t.headers)?),
+            Some(csv) => {
+                csv.blank()?;
+                csv.headers(&t.headers)?;
+            }
         }
-        writer
-            .write_record(&t.headers)
-            .map_err(ApiError::internal)?;
-        for row in &t.rows {
-            writer
-                .write_record(row.iter().map(Cell::csv))
-                .map_err(ApiError::internal)?;
+        if let Some(csv) = out.as_mut() {
+            for row in &t.rows {
+                csv.row(row)?;
+            }
         }
     }
-    let bytes = writer
-        .into_inner()
-        .map_err(|e| ApiError::internal(e.into_error()))?;
-    let _ = sink.write_all(&bytes);
-    Ok(())
+    out.map_or(Ok(()), Csv::finish)
 }
 
 /// What a person is on the sheet: their role, post or check-in kind.
@@ -207,17 +147,17 @@ pub fn attendance_table(d: &Detailed, names: &HashMap<String, String>) -> Table 
                 Cell::Text(names.get(&p.village_code).cloned().unwrap_or_default()),
                 Cell::Text(p.name.clone().unwrap_or_default()),
                 Cell::Text(category(p).to_owned()),
-                Cell::Text(p.worker_id_number.clone().unwrap_or_default()),
+                Cell::Code(p.worker_id_number.clone().unwrap_or_default()),
             ];
             row.extend(
                 days.iter()
                     .map(|day| Cell::Text(mark(marks.get(day)).to_owned())),
             );
             row.extend([
-                Cell::Count(p.days_present.into()),
-                Cell::Count(p.days_flagged.into()),
-                Cell::Count(p.days_dismissed.into()),
-                Cell::Count(p.days_required.into()),
+                Cell::Number(p.days_present.into()),
+                Cell::Number(p.days_flagged.into()),
+                Cell::Number(p.days_dismissed.into()),
+                Cell::Number(p.days_required.into()),
                 Cell::Text(
                     if p.no_checkins {
                         "未打卡"
@@ -228,7 +168,7 @@ pub fn attendance_table(d: &Detailed, names: &HashMap<String, String>) -> Table 
                     }
                     .to_owned(),
                 ),
-                Cell::Text(p.village_code.clone()),
+                Cell::Code(p.village_code.clone()),
             ]);
             row
         })
@@ -239,6 +179,7 @@ pub fn attendance_table(d: &Detailed, names: &HashMap<String, String>) -> Table 
         note: LEGEND.into(),
         headers,
         rows,
+        totals: 0,
     }
 }
 
@@ -279,11 +220,11 @@ pub fn subsidy_tables(s: &SubsidySheet) -> [Table; 2] {
                 Cell::Text(p.township_name.clone()),
                 Cell::Text(p.village_name.clone()),
                 Cell::Text(p.name.clone().unwrap_or_default()),
-                Cell::Text(p.worker_id_number.clone().unwrap_or_default()),
+                Cell::Code(p.worker_id_number.clone().unwrap_or_default()),
                 Cell::Text(p.post.label().to_owned()),
-                Cell::Count(p.days_required.into()),
-                Cell::Count(p.days_attended.into()),
-                Cell::Count(p.days_flagged.into()),
+                Cell::Number(p.days_required.into()),
+                Cell::Number(p.days_attended.into()),
+                Cell::Number(p.days_flagged.into()),
                 Cell::Fen(p.monthly_fen),
                 Cell::Fen(p.due_fen),
                 Cell::Text(
@@ -294,7 +235,7 @@ pub fn subsidy_tables(s: &SubsidySheet) -> [Table; 2] {
                     }
                     .to_owned(),
                 ),
-                Cell::Text(p.village_code.clone()),
+                Cell::Code(p.village_code.clone()),
                 Cell::Text(String::new()),
             ]
         })
@@ -311,10 +252,10 @@ pub fn subsidy_tables(s: &SubsidySheet) -> [Table; 2] {
     let line = |t: &SubsidyTotal| {
         vec![
             Cell::Text(t.level.label().to_owned()),
-            Cell::Text(t.code.clone()),
+            Cell::Code(t.code.clone()),
             Cell::Text(t.name.clone()),
-            Cell::Count(t.people.into()),
-            Cell::Count(t.no_attendance.into()),
+            Cell::Number(t.people.into()),
+            Cell::Number(t.no_attendance.into()),
             Cell::Fen(t.due_fen),
         ]
     };
@@ -332,6 +273,7 @@ pub fn subsidy_tables(s: &SubsidySheet) -> [Table; 2] {
             note: note.clone(),
             headers: SUBSIDY_HEADERS.map(str::to_owned).to_vec(),
             rows,
+            totals: 1,
         },
         Table {
             sheet: "汇总".into(),
@@ -348,6 +290,7 @@ pub fn subsidy_tables(s: &SubsidySheet) -> [Table; 2] {
             .map(str::to_owned)
             .to_vec(),
             rows: totals,
+            totals: 0,
         },
     ]
 }

@@ -230,17 +230,4 @@ pub fn compute(
 }
 
 /// Fen as yuan with two decimals, for people to read (`80000` → `800.00`).
-pub fn yuan(fen: i64) -> String {
-    let sign = if fen < 0 { "-" } else { "" };
-    format!("{sign}{}.{:02}", fen.abs() / 100, fen.abs() % 100)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn fen_read_as_yuan() {
-        assert_eq!(super::yuan(80_000), "800.00");
-        assert_eq!(super::yuan(26_666), "266.66");
-        assert_eq!(super::yuan(5), "0.05");
-    }
-}
+pub use crate::sheets::yuan;

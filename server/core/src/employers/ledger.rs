@@ -16,11 +16,12 @@ use crate::db::schema::employers;
 use crate::db::{Db, DbConnection};
 use crate::domain::{DivisionCode, DivisionLevel, EmployerKind, Month};
 use crate::error::{bad_query, ApiError, ApiResult};
-use crate::ledger::export::{Cell, Csv, Download, ExportFormat, Xlsx};
+use crate::ledger::export::{Download, ExportFormat};
 use crate::ledger::figures::{self, Member};
 use crate::ledger::node::{self, Node, NodeFilter};
 use crate::ledger::roster::{self, RosterEntry};
 use crate::privacy::Vault;
+use crate::sheets::{self, Cell, Layout};
 
 /// Labourers counted on the two bases.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, ToSchema)]
@@ -187,77 +188,40 @@ const HEADERS: [&str; 8] = [
     "用工主体编号",
 ];
 
-fn line_cells(l: &EmployerLine) -> [String; 8] {
+fn line_cells(l: &EmployerLine) -> [Cell; 8] {
     [
-        l.county_code.clone(),
-        l.name.clone(),
-        l.kind.label().to_owned(),
-        l.credit_code.clone().unwrap_or_default(),
-        if l.active { "在用" } else { "已停用" }.to_owned(),
-        l.labourers.approved.to_string(),
-        l.labourers.including_pending.to_string(),
-        l.id.clone(),
+        Cell::code(&l.county_code),
+        Cell::text(&l.name),
+        Cell::text(l.kind.label()),
+        Cell::code(l.credit_code.clone().unwrap_or_default()),
+        Cell::text(if l.active { "在用" } else { "已停用" }),
+        Cell::Number(l.labourers.approved),
+        Cell::Number(l.labourers.including_pending),
+        Cell::code(&l.id),
     ]
 }
 
 fn write_ledger(ledger: &EmployerLedger, csv: bool, sink: &mut dyn Write) -> ApiResult<()> {
-    let rest = [
-        ("未登记用工主体".to_owned(), ledger.without_employer),
-        ("合计".to_owned(), ledger.total),
-    ];
-    if csv {
-        let mut out = Csv::new(sink, &HEADERS)?;
+    let layout = Layout {
+        name: "用工主体",
+        title: &ledger.title,
+        note: None,
+        headers: &HEADERS,
+        widths: &[14, 30, 10, 20, 6, 10, 10, 38],
+    };
+    sheets::one_table(csv, sink, layout, |out| {
         for l in &ledger.items {
-            out.row(line_cells(l))?;
+            out.row(&line_cells(l))?;
         }
-        for (label, n) in rest {
-            let cells = [
-                String::new(),
-                label,
-                String::new(),
-                String::new(),
-                String::new(),
-            ];
-            let counts = [n.approved.to_string(), n.including_pending.to_string()];
-            out.row(cells.into_iter().chain(counts))?;
-        }
-        return out.finish();
-    }
-    let mut book = Xlsx::new()?;
-    {
-        let widths = [14, 30, 10, 20, 6, 10, 10, 38];
-        let mut sheet = book.sheet("用工主体", &ledger.title, &HEADERS, &widths)?;
-        for l in &ledger.items {
-            let c = line_cells(l);
-            sheet.row(&[
-                Cell::Text(&c[0]),
-                Cell::Text(&c[1]),
-                Cell::Text(&c[2]),
-                Cell::Text(&c[3]),
-                Cell::Text(&c[4]),
-                Cell::Number(l.labourers.approved),
-                Cell::Number(l.labourers.including_pending),
-                Cell::Text(&c[7]),
-            ])?;
-        }
-        for (i, (label, n)) in rest.iter().enumerate() {
-            let cells = [
-                Cell::Text(""),
-                Cell::Text(label),
-                Cell::Text(""),
-                Cell::Text(""),
-                Cell::Text(""),
-                Cell::Number(n.approved),
-                Cell::Number(n.including_pending),
-            ];
-            if i == 0 {
-                sheet.row(&cells)?;
-            } else {
-                sheet.total(&cells)?;
-            }
-        }
-    }
-    book.finish(sink)
+        let line = |label: &str, n: &Labourers| {
+            let mut cells = vec![Cell::empty(), Cell::text(label)];
+            cells.extend((0..3).map(|_| Cell::empty()));
+            cells.extend([Cell::Number(n.approved), Cell::Number(n.including_pending)]);
+            cells
+        };
+        out.row(&line("未登记用工主体", &ledger.without_employer))?;
+        out.total(&line("合计", &ledger.total))
+    })
 }
 
 fn require_file(format: ExportFormat) -> ApiResult<()> {
@@ -350,36 +314,19 @@ pub async fn people(
 }
 
 fn write_people(list: &EmployerPeople, csv: bool, sink: &mut dyn Write) -> ApiResult<()> {
-    let count = list.items.len() as i64;
-    if csv {
-        let mut out = Csv::new(sink, &roster::HEADERS)?;
+    let layout = Layout {
+        name: "吸纳就业人员",
+        title: &list.title,
+        note: None,
+        headers: &roster::HEADERS,
+        widths: &roster::WIDTHS,
+    };
+    sheets::one_table(csv, sink, layout, |out| {
         for e in &list.items {
-            out.row(roster::cells(e))?;
+            out.row(&roster::cells(e))?;
         }
-        out.row(["合计".to_owned(), format!("{count} 人")])?;
-        return out.finish();
-    }
-    let mut book = Xlsx::new()?;
-    {
-        let widths = [
-            8, 10, 12, 8, 8, 4, 10, 18, 10, 10, 12, 10, 8, 10, 6, 16, 16, 12,
-        ];
-        let mut sheet = book.sheet("吸纳就业人员", &list.title, &roster::HEADERS, &widths)?;
-        for e in &list.items {
-            let cells = roster::cells(e);
-            let row: Vec<Cell<'_>> = cells
-                .iter()
-                .enumerate()
-                .map(|(i, c)| match (i, e.monthly_income_yuan) {
-                    (12, Some(y)) => Cell::Number(y),
-                    _ => Cell::Text(c),
-                })
-                .collect();
-            sheet.row(&row)?;
-        }
-        sheet.total(&[Cell::Text("合计"), Cell::Number(count), Cell::Text("人")])?;
-    }
-    book.finish(sink)
+        out.total(&roster::total(list.items.len() as i64))
+    })
 }
 
 /// The real-name list as XLSX or CSV.

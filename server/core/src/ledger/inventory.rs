@@ -271,9 +271,10 @@ pub fn write_export(
     csv: bool,
     sink: &mut dyn std::io::Write,
 ) -> ApiResult<()> {
-    use super::export::{Cell, Csv, Xlsx};
+    use crate::sheets::{Cell, Csv, Layout, Xlsx};
     let catalogue = figures::catalogue();
     let total_label = format!("{}合计", node.name);
+    let figures = |f: &Dense| f.0.iter().map(|n| Cell::Number(*n)).collect::<Vec<_>>();
     if csv {
         let mut headers: Vec<&str> = vec!["县（市、区）", "乡镇（街道）", "行政村", "村代码"];
         headers.extend(catalogue.iter().map(|d| d.label.as_str()));
@@ -286,17 +287,18 @@ pub fn write_export(
             .unwrap_or_default();
         for p in villages {
             let mut cells = vec![
-                p.county_name.clone(),
-                p.township_name.clone(),
-                p.name.clone(),
-                p.code.clone(),
+                Cell::text(&p.county_name),
+                Cell::text(&p.township_name),
+                Cell::text(&p.name),
+                Cell::code(&p.code),
             ];
-            cells.extend(p.figures.0.iter().map(i64::to_string));
-            out.row(cells)?;
+            cells.extend(figures(&p.figures));
+            out.row(&cells)?;
         }
-        let mut cells = vec![total_label, String::new(), String::new(), String::new()];
-        cells.extend(places.total.0.iter().map(i64::to_string));
-        out.row(cells)?;
+        let mut cells = vec![Cell::text(&total_label)];
+        cells.extend((0..3).map(|_| Cell::empty()));
+        cells.extend(figures(&places.total));
+        out.row(&cells)?;
         return out.finish();
     }
     let mut book = Xlsx::new()?;
@@ -315,26 +317,36 @@ pub fn write_export(
             vec![12, 14]
         };
         widths.extend(catalogue.iter().map(|_| 8));
-        let mut sheet = book.sheet(
-            &format!("{}汇总", level.label()),
-            &format!("{title}（按{}，截至月末已审核数据）", level.label()),
-            &headers,
-            &widths,
-        )?;
+        let (name, title) = (
+            format!("{}汇总", level.label()),
+            format!("{title}（按{}，截至月末已审核数据）", level.label()),
+        );
+        let mut sheet = book.sheet(Layout {
+            name: &name,
+            title: &title,
+            note: None,
+            headers: &headers,
+            widths: &widths,
+        })?;
         for p in rows {
-            let texts: Vec<&str> = if village_sheet {
-                vec![&p.county_name, &p.township_name, &p.name, &p.code]
+            let mut cells = if village_sheet {
+                vec![
+                    Cell::text(&p.county_name),
+                    Cell::text(&p.township_name),
+                    Cell::text(&p.name),
+                    Cell::code(&p.code),
+                ]
             } else {
-                vec![&p.name, &p.code]
+                vec![Cell::text(&p.name), Cell::code(&p.code)]
             };
-            let mut cells: Vec<Cell<'_>> = texts.into_iter().map(Cell::Text).collect();
-            cells.extend(p.figures.0.iter().map(|n| Cell::Number(*n)));
+            cells.extend(figures(&p.figures));
             sheet.row(&cells)?;
         }
-        let mut cells: Vec<Cell<'_>> = vec![Cell::Text(&total_label)];
-        cells.extend((1..fixed).map(|_| Cell::Text("")));
-        cells.extend(places.total.0.iter().map(|n| Cell::Number(*n)));
+        let mut cells = vec![Cell::text(&total_label)];
+        cells.extend((1..fixed).map(|_| Cell::empty()));
+        cells.extend(figures(&places.total));
         sheet.total(&cells)?;
+        sheet.finish()?;
     }
     book.finish(sink)
 }

@@ -144,6 +144,7 @@ pub fn children_of(conn: &mut DbConnection, node: &Node) -> QueryResult<Vec<(Nod
     let q = villages::table
         .select((
             villages::code,
+            villages::name,
             villages::county_code,
             villages::township_code,
         ))
@@ -155,9 +156,14 @@ pub fn children_of(conn: &mut DbConnection, node: &Node) -> QueryResult<Vec<(Nod
         DivisionLevel::Township => q.filter(villages::township_code.eq(code)),
         _ => q,
     };
-    let rows: Vec<(String, String, String)> = q.load(conn)?;
+    let rows: Vec<(String, String, String, String)> = q.load(conn)?;
     let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (village, county, township) in &rows {
+    // Villages are named in their own table, counties and townships in the divisions.
+    let mut names: HashMap<String, String> = HashMap::new();
+    for (village, village_name, county, township) in &rows {
+        if level == DivisionLevel::Village {
+            names.insert(village.clone(), village_name.clone());
+        }
         let key = match level {
             DivisionLevel::County => county,
             DivisionLevel::Township => township,
@@ -165,13 +171,15 @@ pub fn children_of(conn: &mut DbConnection, node: &Node) -> QueryResult<Vec<(Nod
         };
         groups.entry(key.clone()).or_default().push(village.clone());
     }
-    let codes: Vec<&String> = groups.keys().collect();
-    let names: HashMap<String, String> = divisions::table
-        .filter(divisions::code.eq_any(codes))
-        .select((divisions::code, divisions::name))
-        .load::<(String, String)>(conn)?
-        .into_iter()
-        .collect();
+    if level != DivisionLevel::Village {
+        let codes: Vec<&String> = groups.keys().collect();
+        names.extend(
+            divisions::table
+                .filter(divisions::code.eq_any(codes))
+                .select((divisions::code, divisions::name))
+                .load::<(String, String)>(conn)?,
+        );
+    }
     Ok(groups
         .into_iter()
         .filter_map(|(code, villages)| {

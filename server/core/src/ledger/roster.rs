@@ -16,6 +16,7 @@ use crate::domain::{
 };
 use crate::error::{ApiError, ApiResult};
 use crate::privacy::Vault;
+use crate::sheets::Cell;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -383,42 +384,50 @@ pub const HEADERS: [&str; 18] = [
     "村代码",
 ];
 
-/// An entry as the cells of its row, in Chinese.
-pub fn cells(e: &RosterEntry) -> [String; 18] {
+/// Column widths of a real-name ledger's sheet, in characters.
+pub const WIDTHS: [usize; 18] = [
+    8, 10, 12, 8, 8, 4, 10, 18, 10, 10, 12, 10, 8, 10, 6, 16, 16, 12,
+];
+
+/// An entry as the cells of its row, in Chinese: the income a number, the ID number and the
+/// village code text.
+pub fn cells(e: &RosterEntry) -> [Cell; 18] {
     let china = crate::domain::time::china();
+    let label = |l: Option<&'static str>| Cell::text(l.unwrap_or_default());
     [
-        e.county_name.clone(),
-        e.township_name.clone(),
-        e.village_name.clone(),
-        e.head_name.clone(),
-        e.name.clone(),
-        e.sex.label().to_owned(),
-        e.birth_date.format("%Y-%m-%d").to_string(),
-        e.id_number.clone().unwrap_or_default(),
-        e.relation.label().to_owned(),
-        e.labour_capacity.label().to_owned(),
-        e.employment_status
-            .map(|s| s.label().to_owned())
-            .unwrap_or_default(),
-        e.post_type
-            .map(|p| p.label().to_owned())
-            .unwrap_or_default(),
-        e.monthly_income_yuan
-            .map(|y| y.to_string())
-            .unwrap_or_default(),
-        e.training_trade
-            .map(|t| t.label().to_owned())
-            .unwrap_or_default(),
-        if e.at_risk { "是" } else { "否" }.to_owned(),
-        e.safety_net
-            .iter()
-            .map(|n| n.label())
-            .collect::<Vec<_>>()
-            .join("、"),
-        e.surveyed_at
-            .with_timezone(&china)
-            .format("%Y-%m-%d %H:%M")
-            .to_string(),
-        e.village_code.clone(),
+        Cell::text(&e.county_name),
+        Cell::text(&e.township_name),
+        Cell::text(&e.village_name),
+        Cell::text(&e.head_name),
+        Cell::text(&e.name),
+        Cell::text(e.sex.label()),
+        Cell::text(e.birth_date.format("%Y-%m-%d").to_string()),
+        Cell::code(e.id_number.clone().unwrap_or_default()),
+        Cell::text(e.relation.label()),
+        Cell::text(e.labour_capacity.label()),
+        label(e.employment_status.map(|s| s.label())),
+        label(e.post_type.map(|p| p.label())),
+        e.monthly_income_yuan.map_or_else(Cell::empty, Cell::Number),
+        label(e.training_trade.map(|t| t.label())),
+        Cell::text(if e.at_risk { "是" } else { "否" }),
+        Cell::text(
+            e.safety_net
+                .iter()
+                .map(|n| n.label())
+                .collect::<Vec<_>>()
+                .join("、"),
+        ),
+        Cell::text(
+            e.surveyed_at
+                .with_timezone(&china)
+                .format("%Y-%m-%d %H:%M")
+                .to_string(),
+        ),
+        Cell::code(&e.village_code),
     ]
+}
+
+/// The totals line under a real-name ledger.
+pub fn total(count: i64) -> [Cell; 3] {
+    [Cell::text("合计"), Cell::Number(count), Cell::text("人")]
 }

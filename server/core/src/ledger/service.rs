@@ -7,7 +7,7 @@ use std::io::Write;
 use chrono::Utc;
 
 use super::cache;
-use super::export::{Cell, Csv, Download, ExportFormat, Xlsx};
+use super::export::{Download, ExportFormat};
 use super::inventory::{self, Inventory};
 use super::months::{self, CloseRequest, MonthDetail, MonthState, ReopenRequest};
 use super::node::{self, Node, NodeFilter};
@@ -19,6 +19,7 @@ use crate::db::{write_transaction, Db, DbConnection};
 use crate::domain::{DivisionCode, Month, Role};
 use crate::error::{bad_query, ApiResult};
 use crate::privacy::Vault;
+use crate::sheets::{self, Layout};
 
 /// Villages recomputed per month and round by the background warmer.
 const WARM_BATCH: i64 = 100;
@@ -423,11 +424,7 @@ pub async fn roster_export(
                 villages: &scope.villages,
                 filter: &filter,
             };
-            if format == ExportFormat::Csv {
-                rows.write_csv(conn, sink)
-            } else {
-                rows.write_xlsx(conn, sink, &scope.title)
-            }
+            rows.write(conn, format == ExportFormat::Csv, sink, &scope.title)
         }),
     })
 }
@@ -445,58 +442,33 @@ impl RosterRows<'_> {
         roster::village_entries(conn, self.vault, village, f.month, f.kind, f.reveal)
     }
 
-    fn write_csv(&self, conn: &mut DbConnection, sink: &mut dyn Write) -> ApiResult<()> {
-        let mut csv = Csv::new(sink, &roster::HEADERS)?;
-        let mut count = 0i64;
-        for village in self.villages {
-            for e in self.village(conn, village)? {
-                let mut cells = roster::cells(&e);
-                if self.filter.reveal {
-                    // A leading tab keeps spreadsheet programs from turning an 18-digit
-                    // number into 2.20802E+17.
-                    cells[7] = format!("\t{}", cells[7]);
-                }
-                csv.row(cells)?;
-                count += 1;
-            }
-            if csv.gone {
-                return Ok(());
-            }
-        }
-        csv.row(["合计".to_owned(), format!("{count} 人")])?;
-        csv.finish()
-    }
-
-    fn write_xlsx(
+    fn write(
         &self,
         conn: &mut DbConnection,
+        csv: bool,
         sink: &mut dyn Write,
         title: &str,
     ) -> ApiResult<()> {
-        let kind = self.filter.kind;
-        let mut book = Xlsx::new()?;
-        {
-            let widths = [
-                8, 10, 12, 8, 8, 4, 10, 18, 10, 10, 12, 10, 8, 10, 6, 16, 16, 12,
-            ];
-            let mut sheet = book.sheet(
-                kind.label().trim_end_matches("实名制台账"),
-                title,
-                &roster::HEADERS,
-                &widths,
-            )?;
+        let layout = Layout {
+            name: self.filter.kind.label().trim_end_matches("实名制台账"),
+            title,
+            note: None,
+            headers: &roster::HEADERS,
+            widths: &roster::WIDTHS,
+        };
+        sheets::one_table(csv, sink, layout, |out| {
             let mut count = 0i64;
             for village in self.villages {
                 for e in self.village(conn, village)? {
-                    let cells = roster::cells(&e);
-                    let row: Vec<Cell<'_>> = cells.iter().map(|c| Cell::Text(c)).collect();
-                    sheet.row(&row)?;
+                    out.row(&roster::cells(&e))?;
                     count += 1;
                 }
+                if out.gone() {
+                    return Ok(());
+                }
             }
-            sheet.total(&[Cell::Text("合计"), Cell::Number(count), Cell::Text("人")])?;
-        }
-        book.finish(sink)
+            out.total(&roster::total(count))
+        })
     }
 }
 

@@ -81,7 +81,8 @@ impl SurveyQuery {
 pub struct RevealQuery {
     /// Show ID numbers and phone numbers in full (county reviewers and the city only; audited).
     pub reveal: Option<bool>,
-    /// Why they are revealed, for the audit log.
+    /// Why they are revealed: required with `reveal=true` (400 `invalid_query` naming
+    /// `reason` without one), at most 200 characters, written to the audit log.
     pub reason: Option<String>,
 }
 

@@ -1,4 +1,5 @@
-//! Spreadsheets uploaded by staff (CSV or XLSX): read into rows of text cells, within bounds.
+//! Spreadsheets: those uploaded by staff (CSV or XLSX), read into rows of text cells within
+//! bounds, and those handed out ([`write`]).
 //!
 //! An XLSX file is a zip archive, and a few kilobytes of deflate can expand to gigabytes, so the
 //! archive is inflated once into a sink, counting, before the reader sees it: more than
@@ -9,6 +10,11 @@ use std::io::{Cursor, Read};
 
 use crate::domain::Rule;
 use crate::error::{ApiError, ApiResult};
+
+mod write;
+pub use write::{
+    display_width, one_table, yuan, Cell, Csv, Layout, RowSink, Sheet, Xlsx, CSV, XLSX,
+};
 
 /// Largest total size of an XLSX archive's entries once inflated.
 pub const MAX_INFLATED: u64 = 64 * 1024 * 1024;
@@ -45,7 +51,7 @@ pub fn read(bytes: &[u8], format: SheetFormat, max_rows: usize) -> ApiResult<Row
             let mut out = Vec::new();
             for (i, record) in reader.records().enumerate() {
                 let record = record.map_err(|e| unreadable(format!("CSV 无法读取：{e}")))?;
-                out.push((i + 1, record.iter().map(str::to_owned).collect()));
+                out.push((i + 1, record.iter().map(unquoted).collect()));
                 if out.len() >= max_rows {
                     break;
                 }
@@ -73,6 +79,17 @@ pub fn read(bytes: &[u8], format: SheetFormat, max_rows: usize) -> ApiResult<Row
                 .collect())
         }
     }
+}
+
+/// A CSV field as typed: a code written as `="…"` (as the exports write them, see [`write`])
+/// is read as the code itself.
+fn unquoted(field: &str) -> String {
+    field
+        .strip_prefix("=\"")
+        .and_then(|f| f.strip_suffix('"'))
+        .filter(|inner| !inner.contains('"'))
+        .unwrap_or(field)
+        .to_owned()
 }
 
 /// Inflates every entry into a sink, refusing an archive that expands past the bounds.
@@ -163,6 +180,14 @@ mod tests {
         bytes[central + 24..central + 28].copy_from_slice(&lie);
         assert!(read(&bytes, SheetFormat::Xlsx, 10).is_err());
         assert!(check_archive(&bytes).is_err());
+    }
+
+    #[test]
+    fn codes_written_for_spreadsheets_read_back_bare() {
+        let csv = "村代码,姓名\n=\"220802100201\",张三\n=\"a\"b\",李四\n";
+        let rows = read(csv.as_bytes(), SheetFormat::Csv, 10).unwrap();
+        assert_eq!(rows[1].1, ["220802100201", "张三"]);
+        assert_eq!(rows[2].1, ["=\"a\"b\"", "李四"]);
     }
 
     #[test]
