@@ -453,6 +453,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 );
             }
         }
+        let demo_field_work = prepared.demo_field_work;
         let app = Application::build_prepared(settings.clone(), prepared)?;
         let host = settings
             .bind
@@ -461,10 +462,31 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let address = format!("{host}:{}", app.port());
         tracing::info!(%address, "serving");
         println!("Taizhang is serving on http://{address} (Ctrl-C stops it)");
+        if demo_field_work {
+            start_demo_field_work(host, app.port());
+        }
         app.run_until_stopped().await?;
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+/// Plays `--demo`'s field work against this server in the background: it needs the server
+/// answering, and the console is usable meanwhile.
+fn start_demo_field_work(host: &str, port: u16) {
+    let host = match host {
+        "0.0.0.0" | "" => "127.0.0.1",
+        "[::]" => "[::1]",
+        other => other,
+    };
+    let server = format!("http://{host}:{port}");
+    println!("Demo field work: check-ins and surveys of eight villages over the last six days are being sent…");
+    actix_web::rt::spawn(async move {
+        match crate::simulate::demo_field_work(server).await {
+            Ok(acked) => println!("Demo field work: {acked} submissions received"),
+            Err(e) => tracing::warn!(error = %format!("{e:#}"), "demo field work failed"),
+        }
+    });
 }
 
 fn seed(args: SeedArgs) -> anyhow::Result<()> {

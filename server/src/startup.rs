@@ -10,6 +10,7 @@ use actix_web::middleware::{from_fn, Compress};
 use actix_web::{web, App, HttpServer};
 use anyhow::{bail, Context};
 use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
 use utoipa_actix_web::AppExt;
 
 use crate::api::{self, OpenApiJson};
@@ -37,6 +38,8 @@ pub struct Prepared {
     pub demo_users: Vec<(NewUserInput, bool)>,
     /// What `--demo` generated on an empty database.
     pub demo_surveys: Option<crate::simulate::seed::Seeded>,
+    /// `--demo` on a database without check-ins: the field work is to be played once serving.
+    pub demo_field_work: bool,
 }
 
 const KEY_FINGERPRINT: &str = "secret_key_fingerprint";
@@ -94,6 +97,12 @@ pub fn prepare(settings: &Settings) -> anyhow::Result<Prepared> {
         } else {
             None
         };
+        let demo_field_work = settings.demo
+            && settings.demo_households > 0
+            && crate::db::schema::checkins::table
+                .count()
+                .get_result::<i64>(conn)?
+                == 0;
         Ok(Prepared {
             db: db.clone(),
             photos: photos.clone(),
@@ -102,6 +111,7 @@ pub fn prepare(settings: &Settings) -> anyhow::Result<Prepared> {
             villages_loaded,
             demo_users,
             demo_surveys,
+            demo_field_work,
         })
     })
 }

@@ -385,3 +385,185 @@ async fn staff_from_the_command_line(backend: crate::helpers::Backend) {
 }
 
 crate::helpers::both_backends!(staff_from_the_command_line);
+
+/// `serve --demo` on a fresh data directory: every page has something to show, and the data
+/// could be real — nothing dated after now, both sexes, parents older than their children,
+/// staff with people's names.
+#[test]
+fn the_demo_looks_real() {
+    use diesel::prelude::*;
+    use taizhang::db::schema::{
+        checkins, duplicate_pairs, household_surveys, people, submissions, survey_members, users,
+        village_surveys,
+    };
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = taizhang(dir.path())
+        .env("TAIZHANG_SECRET_KEY", "de".repeat(32))
+        .env("TAIZHANG_BIND", "127.0.0.1:0")
+        .env("TAIZHANG_DEMO_HOUSEHOLDS", "300")
+        .args(["serve", "--demo"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve");
+    let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let (lines, printed) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let started = Instant::now();
+    let mut seen = String::new();
+    let acked: usize = loop {
+        let line = printed
+            .recv_timeout(Duration::from_secs(300).saturating_sub(started.elapsed()))
+            .unwrap_or_else(|_| panic!("no demo field work in:\n{seen}"));
+        seen.push_str(&line);
+        seen.push('\n');
+        if let Some(rest) = line.strip_prefix("Demo field work: ") {
+            if let Some(n) = rest.strip_suffix(" submissions received") {
+                break n.parse().expect("count");
+            }
+        }
+    };
+    assert!(acked > 50, "{seen}");
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    child.wait().expect("wait");
+
+    let url = taizhang::db::DatabaseUrl::Sqlite(taizhang::db::default_sqlite_path(dir.path()));
+    let db = taizhang::db::Db::connect(&url, 1).expect("database");
+    let mut conn = db.get().expect("connection");
+    let conn = &mut *conn;
+    let now = chrono::Utc::now().naive_utc();
+    let latest = |times: Vec<chrono::NaiveDateTime>| times.into_iter().max().expect("rows");
+    let surveyed: Vec<chrono::NaiveDateTime> = household_surveys::table
+        .select(household_surveys::surveyed_at)
+        .load(conn)
+        .expect("surveys");
+    assert!(surveyed.len() > 300);
+    for (what, last) in [
+        ("surveyed", latest(surveyed)),
+        (
+            "received",
+            latest(
+                household_surveys::table
+                    .select(household_surveys::received_at)
+                    .load(conn)
+                    .expect("q"),
+            ),
+        ),
+        (
+            "submitted",
+            latest(
+                submissions::table
+                    .select(submissions::received_at)
+                    .load(conn)
+                    .expect("q"),
+            ),
+        ),
+        (
+            "village survey",
+            latest(
+                village_surveys::table
+                    .select(village_surveys::surveyed_at)
+                    .load(conn)
+                    .expect("q"),
+            ),
+        ),
+        (
+            "checked in",
+            latest(
+                checkins::table
+                    .select(checkins::captured_at)
+                    .load(conn)
+                    .expect("q"),
+            ),
+        ),
+    ] {
+        assert!(last <= now, "{what} at {last}, after now ({now})");
+    }
+
+    let people: Vec<(String, String, chrono::NaiveDate)> = people::table
+        .select((people::id_hash, people::sex, people::birth_date))
+        .load(conn)
+        .expect("people");
+    let men = people.iter().filter(|p| p.1 == "male").count();
+    let share = men as f64 / people.len() as f64;
+    assert!(
+        (0.35..0.65).contains(&share),
+        "{men} men of {}",
+        people.len()
+    );
+    assert!(
+        people.iter().all(|p| p.2 <= now.date()),
+        "born in the future"
+    );
+    let births: std::collections::HashMap<String, chrono::NaiveDate> =
+        people.into_iter().map(|(h, _, b)| (h, b)).collect();
+    let members: Vec<(String, String, String)> = survey_members::table
+        .select((
+            survey_members::survey_id,
+            survey_members::relation,
+            survey_members::person_id_hash,
+        ))
+        .load(conn)
+        .expect("members");
+    let mut households: std::collections::HashMap<&str, Vec<(&str, chrono::NaiveDate)>> =
+        Default::default();
+    for (survey, relation, hash) in &members {
+        if let Some(birth) = births.get(hash) {
+            households
+                .entry(survey)
+                .or_default()
+                .push((relation, *birth));
+        }
+    }
+    let mut checked = 0;
+    for list in households.values() {
+        let Some((_, head)) = list.iter().find(|(r, _)| *r == "head") else {
+            continue;
+        };
+        for (relation, birth) in list {
+            let years = (*birth - *head).num_days() / 365;
+            match *relation {
+                "child" => assert!(years >= 15, "a child {years} years younger than the head"),
+                "grandchild" => assert!(years >= 30, "a grandchild {years} years younger"),
+                "parent" => assert!(years <= -15, "a parent {years} years from the head"),
+                _ => continue,
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 100, "{checked} relatives checked");
+
+    let flags: Vec<String> = checkins::table
+        .select(checkins::flags)
+        .load(conn)
+        .expect("check-ins");
+    let flagged = flags.iter().filter(|f| !f.is_empty()).count();
+    assert!(
+        flags.len() > 50 && flagged > 0 && flagged < flags.len() / 2,
+        "{flagged} of {} flagged",
+        flags.len()
+    );
+    let open: i64 = duplicate_pairs::table
+        .filter(duplicate_pairs::state.eq("open"))
+        .count()
+        .get_result(conn)
+        .expect("pairs");
+    assert!(open > 0, "open duplicate pairs");
+    let names: Vec<String> = users::table.select(users::name).load(conn).expect("users");
+    assert!(
+        names.iter().all(|n| !n.contains("造数")
+            && !n.contains('·')
+            && !n.chars().any(|c| c.is_ascii_digit())),
+        "{names:?}"
+    );
+}

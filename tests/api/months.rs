@@ -182,7 +182,7 @@ async fn counties_sign_off_and_withdraw(backend: Backend) {
     assert_eq!(mine["note"], "已核");
     assert_eq!(mine["override_reason"], "一户待补照片，不影响汇总");
     assert_eq!(mine["pending_at_signoff"], 1);
-    assert_eq!(mine["signed_by_name"], "演示·洮北区扶贫办审核员");
+    assert_eq!(mine["signed_by_name"], "王秀梅");
     problem(
         post(&app, &taobei, &path(TAOBEI), &json!({})).await,
         409,
@@ -414,10 +414,7 @@ async fn close_and_reopen_keep_numbered_snapshots(backend: Backend) {
     assert_eq!(reopened["round"], 2);
     assert_eq!(reopened["closes"][0]["standing"], false);
     assert_eq!(reopened["closes"][0]["reopen_reason"], "补录审核结果");
-    assert_eq!(
-        reopened["closes"][0]["reopened_by_name"],
-        "演示·市扶贫办管理员"
-    );
+    assert_eq!(reopened["closes"][0]["reopened_by_name"], "李国华");
     assert_eq!(
         reopened["counties_signed"], 0,
         "sign-offs are given again after a reopen"
@@ -668,7 +665,7 @@ async fn console_month_page_and_queue(backend: Backend) {
     // The queue: the county column, and the enumerator and day filters.
     let page = city.get("/console/queue").await.text().await.expect("page");
     assert!(page.contains("td class=\"county\">洮北区"), "{page}");
-    assert!(page.contains("演示·洮北区驻村工作队员"), "{page}");
+    assert!(page.contains("刘建军"), "{page}");
     let enumerator = app.login(ENUMERATOR_TAOBEI).await["user"]["id"]
         .as_str()
         .expect("id")

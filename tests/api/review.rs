@@ -213,7 +213,7 @@ async fn decisions_follow_the_state_machine(backend: Backend) {
     };
     assert_eq!(by_id(&s2["id"])["status"], "rejected");
     assert_eq!(by_id(&s2["id"])["review_comment"], "户主签字缺失");
-    assert_eq!(by_id(&s2["id"])["reviewer_name"], "演示·洮北区扶贫办审核员");
+    assert_eq!(by_id(&s2["id"])["reviewer_name"], "王秀梅");
     assert!(by_id(&s2["id"])["reviewed_by"].is_string());
     assert_eq!(by_id(&s3["id"])["status"], "superseded");
     assert_eq!(by_id(&s1["id"])["status"], "approved");
@@ -809,7 +809,7 @@ async fn the_audit_log_is_append_only_and_its_chain_detects_tampering(backend: B
         .await)
     .await;
     assert_eq!(page["items"].as_array().expect("items").len(), 2);
-    assert_eq!(page["items"][0]["user_name"], "演示·洮北区扶贫办审核员");
+    assert_eq!(page["items"][0]["user_name"], "王秀梅");
     assert_eq!(page["items"][0]["to_state"], "rejected");
     let seqs: Vec<i64> = page["items"]
         .as_array()

@@ -302,6 +302,7 @@ fn the_plan_follows_from_the_seed() {
         now: chrono::DateTime::parse_from_rfc3339("2026-11-27T12:00:00+08:00")
             .expect("time")
             .with_timezone(&chrono::Utc),
+        future_clock: true,
     };
     let fingerprint = |seed: u64| {
         let world = plan(&params(seed), villages()).expect("plan");

@@ -17,6 +17,7 @@ pub mod bench;
 pub mod employers;
 pub mod faults;
 pub mod month2;
+pub mod people;
 pub mod phone;
 pub mod photos;
 pub mod revisit;
@@ -67,6 +68,8 @@ pub struct Options {
     pub progress: bool,
     /// 2: after the month, a second month through sync ([`revisit`]).
     pub months: u32,
+    /// See [`world::Params::future_clock`].
+    pub future_clock: bool,
 }
 
 impl Options {
@@ -87,6 +90,7 @@ impl Options {
             photo_width: 256,
             progress: false,
             months: 1,
+            future_clock: true,
         }
     }
 }
@@ -338,6 +342,7 @@ impl Simulation {
             photo_width: options.photo_width.clamp(64, 2048),
             reuse_bits: options.reuse_bits,
             now: chrono::Utc::now(),
+            future_clock: options.future_clock,
         };
         let world = tokio::task::spawn_blocking(move || world::plan(&params, villages)).await??;
         let world = Arc::new(world);
@@ -435,6 +440,15 @@ impl Simulation {
         self.bar.finish_and_clear();
         self.timings.review = started.elapsed();
         Ok(())
+    }
+
+    /// The field days and the stragglers only, for the demo: the surveys stay in the review
+    /// queue, flagged check-ins await a reviewer and look-alike households stay open pairs.
+    pub async fn play_field(&mut self) {
+        let world = self.world.clone();
+        self.flush(&world.field).await;
+        self.flush(&world.late).await;
+        self.bar.finish_and_clear();
     }
 
     /// Every phone sends its share, one item after another, all phones at once.
@@ -618,7 +632,8 @@ impl Simulation {
     async fn list_surveys(&mut self) -> anyhow::Result<BTreeMap<String, Vec<Value>>> {
         let world = self.world.clone();
         let villages: Vec<usize> = (0..world.villages.len()).collect();
-        let listed = join_all(self.admins.iter_mut().zip(shares(&villages, 8)).map(
+        let admins = self.admins.len();
+        let listed = join_all(self.admins.iter_mut().zip(shares(&villages, admins)).map(
             |(admin, mine)| {
                 let world = &world;
                 async move {
@@ -886,7 +901,8 @@ impl Simulation {
                 usize::MAX,
             )])
             .collect();
-        let answers = join_all(self.admins.iter_mut().zip(shares(&nodes, 8)).map(
+        let admins = self.admins.len();
+        let answers = join_all(self.admins.iter_mut().zip(shares(&nodes, admins)).map(
             |(admin, mine)| async move {
                 let mut out = Vec::new();
                 for (level, code, v) in mine {
@@ -1079,7 +1095,9 @@ impl Simulation {
 /// them; an account already there (a second run with the same seed) is fine.
 async fn create_staff(admins: &mut [Phone], world: &World) -> anyhow::Result<()> {
     let users: Vec<usize> = (0..world.users.len()).collect();
-    let results = join_all(admins.iter_mut().zip(shares(&users, 8)).map(|(admin, mine)| {
+    // As many shares as administrators' sessions: zip would drop the rest.
+    let sessions = admins.len();
+    let results = join_all(admins.iter_mut().zip(shares(&users, sessions)).map(|(admin, mine)| {
         async move {
             for u in mine {
                 let user = &world.users[u];
@@ -1202,6 +1220,26 @@ async fn send(phone: &mut Phone, world: &World, truth: &Truth, stats: &Stats, i:
     }
 }
 
+/// `serve --demo`'s field work on a database without check-ins: eight villages' enumerators
+/// and first secretaries over the last six days (the phones upload it all now, and a check-in
+/// older than the server's seven-day upload window would be flagged stale), played against the
+/// server at `server` as their phones would (no network faults, no clock ahead), so that
+/// attendance, flagged check-ins, the review queue and duplicate pairs all have something to
+/// show. Returns the submissions acknowledged.
+pub async fn demo_field_work(server: String) -> anyhow::Result<usize> {
+    let mut options = Options::new(vec![server]);
+    options.villages = 8;
+    options.days = 6;
+    options.households_per_village = 4;
+    options.concurrency = 4;
+    options.fault_rate = 0.0;
+    options.photo_width = 640;
+    options.future_clock = false;
+    let mut simulation = Simulation::prepare(options).await?;
+    simulation.play_field().await;
+    Ok(simulation.acked_count())
+}
+
 /// `taizhang simulate`: prepare, play, check, print; an error when the check fails.
 pub fn main(args: SimulateArgs) -> anyhow::Result<()> {
     let admin_password = std::env::var("TAIZHANG_SIM_ADMIN_PASSWORD")
@@ -1224,6 +1262,7 @@ pub fn main(args: SimulateArgs) -> anyhow::Result<()> {
         photo_width: args.photo_width,
         progress: !args.quiet,
         months: args.months,
+        future_clock: true,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

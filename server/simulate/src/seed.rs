@@ -5,7 +5,7 @@
 //! most surveys are approved, some await review, a few are rejected. Every village files a
 //! post-demand survey each month.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 use chrono::{Datelike, Duration, NaiveDateTime};
 use diesel::prelude::*;
@@ -17,7 +17,7 @@ use taizhang_core::db::schema::{
     village_post_demand, village_surveys, villages,
 };
 use taizhang_core::db::{write_transaction, DbConnection};
-use taizhang_core::domain::{EmploymentStatus, IdNumber, Month, PostType, TrainingTrade};
+use taizhang_core::domain::{EmploymentStatus, IdNumber, Month, PostType, Sex, TrainingTrade};
 use taizhang_core::error::ApiError;
 use taizhang_core::privacy::{Purpose, Vault};
 use taizhang_core::surveys::identity::KeyKind;
@@ -77,6 +77,8 @@ struct Run<'a> {
     enumerators: &'a [(String, String)],
     /// The demo employer registry members name.
     employers: &'a crate::employers::DemoEmployers,
+    /// Now, in UTC: nothing generated is dated after it.
+    now: NaiveDateTime,
 }
 
 impl Run<'_> {
@@ -87,6 +89,18 @@ impl Run<'_> {
             .map(|(_, id)| id.clone())
             .unwrap_or_default()
     }
+}
+
+/// A person's name for the `i`-th seed enumerator.
+fn staff_name(i: usize) -> String {
+    let mut rng = StdRng::seed_from_u64(0x5eed_0000 + i as u64);
+    let sex = if rng.gen_bool(0.7) {
+        Sex::Male
+    } else {
+        Sex::Female
+    };
+    let name = crate::people::name(sex, None, &mut roll(&mut rng));
+    name
 }
 
 /// The seed users who "made" the surveys: one enumerator per county (they cannot log in).
@@ -110,7 +124,7 @@ fn seed_users(
                     .values((
                         users::id.eq(&id),
                         users::phone.eq(&phone),
-                        users::name.eq(format!("造数·{county}入户调查员")),
+                        users::name.eq(staff_name(i)),
                         users::role.eq("enumerator"),
                         users::county_code.eq(Some(county)),
                         // Not an Argon2 hash: nobody can log in as a seed user.
@@ -224,7 +238,18 @@ pub fn seed(
     options: &SeedOptions,
     mut progress: impl FnMut(usize),
 ) -> anyhow::Result<Seeded> {
-    let months = months_from(options.start, options.months.max(1));
+    let now = chrono::Utc::now().naive_utc();
+    // Months that have begun (in Beijing time) only: nothing is dated in the future.
+    let today = taizhang_core::domain::time::today();
+    let months: Vec<Month> = months_from(options.start, options.months.max(1))
+        .into_iter()
+        .filter(|m| m.first_day() <= today)
+        .collect();
+    anyhow::ensure!(
+        !months.is_empty(),
+        "the first month {} has not begun yet",
+        options.start
+    );
     let all_villages: Vec<SeedVillage> = villages::table
         .select(SeedVillage::as_select())
         .order(villages::code)
@@ -245,17 +270,30 @@ pub fn seed(
         months: &months,
         villages: &all_villages,
         enumerators: &enumerators,
+        now,
     };
     let mut rng = StdRng::seed_from_u64(options.seed);
-    // Continue the person counter after earlier seed runs.
-    let mut person_counter: usize = people::table.count().get_result::<i64>(conn)? as usize;
+    // Continue after earlier seed runs, clear of the numbers they gave.
+    let earlier: i64 = people::table.count().get_result(conn)?;
+    let mut counter = People {
+        counter: earlier as u64,
+        taken: if earlier > 0 {
+            people::table
+                .select(people::id_hash)
+                .load::<String>(conn)?
+                .into_iter()
+                .collect()
+        } else {
+            HashSet::new()
+        },
+    };
     let mut done = Seeded::default();
     let mut start = 0;
     while start < options.households {
         let end = (start + BATCH).min(options.households);
         write_transaction(conn, |conn| -> Result<(), ApiError> {
             for _ in start..end {
-                household(conn, &run, &mut rng, &mut person_counter, &mut done)?;
+                household(conn, &run, &mut rng, &mut counter, &mut done)?;
             }
             Ok(())
         })
@@ -270,14 +308,23 @@ pub fn seed(
     Ok(done)
 }
 
-const SURNAMES: [&str; 12] = [
-    "张", "王", "李", "刘", "陈", "杨", "赵", "黄", "周", "吴", "孙", "马",
-];
-const GIVEN_NAMES: [&str; 10] = [
-    "国强", "秀兰", "建华", "桂英", "志明", "玉珍", "海峰", "丽娟", "春生", "淑芬",
-];
-const CAPACITIES: [&str; 6] = ["able", "able", "able", "weak", "lost", "none"];
-const RELATIONS: [&str; 5] = ["spouse", "child", "child", "parent", "grandchild"];
+/// Relations of the members after the head and the spouse.
+const RELATIONS: [&str; 5] = ["child", "child", "child", "parent", "grandchild"];
+
+/// Uniform draws from `lo..=hi`, for [`people`].
+fn roll(rng: &mut StdRng) -> impl FnMut(u32, u32) -> u32 + '_ {
+    move |lo, hi| rng.gen_range(lo..=hi)
+}
+
+/// Labour capacity as age allows: children and the very old have none.
+fn capacity_at(rng: &mut StdRng, age: u32) -> &'static str {
+    match age {
+        0..=15 => "none",
+        16..=59 => ["able", "able", "able", "able", "weak", "lost"][rng.gen_range(0..6)],
+        60..=69 => ["able", "weak", "weak", "lost"][rng.gen_range(0..4)],
+        _ => ["weak", "lost", "none"][rng.gen_range(0..3)],
+    }
+}
 
 /// One household: a village, its members (new people), its first survey month and the surveys
 /// of that month and, now and then, of later months.
@@ -285,22 +332,37 @@ fn household(
     conn: &mut DbConnection,
     run: &Run<'_>,
     rng: &mut StdRng,
-    person_counter: &mut usize,
+    counter: &mut People,
     done: &mut Seeded,
 ) -> Result<(), ApiError> {
     let village = &run.villages[rng.gen_range(0..run.villages.len())];
     let enumerator = run.enumerator_of(&village.county_code);
     let size = 1 + [0, 1, 1, 1, 2, 2, 3][rng.gen_range(0..7)];
+    // Ages as of the first month surveyed.
+    let on = run.months[0].first_day();
+    let head = crate::people::head(&mut roll(rng));
+    let mut drawn = vec![head];
+    for m in 1..size {
+        let relation = if m == 1 && rng.gen_bool(0.85) {
+            "spouse"
+        } else {
+            RELATIONS[rng.gen_range(0..RELATIONS.len())]
+        };
+        drawn.push(crate::people::relative(relation, &head, &mut roll(rng)));
+    }
     let mut members = Vec::with_capacity(size);
-    for m in 0..size {
-        *person_counter += 1;
-        members.push(draw_member(
-            rng,
-            run.vault,
-            &village.county_code,
-            m,
-            *person_counter,
-        )?);
+    let mut head_surname = String::new();
+    for d in &drawn {
+        // Children and the head's father carry the head's surname when the head is a man.
+        let inherits = head.sex == Sex::Male
+            && (matches!(d.relation, "child" | "grandchild")
+                || (d.relation == "parent" && d.sex == Sex::Male));
+        let surname = (inherits && !head_surname.is_empty()).then_some(head_surname.as_str());
+        let member = draw_member(rng, run, &village.county_code, d, surname, on, counter)?;
+        if d.relation == "head" {
+            head_surname = member.name.chars().take(1).collect();
+        }
+        members.push(member);
     }
     let household = insert_household(conn, run.vault, &village.code, &members)?;
     done.households += 1;
@@ -331,44 +393,53 @@ fn household(
             poverty,
             relocated,
             employers: run.employers,
+            now: run.now,
         };
         insert_survey(conn, run.vault, rng, &survey, &members, done)?;
     }
     Ok(())
 }
 
-/// The `m`-th member of a household (the head first), the `counter`-th person generated.
+/// The people generated so far: a counter that makes their ID numbers, and the keyed hashes
+/// taken (the database's, on an `--append` run), so that no two share a number.
+struct People {
+    counter: u64,
+    taken: HashSet<String>,
+}
+
+/// A member as drawn (the head first), with a name and an ID number no one else has.
 fn draw_member(
     rng: &mut StdRng,
-    vault: &Vault,
+    run: &Run<'_>,
     county: &str,
-    m: usize,
-    counter: usize,
+    drawn: &crate::people::Drawn,
+    surname: Option<&str>,
+    on: chrono::NaiveDate,
+    generated: &mut People,
 ) -> Result<Member, ApiError> {
-    let id = IdNumber::generated(&county[..6], counter as u64)
-        .map_err(|e| ApiError::internal(anyhow::anyhow!("generated ID number: {}", e.message)))?;
-    let capacity = CAPACITIES[rng.gen_range(0..CAPACITIES.len())];
+    let (id, hash) = loop {
+        generated.counter += 1;
+        let id = crate::people::id_number(&county[..6], drawn, on, generated.counter)
+            .map_err(ApiError::internal)?;
+        let hash = run.vault.index_id(&id);
+        if generated.taken.insert(hash.clone()) {
+            break (id, hash);
+        }
+    };
+    let name = crate::people::name(drawn.sex, surname, &mut roll(rng));
+    let capacity = capacity_at(rng, drawn.age);
     let (status, post) = work(rng, capacity);
     let at_risk = rng.gen_bool(0.012);
     // The fields draw in the order written here: keep it, the data depends on it.
     Ok(Member {
-        hash: vault.index_id(&id),
-        name: format!(
-            "{}{}",
-            SURNAMES[rng.gen_range(0..SURNAMES.len())],
-            GIVEN_NAMES[rng.gen_range(0..GIVEN_NAMES.len())]
-        ),
-        relation: if m == 0 {
-            "head"
-        } else {
-            RELATIONS[rng.gen_range(0..RELATIONS.len())]
-        },
+        hash,
+        name,
+        relation: drawn.relation,
         capacity,
         status,
         post,
-        wants_post: rng.gen_bool(0.12),
-        trade: rng
-            .gen_bool(0.18)
+        wants_post: status.is_some() && rng.gen_bool(0.12),
+        trade: (matches!(capacity, "able" | "weak") && rng.gen_bool(0.18))
             .then(|| TrainingTrade::ALL[rng.gen_range(0..TrainingTrade::ALL.len())]),
         at_risk,
         net: if at_risk && rng.gen_bool(0.7) {
@@ -426,6 +497,7 @@ struct SeedSurvey<'a> {
     poverty: &'static str,
     relocated: bool,
     employers: &'a crate::employers::DemoEmployers,
+    now: NaiveDateTime,
 }
 
 /// A household survey: its submission, the survey row and its member rows. Draws the survey's
@@ -438,19 +510,28 @@ fn insert_survey(
     members: &[Member],
     done: &mut Seeded,
 ) -> Result<(), ApiError> {
-    let day = rng.gen_range(1..28);
-    let surveyed_at: NaiveDateTime = s
+    // A working day's hour in Beijing time (UTC+8), no later than now.
+    let now_local = now_in_china(s.now);
+    let last_day = if Month::containing(now_local.date()) == s.month {
+        now_local.day().min(28)
+    } else {
+        28
+    };
+    let day = rng.gen_range(1..=last_day);
+    let local: NaiveDateTime = s
         .month
         .first_day()
         .with_day(day)
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("day {day} of {}", s.month)))?
         .and_hms_opt(
-            rng.gen_range(0..10),
+            rng.gen_range(8..18),
             rng.gen_range(0..60),
             rng.gen_range(0..60),
         )
         .unwrap_or_default();
-    let received_at = surveyed_at + Duration::hours(rng.gen_range(1..48));
+    let surveyed_at =
+        (local - Duration::hours(8)).min(s.now - Duration::minutes(rng.gen_range(90..600)));
+    let received_at = (surveyed_at + Duration::minutes(rng.gen_range(20..2880))).min(s.now);
     let roll = rng.gen_range(0..100);
     let status = match roll {
         0..=84 => "approved",
@@ -486,9 +567,9 @@ fn insert_survey(
                 household_surveys::village_code.eq(village),
                 household_surveys::enumerator_id.eq(s.enumerator),
                 household_surveys::form_version.eq("2020.07"),
-                household_surveys::surveyed_at.eq(surveyed_at - Duration::hours(8)),
+                household_surveys::surveyed_at.eq(surveyed_at),
                 household_surveys::month.eq(s.month.to_string()),
-                household_surveys::received_at.eq(received_at - Duration::hours(8)),
+                household_surveys::received_at.eq(received_at),
                 household_surveys::household_number.eq(None::<String>),
                 household_surveys::head_name.eq(&head.name),
                 household_surveys::head_name_norm.eq(&head.name),
@@ -561,7 +642,7 @@ fn village_surveys(
     for village in run.villages {
         let enumerator = run.enumerator_of(&village.county_code);
         for month in run.months {
-            village_survey(conn, run.vault, rng, &village.code, &enumerator, *month)?;
+            village_survey(conn, run, rng, &village.code, &enumerator, *month)?;
             done.village_surveys += 1;
         }
     }
@@ -570,21 +651,29 @@ fn village_surveys(
     Ok(())
 }
 
-/// One village's post-demand survey of `month`, filed on the 25th.
+/// Beijing time (UTC+8) of a UTC time.
+fn now_in_china(utc: NaiveDateTime) -> NaiveDateTime {
+    utc + Duration::hours(8)
+}
+
+/// One village's post-demand survey of `month`, filed on the 25th (or earlier, if the 25th has
+/// not come yet).
 fn village_survey(
     conn: &mut DbConnection,
-    vault: &Vault,
+    run: &Run<'_>,
     rng: &mut StdRng,
     village: &str,
     enumerator: &str,
     month: Month,
 ) -> Result<(), ApiError> {
+    let vault = run.vault;
     let survey = uuid::Uuid::now_v7().to_string();
     let at = month
         .first_day()
         .with_day(25)
         .and_then(|d| d.and_hms_opt(2, 0, 0))
-        .unwrap_or_default();
+        .unwrap_or_default()
+        .min(run.now - Duration::minutes(rng.gen_range(30..240)));
     diesel::insert_into(submissions::table)
         .values((
             submissions::id.eq(&survey),

@@ -12,7 +12,7 @@ use geo::{Destination, Haversine, Point};
 use serde_json::{json, Value};
 
 use super::photos::{jpeg, with_exif, ExifSpec, Scene};
-use taizhang_core::domain::{IdNumber, Month};
+use taizhang_core::domain::{Month, Sex};
 use taizhang_core::geography::Geofence;
 use taizhang_core::random::SplitMix;
 
@@ -203,6 +203,9 @@ pub struct Params {
     pub reuse_bits: u32,
     /// When the plan is made: the future check-ins are planted ahead of it.
     pub now: DateTime<Utc>,
+    /// Whether a phone may have a clock a day ahead (a check-in dated tomorrow); the demo
+    /// has none, so that nothing in it is dated after now.
+    pub future_clock: bool,
 }
 
 pub fn mix(a: u64, b: u64, c: u64) -> u64 {
@@ -283,16 +286,6 @@ pub fn positions(fence: &Geofence, centroid: (f64, f64)) -> ((f64, f64), (f64, f
     (home, far)
 }
 
-const SURNAMES: &[&str] = &[
-    "王", "李", "张", "刘", "陈", "杨", "赵", "黄", "周", "吴", "徐", "孙", "胡", "朱", "高", "林",
-    "何", "郭", "马", "罗", "梁", "宋", "郑", "谢", "韩", "唐", "冯", "于", "董", "萧",
-];
-const GIVEN: &[&str] = &[
-    "伟", "芳", "娜", "秀英", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟",
-    "涛", "明", "超", "秀兰", "霞", "平", "刚", "桂英", "玉兰", "国华", "建国", "淑珍", "凤兰",
-    "春生", "德福", "宝山", "长林", "志强", "海燕", "雪梅", "文军",
-];
-
 const STATUSES: &[(&str, u32)] = &[
     ("out_of_province", 22),
     ("in_province_out_of_county", 14),
@@ -349,12 +342,11 @@ fn member(
     region: &str,
     counter: u64,
     name: String,
-    relation: &'static str,
+    drawn: &crate::people::Drawn,
     on: NaiveDate,
 ) -> anyhow::Result<Member> {
-    let id = IdNumber::generated(region, counter)
-        .map_err(|e| anyhow::anyhow!("generated ID number: {}", e.message))?;
-    let (birth, sex) = (id.birth_date(), id.sex().as_str());
+    let id = crate::people::id_number(region, drawn, on, counter)?;
+    let (birth, sex, relation) = (id.birth_date(), id.sex().as_str(), drawn.relation);
     let age = on.years_since(birth).unwrap_or(0);
     let capacity = match age {
         0..=15 => "none",
@@ -512,15 +504,12 @@ pub fn plan(params: &Params, villages: Vec<Village>) -> anyhow::Result<World> {
 fn staff(params: &Params, villages: &[Village]) -> Vec<User> {
     let run_tag = params.seed % 1000;
     let mut users = Vec::new();
-    for (v, village) in villages.iter().enumerate() {
+    for v in 0..villages.len() {
         for role in [Role::Enumerator, Role::Secretary] {
             let n = users.len();
             users.push(User {
                 phone: format!("17{run_tag:03}{n:06}"),
-                name: match role {
-                    Role::Enumerator => format!("{}工作队员", village.name),
-                    _ => format!("{}第一书记", village.name),
-                },
+                name: staff_name(params.seed, n),
                 role,
                 village: Some(v),
                 county: None,
@@ -536,7 +525,7 @@ fn staff(params: &Params, villages: &[Village]) -> Vec<User> {
         let n = users.len();
         users.push(User {
             phone: format!("17{run_tag:03}{n:06}"),
-            name: format!("{county}审核员"),
+            name: staff_name(params.seed, n),
             role: Role::Reviewer,
             village: None,
             county: Some(county),
@@ -545,6 +534,18 @@ fn staff(params: &Params, villages: &[Village]) -> Vec<User> {
         });
     }
     users
+}
+
+/// A person's name for staff member `n` (what the console shows).
+fn staff_name(seed: u64, n: usize) -> String {
+    let mut rng = Rng::new(seed, n as u64, 0x57af);
+    let mut roll = |lo: u32, hi: u32| lo + rng.below((hi - lo + 1) as usize) as u32;
+    let sex = if roll(1, 100) <= 70 {
+        Sex::Male
+    } else {
+        Sex::Female
+    };
+    crate::people::name(sex, None, &mut roll)
 }
 
 /// The world from the villages' plans, their local indexes made global.
@@ -737,18 +738,21 @@ impl<'a> VillagePlanner<'a> {
         anyhow::bail!("no distinct photo found for village {}", self.village.code)
     }
 
-    /// A head name not yet used in the village.
-    fn head_name(&mut self) -> String {
+    /// A head of household, and a name for them not yet used in the village.
+    fn head(&mut self) -> (crate::people::Drawn, String) {
+        let rng = &mut self.rng;
+        let mut roll = |lo: u32, hi: u32| lo + rng.below((hi - lo + 1) as usize) as u32;
+        let head = crate::people::head(&mut roll);
         loop {
-            let rng = &mut self.rng;
-            let name = format!("{}{}", rng.pick(SURNAMES), rng.pick(GIVEN));
+            let name = crate::people::name(head.sex, None, &mut roll);
             let name = if self.names.contains(&name) {
-                format!("{name}{}", rng.pick(GIVEN))
+                let second = crate::people::name(head.sex, Some(""), &mut roll);
+                format!("{name}{}", second.chars().last().unwrap_or('明'))
             } else {
                 name
             };
             if self.names.insert(name.clone()) {
-                return name;
+                return (head, name);
             }
         }
     }
@@ -756,6 +760,7 @@ impl<'a> VillagePlanner<'a> {
     /// The members of a household of `size` headed by `head_name`, as on `on`.
     fn members(
         &mut self,
+        head: crate::people::Drawn,
         head_name: &str,
         size: usize,
         on: NaiveDate,
@@ -764,21 +769,27 @@ impl<'a> VillagePlanner<'a> {
         let region = &village.code[..6];
         let surname: String = head_name.chars().take(1).collect();
         let rng = &mut self.rng;
-        let mut members = Vec::new();
-        for k in 0..size {
-            self.counter += 1;
-            let (relation, name) = match k {
-                0 => ("head", head_name.to_owned()),
-                1 => (
-                    "spouse",
-                    format!("{}{}", rng.pick(SURNAMES), rng.pick(GIVEN)),
-                ),
-                _ => (
-                    rng.pick(&["child", "child", "parent", "grandchild"]),
-                    format!("{surname}{}", rng.pick(GIVEN)),
-                ),
+        let mut roll = |lo: u32, hi: u32| lo + rng.below((hi - lo + 1) as usize) as u32;
+        let mut drawn = vec![head];
+        for k in 1..size {
+            let relation = if k == 1 {
+                "spouse"
+            } else {
+                ["child", "child", "parent", "grandchild"][roll(0, 3) as usize]
             };
-            members.push(member(rng, region, self.counter, name, relation, on)?);
+            drawn.push(crate::people::relative(relation, &head, &mut roll));
+        }
+        let mut members = Vec::new();
+        for d in drawn {
+            self.counter += 1;
+            let inherits = head.sex == Sex::Male && matches!(d.relation, "child" | "grandchild");
+            let rng = &mut self.rng;
+            let mut roll = |lo: u32, hi: u32| lo + rng.below((hi - lo + 1) as usize) as u32;
+            let name = match d.relation {
+                "head" => head_name.to_owned(),
+                _ => crate::people::name(d.sex, inherits.then_some(surname.as_str()), &mut roll),
+            };
+            members.push(member(&mut self.rng, region, self.counter, name, &d, on)?);
         }
         Ok(members)
     }
@@ -787,7 +798,7 @@ impl<'a> VillagePlanner<'a> {
     /// sometimes a look-alike by the first secretary, for the others sometimes a second
     /// survey later in the month.
     fn household(&mut self, h: usize) -> anyhow::Result<()> {
-        let head_name = self.head_name();
+        let (head, head_name) = self.head();
         let keyless = h == 0;
         let days = self.days;
         let day = self.rng.below(days.len());
@@ -798,7 +809,7 @@ impl<'a> VillagePlanner<'a> {
         );
         let size_weights: &[(usize, u32)] = &[(1, 10), (2, 25), (3, 25), (4, 22), (5, 12), (6, 6)];
         let size = self.rng.weighted(size_weights);
-        let members = self.members(&head_name, size, days[day])?;
+        let members = self.members(head, &head_name, size, days[day])?;
         let rng = &mut self.rng;
         let poverty = rng.weighted(&[("lifted", 80), ("not_lifted", 5), ("monitored", 15)]);
         let relocated = rng.chance(0.08);
@@ -820,8 +831,11 @@ impl<'a> VillagePlanner<'a> {
             relocated,
             members: members.clone(),
             replaces: None,
+            // One survey of every run is sent back, so that a correction is always played.
             review: if keyless {
                 Review::Approve
+            } else if self.v == 0 && h == 1 {
+                Review::Revise
             } else {
                 review_of(&mut self.rng)
             },
@@ -1060,7 +1074,7 @@ impl<'a> VillagePlanner<'a> {
                 self.created[k][d].push(i);
             }
         }
-        if k == 1 && self.rng.chance(0.3) {
+        if k == 1 && self.params.future_clock && self.rng.chance(0.3) {
             // A phone whose clock runs a day ahead.
             let ahead = self.params.now.with_timezone(&china()) + Duration::hours(26);
             let photo = self.fresh_photo(ahead, self.village.home, true)?;

@@ -52,14 +52,17 @@ impl IdNumber {
         Ok(Self(value))
     }
 
-    /// A valid number for generated data (`taizhang seed`, the field simulator): the birth date
-    /// (from 1940) and the 3-digit sequence follow from `counter`, so a region has 27 million
-    /// distinct numbers.
-    pub fn generated(region: &str, counter: u64) -> Result<Self, Invalid> {
-        let base = NaiveDate::from_ymd_opt(1940, 1, 1)
-            .ok_or_else(|| Invalid::new(Rule::IdNumberBirthDate, "无法构造 1940-01-01"))?;
-        let birth = base + chrono::Duration::days((counter % 27_000) as i64);
-        let sequence = (counter / 27_000) % 1000;
+    /// A valid number for generated data (`taizhang seed`, the field simulator): born in
+    /// `year`, of `sex`. The day of the year and the sequence follow from `counter`, so numbers
+    /// of one region, year and sex are distinct for counters that differ by less than 182,500
+    /// (365 days × 500 sequences of each parity); the day is scrambled so that people counted
+    /// one after the other are not born on consecutive days.
+    pub fn generated(region: &str, year: i32, sex: Sex, counter: u64) -> Result<Self, Invalid> {
+        let day = (counter % 365) * 151 % 365; // 151 is prime to 365: a bijection of the days
+        let birth = NaiveDate::from_yo_opt(year, day as u32 + 1)
+            .ok_or_else(|| Invalid::new(Rule::IdNumberBirthDate, "出生年份无效"))?;
+        let parity = u64::from(sex == Sex::Male); // an odd sequence is a man's
+        let sequence = (counter / 365) % 500 * 2 + parity;
         let first = format!("{region}{}{sequence:03}", birth.format("%Y%m%d"));
         let check = check_character(&first)
             .ok_or_else(|| Invalid::new(Rule::IdNumberFormat, "地区码须为 6 位数字"))?;
@@ -151,15 +154,27 @@ mod tests {
 
     #[test]
     fn generated_numbers_are_valid_and_distinct() {
-        let a = IdNumber::generated("220802", 0).expect("valid");
+        let a = IdNumber::generated("220802", 1965, Sex::Female, 0).expect("valid");
         assert_eq!(
             a.birth_date(),
-            NaiveDate::from_ymd_opt(1940, 1, 1).expect("date")
+            NaiveDate::from_ymd_opt(1965, 1, 1).expect("date")
         );
-        assert_eq!(a.expose(), "220802194001010004");
-        let b = IdNumber::generated("220802", 27_001).expect("valid");
-        assert_eq!(&b.expose()[..17], "22080219400102001");
-        assert_eq!(b.sex(), Sex::Male, "sequence 001 is odd");
-        assert!(IdNumber::generated("2208", 1).is_err());
+        assert_eq!(&a.expose()[..17], "22080219650101000");
+        assert_eq!(a.sex(), Sex::Female);
+        let b = IdNumber::generated("220802", 1965, Sex::Male, 1).expect("valid");
+        assert_eq!(b.sex(), Sex::Male);
+        assert_eq!(b.birth_date().year(), 1965);
+        assert_ne!(
+            b.birth_date().ordinal(),
+            2,
+            "consecutive counters, scattered days"
+        );
+        let mut seen = std::collections::HashSet::new();
+        for counter in 0..182_500 {
+            let id = IdNumber::generated("220802", 1990, Sex::Male, counter).expect("valid");
+            assert_eq!(id.sex(), Sex::Male);
+            assert!(seen.insert(id.expose().to_owned()), "counter {counter}");
+        }
+        assert!(IdNumber::generated("2208", 1990, Sex::Male, 1).is_err());
     }
 }
