@@ -480,10 +480,16 @@ fn start_demo_field_work(host: &str, port: u16) {
         other => other,
     };
     let server = format!("http://{host}:{port}");
-    println!("Demo field work: check-ins and surveys of eight villages over the last six days are being sent…");
+    // Written, not println!: whoever started the server may have stopped reading its output,
+    // and a failed write must not bring the server down.
+    let say = |line: &str| {
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout(), "{line}");
+    };
+    say("Demo field work: check-ins and surveys of eight villages over the last six days are being sent…");
     actix_web::rt::spawn(async move {
         match crate::simulate::demo_field_work(server).await {
-            Ok(acked) => println!("Demo field work: {acked} submissions received"),
+            Ok(acked) => say(&format!("Demo field work: {acked} submissions received")),
             Err(e) => tracing::warn!(error = %format!("{e:#}"), "demo field work failed"),
         }
     });

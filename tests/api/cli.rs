@@ -179,6 +179,14 @@ fn serve_stops_gracefully_on_sigterm_and_never_logs_secrets() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("serve");
+    // Read the log as it comes: a full pipe would stall the server (the demo's field work
+    // logs every request).
+    let mut stderr = child.stderr.take().expect("stderr");
+    let log = std::thread::spawn(move || {
+        let mut log = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut log).expect("log");
+        log
+    });
     let stdout = BufReader::new(child.stdout.take().expect("stdout"));
     let mut printed = String::new();
     let mut address = None;
@@ -220,9 +228,7 @@ fn serve_stops_gracefully_on_sigterm_and_never_logs_secrets() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(exit.success(), "a graceful stop exits 0");
-    let mut log = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut log)
-        .expect("log");
+    let log = log.join().expect("log");
     assert!(
         log.contains("shutting down") && log.contains("stopped"),
         "{log}"
