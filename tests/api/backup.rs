@@ -329,7 +329,7 @@ async fn postgres_backup_with_pg_dump_restores_with_pg_restore() {
             &id,
             "王五",
             &id_number("220802", "19660101", 301 + k),
-            &[photo.clone()],
+            std::slice::from_ref(&photo),
         );
         let answer = app
             .post("/api/v1/surveys/households")
