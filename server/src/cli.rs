@@ -18,7 +18,7 @@ use crate::db::{default_sqlite_path, DatabaseUrl};
 use crate::domain::{Month, Role};
 use crate::photos::PhotoStoreConfig;
 use crate::secrets::SecretSource;
-use crate::startup::{prepare, Application};
+use crate::startup::{prepare, require_existing, Application};
 use crate::telemetry::{self, LogFormat};
 use crate::users::{self, NewUserInput};
 
@@ -57,6 +57,41 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Copy the embedded database (consistently, while the server runs), the photos on disk and
+    /// a manifest into an empty directory. The secret key is not copied: keep it apart.
+    Backup(BackupArgs),
+    /// Restore a backup into an empty data directory, with the key it was made with
+    /// (TAIZHANG_SECRET_KEY or --secret-key-file), checked before anything is written.
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, Args)]
+struct BackupArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// The backup directory: new, or empty.
+    #[arg(long)]
+    to: PathBuf,
+    /// The server's photo store (as `serve --photo-store`; default DATA_DIR/photos). An S3
+    /// bucket is not copied: back it up by the store's own means.
+    #[arg(long, env = "TAIZHANG_PHOTO_STORE")]
+    photo_store: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct RestoreArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// The backup directory `taizhang backup --to` made.
+    #[arg(long)]
+    from: PathBuf,
+    /// Where the restored photos go (a directory; default DATA_DIR/photos).
+    #[arg(long, env = "TAIZHANG_PHOTO_STORE")]
+    photo_store: Option<String>,
+    /// Do not write the key into DATA_DIR/secret.key (the server gets it from
+    /// TAIZHANG_SECRET_KEY or a key file elsewhere).
+    #[arg(long)]
+    no_key_file: bool,
 }
 
 #[derive(Debug, Args)]
@@ -75,6 +110,9 @@ struct SeedArgs {
     /// Random seed: the same seed makes the same data.
     #[arg(long, default_value_t = 2020)]
     seed: u64,
+    /// Add to a database that already holds surveys (otherwise refused).
+    #[arg(long)]
+    append: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -344,6 +382,8 @@ pub fn run() -> ExitCode {
         } => db.log_format,
         Command::Seed(args) => args.db.log_format,
         Command::Simulate(_) => LogFormat::Text,
+        Command::Backup(args) => args.db.log_format,
+        Command::Restore(args) => args.db.log_format,
     };
     telemetry::init(format);
     match execute(cli.command) {
@@ -385,13 +425,76 @@ fn execute(command: Command) -> anyhow::Result<()> {
             command: AuditCommand::Verify(db),
         } => {
             let settings = db.settings()?;
+            require_existing(&settings.database)?;
             let prepared = prepare(&settings)?;
             let mut conn = prepared.db.get()?;
             let entries = crate::audit::verify(&mut conn)?;
             println!("the audit chain is intact: {entries} entries");
             Ok(())
         }
+        Command::Backup(args) => backup(args),
+        Command::Restore(args) => restore(args),
     }
+}
+
+/// `--photo-store` as `serve` reads it; the default is DATA_DIR/photos.
+fn photo_store(arg: Option<&str>, data_dir: &std::path::Path) -> anyhow::Result<PhotoStoreConfig> {
+    match arg {
+        Some(url) => PhotoStoreConfig::parse(url, |name| {
+            std::env::var(name).ok().filter(|v| !v.is_empty())
+        }),
+        None => Ok(crate::photos::PhotoSettings::new(data_dir).store),
+    }
+}
+
+fn backup(args: BackupArgs) -> anyhow::Result<()> {
+    let settings = args.db.settings()?;
+    let store = photo_store(args.photo_store.as_deref(), &settings.data_dir)?;
+    let manifest = crate::backup::backup(&settings.database, &store, &args.to)?;
+    let c = &manifest.counts;
+    println!(
+        "backed up {} into {}: {} users, {} households, {} household surveys, {} post-demand \
+         surveys, {} check-ins, {} audit entries; {} photo files ({}); key fingerprint {}",
+        settings.database.redacted(),
+        args.to.display(),
+        c.users,
+        c.households,
+        c.household_surveys,
+        c.village_surveys,
+        c.checkins,
+        c.audit_log,
+        manifest.photos.files,
+        manifest.photos.store,
+        manifest.key_fingerprint
+    );
+    println!("the secret key is not in the backup: keep it apart, restore needs it");
+    Ok(())
+}
+
+fn restore(args: RestoreArgs) -> anyhow::Result<()> {
+    let settings = args.db.settings()?;
+    let store = photo_store(args.photo_store.as_deref(), &settings.data_dir)?;
+    let manifest = crate::backup::restore(
+        &args.from,
+        &crate::backup::RestoreTarget {
+            data_dir: &settings.data_dir,
+            database: &settings.database,
+            store: &store,
+            secret: &settings.secret,
+            write_key_file: !args.no_key_file,
+        },
+    )?;
+    println!(
+        "restored the backup of {} ({} household surveys, {} audit entries, {} photo files) into \
+         {}; key fingerprint {}",
+        manifest.created_at,
+        manifest.counts.household_surveys,
+        manifest.counts.audit_log,
+        manifest.photos.files,
+        settings.data_dir.display(),
+        manifest.key_fingerprint
+    );
+    Ok(())
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -435,7 +538,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     actix_web::rt::System::new().block_on(async move {
         let prepare_settings = settings.clone();
-        let prepared = tokio::task::spawn_blocking(move || prepare(&prepare_settings)).await??;
+        let mut prepared =
+            tokio::task::spawn_blocking(move || prepare(&prepare_settings)).await??;
         tracing::info!(
             database = %settings.database.redacted(),
             migrations_applied = prepared.migrations_applied.len(),
@@ -443,9 +547,19 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             photo_store = %settings.photos.store.describe(),
             "database ready"
         );
+        let demo_users = std::mem::take(&mut prepared.demo_users);
+        let demo_surveys = prepared.demo_surveys.take();
+        let demo_field_work = prepared.demo_field_work;
+        let app = Application::build_prepared(settings.clone(), prepared)?;
+        let host = settings
+            .bind
+            .rsplit_once(':')
+            .map_or(settings.bind.as_str(), |(host, _)| host);
+        // The port bound (`--bind …:0` picks one), so the addresses printed can be opened.
+        let address = format!("{host}:{}", app.port());
         if settings.demo {
-            print_demo_users(&prepared.demo_users);
-            if let Some(seeded) = &prepared.demo_surveys {
+            print_demo_users(&demo_users, &address);
+            if let Some(seeded) = &demo_surveys {
                 println!(
                     "Demo surveys: {} households in {} surveys over the last three months \
                      (about 1 in 12 awaiting review)",
@@ -453,13 +567,6 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 );
             }
         }
-        let demo_field_work = prepared.demo_field_work;
-        let app = Application::build_prepared(settings.clone(), prepared)?;
-        let host = settings
-            .bind
-            .rsplit_once(':')
-            .map_or(settings.bind.as_str(), |(host, _)| host);
-        let address = format!("{host}:{}", app.port());
         tracing::info!(%address, "serving");
         println!("Taizhang is serving on http://{address} (Ctrl-C stops it)");
         if demo_field_work {
@@ -500,6 +607,7 @@ fn seed(args: SeedArgs) -> anyhow::Result<()> {
     let prepared = prepare(&settings)?;
     let vault = crate::privacy::Vault::new(&prepared.keys);
     let mut conn = prepared.db.get()?;
+    refuse_data_unless_append(&mut conn, args.append)?;
     let bar = indicatif::ProgressBar::new(args.households as u64).with_style(
         indicatif::ProgressStyle::with_template(
             "{spinner} 造数 {bar:40} {pos}/{len} 户 ({per_sec}, 剩余 {eta})",
@@ -540,7 +648,27 @@ fn seed(args: SeedArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_demo_users(users: &[(NewUserInput, bool)]) {
+/// Seeding on top of surveys (an earlier seed, `--demo`'s, or real ones) mixes generated data
+/// into them; only `--append` asks for that.
+fn refuse_data_unless_append(
+    conn: &mut crate::db::DbConnection,
+    append: bool,
+) -> anyhow::Result<()> {
+    use crate::db::schema::{household_surveys, village_surveys};
+    use diesel::prelude::*;
+    let households: i64 = household_surveys::table.count().get_result(conn)?;
+    let villages: i64 = village_surveys::table.count().get_result(conn)?;
+    if (households > 0 || villages > 0) && !append {
+        bail!(
+            "the database already holds {households} household surveys and {villages} post-demand \
+             surveys; seed into a new --data-dir, or add to them with --append (with another \
+             --seed, so the generated people differ)"
+        );
+    }
+    Ok(())
+}
+
+fn print_demo_users(users: &[(NewUserInput, bool)], address: &str) {
     println!("Demo users (fixtures/demo_users.json):");
     println!("  {:<13} {:<18} {:<16} scope", "phone", "password", "role");
     for (user, _) in users {
@@ -557,7 +685,7 @@ fn print_demo_users(users: &[(NewUserInput, bool)]) {
         );
     }
     println!("  Log in: POST /api/v1/auth/login {{\"phone\", \"password\", \"device_id\"}}");
-    println!("  Review console: http://<address>/console (a county reviewer or the city admin)");
+    println!("  Review console: http://{address}/console (a county reviewer or the city admin)");
 }
 
 fn add_user(args: UserAddArgs) -> anyhow::Result<()> {
@@ -576,6 +704,7 @@ fn add_user(args: UserAddArgs) -> anyhow::Result<()> {
         }
     };
     let settings = args.db.settings()?;
+    require_existing(&settings.database)?;
     let prepared = prepare(&settings)?;
     let input = NewUserInput {
         phone: args.phone,
@@ -609,7 +738,7 @@ fn list_users(args: UserListArgs) -> anyhow::Result<()> {
         role: args.role,
         active: args.active,
     };
-    let prepared = prepare(&args.db.settings()?)?;
+    let prepared = prepare_existing(&args.db)?;
     let mut conn = prepared.db.get()?;
     let list = users::service::query(&mut conn, None, &filter).map_err(describe)?;
     println!(
@@ -644,7 +773,7 @@ fn set_user(args: UserSetArgs) -> anyhow::Result<()> {
         active: args.active,
         reason: args.reason,
     };
-    let prepared = prepare(&args.db.settings()?)?;
+    let prepared = prepare_existing(&args.db)?;
     let mut conn = prepared.db.get()?;
     let id = users::manage::id_by_phone(&mut conn, &args.phone).map_err(describe)?;
     let actor = users::manage::Actor::CommandLine;
@@ -664,7 +793,7 @@ fn set_user(args: UserSetArgs) -> anyhow::Result<()> {
 }
 
 fn reset_user(args: UserResetArgs) -> anyhow::Result<()> {
-    let prepared = prepare(&args.db.settings()?)?;
+    let prepared = prepare_existing(&args.db)?;
     let mut conn = prepared.db.get()?;
     let id = users::manage::id_by_phone(&mut conn, &args.phone).map_err(describe)?;
     let actor = users::manage::Actor::CommandLine;
@@ -678,6 +807,13 @@ fn reset_user(args: UserResetArgs) -> anyhow::Result<()> {
     );
     println!("{password}");
     Ok(())
+}
+
+/// `prepare` for commands that need the database to exist already.
+fn prepare_existing(db: &DbArgs) -> anyhow::Result<crate::startup::Prepared> {
+    let settings = db.settings()?;
+    require_existing(&settings.database)?;
+    prepare(&settings)
 }
 
 /// A validation error as lines a person at a terminal can act on.

@@ -5,6 +5,7 @@
 //! `README.md`, `ARCHITECTURE.md` and `../shared/SPEC.md`.
 
 pub mod api;
+pub mod backup;
 pub mod cli;
 pub mod config;
 pub mod console;

@@ -70,20 +70,34 @@ pub fn prepare(settings: &Settings) -> anyhow::Result<Prepared> {
         files::make_private(&settings.data_dir.join("secret.key"));
     }
     let db = Db::connect(&settings.database, settings.db_pool_size)?;
-    let keys = Keys::load(&settings.secret, &settings.data_dir)?;
-    let photos = PhotoStore::open(&settings.photos.store)?;
     let mut conn = db.get()?;
     let conn: &mut DbConnection = &mut conn;
+    // The database's record of its key is read before any key is loaded: a database whose key
+    // file is missing (a restore without it, a wrong --data-dir) must not get a fresh key written
+    // beside it, and a wrong key must not migrate it.
+    let recorded = stored_fingerprint(conn)?;
+    let key_file = settings.data_dir.join("secret.key");
+    if let (Some(recorded), SecretSource::DataDir) = (&recorded, &settings.secret) {
+        if !key_file.exists() {
+            bail!(
+                "the database {} was set up with the secret key of fingerprint {recorded}, but \
+                 {} is missing; put the original key there (or give it in TAIZHANG_SECRET_KEY or \
+                 TAIZHANG_SECRET_KEY_FILE); nothing was written",
+                settings.database.redacted(),
+                key_file.display()
+            );
+        }
+    }
+    let keys = Keys::load(&settings.secret, &settings.data_dir)?;
+    if let Some(recorded) = &recorded {
+        check_fingerprint(recorded, &keys)?;
+    }
+    let photos = PhotoStore::open(&settings.photos.store)?;
     with_startup_lock(conn, |conn| {
         let migrations_applied = migrations::run_pending(conn)?;
+        // Again under the lock: another process may have set up a new database meanwhile.
         match read_setting(conn, KEY_FINGERPRINT)? {
-            Some(stored) if stored != keys.fingerprint() => bail!(
-                "the secret key (fingerprint {}) is not the one this database was set up with \
-                 (fingerprint {stored}); start with the original TAIZHANG_SECRET_KEY or \
-                 TAIZHANG_SECRET_KEY_FILE",
-                keys.fingerprint()
-            ),
-            Some(_) => {}
+            Some(stored) => check_fingerprint(&stored, &keys)?,
             None => write_setting(conn, KEY_FINGERPRINT, keys.fingerprint())?,
         }
         let villages_loaded = fixtures::load(conn)?;
@@ -114,6 +128,62 @@ pub fn prepare(settings: &Settings) -> anyhow::Result<Prepared> {
             demo_field_work,
         })
     })
+}
+
+fn check_fingerprint(recorded: &str, keys: &Keys) -> anyhow::Result<()> {
+    if recorded != keys.fingerprint() {
+        bail!(
+            "the secret key (fingerprint {}) is not the one this database was set up with \
+             (fingerprint {recorded}); start with the original TAIZHANG_SECRET_KEY or \
+             TAIZHANG_SECRET_KEY_FILE",
+            keys.fingerprint()
+        );
+    }
+    Ok(())
+}
+
+/// The fingerprint of the key a database was set up with, `None` for a database never set up
+/// (no `app_settings` table yet, or no fingerprint in it). Reads only.
+pub fn stored_fingerprint(conn: &mut DbConnection) -> anyhow::Result<Option<String>> {
+    use diesel::sql_types::Bool;
+    use diesel::RunQueryDsl;
+    let exists: bool = match conn {
+        DbConnection::Sqlite(c) => diesel::select(diesel::dsl::sql::<Bool>(
+            "EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'app_settings')",
+        ))
+        .get_result(c)?,
+        DbConnection::Postgresql(c) => diesel::select(diesel::dsl::sql::<Bool>(
+            "to_regclass('app_settings') IS NOT NULL",
+        ))
+        .get_result(c)?,
+    };
+    if !exists {
+        return Ok(None);
+    }
+    Ok(read_setting(conn, KEY_FINGERPRINT)?)
+}
+
+/// For commands that work on an existing database (`user …`, `audit verify`, `backup`): refuses,
+/// before anything is created, a database that does not exist or was never set up, which is
+/// what a missing or mistyped `--data-dir` (or a command run from another folder) finds.
+pub fn require_existing(database: &DatabaseUrl) -> anyhow::Result<String> {
+    const HOW: &str = "run it where the data directory is, or give --data-dir or \
+                       TAIZHANG_DATABASE_URL; `taizhang migrate` or `taizhang serve` sets up a new one";
+    if let DatabaseUrl::Sqlite(path) = database {
+        if !path.is_file() {
+            bail!("there is no database at {}: {HOW}", path.display());
+        }
+    }
+    let mut conn = database
+        .establish()
+        .with_context(|| format!("opening the database {}", database.redacted()))?;
+    match stored_fingerprint(&mut conn)? {
+        Some(fingerprint) => Ok(fingerprint),
+        None => bail!(
+            "the database {} has never been set up: {HOW}",
+            database.redacted()
+        ),
+    }
 }
 
 /// Runs `f` holding a PostgreSQL advisory lock, so that servers starting together migrate and

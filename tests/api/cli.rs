@@ -201,6 +201,10 @@ fn serve_stops_gracefully_on_sigterm_and_never_logs_secrets() {
     }
     let address = address.unwrap_or_else(|| panic!("no serving line in:\n{printed}"));
     assert!(
+        printed.contains(&format!("Review console: http://{address}/console")),
+        "the console's real address is printed: {printed}"
+    );
+    assert!(
         printed.contains("13900000001") && printed.contains("demo-city-0001"),
         "demo users are printed"
     );
@@ -572,4 +576,196 @@ fn the_demo_looks_real() {
             && !n.chars().any(|c| c.is_ascii_digit())),
         "{names:?}"
     );
+}
+
+/// `user …`, `audit verify` and `backup` work on an existing database: without one (no or a
+/// mistyped --data-dir, another folder) they say so and exit 1, creating nothing.
+#[test]
+fn commands_that_need_a_database_refuse_a_missing_one_and_create_nothing() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = root.path().join("data");
+    let to = root.path().join("backup");
+    let to = to.to_str().expect("utf-8");
+    let commands: [&[&str]; 7] = [
+        &["user", "list"],
+        &[
+            "user",
+            "add",
+            "--phone",
+            "13700000001",
+            "--name",
+            "赵六",
+            "--role",
+            "city_admin",
+        ],
+        &["user", "set", "--phone", "13700000001", "--name", "钱七"],
+        &["user", "reset", "--phone", "13700000001"],
+        &["audit", "verify"],
+        &["backup", "--to", to],
+        &["user", "list", "--role", "enumerator"],
+    ];
+    for args in commands {
+        let out = taizhang(&dir)
+            .env("TAIZHANG_USER_PASSWORD", "long enough password")
+            .args(args)
+            .output()
+            .expect("run");
+        let message = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(
+            message.contains("there is no database at") && message.contains("--data-dir"),
+            "{args:?}: {message}"
+        );
+        assert!(
+            std::fs::read_dir(root.path())
+                .expect("read")
+                .next()
+                .is_none(),
+            "{args:?} created something"
+        );
+    }
+}
+
+/// A database whose `secret.key` is gone is refused before a new key is written beside it.
+#[test]
+fn a_missing_key_file_is_refused_before_a_new_key_is_written() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let first = taizhang(dir.path())
+        .arg("migrate")
+        .output()
+        .expect("migrate");
+    assert!(first.status.success());
+    let key = dir.path().join("secret.key");
+    std::fs::remove_file(&key).expect("remove the key");
+    for args in [&["migrate"][..], &["user", "list"], &["serve"]] {
+        let out = taizhang(dir.path())
+            .env("TAIZHANG_BIND", "127.0.0.1:0")
+            .args(args)
+            .output()
+            .expect("run");
+        assert!(!out.status.success(), "{args:?} started");
+        let message = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            message.contains("secret.key is missing") && message.contains("fingerprint"),
+            "{args:?}: {message}"
+        );
+        assert!(!key.exists(), "{args:?} wrote a new key");
+    }
+}
+
+/// `seed` adds generated data to a database that holds surveys only with `--append`.
+#[test]
+fn seed_refuses_a_database_with_surveys_unless_appending() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let seed = |extra: &[&str]| {
+        taizhang(dir.path())
+            .args([
+                "seed",
+                "--households",
+                "20",
+                "--months",
+                "1",
+                "--start",
+                "2020-05",
+            ])
+            .args(extra)
+            .output()
+            .expect("seed")
+    };
+    let first = seed(&[]);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let again = seed(&[]);
+    assert!(!again.status.success());
+    let message = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        message.contains("already holds") && message.contains("--append"),
+        "{message}"
+    );
+    assert!(!String::from_utf8_lossy(&again.stdout).contains("seeded"));
+    let appended = seed(&["--append", "--seed", "7"]);
+    let stdout = String::from_utf8_lossy(&appended.stdout);
+    assert!(
+        appended.status.success() && stdout.contains("seeded 20 households"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&appended.stderr)
+    );
+}
+
+/// `simulate` against a server that already holds surveys says it needs a fresh database and
+/// exits 1 before playing anything, instead of listing differences.
+#[actix_web::test]
+async fn simulate_refuses_a_server_that_already_holds_data() {
+    let app = crate::helpers::TestApp::spawn_with(crate::helpers::Backend::Sqlite, |s| {
+        s.demo_households = 12;
+    })
+    .await;
+    let address = app.address.clone();
+    let out = actix_web::rt::task::spawn_blocking(move || {
+        taizhang(Path::new("/nonexistent"))
+            .args([
+                "simulate",
+                "--server",
+                &address,
+                "--villages",
+                "2",
+                "--days",
+                "3",
+                "--quiet",
+            ])
+            .output()
+    })
+    .await
+    .expect("join")
+    .expect("simulate");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(
+        stderr.contains("already holds surveys") && stderr.contains("fresh database"),
+        "{stderr}"
+    );
+    assert!(!stdout.contains("truth check"), "{stdout}");
+}
+
+/// The README's API example, run as written against a demo server: log in, keep the token,
+/// call with it.
+#[test]
+fn the_readme_curl_example_works_as_written() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README");
+    let block = readme
+        .split("```sh\n")
+        .skip(1)
+        .filter_map(|rest| rest.split_once("```").map(|(code, _)| code))
+        .find(|code| code.contains("/api/v1/auth/login"))
+        .expect("the README's curl example");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = taizhang_testkit::process::spawn(
+        &dir.path().join("taizhang.sqlite3").display().to_string(),
+        dir.path(),
+        "127.0.0.1:0",
+        taizhang_testkit::app::TEST_SECRET,
+        &[],
+    )
+    .expect("serve");
+    let host = server.address.trim_start_matches("http://");
+    let script = block.replace("localhost:8080", host);
+    let out = Command::new("sh")
+        .args(["-ec", &script])
+        .env("NO_PROXY", "*")
+        .env("no_proxy", "*")
+        .output()
+        .expect("sh");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer: serde_json::Value = serde_json::from_str(&stdout).expect("JSON villages");
+    assert_eq!(answer["count"], 919, "{stdout}");
 }

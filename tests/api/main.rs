@@ -10,6 +10,7 @@ use taizhang_testkit::{pg, process as server_process};
 
 mod attendance;
 mod auth;
+mod backup;
 mod bombs;
 mod browser;
 mod checkins;

@@ -84,16 +84,41 @@ impl Keys {
 
     pub fn load(source: &SecretSource, data_dir: &Path) -> anyhow::Result<Self> {
         let master = match source {
-            SecretSource::Value(value) => decode(value).context("TAIZHANG_SECRET_KEY")?,
-            SecretSource::File(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("reading the secret key file {}", path.display()))?;
-                decode(&text).with_context(|| format!("the secret key file {}", path.display()))?
-            }
             SecretSource::DataDir => load_or_generate(&data_dir.join("secret.key"))?,
+            given => read_given(given)?,
         };
         Ok(Self::from_master(&master))
     }
+}
+
+/// The master secret given in the environment or a file, read without writing anything (a
+/// restore checks it before it writes). `DataDir` is no key given: an error.
+pub fn read_given(source: &SecretSource) -> anyhow::Result<Vec<u8>> {
+    match source {
+        SecretSource::Value(value) => decode(value).context("TAIZHANG_SECRET_KEY"),
+        SecretSource::File(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the secret key file {}", path.display()))?;
+            decode(&text).with_context(|| format!("the secret key file {}", path.display()))
+        }
+        SecretSource::DataDir => {
+            bail!("no secret key given: set TAIZHANG_SECRET_KEY or TAIZHANG_SECRET_KEY_FILE")
+        }
+    }
+}
+
+/// Writes `master` as a new key file readable by this user only; an existing file is an error.
+pub fn write_key_file(path: &Path, master: &[u8]) -> anyhow::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(hex::encode(master).as_bytes())?;
+    file.sync_all()?;
+    Ok(())
 }
 
 /// Accepts 64 hex digits or base64 of at least 32 bytes.

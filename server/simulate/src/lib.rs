@@ -1240,6 +1240,79 @@ pub async fn demo_field_work(server: String) -> anyhow::Result<usize> {
     Ok(simulation.acked_count())
 }
 
+/// The truth check counts everything the server holds in the villages played and in the city,
+/// so on a server that already holds surveys or check-ins it would print hundreds of
+/// differences that say nothing about the server: refuse up front instead.
+async fn require_fresh_server(options: &Options) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(60))
+        .build()?;
+    let server = options
+        .servers
+        .first()
+        .map(|s| s.trim_end_matches('/'))
+        .context("no --server given")?;
+    let login: Value = client
+        .post(format!("{server}/api/v1/auth/login"))
+        .json(&json!({
+            "phone": options.admin_phone,
+            "password": options.admin_password,
+            "device_id": "sim-fresh-check",
+        }))
+        .send()
+        .await
+        .with_context(|| format!("reaching {server}"))?
+        .error_for_status()
+        .context("the city administrator logs in")?
+        .json()
+        .await?;
+    let token = login["access_token"]
+        .as_str()
+        .context("the login answer has no access token")?;
+    let get = |path: String| {
+        let request = client
+            .get(format!("{server}{path}"))
+            .bearer_auth(token)
+            .send();
+        async move {
+            let page: Value = request.await?.error_for_status()?.json().await?;
+            anyhow::Ok(
+                page["items"]
+                    .as_array()
+                    .is_some_and(|items| !items.is_empty()),
+            )
+        }
+    };
+    let today = taizhang_core::domain::time::today();
+    let first = today - chrono::Duration::days(i64::from(options.days) + 1);
+    let mut months = vec![Month::containing(first)];
+    while let Some(&last) = months.last() {
+        if last >= Month::containing(today) {
+            break;
+        }
+        months.push(last.next());
+    }
+    let mut held = Vec::new();
+    if get("/api/v1/surveys?limit=1".into()).await? {
+        held.push("surveys".to_owned());
+    }
+    for month in months {
+        if get(format!("/api/v1/checkins?month={month}&limit=1")).await? {
+            held.push(format!("check-ins of {month}"));
+        }
+    }
+    if !held.is_empty() {
+        bail!(
+            "{server} already holds {}: the simulator checks the server against what it sent \
+             itself, so it needs a fresh database (start the server on a new --data-dir with \
+             --demo --demo-households 0)",
+            held.join(", ")
+        );
+    }
+    Ok(())
+}
+
 /// `taizhang simulate`: prepare, play, check, print; an error when the check fails.
 pub fn main(args: SimulateArgs) -> anyhow::Result<()> {
     let admin_password = std::env::var("TAIZHANG_SIM_ADMIN_PASSWORD")
@@ -1273,6 +1346,7 @@ pub fn main(args: SimulateArgs) -> anyhow::Result<()> {
         } else {
             None
         };
+        require_fresh_server(&options).await?;
         let mut sim = Simulation::prepare(options).await?;
         let setup_peak = bench::peaks_then_reset(&args.server_pids);
         sim.play().await?;

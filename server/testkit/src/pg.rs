@@ -24,7 +24,9 @@ struct Cluster {
     socket_dir: PathBuf,
 }
 
-fn find_bin(name: &str) -> Option<PathBuf> {
+/// A PostgreSQL program: `TAIZHANG_PG_BIN`, then `PATH`, then the newest
+/// `/usr/lib/postgresql/*/bin` (the tests' `pg_dump` and `pg_restore` must match the cluster's).
+pub fn find_bin(name: &str) -> Option<PathBuf> {
     if let Ok(dir) = std::env::var("TAIZHANG_PG_BIN") {
         let p = Path::new(&dir).join(name);
         return p.exists().then_some(p);
