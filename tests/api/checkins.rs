@@ -53,12 +53,12 @@ async fn upload(app: &TestApp, token: &str, bytes: Vec<u8>, content_type: &str) 
 }
 
 pub struct Shot {
-    seed: u64,
-    captured: DateTime<Utc>,
-    at: (f64, f64),
+    pub seed: u64,
+    pub captured: DateTime<Utc>,
+    pub at: (f64, f64),
     pub accuracy: f64,
-    crs: &'static str,
-    village: &'static str,
+    pub crs: &'static str,
+    pub village: &'static str,
 }
 
 impl Shot {
