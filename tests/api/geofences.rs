@@ -393,6 +393,20 @@ async fn calibration_from_a_month_of_check_ins(backend: Backend) {
     let spread = proposal["spread_m"].as_f64().expect("spread");
     assert!((100.0..400.0).contains(&spread), "{spread}");
 
+    // The console lists the proposal for the county's reviewer, with a form to accept it.
+    let mut console = crate::console::ConsoleClient::new(&app);
+    console.login(REVIEWER_TAOBEI).await;
+    let page = console
+        .get("/console/calibration?county=220802000000&month=2025-10")
+        .await
+        .text()
+        .await
+        .expect("page");
+    assert!(
+        page.contains("平安村委会") && page.contains(&format!("/console/calibration/{VILLAGE}")),
+        "{page}"
+    );
+
     // Scope and roles.
     problem(
         app.get_as(
