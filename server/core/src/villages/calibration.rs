@@ -150,13 +150,16 @@ struct Current {
     provenance: GeofenceProvenance,
 }
 
+/// A village's first check-in position of each day, by date.
+type DayPoints = Vec<(NaiveDate, Point<f64>)>;
+
 /// Each village's first check-in position per day of the month, from first secretaries'
 /// resident-duty check-ins that were accepted or confirmed on review.
 fn first_positions(
     conn: &mut DbConnection,
     codes: &[String],
     month: Month,
-) -> QueryResult<BTreeMap<String, Vec<(NaiveDate, Point<f64>)>>> {
+) -> QueryResult<BTreeMap<String, DayPoints>> {
     let secretaries = users::table
         .filter(users::role.eq(Role::FirstSecretary.as_str()))
         .select(users::id);
@@ -186,7 +189,7 @@ fn first_positions(
             checkins::lon,
         ))
         .load(conn)?;
-    let mut out: BTreeMap<String, Vec<(NaiveDate, Point<f64>)>> = BTreeMap::new();
+    let mut out: BTreeMap<String, DayPoints> = BTreeMap::new();
     for (village, day, _, lat, lon) in rows {
         let days = out.entry(village).or_default();
         // Ordered by capture time within a day: the first row of a day is its first check-in.

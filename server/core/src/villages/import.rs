@@ -295,7 +295,9 @@ pub async fn import(
                     .select((villages::geofence_provenance, villages::geofence))
                     .first(conn)?;
                 let imported = GeofenceProvenance::Imported.as_str();
-                if stored.0 == imported && stored.1 == fence.to_geojson().to_string() {
+                let same =
+                    serde_json::from_str::<Value>(&stored.1).ok() == Some(fence.to_geojson());
+                if stored.0 == imported && same {
                     report.unchanged += 1;
                     continue;
                 }
