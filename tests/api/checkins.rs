@@ -53,12 +53,12 @@ async fn upload(app: &TestApp, token: &str, bytes: Vec<u8>, content_type: &str) 
 }
 
 pub struct Shot {
-    seed: u64,
-    captured: DateTime<Utc>,
-    at: (f64, f64),
+    pub seed: u64,
+    pub captured: DateTime<Utc>,
+    pub at: (f64, f64),
     pub accuracy: f64,
-    crs: &'static str,
-    village: &'static str,
+    pub crs: &'static str,
+    pub village: &'static str,
 }
 
 impl Shot {
@@ -220,12 +220,12 @@ async fn geofence_edges_accuracy_and_gcj02(backend: Backend) {
 
 async fn polygon_geofences_count_the_boundary_as_inside(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    // 万福村 (洮南市) has no position of its own: its geofence is the county boundary.
+    // 新平村 (洮北区) has no position of its own: its geofence is the county boundary.
     let admin = app.token(CITY_ADMIN).await;
     let created = app
         .post("/api/v1/users")
         .bearer_auth(&admin)
-        .json(&json!({"phone": "13811110000", "name": "万福村第一书记", "role": "first_secretary", "villages": ["220881007200"], "password": "long enough"}))
+        .json(&json!({"phone": "13811110000", "name": "新平村第一书记", "role": "first_secretary", "villages": ["220802170300"], "password": "long enough"}))
         .send()
         .await
         .expect("create");
@@ -240,7 +240,7 @@ async fn polygon_geofences_count_the_boundary_as_inside(backend: Backend) {
         .expect("token")
         .to_owned();
     let village: Value = app
-        .get_as(&token, "/api/v1/villages/220881007200")
+        .get_as(&token, "/api/v1/villages/220802170300")
         .await
         .json()
         .await
@@ -253,7 +253,7 @@ async fn polygon_geofences_count_the_boundary_as_inside(backend: Backend) {
     );
     let now = Utc::now() - Duration::hours(5);
     let mut shot = Shot::new(1006, now);
-    shot.village = "220881007200";
+    shot.village = "220802170300";
     shot.at = on_boundary;
     assert!(
         flags_of(&app, &token, &shot).await.is_empty(),
@@ -261,7 +261,7 @@ async fn polygon_geofences_count_the_boundary_as_inside(backend: Backend) {
     );
     // Well outside the county (120 km west), even with a 1 km accuracy circle: out.
     let mut far = Shot::new(1007, now + Duration::hours(3));
-    far.village = "220881007200";
+    far.village = "220802170300";
     far.at = (on_boundary.0, on_boundary.1 - 1.6);
     far.accuracy = 90.0;
     assert_eq!(flags_of(&app, &token, &far).await, ["outside_geofence"]);

@@ -147,6 +147,7 @@ fn load_every_table(conn: &mut DbConnection) {
             Option<f64>,
             String,
             i64,
+            String,
         )>(conn)
         .expect("villages");
     users::table

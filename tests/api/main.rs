@@ -20,6 +20,7 @@ mod console;
 mod contract;
 mod employers;
 mod errors;
+mod geofences;
 mod ledger;
 mod limits;
 mod metrics;

@@ -20,9 +20,8 @@ use serde_json::{json, Value};
 use taizhang::geography::crs::gcj02_to_wgs84;
 use taizhang::geography::{multi_polygon_from_geojson, multi_polygon_to_geojson};
 use taizhang::random::SplitMix;
+use taizhang::villages::fixtures::boundary_county;
 
-/// The statistical-only development zone has no boundary of its own; it lies in 洮北区.
-const GEOFENCE_COUNTY_OVERRIDES: [(&str, &str); 1] = [("220871000000", "220802000000")];
 /// Geofence radius around a village that has its own surveyed point.
 const SURVEYED_RADIUS_M: f64 = 2_000.0;
 /// Villages of a township are spread over this share of the township's equivalent radius.
@@ -82,6 +81,67 @@ fn point_in_area(area: &MultiPolygon<f64>, code: &str) -> Result<Point<f64>> {
         }
     }
     bail!("could not place {code} inside its county")
+}
+
+/// `baicheng_village_points_extra.csv`: more village points and township proxies, WGS-84.
+#[derive(Debug, Clone, serde::Deserialize)]
+struct ExtraPoint {
+    code: String,
+    name: String,
+    lon: f64,
+    lat: f64,
+    match_rule: String,
+    note: String,
+}
+
+/// What the fixtures take from the extra points: the villages' own points (none for the one
+/// the source doubts: a coordinate shared with another village's 2016 row and far from its own
+/// seat, i.e. the other village's point) and proxies for townships without a seat point.
+struct Extra {
+    villages: BTreeMap<String, Point<f64>>,
+    doubted: BTreeSet<String>,
+    seats: BTreeMap<String, Point<f64>>,
+}
+
+impl Extra {
+    fn read(source: &Path) -> Result<Extra> {
+        let mut extra = Extra {
+            villages: BTreeMap::new(),
+            doubted: BTreeSet::new(),
+            seats: BTreeMap::new(),
+        };
+        for p in read_csv::<ExtraPoint>(&source.join("baicheng_village_points_extra.csv"))? {
+            let point = Point::new(p.lon, p.lat);
+            if p.match_rule == "township_proxy" {
+                extra.seats.insert(p.code, point);
+            } else if p.note.contains("coordinate_shared_with_other_2016_row")
+                && p.note.contains("over_15km_from_own_2016_township_seat")
+            {
+                extra.doubted.insert(p.code);
+            } else if p.name.ends_with("村委会") {
+                extra.villages.insert(p.code, point);
+            }
+        }
+        Ok(extra)
+    }
+
+    /// A village's own point: its 2016 point under the same code and name, else an extra one.
+    fn own(&self, v: &Division, old: &BTreeMap<String, Division2016>) -> Option<Point<f64>> {
+        if self.doubted.contains(&v.code) {
+            return None;
+        }
+        old.get(&v.code)
+            .filter(|o| o.name == v.name)
+            .and_then(Division2016::point_wgs84)
+            .or_else(|| self.villages.get(&v.code).copied())
+    }
+
+    /// A township's seat: its 2016 point, else a proxy.
+    fn seat(&self, township: &str, old: &BTreeMap<String, Division2016>) -> Option<Point<f64>> {
+        old.get(township)
+            .and_then(Division2016::point_wgs84)
+            .or_else(|| self.seats.get(township).copied())
+    }
 }
 
 fn round6(v: f64) -> f64 {
@@ -158,13 +218,8 @@ fn main() -> Result<()> {
     }
     writer.flush()?;
 
-    let geofence_county = |county: &str| -> String {
-        GEOFENCE_COUNTY_OVERRIDES
-            .iter()
-            .find(|(from, _)| *from == county)
-            .map_or(county, |(_, to)| to)
-            .to_owned()
-    };
+    let geofence_county = |county: &str| boundary_county(county).to_owned();
+    let extra = Extra::read(&source)?;
 
     // A township's equivalent radius: its county's area shared evenly among the county's
     // townships that have villages.
@@ -207,17 +262,10 @@ fn main() -> Result<()> {
             .get(&area_county)
             .with_context(|| format!("no boundary for {area_county}"))?
             .area;
-        let seat = old
-            .get(*township)
-            .and_then(Division2016::point_wgs84)
-            .filter(|p| area.contains(p));
+        let seat = extra.seat(township, &old).filter(|p| area.contains(p));
         let radius = township_radius_m(&area_county);
         for (i, v) in members.iter().enumerate() {
-            let own = old
-                .get(&v.code)
-                .filter(|o| o.name == v.name)
-                .and_then(Division2016::point_wgs84)
-                .filter(|p| area.contains(p));
+            let own = extra.own(v, &old).filter(|p| area.contains(p));
             let (point, source, fence_radius, fence_county) = if let Some(p) = own {
                 (p, "surveyed_point", Some(SURVEYED_RADIUS_M), String::new())
             } else if let Some(seat) = seat {

@@ -20,12 +20,13 @@ pub enum Nav {
     Users,
     Audit,
     Quotas,
+    Calibration,
     /// The caller's own password page (reached from the name in the header, not the bar).
     Password,
 }
 
 impl Nav {
-    const ALL: [Nav; 10] = [
+    const ALL: [Nav; 11] = [
         Nav::Queue,
         Nav::Duplicates,
         Nav::Attendance,
@@ -34,6 +35,7 @@ impl Nav {
         Nav::Rosters,
         Nav::Months,
         Nav::Quotas,
+        Nav::Calibration,
         Nav::Users,
         Nav::Audit,
     ];
@@ -61,6 +63,7 @@ impl Nav {
             Nav::Audit => "审计日志",
             Nav::Password => "修改密码",
             Nav::Quotas => "岗位指标",
+            Nav::Calibration => "村位置校准",
         }
     }
 
@@ -77,6 +80,7 @@ impl Nav {
             Nav::Audit => "/console/audit",
             Nav::Password => "/console/password",
             Nav::Quotas => "/console/quotas",
+            Nav::Calibration => "/console/calibration",
         }
     }
 }

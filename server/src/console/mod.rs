@@ -10,6 +10,7 @@
 mod assets;
 mod attendance;
 mod audit;
+mod calibration;
 mod duplicates;
 mod error;
 mod layout;
@@ -50,6 +51,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/logout", web::post().to(login::logout))
             .route("/static/{file}", web::get().to(assets::serve))
             .route("/queue", web::get().to(queue::page))
+            .route("/calibration", web::get().to(calibration::page))
+            .route("/calibration/{code}", web::post().to(calibration::accept))
             .route("/queue/bulk", web::post().to(queue::bulk))
             .route("/surveys/{id}", web::get().to(survey::page))
             .route("/surveys/{id}/review", web::post().to(survey::decide))

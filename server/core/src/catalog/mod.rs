@@ -87,6 +87,12 @@ fn people_and_places() -> Vec<CatalogEnum> {
             entries!(PositionSource),
         ),
         e(
+            "geofence_provenance",
+            "电子围栏来源",
+            "villages[].geofence_provenance",
+            entries!(GeofenceProvenance),
+        ),
+        e(
             "geofence_kind",
             "电子围栏类型",
             "villages[].geofence_kind",

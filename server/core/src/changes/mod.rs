@@ -16,6 +16,7 @@ use diesel::prelude::*;
 
 use crate::db::schema::{
     employers, households, ledger_generations, sync_counters, sync_tombstones, village_surveys,
+    villages,
 };
 use crate::db::DbConnection;
 use crate::ledger::cache;
@@ -121,6 +122,17 @@ pub fn village_survey(conn: &mut DbConnection, survey: &str, village: &str) -> Q
     let seq = generation(conn, village)?;
     diesel::update(village_surveys::table.find(survey))
         .set(village_surveys::sync_seq.eq(seq))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// A village's own record changed (its position or geofence): stamped for the download of
+/// everyone who works in it, so phones check against the new fence.
+pub fn village(conn: &mut DbConnection, village: &str) -> QueryResult<()> {
+    cache::touch_villages(conn, &BTreeSet::from([village.to_owned()]))?;
+    let seq = generation(conn, village)?;
+    diesel::update(villages::table.find(village))
+        .set(villages::sync_seq.eq(seq))
         .execute(conn)?;
     Ok(())
 }

@@ -31,6 +31,7 @@ diesel::table! {
         geofence_radius_m -> Nullable<Double>,
         geofence -> Text,
         sync_seq -> BigInt,
+        geofence_provenance -> Text,
     }
 }
 

@@ -123,11 +123,27 @@ labelled_enum! {
 }
 
 labelled_enum! {
-    /// How a village's position in the fixtures was obtained (see `fixtures/README.md`).
+    /// How a village's position was obtained: by the fixtures (see `fixtures/README.md`), or with
+    /// its geofence, from the city's data or the field.
     pub enum PositionSource {
         SurveyedPoint = ("surveyed_point", "村级点位（2016 年高德数据）"),
         TownshipSeat = ("township_seat", "按乡镇驻地估算"),
         CountyArea = ("county_area", "县域内估算"),
+        FieldCalibrated = ("field_calibrated", "按第一书记打卡位置校准"),
+        Imported = ("imported", "市级导入"),
+    }
+}
+
+labelled_enum! {
+    /// Where a village's geofence came from. The first three are the fixtures' estimates; the
+    /// city replaces them by importing its own data, a county reviewer by accepting the position
+    /// the first secretary's check-ins show.
+    pub enum GeofenceProvenance {
+        SurveyedPoint = ("surveyed_point", "村级点位（2016 年高德数据）周边 2 公里"),
+        TownshipSeat = ("township_seat", "按乡镇驻地估算的乡镇范围"),
+        CountyBoundary = ("county_boundary", "县（市、区）界（无乡镇驻地点位）"),
+        FieldCalibrated = ("field_calibrated", "按第一书记打卡位置校准"),
+        Imported = ("imported", "市级导入（测绘或国土数据）"),
     }
 }
 
@@ -419,6 +435,11 @@ labelled_enum! {
         OneOfPair = ("one_of_pair", "须是这对户之一"),
         NotAPostHolder = ("not_a_post_holder", "不是在岗的特岗人员"),
         QuotaExceeded = ("quota_exceeded", "各县（市、区）分配合计超过全市指标"),
+        // Geofences.
+        OutsideCounty = ("outside_county", "不在所属县（市、区）界内"),
+        InvalidGeometry = ("invalid_geometry", "几何图形无效"),
+        TooFewDays = ("too_few_days", "有效打卡天数不足"),
+        SpreadTooLarge = ("spread_too_large", "打卡位置过于分散"),
         UnknownWorker = ("unknown_worker", "本村没有此人员"),
         UnknownEmployer = ("unknown_employer", "用工主体未登记"),
         InactiveEmployer = ("inactive_employer", "用工主体已停用"),

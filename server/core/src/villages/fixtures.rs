@@ -12,13 +12,25 @@ use sha2::{Digest, Sha256};
 
 use crate::db::schema::{divisions, villages};
 use crate::db::{read_setting, write_setting, write_transaction, DbConnection};
-use crate::domain::{DivisionCode, DivisionLevel, PositionSource};
+use crate::domain::{DivisionCode, DivisionLevel, GeofenceProvenance, PositionSource};
 use crate::geography::{multi_polygon_from_geojson, multi_polygon_to_geojson, Geofence};
 
 const DIVISIONS_CSV: &str = include_str!("../../../../fixtures/divisions.csv");
 const VILLAGES_CSV: &str = include_str!("../../../../fixtures/villages.csv");
 const COUNTY_BOUNDARIES: &str = include_str!("../../../../fixtures/county_boundaries.geojson");
 const FINGERPRINT_KEY: &str = "fixtures_sha256";
+
+/// The statistical-only development zone has no boundary of its own; it lies in 洮北区, whose
+/// boundary stands in for it (as the county a zone village's fence must lie in).
+pub const BOUNDARY_STAND_INS: [(&str, &str); 1] = [("220871000000", "220802000000")];
+
+/// The county whose boundary holds the villages of `county`.
+pub fn boundary_county(county: &str) -> &str {
+    BOUNDARY_STAND_INS
+        .iter()
+        .find(|(from, _)| *from == county)
+        .map_or(county, |(_, to)| to)
+}
 
 #[derive(Debug, Clone, serde::Deserialize)]
 struct DivisionRecord {
@@ -64,6 +76,18 @@ struct VillageRow {
     geofence_kind: String,
     geofence_radius_m: Option<f64>,
     geofence: String,
+    geofence_provenance: String,
+}
+
+/// What a reload may change of a village whose fence the city or the field has set: not its
+/// position or fence.
+#[derive(Debug, Clone, AsChangeset)]
+#[diesel(table_name = villages)]
+struct NamesRow<'a> {
+    name: &'a str,
+    township_code: &'a str,
+    county_code: &'a str,
+    position_source: &'a str,
 }
 
 pub struct Fixtures {
@@ -181,6 +205,13 @@ pub fn parse() -> anyhow::Result<Fixtures> {
             geofence_kind: geofence.kind().as_str().to_owned(),
             geofence_radius_m: geofence.radius_m(),
             geofence: geofence.to_geojson().to_string(),
+            geofence_provenance: match source {
+                PositionSource::SurveyedPoint => GeofenceProvenance::SurveyedPoint,
+                PositionSource::CountyArea => GeofenceProvenance::CountyBoundary,
+                _ => GeofenceProvenance::TownshipSeat,
+            }
+            .as_str()
+            .to_owned(),
         });
     }
     Ok(Fixtures {
@@ -216,20 +247,45 @@ pub fn load(conn: &mut DbConnection) -> anyhow::Result<usize> {
                     .execute(conn)?;
             }
         }
-        let existing: HashSet<String> = villages::table
-            .select(villages::code)
-            .load::<String>(conn)?
+        // Each village's stored fence and provenance: fences the city imported or the field
+        // calibrated are kept, and a fence that changes is stamped for the phones' download.
+        let existing: BTreeMap<String, (String, String)> = villages::table
+            .select((
+                villages::code,
+                (villages::geofence_provenance, villages::geofence),
+            ))
+            .load::<(String, (String, String))>(conn)?
             .into_iter()
             .collect();
+        let kept = [
+            GeofenceProvenance::Imported.as_str(),
+            GeofenceProvenance::FieldCalibrated.as_str(),
+        ];
         for row in &fixtures.villages {
-            if existing.contains(&row.code) {
-                diesel::update(villages::table.find(&row.code))
-                    .set(row)
-                    .execute(conn)?;
-            } else {
-                diesel::insert_into(villages::table)
-                    .values(row)
-                    .execute(conn)?;
+            match existing.get(&row.code) {
+                Some((provenance, _)) if kept.contains(&provenance.as_str()) => {
+                    diesel::update(villages::table.find(&row.code))
+                        .set(NamesRow {
+                            name: &row.name,
+                            township_code: &row.township_code,
+                            county_code: &row.county_code,
+                            position_source: &row.position_source,
+                        })
+                        .execute(conn)?;
+                }
+                Some((_, fence)) => {
+                    diesel::update(villages::table.find(&row.code))
+                        .set(row)
+                        .execute(conn)?;
+                    if *fence != row.geofence {
+                        crate::changes::village(conn, &row.code)?;
+                    }
+                }
+                None => {
+                    diesel::insert_into(villages::table)
+                        .values(row)
+                        .execute(conn)?;
+                }
             }
         }
         write_setting(conn, FINGERPRINT_KEY, &print)?;

@@ -1,5 +1,6 @@
-//! Village geofences, parsed once per process: they change only with the fixtures, which are
-//! loaded at start.
+//! Village geofences, parsed once per version: a fence changes (an import, a calibration, new
+//! fixtures) only with the village's `sync_seq`, so a cached fence is used while the stored
+//! stamp still matches, and that one-column read is all a check-in costs.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -20,22 +21,31 @@ struct StoredFence {
     lat: f64,
     lon: f64,
     geofence: String,
+    sync_seq: i64,
 }
 
 #[derive(Default)]
 pub struct Geofences {
-    parsed: RwLock<HashMap<String, Arc<Geofence>>>,
+    parsed: RwLock<HashMap<String, (i64, Arc<Geofence>)>>,
 }
 
 impl Geofences {
     pub fn get(&self, conn: &mut DbConnection, village: &str) -> ApiResult<Arc<Geofence>> {
-        if let Some(fence) = self
+        let stamp: i64 = villages::table
+            .find(village)
+            .select(villages::sync_seq)
+            .first(conn)
+            .optional()?
+            .ok_or_else(|| ApiError::NotFound(format!("村 {village} 不存在")))?;
+        if let Some((seen, fence)) = self
             .parsed
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(village)
         {
-            return Ok(fence.clone());
+            if *seen == stamp {
+                return Ok(fence.clone());
+            }
         }
         let stored: StoredFence = villages::table
             .find(village)
@@ -59,7 +69,7 @@ impl Geofences {
         self.parsed
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(village.to_owned(), fence.clone());
+            .insert(village.to_owned(), (stored.sync_seq, fence.clone()));
         Ok(fence)
     }
 }

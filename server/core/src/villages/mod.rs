@@ -1,8 +1,12 @@
 //! The division tree (city → counties → townships → villages), its fixtures, geofences and
 //! the service that reads villages.
 
+pub mod calibration;
+pub mod edit;
+pub mod fence;
 pub mod fixtures;
 pub mod geofences;
+pub mod import;
 pub mod service;
 
 use diesel::prelude::*;

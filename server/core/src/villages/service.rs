@@ -10,10 +10,12 @@ use utoipa::ToSchema;
 use crate::auth::{Area, Caller, ScopeLevel};
 use crate::db::schema::{divisions, villages};
 use crate::db::{Db, DbConnection};
-use crate::domain::{DivisionCode, DivisionLevel, GeofenceKind, PositionSource};
+use crate::domain::{
+    DivisionCode, DivisionLevel, GeofenceKind, GeofenceProvenance, PositionSource,
+};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct LatLon {
     pub lat: f64,
     pub lon: f64,
@@ -31,8 +33,14 @@ pub struct Village {
     pub county_name: String,
     /// The village's reference position.
     pub centroid: LatLon,
-    /// How the position was obtained; `township_seat` and `county_area` are estimates.
+    /// How the position was obtained; `township_seat` and `county_area` are estimates. A fence
+    /// set by import or calibration moves the position to its centre (`imported`,
+    /// `field_calibrated`).
     pub position_source: PositionSource,
+    /// Where the geofence came from: the fixtures' estimates (`surveyed_point`,
+    /// `township_seat`, `county_boundary`), the city's data (`imported`) or the field
+    /// (`field_calibrated`).
+    pub geofence_provenance: GeofenceProvenance,
     pub geofence_kind: GeofenceKind,
     /// Radius of a circular geofence, in metres.
     pub geofence_radius_m: Option<f64>,
@@ -70,6 +78,7 @@ struct VillageRecord {
     geofence_kind: String,
     geofence_radius_m: Option<f64>,
     geofence: String,
+    geofence_provenance: String,
 }
 
 fn corrupt(what: &str, value: &str) -> ApiError {
@@ -82,6 +91,8 @@ fn to_village(
     with_geofence: bool,
 ) -> ApiResult<Village> {
     let code = |c: &str| DivisionCode::parse(c).map_err(|_| corrupt("division code", c));
+    let provenance = GeofenceProvenance::parse(&r.geofence_provenance)
+        .ok_or_else(|| corrupt("geofence provenance", &r.geofence_provenance))?;
     let geofence = if with_geofence {
         Some(serde_json::from_str(&r.geofence).map_err(|_| corrupt("geofence of", &r.code))?)
     } else {
@@ -98,8 +109,13 @@ fn to_village(
             lat: r.lat,
             lon: r.lon,
         },
-        position_source: PositionSource::parse(&r.position_source)
-            .ok_or_else(|| corrupt("position source", &r.position_source))?,
+        position_source: match provenance {
+            GeofenceProvenance::Imported => PositionSource::Imported,
+            GeofenceProvenance::FieldCalibrated => PositionSource::FieldCalibrated,
+            _ => PositionSource::parse(&r.position_source)
+                .ok_or_else(|| corrupt("position source", &r.position_source))?,
+        },
+        geofence_provenance: provenance,
         geofence_kind: GeofenceKind::parse(&r.geofence_kind)
             .ok_or_else(|| corrupt("geofence kind", &r.geofence_kind))?,
         geofence_radius_m: r.geofence_radius_m,
