@@ -19,6 +19,7 @@ mod console;
 mod contract;
 mod employers;
 mod errors;
+mod household_import;
 mod ledger;
 mod limits;
 mod metrics;

@@ -462,7 +462,9 @@ pub fn dispatch_step<T>(
     conn.batch_execute(&format!("SELECT pg_advisory_lock({DISPATCH_LOCK}, {key})"))?;
     let result = write_transaction(conn, step);
     // Released whatever the step did: the connection goes back to the pool.
-    let unlocked = conn.batch_execute(&format!("SELECT pg_advisory_unlock({DISPATCH_LOCK}, {key})"));
+    let unlocked = conn.batch_execute(&format!(
+        "SELECT pg_advisory_unlock({DISPATCH_LOCK}, {key})"
+    ));
     match (result, unlocked) {
         (Ok(_), Err(e)) => Err(e.into()),
         (result, _) => result,
