@@ -496,6 +496,28 @@ fn load_every_table(conn: &mut DbConnection) {
             Timestamp,
         )>(conn)
         .expect("employers");
+    household_imports::table
+        .select(household_imports::all_columns)
+        .load::<(Text, Text, Timestamp, Text, Text, i32, i32, i32, i32)>(conn)
+        .expect("household_imports");
+    imported_households::table
+        .select(imported_households::all_columns)
+        .load::<(
+            Text,
+            Text,
+            Timestamp,
+            Text,
+            Opt<Text>,
+            Text,
+            Text,
+            Text,
+            i32,
+            Opt<Text>,
+            Opt<Text>,
+            Opt<i32>,
+            Opt<bool>,
+        )>(conn)
+        .expect("imported_households");
 }
 
 /// The tables present in the database, whatever the backend.

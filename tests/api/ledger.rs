@@ -319,6 +319,10 @@ fn truth(model: &Model, month: &str, basis: &[&str]) -> BTreeMap<String, BTreeMa
         if f.get("households_surveyed").copied().unwrap_or(0) > 0 {
             f.insert("villages_household_survey".into(), 1);
         }
+        // Nothing imported here: every known household is a surveyed one.
+        if let Some(&n) = f.get("households") {
+            f.insert("households_known".into(), n);
+        }
         let latest_post = model
             .village_surveys
             .iter()

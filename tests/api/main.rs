@@ -21,6 +21,7 @@ mod contract;
 mod employers;
 mod errors;
 mod geofences;
+mod household_import;
 mod ledger;
 mod limits;
 mod metrics;

@@ -257,9 +257,13 @@ pub struct Problem {
     /// The rule that field broke.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rule: Option<Rule>,
-    /// Every field error found (validation reports all of them at once).
+    /// Every field error found (validation reports all of them at once), or the first of
+    /// them when there were more than a sheet import lists (see `errors_total`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// How many field errors there were in all, when `errors` lists only the first of them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors_total: Option<usize>,
     /// Seconds to wait before retrying (429 and 503).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_after: Option<u64>,
@@ -279,6 +283,13 @@ pub enum ApiError {
     /// The request was read but broke rules (422); lists every broken rule.
     #[error("validation failed: {0:?}")]
     Validation(Vec<FieldError>),
+    /// Like `Validation` (422), for a sheet with more broken rules than are worth listing:
+    /// the first of them and how many there were in all.
+    #[error("validation failed: {total} errors")]
+    ValidationTruncated {
+        errors: Vec<FieldError>,
+        total: usize,
+    },
     #[error("{detail}")]
     Unauthenticated { code: ErrorCode, detail: String },
     #[error("{detail}")]
@@ -342,7 +353,9 @@ impl ApiError {
     pub fn code(&self) -> ErrorCode {
         match self {
             ApiError::BadRequest { code, .. } => *code,
-            ApiError::Validation(_) => ErrorCode::ValidationFailed,
+            ApiError::Validation(_) | ApiError::ValidationTruncated { .. } => {
+                ErrorCode::ValidationFailed
+            }
             ApiError::Unauthenticated { code, .. } => *code,
             ApiError::Forbidden { code, .. } => *code,
             ApiError::NotFound(_) => ErrorCode::NotFound,
@@ -359,7 +372,9 @@ impl ApiError {
     pub fn problem(&self) -> Problem {
         let code = self.code();
         let errors = match self {
-            ApiError::Validation(errors) => errors.clone(),
+            ApiError::Validation(errors) | ApiError::ValidationTruncated { errors, .. } => {
+                errors.clone()
+            }
             _ => Vec::new(),
         };
         let (field, rule) = match (self, errors.first()) {
@@ -372,6 +387,10 @@ impl ApiError {
                 [one] => format!("{}：{}", one.field, one.detail),
                 many => format!("共 {} 个字段未通过校验，逐项见 `errors`", many.len()),
             },
+            ApiError::ValidationTruncated { errors, total } => format!(
+                "共 {total} 处未通过校验，`errors` 列出前 {} 处",
+                errors.len()
+            ),
             // Internal details stay in the log.
             ApiError::Internal(_) => {
                 "服务器发生意外错误，可凭请求编号（request_id）在服务器日志中查到".into()
@@ -388,6 +407,10 @@ impl ApiError {
             field,
             rule,
             errors,
+            errors_total: match self {
+                ApiError::ValidationTruncated { total, .. } => Some(*total),
+                _ => None,
+            },
             retry_after: match self {
                 ApiError::RateLimited { retry_after, .. } => Some(*retry_after),
                 ApiError::Unavailable(_) => Some(5),

@@ -541,6 +541,9 @@ impl Counted {
 pub fn finish_figures(f: &mut BTreeMap<String, i64>) {
     let surveyed = f.get("households_surveyed").copied().unwrap_or(0) > 0;
     f.insert("villages_household_survey".into(), i64::from(surveyed));
+    // The simulator imports no lists: every known household is a surveyed one.
+    let households = f.get("households").copied().unwrap_or(0);
+    f.insert("households_known".into(), households);
     let gaps: Vec<(String, i64)> = f
         .iter()
         .filter_map(|(k, needed)| {

@@ -93,7 +93,7 @@ pub struct ImportQuery {
     pub dry_run: Option<bool>,
 }
 
-fn sheet_format(req: &HttpRequest) -> ApiResult<SheetFormat> {
+pub(crate) fn sheet_format(req: &HttpRequest) -> ApiResult<SheetFormat> {
     let value = req
         .headers()
         .get(header::CONTENT_TYPE)

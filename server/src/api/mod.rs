@@ -6,6 +6,7 @@ pub mod auth;
 pub mod catalog;
 pub mod checkins;
 pub mod employers;
+pub mod households;
 pub mod ledger;
 pub mod months;
 pub mod ops;
@@ -33,6 +34,7 @@ where
             .configure(villages::configure)
             .configure(users::configure)
             .configure(photos::configure)
+            .configure(households::configure)
             .configure(surveys::configure)
             .configure(sync::configure)
             .configure(checkins::configure)

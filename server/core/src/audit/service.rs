@@ -274,6 +274,7 @@ pub fn action_label(action: &str) -> &str {
         "hand_over_village" => "移交负责村",
         "reset_password" => "重置密码",
         "change_password" => "修改本人密码",
+        "import_households" => "导入建档立卡户",
         other => other,
     }
 }

@@ -86,6 +86,20 @@ pub fn households(conn: &mut DbConnection, ids: &[&str]) -> QueryResult<()> {
     Ok(())
 }
 
+/// Households were added to these villages without a survey (an import): their figures are
+/// stale. Returns each village's stamp, for the new households' `sync_seq`.
+pub fn households_added(
+    conn: &mut DbConnection,
+    villages: &BTreeSet<String>,
+) -> QueryResult<std::collections::HashMap<String, i64>> {
+    cache::touch_villages(conn, villages)?;
+    let mut stamps = std::collections::HashMap::new();
+    for village in villages {
+        stamps.insert(village.clone(), generation(conn, village)?);
+    }
+    Ok(stamps)
+}
+
 /// A household left `village`'s download: merged into `into`, or moved away. Recorded once
 /// per village; a later departure from the same village replaces it.
 pub fn departed(

@@ -453,7 +453,41 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    household_imports (id) {
+        id -> Text,
+        imported_by -> Text,
+        imported_at -> Timestamp,
+        file_sha256 -> Text,
+        format -> Text,
+        rows -> Integer,
+        created -> Integer,
+        known -> Integer,
+        repeated -> Integer,
+    }
+}
+
+diesel::table! {
+    imported_households (household_id) {
+        household_id -> Text,
+        import_id -> Text,
+        imported_at -> Timestamp,
+        village_code -> Text,
+        household_number -> Nullable<Text>,
+        head_name -> Text,
+        head_id_hash -> Text,
+        head_id_sealed -> Text,
+        member_count -> Integer,
+        phone_sealed -> Nullable<Text>,
+        poverty_status -> Nullable<Text>,
+        lifted_year -> Nullable<Integer>,
+        relocated -> Nullable<Bool>,
+    }
+}
+
 diesel::joinable!(household_surveys -> households (household_id));
+diesel::joinable!(imported_households -> households (household_id));
+diesel::joinable!(imported_households -> household_imports (import_id));
 diesel::joinable!(household_keys -> households (household_id));
 diesel::joinable!(household_surveys -> submissions (id));
 diesel::joinable!(survey_members -> household_surveys (survey_id));
@@ -506,6 +540,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     sync_tombstones,
     sync_counters,
     employers,
+    household_imports,
+    imported_households,
 );
 
 /// Every table, for the guard tests that check each one loads on both backends.
@@ -545,4 +581,6 @@ pub const ALL_TABLES: &[&str] = &[
     "sync_tombstones",
     "sync_counters",
     "employers",
+    "household_imports",
+    "imported_households",
 ];

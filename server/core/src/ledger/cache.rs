@@ -9,8 +9,8 @@ use diesel::prelude::*;
 
 use super::figures::{self, Dense, VillageFigures};
 use crate::db::schema::{
-    household_surveys, ledger_cache, ledger_generations, month_closes, month_snapshots,
-    survey_members,
+    household_surveys, imported_households, ledger_cache, ledger_generations, month_closes,
+    month_snapshots, survey_members,
 };
 use crate::db::DbConnection;
 use crate::domain::Month;
@@ -55,6 +55,13 @@ pub fn touch_households(conn: &mut DbConnection, households: &[&str]) -> QueryRe
         .load::<String>(conn)?
         .into_iter()
         .collect();
+    // An imported household counts as known in its list's village until surveyed.
+    villages.extend(
+        imported_households::table
+            .filter(imported_households::household_id.eq_any(households))
+            .select(imported_households::village_code)
+            .load::<String>(conn)?,
+    );
     let persons: Vec<String> = survey_members::table
         .inner_join(household_surveys::table)
         .filter(household_surveys::household_id.eq_any(households))

@@ -15,7 +15,10 @@ use diesel::prelude::*;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::db::schema::{household_surveys, survey_members, village_post_demand, village_surveys};
+use crate::db::schema::{
+    duplicate_pairs, household_surveys, households, imported_households, survey_members,
+    village_post_demand, village_surveys,
+};
 use crate::db::DbConnection;
 use crate::domain::{
     EmploymentStatus, LabourCapacity, Month, PostType, PovertyStatus, TrainingTrade,
@@ -69,6 +72,13 @@ pub fn catalogue() -> &'static [FigureDef] {
                 "本月已开展入户调查的村数",
                 "coverage",
             ),
+            // Known: surveyed (an effective version) or imported from a 建档立卡 list.
+            def(
+                "households_known",
+                "已知户数（已调查及建档立卡导入）",
+                "coverage",
+            ),
+            def("households_not_surveyed", "已导入尚未调查户数", "coverage"),
             def("households", "掌握户数", "households"),
             def("households_surveyed", "本月入户调查户数", "households"),
         ];
@@ -413,13 +423,21 @@ pub fn village(
     month: Month,
 ) -> QueryResult<VillageFigures> {
     let [approved, pending] = counted(conn, village, month)?;
+    let unsurveyed = imported_unsurveyed(conn, village, month)?;
     // Months are compared as `YYYY-MM` text in the tables.
     let month = month.to_string();
     let month = month.as_str();
     let post_demand = post_demand(conn, village, month)?;
     let mut maps = [Figures::new(), Figures::new()];
-    for (counted, figures) in [approved, pending].into_iter().zip(maps.iter_mut()) {
+    for ((counted, figures), unsurveyed) in [approved, pending]
+        .into_iter()
+        .zip(maps.iter_mut())
+        .zip(unsurveyed)
+    {
         household_figures(figures, &counted.households, month);
+        let surveyed = counted.households.len() as i64;
+        figures.insert("households_known".into(), surveyed + unsurveyed);
+        figures.insert("households_not_surveyed".into(), unsurveyed);
         for (m, v) in &counted.people {
             person_figures(figures, m, v.relocated);
         }
@@ -435,6 +453,70 @@ pub fn village(
         approved: Dense::from_map(&maps[0]),
         including_pending: Dense::from_map(&maps[1]),
     })
+}
+
+/// Households imported into the village by the month's end that have no version counting on
+/// each basis (approved-only, including pending) as of then: known, not yet surveyed. One
+/// surveyed is counted by its effective version where that lies; one merged into another
+/// household is not counted at all.
+fn imported_unsurveyed(
+    conn: &mut DbConnection,
+    village: &str,
+    month: Month,
+) -> QueryResult<[i64; 2]> {
+    let ids: Vec<String> = imported_households::table
+        .inner_join(households::table)
+        .filter(households::village_code.eq(village))
+        .filter(imported_households::imported_at.lt(month.end().naive_utc()))
+        .select(imported_households::household_id)
+        .load(conn)?;
+    if ids.is_empty() {
+        return Ok([0, 0]);
+    }
+    let month = month.to_string();
+    let mut approved: HashSet<String> = HashSet::new();
+    let mut pending: HashSet<String> = HashSet::new();
+    let mut absorbed: HashSet<String> = HashSet::new();
+    for chunk in ids.chunks(500) {
+        let rows: Vec<(String, String)> = household_surveys::table
+            .filter(household_surveys::household_id.eq_any(chunk))
+            .filter(household_surveys::month.le(&month))
+            .filter(household_surveys::status.eq_any(INCLUDING_PENDING))
+            .select((household_surveys::household_id, household_surveys::status))
+            .load(conn)?;
+        for (h, status) in rows {
+            if APPROVED.contains(&status.as_str()) {
+                approved.insert(h.clone());
+            }
+            pending.insert(h);
+        }
+        let merged: Vec<(String, String, Option<String>)> = duplicate_pairs::table
+            .filter(duplicate_pairs::state.eq("merged"))
+            .filter(
+                duplicate_pairs::household_a
+                    .eq_any(chunk)
+                    .or(duplicate_pairs::household_b.eq_any(chunk)),
+            )
+            .select((
+                duplicate_pairs::household_a,
+                duplicate_pairs::household_b,
+                duplicate_pairs::survivor_id,
+            ))
+            .load(conn)?;
+        for (a, b, survivor) in merged {
+            for h in [a, b] {
+                if survivor.as_deref() != Some(h.as_str()) {
+                    absorbed.insert(h);
+                }
+            }
+        }
+    }
+    let count = |surveyed: &HashSet<String>| {
+        ids.iter()
+            .filter(|h| !surveyed.contains(*h) && !absorbed.contains(*h))
+            .count() as i64
+    };
+    Ok([count(&approved), count(&pending)])
 }
 
 /// What one village counts for `month`, approved-only and including pending.

@@ -8,6 +8,7 @@ pub mod duplicate_list;
 pub mod duplicates;
 pub mod flag_text;
 pub mod identity;
+pub mod import;
 pub mod ingest;
 pub mod input;
 pub mod review;

@@ -1,0 +1,2 @@
+DROP TABLE imported_households;
+DROP TABLE household_imports;
