@@ -136,8 +136,11 @@ fn normal(header: &str) -> String {
 /// A row as read: its sheet row number and its cells (trimmed, empty as none).
 struct RawRow {
     number: usize,
-    cells: [Option<String>; 9],
+    cells: Cells,
 }
+
+/// A row's cells in the order of [`COLUMNS`], blank ones `None`.
+type Cells = [Option<String>; 9];
 
 fn cell_text(value: Option<&String>) -> Option<String> {
     value
@@ -285,7 +288,6 @@ fn check_row(row: &RawRow, errors: &mut Vec<FieldError>) -> Option<Parsed> {
             format!("第 {n} 行“{}”：{detail}", column.title),
         ));
     };
-    let [village, number, name, id, count, phone, poverty, year, relocated] = &row.cells;
     for (c, cell) in row.cells.iter().enumerate() {
         if cell
             .as_ref()
@@ -294,6 +296,39 @@ fn check_row(row: &RawRow, errors: &mut Vec<FieldError>) -> Option<Parsed> {
             bad(c, Rule::ControlCharacter, "含有控制字符".into());
         }
     }
+    let (village, household_number, head_name, head_id) = identity(&row.cells, &mut bad);
+    let details = details(&row.cells, &mut bad);
+    if errors.len() > before {
+        return None;
+    }
+    Some(Parsed {
+        number: n,
+        village: village?,
+        household_number,
+        head_name: head_name?,
+        head_id: head_id?,
+        member_count: details.member_count?,
+        phone: details.phone,
+        poverty: details.poverty,
+        lifted_year: details.lifted_year,
+        relocated: details.relocated,
+    })
+}
+
+/// Reports a cell's error: the column, the rule and the detail.
+type Bad<'a> = dyn FnMut(usize, Rule, String) + 'a;
+
+/// Who the household is: the village, the 户编号, the head's name and ID number.
+fn identity(
+    cells: &Cells,
+    bad: &mut Bad<'_>,
+) -> (
+    Option<DivisionCode>,
+    Option<String>,
+    Option<String>,
+    Option<IdNumber>,
+) {
+    let [village, number, name, id, ..] = cells;
     let village = match village.as_deref().map(DivisionCode::parse) {
         None => {
             bad(0, Rule::Required, "须填写 12 位村代码".into());
@@ -346,6 +381,20 @@ fn check_row(row: &RawRow, errors: &mut Vec<FieldError>) -> Option<Parsed> {
         }
         Some(Ok(id)) => Some(id),
     };
+    (village, household_number, head_name, head_id)
+}
+
+/// The rest of a row: size, phone, poverty status and year, relocation.
+struct Details {
+    member_count: Option<i32>,
+    phone: Option<Phone>,
+    poverty: Option<PovertyStatus>,
+    lifted_year: Option<i32>,
+    relocated: Option<bool>,
+}
+
+fn details(cells: &Cells, bad: &mut Bad<'_>) -> Details {
+    let [_, _, _, _, count, phone, poverty, year, relocated] = cells;
     let max = super::validate::MAX_MEMBERS as i64;
     let member_count = match count.as_deref().map(whole) {
         None => {
@@ -404,21 +453,13 @@ fn check_row(row: &RawRow, errors: &mut Vec<FieldError>) -> Option<Parsed> {
             r
         }
     };
-    if errors.len() > before {
-        return None;
-    }
-    Some(Parsed {
-        number: n,
-        village: village?,
-        household_number,
-        head_name: head_name?,
-        head_id: head_id?,
-        member_count: member_count?,
+    Details {
+        member_count,
         phone,
         poverty: poverty_status,
         lifted_year,
         relocated,
-    })
+    }
 }
 
 fn row_error(n: usize, c: usize, rule: Rule, detail: String) -> FieldError {
