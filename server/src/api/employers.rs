@@ -180,21 +180,12 @@ pub async fn import_template(
     Auth(_caller): Auth,
     query: ApiQuery<TemplateQuery>,
 ) -> ApiResult<HttpResponse> {
-    let (format, ext) = match query.0.format.unwrap_or(ExportFormat::Xlsx) {
-        ExportFormat::Json => return Err(bad_query("format", "须为 xlsx 或 csv")),
-        ExportFormat::Csv => (SheetFormat::Csv, ExportFormat::Csv),
-        ExportFormat::Xlsx => (SheetFormat::Xlsx, ExportFormat::Xlsx),
-    };
-    let bytes = import::template(format)?;
-    let name = format!("用工主体导入模板.{}", ext.extension());
-    let fallback = format!("employers-template.{}", ext.extension());
-    Ok(HttpResponse::Ok()
-        .content_type(ext.content_type())
-        .insert_header((
-            header::CONTENT_DISPOSITION,
-            crate::http::export::disposition(&name, &fallback),
-        ))
-        .body(bytes))
+    crate::http::export::template(
+        query.0.format,
+        "用工主体导入模板",
+        "employers-template",
+        import::template,
+    )
 }
 
 /// Edits an employer (city admins; audited): name, kind, county, village, address, active. An

@@ -1,15 +1,12 @@
 //! `/households/import` (a county's 建档立卡 list: households known before they are surveyed)
 //! and its template: the wire shapes of `surveys::import`.
 
-use actix_web::http::header;
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
 
 use super::employers::{sheet_format, ImportQuery, TemplateQuery};
-use crate::error::{bad_query, ApiResult, Problem};
+use crate::error::{ApiResult, Problem};
 use crate::http::{declared_length, read_limited};
 use crate::http::{ApiQuery, Auth};
-use crate::ledger::export::ExportFormat;
-use crate::sheets::SheetFormat;
 use crate::state::AppState;
 use crate::surveys::import::{self, HouseholdImportReport};
 
@@ -94,19 +91,10 @@ pub async fn household_import_template(
     Auth(_caller): Auth,
     query: ApiQuery<TemplateQuery>,
 ) -> ApiResult<HttpResponse> {
-    let (format, ext) = match query.0.format.unwrap_or(ExportFormat::Xlsx) {
-        ExportFormat::Json => return Err(bad_query("format", "须为 xlsx 或 csv")),
-        ExportFormat::Csv => (SheetFormat::Csv, ExportFormat::Csv),
-        ExportFormat::Xlsx => (SheetFormat::Xlsx, ExportFormat::Xlsx),
-    };
-    let bytes = import::template(format)?;
-    let name = format!("建档立卡户导入模板.{}", ext.extension());
-    let fallback = format!("households-template.{}", ext.extension());
-    Ok(HttpResponse::Ok()
-        .content_type(ext.content_type())
-        .insert_header((
-            header::CONTENT_DISPOSITION,
-            crate::http::export::disposition(&name, &fallback),
-        ))
-        .body(bytes))
+    crate::http::export::template(
+        query.0.format,
+        "建档立卡户导入模板",
+        "households-template",
+        import::template,
+    )
 }

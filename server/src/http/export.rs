@@ -60,6 +60,32 @@ impl std::io::Write for Sink {
 
 /// A `Content-Disposition` that carries a Chinese file name (RFC 6266 / 5987), with an ASCII
 /// fallback for old clients.
+/// An import template as a download (`format`: XLSX unless CSV is asked for; JSON is refused),
+/// named `{name}.xlsx` (and `{fallback}.xlsx` for clients that cannot read the Chinese name).
+pub fn template(
+    format: Option<crate::ledger::export::ExportFormat>,
+    name: &str,
+    fallback: &str,
+    make: impl FnOnce(crate::sheets::SheetFormat) -> ApiResult<Vec<u8>>,
+) -> ApiResult<HttpResponse> {
+    use crate::ledger::export::ExportFormat;
+    use crate::sheets::SheetFormat;
+    let (sheet, ext) = match format.unwrap_or(ExportFormat::Xlsx) {
+        ExportFormat::Json => return Err(crate::error::bad_query("format", "须为 xlsx 或 csv")),
+        ExportFormat::Csv => (SheetFormat::Csv, ExportFormat::Csv),
+        ExportFormat::Xlsx => (SheetFormat::Xlsx, ExportFormat::Xlsx),
+    };
+    let bytes = make(sheet)?;
+    let (name, fallback) = (
+        format!("{name}.{}", ext.extension()),
+        format!("{fallback}.{}", ext.extension()),
+    );
+    Ok(HttpResponse::Ok()
+        .content_type(ext.content_type())
+        .insert_header((header::CONTENT_DISPOSITION, disposition(&name, &fallback)))
+        .body(bytes))
+}
+
 pub fn disposition(filename: &str, fallback: &str) -> String {
     let encoded: String = filename
         .bytes()
