@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use crate::helpers::*;
 use crate::surveys::{household_survey, id_number, new_id};
+use crate::sync::{cursor_of, household_ids, sync};
 
 const VILLAGE: &str = "220802100201";
 const TAONAN_VILLAGE: &str = "220881100201";
@@ -274,6 +275,45 @@ async fn the_first_survey_joins_the_imported_household(backend: Backend) {
         .map(|(_, id)| id.clone())
         .expect("张三 imported");
 
+    // Known, not surveyed: the enumerator's download lists the village's two imported
+    // households as still to visit (王五 lives in a village not assigned to them), masked.
+    let first = sync(&app, &enumerator, None).await;
+    assert_eq!(household_ids(&first), Vec::<String>::new());
+    let to_visit: Vec<&Value> = first["known_households"]
+        .as_array()
+        .expect("known_households")
+        .iter()
+        .collect();
+    let mut names: Vec<&str> = to_visit
+        .iter()
+        .map(|h| h["head_name"].as_str().expect("name"))
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["张三", "李四"]);
+    let listed = to_visit
+        .iter()
+        .find(|h| h["head_name"] == "张三")
+        .expect("张三 listed");
+    assert_eq!(listed["household_id"], zhang.as_str());
+    assert_eq!(listed["village_code"], VILLAGE);
+    assert_eq!(listed["member_count"], 4);
+    assert_eq!(listed["poverty_status"], "lifted");
+    assert_eq!(listed["lifted_year"], 2019);
+    assert_eq!(listed["relocated"], false);
+    assert_eq!(listed["phone"], "138****0000");
+    let masked = listed["head_id_number"].as_str().expect("masked id");
+    assert!(
+        masked.contains('*') && !masked.contains(&head(123)[6..14]),
+        "{masked}"
+    );
+    let li = to_visit
+        .iter()
+        .find(|h| h["head_name"] == "李四")
+        .expect("李四 listed");
+    assert_eq!(li["household_number"], "A-0002");
+    assert_eq!(li["poverty_status"], Value::Null);
+    let cursor = cursor_of(&first);
+
     // Known, not surveyed: the household exists with no versions.
     let view = json(
         app.get_as(&reviewer, &format!("/api/v1/households/{zhang}"))
@@ -299,6 +339,11 @@ async fn the_first_survey_joins_the_imported_household(backend: Backend) {
     );
     assert_eq!(answer["version"], 1);
     assert_eq!(imported(&app).len(), 3);
+
+    // The next sync brings 张三 as a surveyed household, replacing the known entry.
+    let next = sync(&app, &enumerator, Some(&cursor)).await;
+    assert_eq!(household_ids(&next), std::slice::from_ref(&zhang));
+    assert_eq!(next["known_households"], serde_json::json!([]));
 
     // Coverage: 张三 is surveyed now (pending), 李四 still only known.
     assert_eq!(coverage(&app, &reviewer, "households_known").await, (2, 2));

@@ -50,11 +50,11 @@ fn sync_path(cursor: Option<&str>, limit: Option<u32>) -> String {
     format!("/api/v1/sync?{}", query.join("&"))
 }
 
-async fn sync(app: &TestApp, token: &str, cursor: Option<&str>) -> Value {
+pub(crate) async fn sync(app: &TestApp, token: &str, cursor: Option<&str>) -> Value {
     ok(app.get_as(token, &sync_path(cursor, None)).await).await
 }
 
-fn household_ids(page: &Value) -> Vec<String> {
+pub(crate) fn household_ids(page: &Value) -> Vec<String> {
     page["households"]
         .as_array()
         .expect("households")
@@ -63,7 +63,7 @@ fn household_ids(page: &Value) -> Vec<String> {
         .collect()
 }
 
-fn cursor_of(page: &Value) -> String {
+pub(crate) fn cursor_of(page: &Value) -> String {
     page["cursor"].as_str().expect("cursor").to_owned()
 }
 
@@ -72,6 +72,7 @@ fn assert_quiet(page: &Value) {
         "villages",
         "villages_removed",
         "households",
+        "known_households",
         "tombstones",
         "submissions",
         "employers",

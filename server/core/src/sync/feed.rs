@@ -28,8 +28,13 @@ pub struct SyncPage {
     /// Villages no longer assigned to the caller: drop them and their households.
     #[schema(value_type = Vec<String>, example = json!(["220802100200"]))]
     pub villages_removed: Vec<String>,
-    /// Households new or changed since the cursor, each as its effective version.
+    /// Households new or changed since the cursor, each as its effective version. One that was
+    /// in `known_households` comes here with its first survey: replace it by `household_id`.
     pub households: Vec<SyncHousehold>,
+    /// Households the county imported from its 建档立卡 list and nobody has surveyed yet: the
+    /// households still to visit. Survey one as a new household with its `household_number` (or
+    /// the head's ID number) and the survey joins it.
+    pub known_households: Vec<SyncKnownHousehold>,
     /// Households gone from a village since the cursor: merged into another, or moved away.
     pub tombstones: Vec<Tombstone>,
     /// Review states of the caller's own submissions among the changes: those awaiting review,
@@ -86,6 +91,27 @@ pub struct SyncHousehold {
     pub phone: Option<String>,
     pub location: SyncLocation,
     pub members: Vec<SyncMember>,
+}
+
+/// A household known from the county's list, not yet surveyed: what the list gave.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SyncKnownHousehold {
+    pub household_id: String,
+    pub village_code: String,
+    /// The list's 户编号; send it in the first survey so that the survey joins this household.
+    pub household_number: Option<String>,
+    pub head_name: String,
+    /// The head's ID number, masked (`220802********1238`).
+    pub head_id_number: String,
+    /// 家庭人口数 as the list gave it.
+    pub member_count: i32,
+    /// Masked (`138****0000`), or null when the list gave none.
+    pub phone: Option<String>,
+    /// Null when the list left it blank.
+    pub poverty_status: Option<PovertyStatus>,
+    pub lifted_year: Option<i32>,
+    pub relocated: Option<bool>,
+    pub imported_at: DateTime<Utc>,
 }
 
 /// A member with their last answers.

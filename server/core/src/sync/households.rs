@@ -8,9 +8,12 @@ use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 
 use super::feed::{
-    utc, SubmissionState, SyncEmployment, SyncHousehold, SyncLocation, SyncMember, SyncTraining,
+    utc, SubmissionState, SyncEmployment, SyncHousehold, SyncKnownHousehold, SyncLocation,
+    SyncMember, SyncTraining,
 };
-use crate::db::schema::{duplicate_pairs, household_surveys, people, survey_members};
+use crate::db::schema::{
+    duplicate_pairs, household_surveys, imported_households, people, survey_members,
+};
 use crate::db::DbConnection;
 use crate::domain::{time, Month};
 use crate::domain::{
@@ -117,13 +120,23 @@ fn absorbed(conn: &mut DbConnection, ids: &[String]) -> QueryResult<HashSet<Stri
     Ok(out)
 }
 
+/// The households of a page.
+pub struct Page {
+    /// Those surveyed, each as its effective version.
+    pub households: Vec<SyncHousehold>,
+    /// Those known from an imported list and not yet surveyed.
+    pub known: Vec<SyncKnownHousehold>,
+    /// The caller's submissions among the surveyed ones' versions.
+    pub submissions: Vec<SubmissionState>,
+}
+
 /// The households (in the order given) and the caller's submissions among their versions.
 pub fn households(
     conn: &mut DbConnection,
     vault: &Vault,
     user: &str,
     ids: &[(String, String)],
-) -> ApiResult<(Vec<SyncHousehold>, Vec<SubmissionState>)> {
+) -> ApiResult<Page> {
     let just_ids: Vec<String> = ids.iter().map(|(_, h)| h.clone()).collect();
     let mut versions: Vec<VersionRow> = Vec::new();
     for chunk in just_ids.chunks(500) {
@@ -143,14 +156,17 @@ pub fn households(
             .push(v);
     }
     let mut chosen: Vec<(&str, &VersionRow)> = Vec::new();
+    let mut unsurveyed: Vec<(&str, &str)> = Vec::new();
     for (village, id) in ids {
         if gone.contains(id) {
             continue;
         }
-        if let Some(v) = by_household.get(id.as_str()).and_then(|vs| effective(vs)) {
-            chosen.push((village.as_str(), v));
+        match by_household.get(id.as_str()) {
+            Some(vs) => chosen.extend(effective(vs).map(|v| (village.as_str(), v))),
+            None => unsurveyed.push((village.as_str(), id.as_str())),
         }
     }
+    let known = known(conn, vault, &unsurveyed)?;
     let survey_ids: Vec<String> = chosen.iter().map(|(_, v)| v.id.clone()).collect();
     let mut members = members_of(conn, &survey_ids)?;
     let mut out = Vec::with_capacity(chosen.len());
@@ -183,7 +199,83 @@ pub fn households(
             })
         })
         .collect::<ApiResult<Vec<_>>>()?;
-    Ok((out, submissions))
+    Ok(Page {
+        households: out,
+        known,
+        submissions,
+    })
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = imported_households, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+struct KnownRow {
+    household_id: String,
+    household_number: Option<String>,
+    head_name: String,
+    head_id_sealed: String,
+    member_count: i32,
+    phone_sealed: Option<String>,
+    poverty_status: Option<String>,
+    lifted_year: Option<i32>,
+    relocated: Option<bool>,
+    imported_at: NaiveDateTime,
+}
+
+/// The page's households that have no version yet: those an imported list made (in the order
+/// given).
+fn known(
+    conn: &mut DbConnection,
+    vault: &Vault,
+    ids: &[(&str, &str)],
+) -> ApiResult<Vec<SyncKnownHousehold>> {
+    let mut rows: HashMap<String, KnownRow> = HashMap::new();
+    for chunk in ids.chunks(500) {
+        let wanted: Vec<&str> = chunk.iter().map(|(_, id)| *id).collect();
+        for row in imported_households::table
+            .filter(imported_households::household_id.eq_any(wanted))
+            .select(KnownRow::as_select())
+            .load::<KnownRow>(conn)?
+        {
+            rows.insert(row.household_id.clone(), row);
+        }
+    }
+    ids.iter()
+        .filter_map(|(village, id)| rows.remove(*id).map(|row| (*village, row)))
+        .map(|(village, row)| {
+            Ok(SyncKnownHousehold {
+                head_id_number: vault
+                    .open_id(&row.head_id_sealed)
+                    .map_err(ApiError::internal)?
+                    .masked(),
+                phone: masked_phone(vault, row.phone_sealed.as_deref())?,
+                poverty_status: row
+                    .poverty_status
+                    .as_deref()
+                    .map(|p| PovertyStatus::parse(p).ok_or_else(|| corrupt("poverty status")))
+                    .transpose()?,
+                household_id: row.household_id,
+                village_code: village.to_owned(),
+                household_number: row.household_number,
+                head_name: row.head_name,
+                member_count: row.member_count,
+                lifted_year: row.lifted_year,
+                relocated: row.relocated,
+                imported_at: utc(row.imported_at),
+            })
+        })
+        .collect()
+}
+
+fn masked_phone(vault: &Vault, sealed: Option<&str>) -> ApiResult<Option<String>> {
+    let Some(sealed) = sealed else {
+        return Ok(None);
+    };
+    let clear = vault
+        .open(Purpose::Phone, sealed)
+        .map_err(ApiError::internal)?;
+    Ok(Some(mask_phone(
+        &String::from_utf8(clear).map_err(ApiError::internal)?,
+    )))
 }
 
 fn members_of(
@@ -211,17 +303,7 @@ fn household(
     v: &VersionRow,
     rows: Vec<MemberRow>,
 ) -> ApiResult<SyncHousehold> {
-    let phone = match &v.phone_sealed {
-        Some(sealed) => {
-            let clear = vault
-                .open(Purpose::Phone, sealed)
-                .map_err(ApiError::internal)?;
-            Some(mask_phone(
-                &String::from_utf8(clear).map_err(ApiError::internal)?,
-            ))
-        }
-        None => None,
-    };
+    let phone = masked_phone(vault, v.phone_sealed.as_deref())?;
     let members = rows
         .into_iter()
         .map(|m| member(vault, village, &v.household_id, m))

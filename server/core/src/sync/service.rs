@@ -91,6 +91,7 @@ fn empty(cursor: String, villages_removed: Vec<String>) -> SyncPage {
         villages: Vec::new(),
         villages_removed,
         households: Vec::new(),
+        known_households: Vec::new(),
         tombstones: Vec::new(),
         submissions: Vec::new(),
         employers: Vec::new(),
@@ -153,8 +154,11 @@ fn build(
     user: &str,
     chosen: &[Chosen],
 ) -> ApiResult<SyncPage> {
-    let (households, mut submissions) =
-        households::households(conn, vault, user, &of_kind(chosen, feed::HOUSEHOLD))?;
+    let households::Page {
+        households,
+        known,
+        mut submissions,
+    } = households::households(conn, vault, user, &of_kind(chosen, feed::HOUSEHOLD))?;
     submissions.extend(village_submissions(
         conn,
         &of_kind(chosen, feed::VILLAGE_SURVEY),
@@ -162,6 +166,7 @@ fn build(
     let mut page = empty(String::new(), Vec::new());
     page.villages = village_records(conn, &of_kind(chosen, feed::VILLAGE))?;
     page.households = households;
+    page.known_households = known;
     page.tombstones = tombstones(conn, &of_kind(chosen, feed::TOMBSTONE))?;
     page.submissions = submissions;
     page.employers = registry(conn, &of_kind(chosen, feed::EMPLOYER))?;
