@@ -404,35 +404,12 @@ const EXAMPLE: [&str; 6] = [
 
 /// The template: CSV (UTF-8 with BOM) or XLSX with the headers and one example row.
 pub fn template(format: SheetFormat) -> ApiResult<Vec<u8>> {
-    match format {
-        SheetFormat::Csv => {
-            let mut writer = csv::Writer::from_writer(sheets::BOM.to_vec());
-            writer.write_record(headers()).map_err(ApiError::internal)?;
-            writer.write_record(EXAMPLE).map_err(ApiError::internal)?;
-            writer
-                .into_inner()
-                .map_err(|e| ApiError::internal(e.into_error()))
-        }
-        SheetFormat::Xlsx => {
-            let xlsx = |e: rust_xlsxwriter::XlsxError| ApiError::internal(anyhow::anyhow!("{e}"));
-            let mut book = rust_xlsxwriter::Workbook::new();
-            let sheet = book.add_worksheet();
-            sheet.set_name("用工主体").map_err(xlsx)?;
-            let bold = rust_xlsxwriter::Format::new().set_bold();
-            let text = rust_xlsxwriter::Format::new().set_num_format("@");
-            for (c, h) in headers().iter().enumerate() {
-                let c = c as u16;
-                sheet.set_column_width(c, 24).map_err(xlsx)?;
-                // Codes are text: a spreadsheet must not turn them into numbers.
-                sheet.set_column_format(c, &text).map_err(xlsx)?;
-                sheet
-                    .write_string_with_format(0, c, *h, &bold)
-                    .map_err(xlsx)?;
-                sheet
-                    .write_string_with_format(1, c, EXAMPLE[c as usize], &text)
-                    .map_err(xlsx)?;
-            }
-            book.save_to_buffer().map_err(xlsx)
-        }
+    sheets::Template {
+        sheet: "用工主体",
+        headers: &headers(),
+        example: &EXAMPLE,
+        width: 24.0,
+        notes: None,
     }
+    .write(format)
 }

@@ -13,7 +13,7 @@ use crate::error::{ApiError, ApiResult};
 
 mod write;
 pub use write::{
-    display_width, one_table, yuan, Cell, Csv, Layout, RowSink, Sheet, Xlsx, CSV, XLSX,
+    display_width, one_table, yuan, Cell, Csv, Layout, RowSink, Sheet, Template, Xlsx, CSV, XLSX,
 };
 
 /// Largest total size of an XLSX archive's entries once inflated.

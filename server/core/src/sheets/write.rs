@@ -405,6 +405,72 @@ pub fn one_table<S: AsRef<str>>(
     book.finish(sink)
 }
 
+/// An import's template: the headers in bold over one example row, every column text (codes
+/// and ID numbers must not become numbers in a spreadsheet); in the XLSX, optionally a second
+/// sheet saying what each column takes.
+pub struct Template<'a> {
+    /// The first sheet's name.
+    pub sheet: &'a str,
+    pub headers: &'a [&'a str],
+    pub example: &'a [&'a str],
+    /// Column width, in characters.
+    pub width: f64,
+    /// One note per header, and a closing remark, for the instructions sheet (填写说明).
+    pub notes: Option<(&'a [&'a str], &'a str)>,
+}
+
+impl Template<'_> {
+    /// CSV (UTF-8 with BOM) or XLSX.
+    pub fn write(&self, format: super::SheetFormat) -> ApiResult<Vec<u8>> {
+        match format {
+            super::SheetFormat::Csv => {
+                let mut writer = csv::Writer::from_writer(BOM.to_vec());
+                writer
+                    .write_record(self.headers)
+                    .map_err(ApiError::internal)?;
+                writer
+                    .write_record(self.example)
+                    .map_err(ApiError::internal)?;
+                writer
+                    .into_inner()
+                    .map_err(|e| ApiError::internal(e.into_error()))
+            }
+            super::SheetFormat::Xlsx => self.xlsx().map_err(xlsx_error),
+        }
+    }
+
+    fn xlsx(&self) -> Result<Vec<u8>, XlsxError> {
+        let mut book = Workbook::new();
+        let bold = Format::new().set_bold();
+        let text = Format::new().set_num_format("@");
+        let sheet = book.add_worksheet();
+        sheet.set_name(self.sheet)?;
+        for (c, h) in self.headers.iter().enumerate() {
+            let c = c as u16;
+            sheet.set_column_width(c, self.width)?;
+            sheet.set_column_format(c, &text)?;
+            sheet.write_string_with_format(0, c, *h, &bold)?;
+            let example = self.example.get(usize::from(c)).copied().unwrap_or("");
+            sheet.write_string_with_format(1, c, example, &text)?;
+        }
+        if let Some((notes, remark)) = self.notes {
+            let sheet = book.add_worksheet();
+            sheet.set_name("填写说明")?;
+            sheet.set_column_width(0, 20)?;
+            sheet.set_column_width(1, 70)?;
+            sheet.write_string_with_format(0, 0, "列", &bold)?;
+            sheet.write_string_with_format(0, 1, "说明", &bold)?;
+            for (i, (h, note)) in self.headers.iter().zip(notes).enumerate() {
+                let r = i as u32 + 1;
+                sheet.write_string(r, 0, *h)?;
+                sheet.write_string(r, 1, *note)?;
+            }
+            sheet.write_string(notes.len() as u32 + 2, 0, remark)?;
+        }
+        book.save_to_buffer()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

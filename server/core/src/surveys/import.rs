@@ -952,58 +952,15 @@ const NOTES: [&str; 9] = [
 /// The template: CSV (UTF-8 with BOM) or XLSX with the headers, one example row (skipped on
 /// import: it starts with 示例) and, in the XLSX, a sheet of instructions.
 pub fn template(format: SheetFormat) -> ApiResult<Vec<u8>> {
-    match format {
-        SheetFormat::Csv => {
-            let mut writer = csv::Writer::from_writer(sheets::BOM.to_vec());
-            writer.write_record(headers()).map_err(ApiError::internal)?;
-            writer.write_record(EXAMPLE).map_err(ApiError::internal)?;
-            writer
-                .into_inner()
-                .map_err(|e| ApiError::internal(e.into_error()))
-        }
-        SheetFormat::Xlsx => {
-            let xlsx = |e: rust_xlsxwriter::XlsxError| ApiError::internal(anyhow::anyhow!("{e}"));
-            let mut book = rust_xlsxwriter::Workbook::new();
-            let bold = rust_xlsxwriter::Format::new().set_bold();
-            let text = rust_xlsxwriter::Format::new().set_num_format("@");
-            let sheet = book.add_worksheet();
-            sheet.set_name("建档立卡户").map_err(xlsx)?;
-            for (c, h) in headers().iter().enumerate() {
-                let c = c as u16;
-                sheet.set_column_width(c, 20).map_err(xlsx)?;
-                // Codes and ID numbers are text: a spreadsheet must not turn them into numbers.
-                sheet.set_column_format(c, &text).map_err(xlsx)?;
-                sheet
-                    .write_string_with_format(0, c, *h, &bold)
-                    .map_err(xlsx)?;
-                sheet
-                    .write_string_with_format(1, c, EXAMPLE[c as usize], &text)
-                    .map_err(xlsx)?;
-            }
-            let notes = book.add_worksheet();
-            notes.set_name("填写说明").map_err(xlsx)?;
-            notes.set_column_width(0, 20).map_err(xlsx)?;
-            notes.set_column_width(1, 70).map_err(xlsx)?;
-            notes
-                .write_string_with_format(0, 0, "列", &bold)
-                .map_err(xlsx)?;
-            notes
-                .write_string_with_format(0, 1, "说明", &bold)
-                .map_err(xlsx)?;
-            for (i, (h, note)) in headers().iter().zip(NOTES).enumerate() {
-                let r = i as u32 + 1;
-                notes.write_string(r, 0, *h).map_err(xlsx)?;
-                notes.write_string(r, 1, note).map_err(xlsx)?;
-            }
-            let r = NOTES.len() as u32 + 2;
-            notes
-                .write_string(
-                    r,
-                    0,
-                    "只读取第一个工作表；以“示例”开头的行不导入；已登记的户（户主身份证号或户编号相同）跳过不重复登记。",
-                )
-                .map_err(xlsx)?;
-            book.save_to_buffer().map_err(xlsx)
-        }
+    sheets::Template {
+        sheet: "建档立卡户",
+        headers: &headers(),
+        example: &EXAMPLE,
+        width: 20.0,
+        notes: Some((
+            &NOTES,
+            "只读取第一个工作表；以“示例”开头的行不导入；已登记的户（户主身份证号或户编号相同）跳过不重复登记。",
+        )),
     }
+    .write(format)
 }
