@@ -1,4 +1,4 @@
-//! Ledger benchmark: the city node at city scale on SQLite, beside a full recomputation from
+//! Ledger benchmark: the city node at city scale on SQLite and PostgreSQL, beside a full recomputation from
 //! the normalised tables in the same run.
 //!
 //! ```text
@@ -10,9 +10,12 @@
 //! Seeds a fresh database (SQLite by default; PostgreSQL is the tests' throwaway cluster) with `taizhang seed`'s generator (919 villages, ~2.4 people a
 //! household, ~4 surveys a household over the months), then times for the last month:
 //! - the full recomputation of every village from the normalised tables (the baseline);
-//! - the city node with every village's figures cached (the steady state of a read-mostly
-//!   ledger), and after one village changed (one village recomputed);
-//! - a county and a village node, cached.
+//! - the city node with every figure cached (the steady state of a read-mostly ledger: the
+//!   city's and its counties' roll-ups), and after one village changed (that village, its
+//!   township, its county and the city summed again);
+//! - for comparison, summing every village's cached figures, as the city node did before the
+//!   roll-ups;
+//! - a county node cached and after one of its villages changed, and a village node.
 
 // Tests and benches fail by panicking: `unwrap` and `expect` are their assertions.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -75,7 +78,8 @@ fn run(backend: &str, postgres: Option<String>) -> anyhow::Result<()> {
     }
     let warm = median(warm);
 
-    // One village changed since: the read recomputes it alone.
+    // One village changed since: the read recomputes it alone, then its township, county and
+    // the city from their children's sums.
     let mut one_changed = Vec::new();
     for i in 0..10 {
         let village = villages[i * 37 % villages.len()].clone();
@@ -89,22 +93,50 @@ fn run(backend: &str, postgres: Option<String>) -> anyhow::Result<()> {
     }
     let one_changed = median(one_changed);
 
-    let node = |level, code: &str, conn: &mut _| -> anyhow::Result<Duration> {
+    // The node read that sums every village's cached figures (what the city node did before
+    // the roll-ups): the cached figures of both months, summed.
+    let mut summed = Vec::new();
+    for _ in 0..10 {
+        let t = Instant::now();
+        for m in [month, month.previous()] {
+            let (figures, fresh) = cache::figures_for(&mut conn, &villages, m)?;
+            assert!(fresh.is_empty(), "everything cached");
+            let mut total = taizhang::ledger::figures::Dense::default();
+            for f in figures.values() {
+                total.add(&f.approved);
+                total.add(&f.including_pending);
+            }
+            assert!(total.0[0] > 0);
+        }
+        summed.push(t.elapsed());
+    }
+    let summed = median(summed);
+
+    let node = |level, code: &str, conn: &mut _, change: bool| -> anyhow::Result<Duration> {
         let n = node::node(
             conn,
             level,
             &DivisionCode::parse(code).map_err(|e| anyhow::anyhow!(e.message))?,
         )?;
+        let inside = node::villages_of(conn, &n)?;
         let mut samples = Vec::new();
-        for _ in 0..30 {
+        for i in 0..30 {
+            if change {
+                let village = inside[i * 7 % inside.len()].clone();
+                cache::touch_villages(conn, &[village].into_iter().collect())?;
+            }
             let t = Instant::now();
-            inventory::inventory(conn, &n, month)?;
+            let (_, fresh) = inventory::inventory(conn, &n, month)?;
             samples.push(t.elapsed());
+            for f in &fresh {
+                cache::store(conn, f)?;
+            }
         }
         Ok(median(samples))
     };
-    let county = node(DivisionLevel::County, "220802000000", &mut conn)?;
-    let village = node(DivisionLevel::Village, &villages[0], &mut conn)?;
+    let county = node(DivisionLevel::County, "220802000000", &mut conn, false)?;
+    let county_changed = node(DivisionLevel::County, "220802000000", &mut conn, true)?;
+    let village = node(DivisionLevel::Village, &villages[0], &mut conn, false)?;
 
     println!(
         "\nledger, month {month}, {backend} ({} villages)",
@@ -118,7 +150,9 @@ fn run(backend: &str, postgres: Option<String>) -> anyhow::Result<()> {
     row("city node, cold (computes this and last month)", cold);
     row("city node, every village cached", warm);
     row("city node, one village changed since", one_changed);
+    row("every village's cached figures summed (before)", summed);
     row("county node (洮北区), cached", county);
+    row("county node, one of its villages changed", county_changed);
     row("village node, cached", village);
     Ok(())
 }

@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use diesel::prelude::*;
 use reqwest::Response;
 use serde_json::{json, Value};
 
@@ -690,6 +691,17 @@ async fn every_figure_equals_a_recomputation_from_the_raw_submissions(backend: B
 
     for month in MONTHS {
         check_month(&app, &city, &model, &model, month, &counts).await;
+    }
+    // The reads left the city's, counties' and townships' sums ready for the next reader.
+    {
+        use taizhang::db::schema::ledger_rollups as r;
+        let mut conn = app.database().url.establish().expect("connect");
+        let cities: i64 = r::table
+            .filter(r::code.eq("220800000000"))
+            .count()
+            .get_result(&mut conn)
+            .expect("roll-ups");
+        assert!(cities >= MONTHS.len() as i64, "{cities} city roll-ups");
     }
 
     // Later decisions change the figures (the cache must notice): approve what is pending,

@@ -379,6 +379,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    ledger_rollups (month, code) {
+        code -> Text,
+        month -> Text,
+        stamp -> BigInt,
+        approved -> Text,
+        pending -> Text,
+    }
+}
+
+diesel::table! {
     ledger_cache (month, village_code) {
         village_code -> Text,
         month -> Text,
@@ -532,6 +542,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     checkin_reviews,
     ledger_generations,
     ledger_cache,
+    ledger_rollups,
     month_closes,
     month_snapshots,
     month_signoffs,
@@ -573,6 +584,7 @@ pub const ALL_TABLES: &[&str] = &[
     "merge_moves",
     "ledger_generations",
     "ledger_cache",
+    "ledger_rollups",
     "month_closes",
     "month_snapshots",
     "month_signoffs",

@@ -103,17 +103,26 @@ pub fn is_closed(conn: &mut DbConnection, month: Month) -> QueryResult<bool> {
     Ok(standing_close(conn, month)?.is_some())
 }
 
-/// Figures computed on a read, to store in the cache (with the generation they were computed
-/// at).
+/// Figures computed on a read, to store in the cache: villages' with the generation they were
+/// computed at, roll-ups with their stamp (see [`super::rollup`]).
 pub struct Fresh {
     /// `YYYY-MM`, as stored.
-    month: String,
-    rows: Vec<(String, i64, VillageFigures)>,
+    pub(super) month: String,
+    pub(super) rows: Vec<(String, i64, VillageFigures)>,
+    pub(super) rollups: Vec<(String, i64, VillageFigures)>,
 }
 
 impl Fresh {
+    pub(super) fn new(month: Month) -> Fresh {
+        Fresh {
+            month: month.to_string(),
+            rows: Vec::new(),
+            rollups: Vec::new(),
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
+        self.rows.is_empty() && self.rollups.is_empty()
     }
 }
 
@@ -135,10 +144,7 @@ pub fn figures_for(
     month: Month,
 ) -> ApiResult<(HashMap<String, VillageFigures>, Fresh)> {
     let mut out = HashMap::with_capacity(villages.len());
-    let mut fresh = Fresh {
-        month: month.to_string(),
-        rows: Vec::new(),
-    };
+    let mut fresh = Fresh::new(month);
     let all = villages.len() > 200;
     if let Some(version) = standing_close(conn, month)? {
         let mut q = month_snapshots::table
@@ -221,6 +227,7 @@ pub fn figures_for(
 
 /// Stores freshly computed figures, unless a change has made them stale meanwhile.
 pub fn store(conn: &mut DbConnection, fresh: &Fresh) -> QueryResult<()> {
+    super::rollup::store(conn, &fresh.month, &fresh.rollups)?;
     for (village, generation, figures) in &fresh.rows {
         let current: i64 = ledger_generations::table
             .find(village)

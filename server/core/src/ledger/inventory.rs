@@ -10,8 +10,9 @@ use utoipa::ToSchema;
 
 use super::cache::{self, Fresh};
 use super::figures::{self, Dense, VillageFigures};
-use super::node::{children_of, villages_of, Node};
+use super::node::{villages_of, Node};
 use super::quotas::{self, QuotaProgress};
+use super::rollup;
 use crate::db::schema::{divisions, villages};
 use crate::db::DbConnection;
 use crate::domain::{DivisionLevel, Month};
@@ -55,24 +56,6 @@ pub struct Inventory {
     pub children: Vec<NodeFigures>,
 }
 
-fn sum(villages: &[String], figures: &HashMap<String, VillageFigures>) -> (Dense, Dense) {
-    let mut approved = Dense::default();
-    let mut pending = Dense::default();
-    let mut empty = Dense::default();
-    empty.0[0] = 1;
-    for v in villages {
-        if let Some(f) = figures.get(v) {
-            approved.add(&f.approved);
-            pending.add(&f.including_pending);
-        } else {
-            // A village with no data still counts as a village (the catalogue's first figure).
-            approved.add(&empty);
-            pending.add(&empty);
-        }
-    }
-    (approved.with_derived(), pending.with_derived())
-}
-
 fn rows(approved: &Dense, pending: &Dense, previous: &Dense) -> Vec<FigureRow> {
     figures::catalogue()
         .iter()
@@ -89,31 +72,43 @@ fn rows(approved: &Dense, pending: &Dense, previous: &Dense) -> Vec<FigureRow> {
         .collect()
 }
 
-/// The node's inventory for a month, and the figures it computed (for the cache).
+/// The node's inventory for a month, and the figures it computed (for the cache). The node's
+/// and its children's figures are roll-ups where current ([`rollup`]), so a city node sums its
+/// counties, not its villages.
 pub fn inventory(
     conn: &mut DbConnection,
     node: &Node,
     month: Month,
 ) -> ApiResult<(Inventory, Vec<Fresh>)> {
-    let villages = villages_of(conn, node)?;
-    let (now, fresh_now) = cache::figures_for(conn, &villages, month)?;
-    let (before, fresh_before) = cache::figures_for(conn, &villages, month.previous())?;
+    let tree = rollup::Tree::load(conn, node)?;
+    let children = tree.child_nodes(conn)?;
+    let mut wanted: Vec<(DivisionLevel, String)> =
+        vec![(node.level, node.code.as_str().to_owned())];
+    wanted.extend(
+        children
+            .iter()
+            .map(|n| (n.level, n.code.as_str().to_owned())),
+    );
+    let (now, fresh_now) = rollup::figures(conn, &tree, &wanted, month)?;
+    let (before, fresh_before) = rollup::figures(conn, &tree, &wanted, month.previous())?;
     let closed = cache::is_closed(conn, month)?;
-    let figures_of = |n: &Node, vs: &[String]| {
-        let (a, p) = sum(vs, &now);
-        let (prev, _) = sum(vs, &before);
+    let figures_of = |n: &Node| {
+        let code = n.code.as_str();
+        let pick = |m: &HashMap<String, VillageFigures>| m.get(code).cloned().unwrap_or_default();
+        let (now, before) = (pick(&now), pick(&before));
         NodeFigures {
             level: n.level,
-            code: n.code.as_str().to_owned(),
+            code: code.to_owned(),
             name: n.name.clone(),
-            figures: rows(&a, &p, &prev),
+            figures: rows(
+                &now.approved.with_derived(),
+                &now.including_pending.with_derived(),
+                &before.approved.with_derived(),
+            ),
         }
     };
-    let children = children_of(conn, node)?
-        .iter()
-        .map(|(n, vs)| figures_of(n, vs))
-        .collect();
-    let node_figures = figures_of(node, &villages);
+    let children = children.iter().map(figures_of).collect();
+    let node_figures = figures_of(node);
     let quota = quota_of(conn, node, month, &node_figures)?;
     Ok((
         Inventory {

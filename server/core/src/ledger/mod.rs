@@ -9,6 +9,7 @@ pub mod inventory;
 pub mod months;
 pub mod node;
 pub mod quotas;
+pub mod rollup;
 pub mod roster;
 pub mod service;
 pub mod signoff;

@@ -1,8 +1,6 @@
 //! The places the ledger is read for (city, county, township, village): which node a request
 //! names, whether its caller may read it, and the villages below it.
 
-use std::collections::{BTreeMap, HashMap};
-
 use diesel::prelude::*;
 
 use crate::auth::{Caller, ScopeLevel};
@@ -134,65 +132,4 @@ pub fn child_level(level: DivisionLevel) -> Option<DivisionLevel> {
         DivisionLevel::Township => Some(DivisionLevel::Village),
         DivisionLevel::Village => None,
     }
-}
-
-/// The node's children and the villages each holds.
-pub fn children_of(conn: &mut DbConnection, node: &Node) -> QueryResult<Vec<(Node, Vec<String>)>> {
-    let Some(level) = child_level(node.level) else {
-        return Ok(Vec::new());
-    };
-    let q = villages::table
-        .select((
-            villages::code,
-            villages::name,
-            villages::county_code,
-            villages::township_code,
-        ))
-        .order(villages::code)
-        .into_boxed();
-    let code = node.code.as_str().to_owned();
-    let q = match node.level {
-        DivisionLevel::County => q.filter(villages::county_code.eq(code)),
-        DivisionLevel::Township => q.filter(villages::township_code.eq(code)),
-        _ => q,
-    };
-    let rows: Vec<(String, String, String, String)> = q.load(conn)?;
-    let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    // Villages are named in their own table, counties and townships in the divisions.
-    let mut names: HashMap<String, String> = HashMap::new();
-    for (village, village_name, county, township) in &rows {
-        if level == DivisionLevel::Village {
-            names.insert(village.clone(), village_name.clone());
-        }
-        let key = match level {
-            DivisionLevel::County => county,
-            DivisionLevel::Township => township,
-            _ => village,
-        };
-        groups.entry(key.clone()).or_default().push(village.clone());
-    }
-    if level != DivisionLevel::Village {
-        let codes: Vec<&String> = groups.keys().collect();
-        names.extend(
-            divisions::table
-                .filter(divisions::code.eq_any(codes))
-                .select((divisions::code, divisions::name))
-                .load::<(String, String)>(conn)?,
-        );
-    }
-    Ok(groups
-        .into_iter()
-        .filter_map(|(code, villages)| {
-            // Codes read from the villages table are well formed; one that is not is skipped.
-            let parsed = DivisionCode::parse(&code).ok()?;
-            Some((
-                Node {
-                    level,
-                    name: names.get(&code).cloned().unwrap_or_default(),
-                    code: parsed,
-                },
-                villages,
-            ))
-        })
-        .collect())
 }
