@@ -409,7 +409,37 @@ async fn the_template_has_the_columns(backend: Backend) {
     .await;
 }
 
+/// A list past the size at which PostgreSQL's statistics are refreshed inside the import:
+/// stored whole, and a second import of it finds every row known.
+async fn a_large_list_is_stored_and_known_the_second_time(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let reviewer = app.token(REVIEWER_TAOBEI).await;
+    let rows: Vec<String> = (0..6000u32)
+        .map(|i| {
+            let birth = chrono::NaiveDate::from_ymd_opt(1950, 1, 1).expect("date")
+                + chrono::Duration::days(i64::from(i / 400));
+            let head = id_number(
+                "220802",
+                &birth.format("%Y%m%d").to_string(),
+                100 + (i % 400),
+            );
+            format!("{VILLAGE},,户主{i},{head},3,,,,")
+        })
+        .collect();
+    let first = json(import(&app, &reviewer, &sheet(&rows), false).await).await;
+    assert_eq!(
+        (&first["created"], &first["known"]),
+        (&6000.into(), &0.into())
+    );
+    let again = json(import(&app, &reviewer, &sheet(&rows), false).await).await;
+    assert_eq!(
+        (&again["created"], &again["known"]),
+        (&0.into(), &6000.into())
+    );
+}
+
 both_backends!(
+    a_large_list_is_stored_and_known_the_second_time,
     dry_run_import_and_reimport,
     bad_rows_are_reported_and_nothing_is_stored,
     the_first_survey_joins_the_imported_household,
