@@ -133,13 +133,14 @@ fn moved(from: (f64, f64), bearing: f64, metres: f64) -> (f64, f64) {
 async fn accepted_then_replayed_even_a_week_later(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let token = app.token(SECRETARY_TAOBEI).await;
-    let now = Utc::now();
-    let body = checkin_body(&app, &token, &Shot::new(1001, now - Duration::minutes(3))).await;
+    let taken = Utc::now() - Duration::minutes(3);
+    let body = checkin_body(&app, &token, &Shot::new(1001, taken)).await;
     let first = post(&app, &token, &body).await;
     assert_eq!(first.status(), 201);
     let first: Value = first.json().await.expect("json");
     assert_eq!(first["status"], "accepted", "{first}");
-    let today = now
+    // The day it was taken, in China (not today's: the two differ just after midnight).
+    let today = taken
         .with_timezone(&FixedOffset::east_opt(8 * 3600).expect("offset"))
         .date_naive();
     assert_eq!(first["attendance_date"], today.to_string());
@@ -148,7 +149,7 @@ async fn accepted_then_replayed_even_a_week_later(backend: Backend) {
     use diesel::prelude::*;
     use taizhang::db::schema::{checkins, submissions};
     let mut conn = app.settings.database.establish().expect("db");
-    let week_ago = (now - Duration::days(8)).naive_utc();
+    let week_ago = (taken - Duration::days(8)).naive_utc();
     diesel::update(submissions::table)
         .set(submissions::received_at.eq(week_ago))
         .execute(&mut conn)
