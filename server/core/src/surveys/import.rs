@@ -33,7 +33,7 @@ pub const MAX_BYTES: usize = 16 * 1024 * 1024;
 pub const MAX_ROWS: usize = 100_000;
 /// Row errors listed in a 422 (the problem's `errors_total` counts them all).
 pub const MAX_LISTED_ERRORS: usize = 100;
-/// Rows written per multi-row INSERT (within both backends' bind-parameter limits).
+/// Rows per key look-up and per stored batch (within both backends' bind-parameter limits).
 const CHUNK: usize = 500;
 /// Rows stored by one import past which PostgreSQL's statistics are refreshed.
 const ANALYZE_AFTER: usize = 5_000;
