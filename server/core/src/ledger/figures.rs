@@ -199,6 +199,14 @@ impl Default for Dense {
 }
 
 impl Dense {
+    /// A village with no figures (a closed month's snapshot made before it existed) still
+    /// counts as a village: the catalogue's first figure.
+    pub fn village_without_data() -> Self {
+        let mut dense = Dense::default();
+        dense.0[0] = 1;
+        dense
+    }
+
     pub fn from_map(figures: &Figures) -> Self {
         let mut dense = Dense::default();
         for (k, v) in figures {

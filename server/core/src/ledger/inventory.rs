@@ -195,8 +195,7 @@ pub fn places(conn: &mut DbConnection, node: &Node, month: Month) -> ApiResult<(
         .into_iter()
         .collect();
     let name = |code: &str| names.get(code).cloned().unwrap_or_default();
-    let mut empty = Dense::default();
-    empty.0[0] = 1;
+    let empty = Dense::village_without_data();
     let mut village_rows = Vec::new();
     let mut townships: BTreeMap<String, Place> = BTreeMap::new();
     let mut counties: BTreeMap<String, Place> = BTreeMap::new();

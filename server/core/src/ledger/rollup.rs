@@ -137,14 +137,11 @@ fn villages_of_townships(
     Ok(out)
 }
 
-/// A village of the tree with no figures (a closed month's snapshot made before it existed)
-/// still counts as a village: the catalogue's first figure.
+/// A village of the tree with no figures still counts as a village.
 fn empty_village() -> VillageFigures {
-    let mut empty = Dense::default();
-    empty.0[0] = 1;
     VillageFigures {
-        approved: empty.clone(),
-        including_pending: empty,
+        approved: Dense::village_without_data(),
+        including_pending: Dense::village_without_data(),
     }
 }
 

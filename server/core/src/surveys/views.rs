@@ -441,7 +441,7 @@ fn members_of(
 }
 
 /// A sealed phone number, masked unless revealed.
-fn phone_text(vault: &Vault, sealed: &str, reveal: bool) -> ApiResult<String> {
+pub(crate) fn phone_text(vault: &Vault, sealed: &str, reveal: bool) -> ApiResult<String> {
     let clear = String::from_utf8(
         vault
             .open(Purpose::Phone, sealed)

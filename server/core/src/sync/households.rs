@@ -25,8 +25,8 @@ use crate::ledger::figures::INCLUDING_PENDING;
 
 /// Review states still open to the phone: it may correct or resend.
 const UNSETTLED: [&str; 3] = ["submitted", "reopened", "rejected"];
-use crate::privacy::{Purpose, Vault};
-use crate::surveys::views::mask_phone;
+use crate::privacy::Vault;
+use crate::surveys::views::phone_text;
 
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = household_surveys, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
@@ -247,7 +247,11 @@ fn known(
                     .open_id(&row.head_id_sealed)
                     .map_err(ApiError::internal)?
                     .masked(),
-                phone: masked_phone(vault, row.phone_sealed.as_deref())?,
+                phone: row
+                    .phone_sealed
+                    .as_deref()
+                    .map(|p| phone_text(vault, p, false))
+                    .transpose()?,
                 poverty_status: row
                     .poverty_status
                     .as_deref()
@@ -264,18 +268,6 @@ fn known(
             })
         })
         .collect()
-}
-
-fn masked_phone(vault: &Vault, sealed: Option<&str>) -> ApiResult<Option<String>> {
-    let Some(sealed) = sealed else {
-        return Ok(None);
-    };
-    let clear = vault
-        .open(Purpose::Phone, sealed)
-        .map_err(ApiError::internal)?;
-    Ok(Some(mask_phone(
-        &String::from_utf8(clear).map_err(ApiError::internal)?,
-    )))
 }
 
 fn members_of(
@@ -303,7 +295,11 @@ fn household(
     v: &VersionRow,
     rows: Vec<MemberRow>,
 ) -> ApiResult<SyncHousehold> {
-    let phone = masked_phone(vault, v.phone_sealed.as_deref())?;
+    let phone = v
+        .phone_sealed
+        .as_deref()
+        .map(|p| phone_text(vault, p, false))
+        .transpose()?;
     let members = rows
         .into_iter()
         .map(|m| member(vault, village, &v.household_id, m))
