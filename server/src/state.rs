@@ -24,3 +24,13 @@ pub struct AppState {
     /// Shared with the request observer, which has no use for the rest.
     pub metrics: std::sync::Arc<Metrics>,
 }
+
+impl crate::checkins::service::Verifier for AppState {
+    fn verification(&self) -> crate::checkins::service::Verification<'_> {
+        crate::checkins::service::Verification {
+            vault: &self.vault,
+            geofences: &self.geofences,
+            policy: &self.settings.checkins,
+        }
+    }
+}

@@ -21,6 +21,7 @@ mod contract;
 mod employers;
 mod errors;
 mod geofences;
+mod group_commit;
 mod household_import;
 mod ledger;
 mod limits;

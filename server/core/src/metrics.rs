@@ -6,6 +6,7 @@
 //! text format 0.0.4 for scrapers that do not ask for OpenMetrics. Every label takes values from
 //! a fixed list (route patterns, enum variants, six counties), so the number of series is bounded.
 
+use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -17,6 +18,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use serde_json::Value;
 
+use crate::db::GroupCommitStats;
 use crate::domain::{CheckinFlag, SurveyFlag};
 use crate::error::{ApiError, ErrorCode};
 use crate::photos::store_errors::{OperationLabels, StoreErrors};
@@ -150,6 +152,7 @@ pub struct Metrics {
     pool_connections: Gauge,
     pool_idle: Gauge,
     pool_max: Gauge,
+    commits: CommitMetrics,
     submissions: Family<SubmissionLabels, Counter>,
     flags: Family<FlagLabels, Counter>,
     review_queue: Family<CountyLabels, Gauge>,
@@ -158,6 +161,68 @@ pub struct Metrics {
     /// When this process last saw no village awaiting recomputation (at a scrape or a round
     /// of the background warmer); the lag is the time since, while villages are stale.
     ledger_fresh_at: Mutex<Instant>,
+}
+
+/// The group commit's figures, kept by its committers and copied here at each scrape.
+struct CommitMetrics {
+    batches: Counter,
+    items: Counter,
+    retried_alone: Counter,
+    largest: Gauge,
+    queued: Gauge,
+}
+
+impl CommitMetrics {
+    fn register(registry: &mut Registry) -> Self {
+        let (batches, items, retried_alone) = Default::default();
+        let (largest, queued) = Default::default();
+        registry.register(
+            "group_commit_batches",
+            "Write transactions of the group commit (each stores one or more submissions)",
+            Counter::clone(&batches),
+        );
+        registry.register(
+            "group_commit_items",
+            "Submissions written through the group commit; over the batches, the mean batch size",
+            Counter::clone(&items),
+        );
+        registry.register(
+            "group_commit_retried_alone",
+            "Submissions written again in a transaction of their own: those of a batch that could not commit, and those that lost a deadlock or serialization race inside a batch",
+            Counter::clone(&retried_alone),
+        );
+        registry.register(
+            "group_commit_largest_batch",
+            "The most submissions one group commit has taken in this process",
+            Gauge::clone(&largest),
+        );
+        registry.register(
+            "group_commit_queued",
+            "Submissions waiting for a group commit, read at scrape time",
+            Gauge::clone(&queued),
+        );
+        Self {
+            batches,
+            items,
+            retried_alone,
+            largest,
+            queued,
+        }
+    }
+
+    fn copy(&self, reading: GroupCommitStats) {
+        self.batches
+            .inner()
+            .store(reading.batches, Ordering::Relaxed);
+        self.items.inner().store(reading.items, Ordering::Relaxed);
+        self.retried_alone
+            .inner()
+            .store(reading.retried_alone, Ordering::Relaxed);
+        self.largest
+            .set(i64::try_from(reading.largest).unwrap_or(i64::MAX));
+        self.queued
+            .set(i64::try_from(reading.queued).unwrap_or(i64::MAX));
+    }
 }
 
 /// Latency buckets in seconds: 1 ms to 10 s.
@@ -202,6 +267,8 @@ impl Metrics {
             "Configured maximum database connections",
             pool_max.clone(),
         );
+
+        let commits = CommitMetrics::register(&mut registry);
 
         let submissions = Family::<SubmissionLabels, Counter>::default();
         // Every series from the start, so that a rate over a fresh process is not missing.
@@ -281,6 +348,7 @@ impl Metrics {
             pool_connections,
             pool_idle,
             pool_max,
+            commits,
             submissions,
             flags,
             review_queue,
@@ -359,17 +427,20 @@ impl Metrics {
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = Instant::now();
     }
 
-    /// The exposition in `format`, with the pool gauges and, when the database answered, the
-    /// domain gauges read at this moment.
+    /// The exposition in `format`, with the pool and group-commit figures and, when the
+    /// database answered, the domain gauges read at this moment.
     pub fn render(
         &self,
         format: Format,
         pool: (u32, u32, u32),
+        commits: GroupCommitStats,
         readings: Option<&DomainReadings>,
     ) -> String {
         self.pool_connections.set(i64::from(pool.0));
         self.pool_idle.set(i64::from(pool.1));
         self.pool_max.set(i64::from(pool.2));
+        // The committers count for themselves; a scrape copies their totals.
+        self.commits.copy(commits);
         if let Some(readings) = readings {
             // Counties whose queue emptied drop out rather than keep their last depth.
             self.review_queue.clear();

@@ -11,7 +11,7 @@ use crate::auth::{area, Area, Caller};
 use crate::checkins::attendance::{Attendance, CheckinList, Filter};
 use crate::checkins::input::CheckinRequest;
 use crate::checkins::review::{CheckinReview, CheckinReviewRequest};
-use crate::checkins::service::{self, Verification};
+use crate::checkins::service;
 use crate::checkins::store::CheckinAnswer;
 use crate::checkins::subsidies::SubsidySheet;
 use crate::domain::DivisionLevel;
@@ -161,16 +161,7 @@ async fn receive_checkin(
     let ApiJsonValue { typed, value } = body?;
     let now = Utc::now();
     let state = state.into_inner();
-    let db = state.db.clone();
-    db.write(move |conn| {
-        let with = Verification {
-            vault: &state.vault,
-            geofences: &state.geofences,
-            policy: &state.settings.checkins,
-        };
-        service::submit(conn, &with, &caller, &typed, &value, now)
-    })
-    .await
+    service::submit(&state.db.clone(), state, caller, typed, &value, now).await
 }
 
 /// Monthly attendance of everyone who must check in, in scope: the first secretaries and

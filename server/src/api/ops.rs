@@ -103,11 +103,12 @@ pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpRespon
     HttpResponse::Ok()
         .content_type(format.content_type())
         .insert_header((header::VARY, "Accept"))
-        .body(
-            state
-                .metrics
-                .render(format, state.db.pool_state(), readings.as_ref()),
-        )
+        .body(state.metrics.render(
+            format,
+            state.db.pool_state(),
+            state.db.group_commit_stats(),
+            readings.as_ref(),
+        ))
 }
 
 /// The gauges read from the database at a scrape: two counts over at most 919 villages' rows

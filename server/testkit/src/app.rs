@@ -88,6 +88,7 @@ pub struct TestApp {
     pub client: ClientWithMiddleware,
     pub settings: Settings,
     handle: actix_web::dev::ServerHandle,
+    state: std::sync::Arc<taizhang::state::AppState>,
     _data_dir: std::sync::Arc<TempDir>,
 }
 
@@ -157,6 +158,7 @@ impl TestApp {
             .expect("the server starts");
         let address = format!("http://127.0.0.1:{}", app.port());
         let handle = app.handle();
+        let state = app.state();
         actix_web::rt::spawn(app.run_until_stopped());
         let client = checked_client(reqwest::Client::builder().timeout(Duration::from_secs(30)));
         Self {
@@ -164,8 +166,14 @@ impl TestApp {
             client,
             settings,
             handle,
+            state,
             _data_dir: db.data_dir,
         }
+    }
+
+    /// The server's database handle: for the group commit's pause and figures.
+    pub fn db(&self) -> &taizhang::db::Db {
+        &self.state.db
     }
 
     pub fn database(&self) -> TestDatabase {

@@ -1,6 +1,8 @@
 //! The check-in operations the JSON API and the console share: intake, a month's attendance,
 //! the list of check-ins, the review of flagged ones, the 考勤表 and the subsidy sheet. Each keeps to its caller's scope itself.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
@@ -36,13 +38,19 @@ pub struct Verification<'a> {
     pub policy: &'a CheckinPolicy,
 }
 
-/// Receives a check-in exactly once (see [`submissions::receive`]): stored accepted or
+/// Whatever holds the [`Verification`] for as long as a check-in waits for its group commit:
+/// the server's state.
+pub trait Verifier: Send + Sync + 'static {
+    fn verification(&self) -> Verification<'_>;
+}
+
+/// Receives a check-in exactly once (see [`submissions::prepare`]): stored accepted or
 /// flagged, never refused for doubtful facts.
-pub fn submit(
-    conn: &mut DbConnection,
-    with: &Verification<'_>,
-    caller: &Caller,
-    request: &CheckinRequest,
+pub async fn submit<V: Verifier>(
+    db: &Db,
+    with: Arc<V>,
+    caller: Caller,
+    request: CheckinRequest,
     value: &Value,
     now: DateTime<Utc>,
 ) -> ApiResult<Outcome> {
@@ -54,13 +62,12 @@ pub fn submit(
         claimed_village: &request.village_code,
         value,
     };
-    submissions::receive(
-        conn,
-        with.vault,
-        &received,
-        now,
-        || input::validate(request, caller, now),
-        |conn, checkin| {
+    let prepared = submissions::prepare(with.verification().vault, &received, || {
+        input::validate(&request, &caller, now)
+    })?;
+    db.commit(prepared.village_code().to_owned(), move |conn| {
+        let with = with.verification();
+        submissions::commit(conn, &prepared, now, |conn, checkin| {
             store::store(
                 conn,
                 with.vault,
@@ -70,8 +77,9 @@ pub fn submit(
                 &caller.user_id,
                 now,
             )
-        },
-    )
+        })
+    })
+    .await
 }
 
 /// A month's attendance in the caller's scope and the filter's area.

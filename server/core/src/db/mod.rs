@@ -5,11 +5,12 @@
 //! query runs on tokio's blocking pool through [`Db::run`], never on an actix worker thread.
 
 mod connection;
+mod group_commit;
 pub mod migrations;
 pub mod schema;
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use diesel::connection::{AnsiTransactionManager, TransactionManager};
@@ -17,6 +18,9 @@ use diesel::r2d2::{Pool, PooledConnection};
 use diesel::Connection;
 
 pub use connection::{Backend, ConnectionManager, DatabaseUrl, DbConnection};
+pub use group_commit::{Paused, StatsReading as GroupCommitStats, MAX_BATCH};
+
+use group_commit::GroupCommit;
 
 use crate::error::ApiError;
 
@@ -29,7 +33,14 @@ pub struct Db {
     /// timeout, which collapses throughput under concurrent writes; writers of this process
     /// queue here instead. (Other processes on the same file still meet the busy timeout.)
     sqlite_writer: Option<Arc<Mutex<()>>>,
+    /// Started on the first [`Db::commit`], so that commands which never submit start no
+    /// threads.
+    group_commit: Arc<OnceLock<GroupCommit>>,
 }
+
+/// Committer threads on PostgreSQL, where batches can run side by side (each holds a pooled
+/// connection while it runs). SQLite has one writer, so one committer.
+const POSTGRES_COMMITTERS: u32 = 4;
 
 pub type Conn = PooledConnection<ConnectionManager>;
 
@@ -47,6 +58,7 @@ impl Db {
             pool,
             backend: url.backend(),
             sqlite_writer: (url.backend() == Backend::Sqlite).then(|| Arc::new(Mutex::new(()))),
+            group_commit: Arc::new(OnceLock::new()),
         })
     }
 
@@ -88,6 +100,57 @@ impl Db {
         T: Send + 'static,
     {
         self.run_inner(self.sqlite_writer.clone(), f).await
+    }
+
+    /// Runs `write` as part of a group commit (see the `group_commit` module) and answers once its batch
+    /// is durable. `write` runs inside a savepoint of the batch's transaction, and again alone
+    /// if the batch cannot commit, so it must keep no state between runs. `key` orders the
+    /// items of a batch: the village code, so that batches take their locks in one order.
+    pub async fn commit<T, F>(&self, key: String, write: F) -> Result<T, ApiError>
+    where
+        F: FnMut(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.committers()?.commit(key, write).await
+    }
+
+    /// What the group commit has done so far (zeros before the first [`Db::commit`]).
+    pub fn group_commit_stats(&self) -> GroupCommitStats {
+        self.group_commit
+            .get()
+            .map(GroupCommit::stats)
+            .unwrap_or(GroupCommitStats {
+                batches: 0,
+                items: 0,
+                largest: 0,
+                retried_alone: 0,
+                queued: 0,
+            })
+    }
+
+    /// Holds every batch back until the guard is dropped; submissions queue meanwhile. For
+    /// tests that need several submissions in one batch, and for maintenance that must see no
+    /// submission land.
+    pub fn pause_commits(&self) -> Result<Paused<'_>, ApiError> {
+        Ok(self.committers()?.pause())
+    }
+
+    fn committers(&self) -> Result<&GroupCommit, ApiError> {
+        if let Some(started) = self.group_commit.get() {
+            return Ok(started);
+        }
+        let committers = match self.backend {
+            Backend::Sqlite => 1,
+            Backend::Postgres => POSTGRES_COMMITTERS.min(self.pool.max_size() / 2).max(1),
+        };
+        let started = GroupCommit::start(
+            self.pool.clone(),
+            committers as usize,
+            self.sqlite_writer.clone(),
+        )
+        .map_err(|e| ApiError::Unavailable(format!("无法启动数据库写入线程：{e}")))?;
+        // A racing first call may have won; its committers serve, these stop with `started`.
+        Ok(self.group_commit.get_or_init(|| started))
     }
 
     /// [`Db::write`] when `writes`, else [`Db::run`]: for reads that sometimes append to the
@@ -140,7 +203,13 @@ where
     F: FnOnce(&mut DbConnection) -> Result<T, E>,
     E: From<diesel::result::Error>,
 {
+    type Manager = <DbConnection as Connection>::TransactionManager;
+    let nested = Manager::transaction_manager_status_mut(conn)
+        .transaction_depth()?
+        .is_some();
     match conn {
+        // Inside a group commit's transaction (which holds the write lock): a savepoint.
+        _ if nested => Manager::begin_transaction(conn)?,
         DbConnection::Sqlite(c) => {
             AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?
         }
@@ -148,13 +217,13 @@ where
     }
     match f(conn) {
         Ok(value) => {
-            <DbConnection as Connection>::TransactionManager::commit_transaction(conn)?;
+            Manager::commit_transaction(conn)?;
             Ok(value)
         }
         Err(error) => {
             // The original error matters more than a failed rollback; a broken connection is
             // detected and discarded by the pool.
-            let _ = <DbConnection as Connection>::TransactionManager::rollback_transaction(conn);
+            let _ = Manager::rollback_transaction(conn);
             Err(error)
         }
     }

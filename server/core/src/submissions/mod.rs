@@ -7,6 +7,11 @@
 //! two servers meet at the primary key: on PostgreSQL the second insert waits for the first
 //! transaction and then fails, on SQLite writers queue; either way the loser retries, finds the
 //! receipt and replays it.
+//!
+//! Intake is in two halves. [`prepare`] does everything that needs no database (canonical JSON,
+//! keyed hash, seal, validation) on the request's own thread; [`commit`] runs in a group commit
+//! (`Db::commit`), one savepoint of a transaction shared with the other submissions that
+//! queued meanwhile, so a batch of submissions costs one commit.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -120,49 +125,95 @@ pub struct Received<'a> {
 /// Who submits surveys and check-ins: the field users.
 pub const SUBMITTERS: [Role; 2] = [Role::Enumerator, Role::FirstSecretary];
 
-/// The one exactly-once pipeline of every submission, once its author's role is checked: a
-/// known id is replayed (or refused as reused) before validation, so a retry of a stored
-/// submission gets its answer even if the rules changed since; then `validate` makes the typed
-/// submission (422 with every field error) and `store` writes its rows inside [`ingest`]'s
-/// transaction.
-pub fn receive<T, V, S>(
+/// A submission made ready for the writer without the database: its JSON canonical, keyed
+/// and sealed, and its typed form validated (or the field errors it will be refused with).
+pub struct Prepared<T> {
+    kind: Kind,
+    user_id: String,
+    /// The id as sent, when it is one: a known id is replayed even if validation now fails.
+    claimed_id: Option<SubmissionId>,
+    village_code: String,
+    typed: Result<T, Vec<FieldError>>,
+    content_hash: String,
+    sealed: String,
+}
+
+impl<T> Prepared<T> {
+    /// The village it is stored under (or claims, when refused): orders a group commit.
+    pub fn village_code(&self) -> &str {
+        &self.village_code
+    }
+}
+
+/// The first half of the exactly-once pipeline, all of it outside the writer's turn:
+/// canonical JSON, keyed hash and seal, and `validate` (422 at once when the id itself is
+/// unusable, since then there is no receipt to replay). [`commit`] is the second half.
+pub fn prepare<T, V>(vault: &Vault, received: &Received<'_>, validate: V) -> ApiResult<Prepared<T>>
+where
+    T: Validated,
+    V: FnOnce() -> Result<T, Vec<FieldError>>,
+{
+    let canonical = canonical_json(received.value);
+    let claimed_id = SubmissionId::parse(received.claimed_id).ok();
+    let typed = validate();
+    let typed = match (typed, &claimed_id) {
+        (Err(errors), None) => return Err(ApiError::Validation(errors)),
+        (typed, _) => typed,
+    };
+    let village_code = match &typed {
+        Ok(valid) => valid.village_code().to_owned(),
+        Err(_) => received.claimed_village.to_owned(),
+    };
+    Ok(Prepared {
+        kind: received.kind,
+        user_id: received.user_id.to_owned(),
+        claimed_id,
+        village_code,
+        typed,
+        content_hash: vault.keyed_hash(canonical.as_bytes()),
+        sealed: vault.seal(Purpose::Submission, canonical.as_bytes()),
+    })
+}
+
+/// The second half, inside the writer's transaction: a known id is replayed (or refused as
+/// reused) before anything else, so a retry of a stored submission gets its answer even if the
+/// rules changed since; then a refused submission gets its 422, and a valid one is stored by
+/// `store` inside [`ingest`]'s savepoint. Runs again from the start if its group commit has to
+/// be retried.
+pub fn commit<T, S>(
     conn: &mut DbConnection,
-    vault: &Vault,
-    received: &Received<'_>,
+    prepared: &Prepared<T>,
     now: DateTime<Utc>,
-    validate: V,
     mut store: S,
 ) -> ApiResult<Outcome>
 where
     T: Validated,
-    V: FnOnce() -> Result<T, Vec<FieldError>>,
     S: FnMut(&mut DbConnection, &T) -> ApiResult<Value>,
 {
-    let canonical = canonical_json(received.value);
-    let user_id = received.user_id;
-    if let Ok(id) = SubmissionId::parse(received.claimed_id) {
-        let incoming = Incoming {
+    if let Some(id) = &prepared.claimed_id {
+        let claimed = Claim {
             id: id.as_str(),
-            kind: received.kind,
-            user_id,
-            village_code: received.claimed_village,
-            canonical: &canonical,
-            replay_checked: false,
+            kind: prepared.kind,
+            content_hash: &prepared.content_hash,
         };
-        if let Some(replayed) = replay(conn, vault, &incoming)? {
+        if let Some(replayed) = replay_with_hash(conn, &claimed)? {
             return Ok(replayed);
         }
     }
-    let typed = validate().map_err(ApiError::Validation)?;
-    let incoming = Incoming {
+    let typed = prepared
+        .typed
+        .as_ref()
+        .map_err(|errors| ApiError::Validation(errors.clone()))?;
+    let sealed = Sealed {
         id: typed.submission_id(),
-        kind: received.kind,
-        user_id,
+        kind: prepared.kind,
+        user_id: &prepared.user_id,
         village_code: typed.village_code(),
-        canonical: &canonical,
+        content_hash: &prepared.content_hash,
+        body_sealed: &prepared.sealed,
         replay_checked: true,
     };
-    ingest(conn, vault, &incoming, now, |conn| store(conn, &typed))
+    ingest_sealed(conn, &sealed, now, |conn| store(conn, typed))
 }
 
 /// The stored answer when this submission id was received before: a replay with the same
@@ -173,18 +224,26 @@ pub fn replay(
     incoming: &Incoming<'_>,
 ) -> ApiResult<Option<Outcome>> {
     let content_hash = vault.keyed_hash(incoming.canonical.as_bytes());
-    replay_with_hash(conn, incoming, &content_hash)
+    let claimed = Claim {
+        id: incoming.id,
+        kind: incoming.kind,
+        content_hash: &content_hash,
+    };
+    replay_with_hash(conn, &claimed)
 }
 
-fn replay_with_hash(
-    conn: &mut DbConnection,
-    incoming: &Incoming<'_>,
-    content_hash: &str,
-) -> ApiResult<Option<Outcome>> {
+/// What a replay is recognised by.
+struct Claim<'a> {
+    id: &'a str,
+    kind: Kind,
+    content_hash: &'a str,
+}
+
+fn replay_with_hash(conn: &mut DbConnection, incoming: &Claim<'_>) -> ApiResult<Option<Outcome>> {
     let Some(receipt) = stored(conn, incoming.id)? else {
         return Ok(None);
     };
-    if receipt.kind != incoming.kind.as_str() || receipt.content_hash != content_hash {
+    if receipt.kind != incoming.kind.as_str() || receipt.content_hash != incoming.content_hash {
         return Err(ApiError::Conflict {
             code: ErrorCode::SubmissionIdReused,
             detail: format!(
@@ -226,21 +285,60 @@ pub fn ingest<F>(
     vault: &Vault,
     incoming: &Incoming<'_>,
     now: DateTime<Utc>,
-    mut store: F,
+    store: F,
 ) -> ApiResult<Outcome>
 where
     F: FnMut(&mut DbConnection) -> ApiResult<Value>,
 {
     let content_hash = vault.keyed_hash(incoming.canonical.as_bytes());
+    let body_sealed = vault.seal(Purpose::Submission, incoming.canonical.as_bytes());
+    let sealed = Sealed {
+        id: incoming.id,
+        kind: incoming.kind,
+        user_id: incoming.user_id,
+        village_code: incoming.village_code,
+        content_hash: &content_hash,
+        body_sealed: &body_sealed,
+        replay_checked: incoming.replay_checked,
+    };
+    ingest_sealed(conn, &sealed, now, store)
+}
+
+/// A submission with its keyed hash and seal made.
+struct Sealed<'a> {
+    id: &'a str,
+    kind: Kind,
+    user_id: &'a str,
+    village_code: &'a str,
+    content_hash: &'a str,
+    body_sealed: &'a str,
+    replay_checked: bool,
+}
+
+fn ingest_sealed<F>(
+    conn: &mut DbConnection,
+    incoming: &Sealed<'_>,
+    now: DateTime<Utc>,
+    mut store: F,
+) -> ApiResult<Outcome>
+where
+    F: FnMut(&mut DbConnection) -> ApiResult<Value>,
+{
+    let claimed = Claim {
+        id: incoming.id,
+        kind: incoming.kind,
+        content_hash: incoming.content_hash,
+    };
     const ATTEMPTS: usize = 4;
     for attempt in 1..=ATTEMPTS {
         // The caller looked for a receipt just before; later attempts follow a collision and
         // must look again.
         if attempt > 1 || !incoming.replay_checked {
-            if let Some(outcome) = replay_with_hash(conn, incoming, &content_hash)? {
+            if let Some(outcome) = replay_with_hash(conn, &claimed)? {
                 return Ok(outcome);
             }
         }
+        // A savepoint inside a group commit's transaction, a transaction of its own otherwise.
         let result = write_transaction(conn, |conn| -> ApiResult<Answer> {
             // Claim the id first: a concurrent request for the same id now waits or fails here.
             diesel::insert_into(submissions::table)
@@ -249,9 +347,8 @@ where
                     submissions::kind.eq(incoming.kind.as_str()),
                     submissions::user_id.eq(incoming.user_id),
                     submissions::village_code.eq(incoming.village_code),
-                    submissions::content_hash.eq(&content_hash),
-                    submissions::body_sealed
-                        .eq(vault.seal(Purpose::Submission, incoming.canonical.as_bytes())),
+                    submissions::content_hash.eq(incoming.content_hash),
+                    submissions::body_sealed.eq(incoming.body_sealed),
                     submissions::response_status.eq(201),
                     submissions::response.eq(""),
                     submissions::received_at.eq(now.naive_utc()),

@@ -14,7 +14,7 @@ use super::validate::{HouseholdSurvey, VillageSurvey};
 use super::views::{HouseholdView, MySubmissions, SurveyDetail, SurveyPage};
 use super::{bulk, duplicate_list, ingest, validate, views};
 use crate::auth::{reveal_allowed, Caller};
-use crate::db::{write_transaction, Db, DbConnection};
+use crate::db::{write_transaction, Db};
 use crate::domain::{Role, Rule, SubmissionId};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::privacy::Vault;
@@ -73,12 +73,13 @@ impl Validated for VillageSurvey {
     }
 }
 
-/// Receives a household survey exactly once (see [`submissions::receive`]).
-pub fn submit_household(
-    conn: &mut DbConnection,
+/// Receives a household survey exactly once (see [`submissions::prepare`]): validated and
+/// sealed here, stored in the next group commit.
+pub async fn submit_household(
+    db: &Db,
     vault: &Vault,
-    caller: &Caller,
-    input: &HouseholdSurveyRequest,
+    caller: Caller,
+    input: HouseholdSurveyRequest,
     value: &Value,
     now: DateTime<Utc>,
 ) -> ApiResult<Outcome> {
@@ -90,22 +91,24 @@ pub fn submit_household(
         claimed_village: &input.village_code,
         value,
     };
-    submissions::receive(
-        conn,
-        vault,
-        &received,
-        now,
-        || validate::household(input, caller, now),
-        |conn, survey| ingest::household(conn, vault, caller, survey, now),
-    )
+    let prepared = submissions::prepare(vault, &received, || {
+        validate::household(&input, &caller, now)
+    })?;
+    let vault = vault.clone();
+    db.commit(prepared.village_code().to_owned(), move |conn| {
+        submissions::commit(conn, &prepared, now, |conn, survey| {
+            ingest::household(conn, &vault, &caller, survey, now)
+        })
+    })
+    .await
 }
 
-/// Receives a village post-demand survey exactly once (see [`submissions::receive`]).
-pub fn submit_village(
-    conn: &mut DbConnection,
+/// Receives a village post-demand survey exactly once, like [`submit_household`].
+pub async fn submit_village(
+    db: &Db,
     vault: &Vault,
-    caller: &Caller,
-    input: &VillageSurveyRequest,
+    caller: Caller,
+    input: VillageSurveyRequest,
     value: &Value,
     now: DateTime<Utc>,
 ) -> ApiResult<Outcome> {
@@ -117,14 +120,15 @@ pub fn submit_village(
         claimed_village: &input.village_code,
         value,
     };
-    submissions::receive(
-        conn,
-        vault,
-        &received,
-        now,
-        || validate::village_survey(input, caller, now),
-        |conn, survey| ingest::village(conn, survey, &caller.user_id, now),
-    )
+    let prepared = submissions::prepare(vault, &received, || {
+        validate::village_survey(&input, &caller, now)
+    })?;
+    db.commit(prepared.village_code().to_owned(), move |conn| {
+        submissions::commit(conn, &prepared, now, |conn, survey| {
+            ingest::village(conn, survey, &caller.user_id, now)
+        })
+    })
+    .await
 }
 
 /// Household surveys in the caller's scope matching the filter, a page at a time.

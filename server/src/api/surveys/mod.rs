@@ -103,12 +103,7 @@ async fn household_survey(
     // The body's errors come first, as when it was extracted before the handler ran.
     let ApiJsonValue { typed, value } = body?;
     let now = Utc::now();
-    let state = state.into_inner();
-    let db = state.db.clone();
-    db.write(move |conn| {
-        service::submit_household(conn, &state.vault, &caller, &typed, &value, now)
-    })
-    .await
+    service::submit_household(&state.db, &state.vault, caller, typed, &value, now).await
 }
 
 /// Submits a village's public-welfare post demand for a month (公益岗需求排查), normally by its
@@ -151,8 +146,5 @@ async fn village_survey(
 ) -> ApiResult<Outcome> {
     let ApiJsonValue { typed, value } = body?;
     let now = Utc::now();
-    let state = state.into_inner();
-    let db = state.db.clone();
-    db.write(move |conn| service::submit_village(conn, &state.vault, &caller, &typed, &value, now))
-        .await
+    service::submit_village(&state.db, &state.vault, caller, typed, &value, now).await
 }
