@@ -13,6 +13,8 @@ use crate::helpers::*;
 use crate::surveys::{household_survey, id_number, new_id, upload};
 
 const HOUSEHOLDS: &str = "/api/v1/surveys/households";
+/// The village of `household_survey`.
+const VILLAGE: &str = "220802100201";
 
 /// Sends every request while the committers are paused, lets them go once all of them wait
 /// in the queue, and gives each answer's status and body, in the order of `requests`.
@@ -51,6 +53,20 @@ async fn in_one_batch(app: &TestApp, requests: Vec<(&str, String, Value)>) -> Ve
         "all {sent} submissions went in one batch"
     );
     answers
+}
+
+/// The village's households with pending surveys counted, from its ledger node (cached after
+/// the first read, so a later read is fresh only if the writes bumped the village).
+async fn pending_households(app: &TestApp) -> i64 {
+    let token = app.token(CITY_ADMIN).await;
+    let path = format!("/api/v1/inventory?level=village&code={VILLAGE}&month=2020-07");
+    let inventory: Value = app.get_as(&token, &path).await.json().await.expect("json");
+    inventory["node"]["figures"]
+        .as_array()
+        .expect("figures")
+        .iter()
+        .find(|row| row["key"] == "households")
+        .map_or(0, |row| row["including_pending"].as_i64().expect("count"))
 }
 
 async fn count_surveys(app: &TestApp) -> usize {
@@ -107,6 +123,7 @@ async fn a_failing_item_and_a_racing_replay_inside_one_batch(backend: Backend) {
     )
     .await;
 
+    let households_before = pending_households(&app).await;
     let answers = in_one_batch(
         &app,
         vec![
@@ -146,6 +163,9 @@ async fn a_failing_item_and_a_racing_replay_inside_one_batch(backend: Backend) {
         2,
         "the failing item left nothing"
     );
+    // The batch bumped the village's ledger generation (once, at its end): the cached node
+    // read before is not served again.
+    assert_eq!(pending_households(&app).await, households_before + 2);
 
     // The stored copy's id with other content is refused.
     let mut reused = first.clone();

@@ -65,19 +65,17 @@ pub async fn submit<V: Verifier>(
     let prepared = submissions::prepare(with.verification().vault, &received, || {
         input::validate(&request, &caller, now)
     })?;
-    db.commit(prepared.village_code().to_owned(), move |conn| {
+    submissions::commit_in_batch(db, prepared, now, move |conn, checkin| {
         let with = with.verification();
-        submissions::commit(conn, &prepared, now, |conn, checkin| {
-            store::store(
-                conn,
-                with.vault,
-                with.geofences,
-                with.policy,
-                checkin,
-                &caller.user_id,
-                now,
-            )
-        })
+        store::store(
+            conn,
+            with.vault,
+            with.geofences,
+            with.policy,
+            checkin,
+            &caller.user_id,
+            now,
+        )
     })
     .await
 }

@@ -19,9 +19,10 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use serde_json::Value;
 
 use crate::db::schema::submissions;
-use crate::db::{write_transaction, DbConnection};
+use crate::db::{write_transaction, Db, DbConnection};
 use crate::domain::{Role, SubmissionId};
 use crate::error::{ApiError, ApiResult, ErrorCode, FieldError};
+use crate::ledger::cache;
 use crate::privacy::{Purpose, Vault};
 
 /// What kind of submission a receipt belongs to.
@@ -214,6 +215,27 @@ where
         replay_checked: true,
     };
     ingest_sealed(conn, &sealed, now, |conn| store(conn, typed))
+}
+
+/// [`commit`] in `db`'s group commit: stored with the other submissions that queued meanwhile,
+/// answered once the batch is durable. The items' ledger touches are made once per village at
+/// the end of the batch (see [`cache::defer_touches`]).
+pub async fn commit_in_batch<T, S>(
+    db: &Db,
+    prepared: Prepared<T>,
+    now: DateTime<Utc>,
+    mut store: S,
+) -> ApiResult<Outcome>
+where
+    T: Validated + Send + 'static,
+    S: FnMut(&mut DbConnection, &T) -> ApiResult<Value> + Send + 'static,
+{
+    let key = prepared.village_code().to_owned();
+    let write = move |conn: &mut DbConnection| {
+        cache::defer_touches();
+        commit(conn, &prepared, now, &mut store)
+    };
+    db.commit(key, write, cache::touch_deferred).await
 }
 
 /// The stored answer when this submission id was received before: a replay with the same

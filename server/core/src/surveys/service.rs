@@ -95,10 +95,8 @@ pub async fn submit_household(
         validate::household(&input, &caller, now)
     })?;
     let vault = vault.clone();
-    db.commit(prepared.village_code().to_owned(), move |conn| {
-        submissions::commit(conn, &prepared, now, |conn, survey| {
-            ingest::household(conn, &vault, &caller, survey, now)
-        })
+    submissions::commit_in_batch(db, prepared, now, move |conn, survey| {
+        ingest::household(conn, &vault, &caller, survey, now)
     })
     .await
 }
@@ -123,10 +121,8 @@ pub async fn submit_village(
     let prepared = submissions::prepare(vault, &received, || {
         validate::village_survey(&input, &caller, now)
     })?;
-    db.commit(prepared.village_code().to_owned(), move |conn| {
-        submissions::commit(conn, &prepared, now, |conn, survey| {
-            ingest::village(conn, survey, &caller.user_id, now)
-        })
+    submissions::commit_in_batch(db, prepared, now, move |conn, survey| {
+        ingest::village(conn, survey, &caller.user_id, now)
     })
     .await
 }
