@@ -161,7 +161,9 @@ async fn receive_checkin(
     let ApiJsonValue { typed, value } = body?;
     let now = Utc::now();
     let state = state.into_inner();
-    service::submit(&state.db.clone(), state, caller, typed, &value, now).await
+    // The state itself goes to the group commit, which holds it until the check-in is stored.
+    let db = state.db.clone();
+    service::submit(&db, state, caller, typed, &value, now).await
 }
 
 /// Monthly attendance of everyone who must check in, in scope: the first secretaries and

@@ -238,22 +238,6 @@ where
     db.commit(key, write, cache::touch_deferred).await
 }
 
-/// The stored answer when this submission id was received before: a replay with the same
-/// content, or 409 with other content.
-pub fn replay(
-    conn: &mut DbConnection,
-    vault: &Vault,
-    incoming: &Incoming<'_>,
-) -> ApiResult<Option<Outcome>> {
-    let content_hash = vault.keyed_hash(incoming.canonical.as_bytes());
-    let claimed = Claim {
-        id: incoming.id,
-        kind: incoming.kind,
-        content_hash: &content_hash,
-    };
-    replay_with_hash(conn, &claimed)
-}
-
 /// What a replay is recognised by.
 struct Claim<'a> {
     id: &'a str,
@@ -261,6 +245,8 @@ struct Claim<'a> {
     content_hash: &'a str,
 }
 
+/// The stored answer when this submission id was received before: a replay with the same
+/// content, or 409 with other content.
 fn replay_with_hash(conn: &mut DbConnection, incoming: &Claim<'_>) -> ApiResult<Option<Outcome>> {
     let Some(receipt) = stored(conn, incoming.id)? else {
         return Ok(None);
