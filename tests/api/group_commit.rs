@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use crate::checkins::{checkin_body, Shot};
 use crate::helpers::*;
-use crate::surveys::{household_survey, id_number, new_id, upload};
+use crate::surveys::{count_surveys, household_survey, id_number, new_id, upload};
 
 const HOUSEHOLDS: &str = "/api/v1/surveys/households";
 /// The village of `household_survey`.
@@ -67,17 +67,6 @@ async fn pending_households(app: &TestApp) -> i64 {
         .iter()
         .find(|row| row["key"] == "households")
         .map_or(0, |row| row["including_pending"].as_i64().expect("count"))
-}
-
-async fn count_surveys(app: &TestApp) -> usize {
-    let token = app.token(CITY_ADMIN).await;
-    let page: Value = app
-        .get_as(&token, "/api/v1/surveys?limit=200")
-        .await
-        .json()
-        .await
-        .expect("json");
-    page["items"].as_array().expect("items").len()
 }
 
 async fn a_failing_item_and_a_racing_replay_inside_one_batch(backend: Backend) {
@@ -163,8 +152,8 @@ async fn a_failing_item_and_a_racing_replay_inside_one_batch(backend: Backend) {
         2,
         "the failing item left nothing"
     );
-    // The batch bumped the village's ledger generation (once, at its end): the cached node
-    // read before is not served again.
+    // The batch bumped the village's ledger generation: the cached node read before is not
+    // served again.
     assert_eq!(pending_households(&app).await, households_before + 2);
 
     // The stored copy's id with other content is refused.

@@ -115,7 +115,8 @@ pub async fn upload(app: &TestApp, token: &str, name: &str) -> String {
     sha
 }
 
-async fn count_surveys(app: &TestApp) -> usize {
+/// Surveys the city admin sees (up to 200).
+pub async fn count_surveys(app: &TestApp) -> usize {
     let token = app.token(CITY_ADMIN).await;
     let page: Value = app
         .get_as(&token, "/api/v1/surveys?limit=200")

@@ -43,13 +43,7 @@ trait Pending: Send {
     fn fail(self: Box<Self>, error: ApiError);
     /// The order of items within a batch.
     fn key(&self) -> &str;
-    /// What the batch must do once after its items, before it commits.
-    fn at_end(&self) -> AtEnd;
 }
-
-/// Work an item leaves for the end of its batch's transaction, done once however many items
-/// of the batch leave it (the same function is run once).
-pub type AtEnd = fn(&mut DbConnection) -> diesel::QueryResult<()>;
 
 /// What one run of an item came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,7 +62,6 @@ enum Ran {
 struct Item<T, F> {
     key: String,
     write: F,
-    at_end: AtEnd,
     result: Option<Result<T, ApiError>>,
     reply: tokio::sync::oneshot::Sender<Result<T, ApiError>>,
     span: tracing::Span,
@@ -113,10 +106,6 @@ where
 
     fn key(&self) -> &str {
         &self.key
-    }
-
-    fn at_end(&self) -> AtEnd {
-        self.at_end
     }
 }
 
@@ -212,12 +201,7 @@ impl GroupCommit {
     }
 
     /// Queues `write` and waits for its batch to be durable. `key` orders it within its batch.
-    pub(super) async fn commit<T, F>(
-        &self,
-        key: String,
-        write: F,
-        at_end: AtEnd,
-    ) -> Result<T, ApiError>
+    pub(super) async fn commit<T, F>(&self, key: String, write: F) -> Result<T, ApiError>
     where
         F: FnMut(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
         T: Send + 'static,
@@ -226,7 +210,6 @@ impl GroupCommit {
         let item = Box::new(Item {
             key,
             write,
-            at_end,
             result: None,
             reply,
             span: tracing::Span::current(),
@@ -379,13 +362,6 @@ fn run_together(
                     contended.push(n);
                 }
             }
-        }
-        let mut ends: Vec<AtEnd> = batch.iter().map(|item| item.at_end()).collect();
-        // The same function, once: compared by address.
-        ends.sort_by_key(|end| *end as usize);
-        ends.dedup_by_key(|end| *end as usize);
-        for end in ends {
-            end(conn)?;
         }
         Manager::commit_transaction(conn)?;
         Ok(contended)

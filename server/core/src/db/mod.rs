@@ -18,7 +18,7 @@ use diesel::r2d2::{Pool, PooledConnection};
 use diesel::Connection;
 
 pub use connection::{Backend, ConnectionManager, DatabaseUrl, DbConnection};
-pub use group_commit::{AtEnd, Paused, StatsReading as GroupCommitStats, MAX_BATCH};
+pub use group_commit::{Paused, StatsReading as GroupCommitStats, MAX_BATCH};
 
 use group_commit::GroupCommit;
 
@@ -106,14 +106,12 @@ impl Db {
     /// is durable. `write` runs inside a savepoint of the batch's transaction, and again alone
     /// if the batch cannot commit, so it must keep no state between runs. `key` orders the
     /// items of a batch: the village code, so that batches take their locks in one order.
-    /// `at_end` runs once per batch after its items, before the commit (work the items defer,
-    /// such as bumping their villages' ledger generations).
-    pub async fn commit<T, F>(&self, key: String, write: F, at_end: AtEnd) -> Result<T, ApiError>
+    pub async fn commit<T, F>(&self, key: String, write: F) -> Result<T, ApiError>
     where
         F: FnMut(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
         T: Send + 'static,
     {
-        self.committers()?.commit(key, write, at_end).await
+        self.committers()?.commit(key, write).await
     }
 
     /// What the group commit has done so far (zeros before the first [`Db::commit`]).

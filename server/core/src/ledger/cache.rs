@@ -3,7 +3,6 @@
 //! a cached figure set counts only while its generation is current, and stale or missing ones
 //! are recomputed for the villages concerned alone. Closed months are read from their snapshot.
 
-use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
 
 use diesel::prelude::*;
@@ -17,45 +16,8 @@ use crate::db::DbConnection;
 use crate::domain::Month;
 use crate::error::{ApiError, ApiResult};
 
-thread_local! {
-    /// After [`defer_touches`]: the villages touched on this thread since, bumped once each by
-    /// [`touch_deferred`].
-    static DEFERRED: RefCell<Option<BTreeSet<String>>> = const { RefCell::new(None) };
-}
-
-/// From now until [`touch_deferred`], this thread's village touches are collected rather than
-/// made: for a group commit's items, whose batch calls `touch_deferred` before it commits. In a
-/// batch of many surveys of one village this bumps its generation once, not once a survey, and
-/// takes the generation rows' locks only at the end of the batch, in village order, so
-/// concurrent PostgreSQL batches hold them briefly. Touches of an item rolled back to its
-/// savepoint (or of a batch that failed) are made all the same, later: a needless bump only
-/// costs a recomputation, a missed one would serve stale figures.
-pub fn defer_touches() {
-    DEFERRED.with(|d| {
-        d.borrow_mut().get_or_insert_with(BTreeSet::new);
-    });
-}
-
-/// Makes the touches collected on this thread since [`defer_touches`], once per village, and
-/// ends the deferral: at the end of a group commit's batch, inside its transaction.
-pub fn touch_deferred(conn: &mut DbConnection) -> QueryResult<()> {
-    let villages = DEFERRED.with(|d| d.borrow_mut().take()).unwrap_or_default();
-    touch_villages(conn, &villages)
-}
-
-/// Marks the villages' figures as changed (or, after [`defer_touches`], notes them for the end
-/// of the transaction).
+/// Marks the villages' figures as changed.
 pub fn touch_villages(conn: &mut DbConnection, villages: &BTreeSet<String>) -> QueryResult<()> {
-    let deferred = DEFERRED.with(|d| match d.borrow_mut().as_mut() {
-        Some(set) => {
-            set.extend(villages.iter().cloned());
-            true
-        }
-        None => false,
-    });
-    if deferred {
-        return Ok(());
-    }
     for village in villages {
         let bumped = diesel::update(ledger_generations::table.find(village))
             .set(ledger_generations::generation.eq(ledger_generations::generation + 1))

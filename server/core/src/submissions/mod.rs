@@ -22,7 +22,6 @@ use crate::db::schema::submissions;
 use crate::db::{write_transaction, Db, DbConnection};
 use crate::domain::{Role, SubmissionId};
 use crate::error::{ApiError, ApiResult, ErrorCode, FieldError};
-use crate::ledger::cache;
 use crate::privacy::{Purpose, Vault};
 
 /// What kind of submission a receipt belongs to.
@@ -218,8 +217,7 @@ where
 }
 
 /// [`commit`] in `db`'s group commit: stored with the other submissions that queued meanwhile,
-/// answered once the batch is durable. The items' ledger touches are made once per village at
-/// the end of the batch (see [`cache::defer_touches`]).
+/// answered once the batch is durable.
 pub async fn commit_in_batch<T, S>(
     db: &Db,
     prepared: Prepared<T>,
@@ -231,11 +229,8 @@ where
     S: FnMut(&mut DbConnection, &T) -> ApiResult<Value> + Send + 'static,
 {
     let key = prepared.village_code().to_owned();
-    let write = move |conn: &mut DbConnection| {
-        cache::defer_touches();
-        commit(conn, &prepared, now, &mut store)
-    };
-    db.commit(key, write, cache::touch_deferred).await
+    db.commit(key, move |conn| commit(conn, &prepared, now, &mut store))
+        .await
 }
 
 /// What a replay is recognised by.
