@@ -249,7 +249,13 @@ async fn concurrent_submissions_share_transactions(backend: Backend) {
     );
     let after = app.db().group_commit_stats();
     assert_eq!(after.items - before.items, 60);
-    assert_eq!(after.retried_alone, before.retried_alone);
+    // SQLite's one committer meets no other writer. PostgreSQL's committers run batches side
+    // by side, and two batches of one village can deadlock: the victim's item is rolled back
+    // and written again alone, answered like the rest (the counts above).
+    let retried = after.retried_alone - before.retried_alone;
+    if matches!(backend, Backend::Sqlite) {
+        assert_eq!(retried, 0);
+    }
     assert_eq!(count_surveys(&app).await, 30);
     // The figures are in the metrics.
     let metrics = app

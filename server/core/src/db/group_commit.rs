@@ -310,6 +310,13 @@ impl Committer {
                         item.answer();
                     }
                 }
+                if !again.is_empty() {
+                    tracing::warn!(
+                        count = again.len(),
+                        size,
+                        "items of a group commit lost a race with another transaction; they run alone"
+                    );
+                }
                 for item in again {
                     self.stats.retried_alone.fetch_add(1, Ordering::Relaxed);
                     self.alone(conn, item);
