@@ -36,7 +36,7 @@ use taizhang::privacy::Vault;
 use taizhang::secrets::Keys;
 use taizhang::secrets::SecretSource;
 use taizhang::startup::Application;
-use taizhang::submissions::{self, canonical_json, Incoming, Kind};
+use taizhang::submissions::{self, Kind, Received};
 use taizhang::surveys::input::HouseholdSurveyRequest;
 use taizhang::surveys::{ingest as store, validate};
 
@@ -284,20 +284,21 @@ async fn run(name: &str, database: DatabaseUrl, n: usize) -> anyhow::Result<()> 
     let started = Instant::now();
     for value in &direct_bodies {
         let input: HouseholdSurveyRequest = serde_json::from_value(value.clone())?;
-        let canonical = canonical_json(value);
         let now = chrono::Utc::now();
-        let survey =
-            validate::household(&input, &caller, now).map_err(|e| anyhow::anyhow!("{e:?}"))?;
-        let incoming = Incoming {
-            id: survey.id.as_str(),
+        let received = Received {
             kind: Kind::HouseholdSurvey,
             user_id: &user_id,
-            village_code: survey.village.as_str(),
-            canonical: &canonical,
-            replay_checked: false,
+            claimed_id: &input.submission_id,
+            claimed_village: &input.village_code,
+            value,
         };
-        submissions::ingest(&mut conn, &vault, &incoming, now, |conn| {
-            store::household(conn, &vault, &caller, &survey, now)
+        // The server's two halves, without the group commit: each survey its own transaction.
+        let prepared = submissions::prepare(&vault, &received, || {
+            validate::household(&input, &caller, now)
+        })
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        submissions::commit(&mut conn, &prepared, now, |conn, survey| {
+            store::household(conn, &vault, &caller, survey, now)
         })
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     }

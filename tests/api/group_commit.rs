@@ -23,13 +23,7 @@ async fn in_one_batch(app: &TestApp, requests: Vec<(&str, String, Value)>) -> Ve
     let paused = app.db().pause_commits().expect("the committers start");
     let sent = requests.len();
     let answers = join_all(requests.iter().map(|(path, token, body)| async move {
-        let response = app
-            .post(path)
-            .bearer_auth(token)
-            .json(body)
-            .send()
-            .await
-            .expect("post");
+        let response = app.post_as(token, path, body).await;
         let status = response.status().as_u16();
         (status, response.json::<Value>().await.expect("json"))
     }));
@@ -159,26 +153,14 @@ async fn a_failing_item_and_a_racing_replay_inside_one_batch(backend: Backend) {
     // The stored copy's id with other content is refused.
     let mut reused = first.clone();
     reused["household"]["poverty_status"] = json!("monitored");
-    let refused = app
-        .post(HOUSEHOLDS)
-        .bearer_auth(&enumerator)
-        .json(&reused)
-        .send()
-        .await
-        .expect("post");
+    let refused = app.post_as(&enumerator, HOUSEHOLDS, &reused).await;
     problem(refused, 409, "submission_id_reused").await;
 
     // Nothing of the refused item was kept, not even its receipt: once its photo is there, the
     // same submission is stored.
     let mut fixed = unuploaded.clone();
     fixed["photos"] = json!([photo]);
-    let stored = app
-        .post(HOUSEHOLDS)
-        .bearer_auth(&enumerator)
-        .json(&fixed)
-        .send()
-        .await
-        .expect("post");
+    let stored = app.post_as(&enumerator, HOUSEHOLDS, &fixed).await;
     assert_eq!(stored.status(), 201);
     // And everything answered in the batch is stored for good: replays now answer 200.
     for (path, token, body, answer) in [
@@ -186,13 +168,7 @@ async fn a_failing_item_and_a_racing_replay_inside_one_batch(backend: Backend) {
         ("/api/v1/checkins", &secretary, &checkin, &answers[4].1),
         (HOUSEHOLDS, &enumerator, &other, &answers[5].1),
     ] {
-        let again = app
-            .post(path)
-            .bearer_auth(token)
-            .json(body)
-            .send()
-            .await
-            .expect("post");
+        let again = app.post_as(token, path, body).await;
         assert_eq!(again.status(), 200);
         assert_eq!(&again.json::<Value>().await.expect("json"), answer);
     }
@@ -223,16 +199,9 @@ async fn concurrent_submissions_share_transactions(backend: Backend) {
         .collect();
     // Each sent twice, so that replays race their first copies across batches too.
     let answers = join_all(bodies.iter().chain(bodies.iter()).map(|body| {
-        let token = token.clone();
-        let app = &app;
+        let (app, token) = (&app, &token);
         async move {
-            let response = app
-                .post(HOUSEHOLDS)
-                .bearer_auth(&token)
-                .json(body)
-                .send()
-                .await
-                .expect("post");
+            let response = app.post_as(token, HOUSEHOLDS, body).await;
             response.status().as_u16()
         }
     }))

@@ -229,6 +229,16 @@ impl TestApp {
             .expect("request")
     }
 
+    /// POSTs `body` as JSON with `token`.
+    pub async fn post_as(&self, token: &str, path: &str, body: &serde_json::Value) -> Response {
+        self.post(path)
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
     /// Uploads a JPEG photo under its SHA-256.
     pub async fn put_photo(&self, token: &str, sha256: &str, bytes: Vec<u8>) -> Response {
         self.put_photo_as(token, sha256, bytes, "image/jpeg").await

@@ -109,15 +109,19 @@ where
     }
 }
 
-/// Whether a write failed because of a concurrent transaction rather than for itself.
-fn lost_a_race(error: &anyhow::Error) -> bool {
+/// Whether a write failed because of a concurrent transaction rather than for itself: a
+/// serialization failure, or a deadlock PostgreSQL broke by aborting it. A fresh attempt may
+/// succeed. (Intake also retries on these, see `submissions`.)
+pub fn lost_a_race(error: &anyhow::Error) -> bool {
     use diesel::result::{DatabaseErrorKind, Error};
     error
         .chain()
         .any(|cause| match cause.downcast_ref::<Error>() {
             Some(Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _)) => true,
             // SQLSTATE 40P01, which diesel does not name.
-            Some(Error::DatabaseError(_, info)) => info.message().starts_with("deadlock detected"),
+            Some(Error::DatabaseError(DatabaseErrorKind::Unknown, info)) => {
+                info.message().contains("deadlock detected")
+            }
             _ => false,
         })
 }
@@ -135,7 +139,7 @@ pub struct Stats {
 }
 
 /// A reading of [`Stats`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StatsReading {
     pub batches: u64,
     pub items: u64,

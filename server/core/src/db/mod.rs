@@ -18,7 +18,7 @@ use diesel::r2d2::{Pool, PooledConnection};
 use diesel::Connection;
 
 pub use connection::{Backend, ConnectionManager, DatabaseUrl, DbConnection};
-pub use group_commit::{Paused, StatsReading as GroupCommitStats, MAX_BATCH};
+pub use group_commit::{lost_a_race, Paused, StatsReading as GroupCommitStats, MAX_BATCH};
 
 use group_commit::GroupCommit;
 
@@ -119,13 +119,7 @@ impl Db {
         self.group_commit
             .get()
             .map(GroupCommit::stats)
-            .unwrap_or(GroupCommitStats {
-                batches: 0,
-                items: 0,
-                largest: 0,
-                retried_alone: 0,
-                queued: 0,
-            })
+            .unwrap_or_default()
     }
 
     /// Holds every batch back until the guard is dropped; submissions queue meanwhile. For

@@ -19,7 +19,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use serde_json::Value;
 
 use crate::db::schema::submissions;
-use crate::db::{write_transaction, Db, DbConnection};
+use crate::db::{lost_a_race, write_transaction, Db, DbConnection};
 use crate::domain::{Role, SubmissionId};
 use crate::error::{ApiError, ApiResult, ErrorCode, FieldError};
 use crate::privacy::{Purpose, Vault};
@@ -68,17 +68,6 @@ pub fn canonical_json(value: &Value) -> String {
 pub struct Answer {
     pub status: u16,
     pub body: String,
-}
-
-/// A submission as it is about to be stored.
-pub struct Incoming<'a> {
-    pub id: &'a str,
-    pub kind: Kind,
-    pub user_id: &'a str,
-    pub village_code: &'a str,
-    pub canonical: &'a str,
-    /// Whether [`replay`] was called for it just before.
-    pub replay_checked: bool,
 }
 
 /// How a submission ended: stored now (201) or replayed (200). A reused id with other content is
@@ -178,8 +167,8 @@ where
 /// The second half, inside the writer's transaction: a known id is replayed (or refused as
 /// reused) before anything else, so a retry of a stored submission gets its answer even if the
 /// rules changed since; then a refused submission gets its 422, and a valid one is stored by
-/// `store` inside [`ingest`]'s savepoint. Runs again from the start if its group commit has to
-/// be retried.
+/// `store` inside the savepoint of `ingest_sealed`. Runs again from the start if its group
+/// commit has to be retried.
 pub fn commit<T, S>(
     conn: &mut DbConnection,
     prepared: &Prepared<T>,
@@ -211,7 +200,6 @@ where
         village_code: typed.village_code(),
         content_hash: &prepared.content_hash,
         body_sealed: &prepared.sealed,
-        replay_checked: true,
     };
     ingest_sealed(conn, &sealed, now, |conn| store(conn, typed))
 }
@@ -279,34 +267,6 @@ fn stored(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Receipt>> {
         .optional()
 }
 
-/// Stores a submission exactly once. `store` writes the submission's own rows and returns the
-/// answer body; it runs inside the transaction that claims the id, after the claim. Any unique
-/// violation (a racing replay, or a racing first survey of the same household) rolls everything
-/// back and the whole attempt is repeated, so it then sees what the other request committed.
-pub fn ingest<F>(
-    conn: &mut DbConnection,
-    vault: &Vault,
-    incoming: &Incoming<'_>,
-    now: DateTime<Utc>,
-    store: F,
-) -> ApiResult<Outcome>
-where
-    F: FnMut(&mut DbConnection) -> ApiResult<Value>,
-{
-    let content_hash = vault.keyed_hash(incoming.canonical.as_bytes());
-    let body_sealed = vault.seal(Purpose::Submission, incoming.canonical.as_bytes());
-    let sealed = Sealed {
-        id: incoming.id,
-        kind: incoming.kind,
-        user_id: incoming.user_id,
-        village_code: incoming.village_code,
-        content_hash: &content_hash,
-        body_sealed: &body_sealed,
-        replay_checked: incoming.replay_checked,
-    };
-    ingest_sealed(conn, &sealed, now, store)
-}
-
 /// A submission with its keyed hash and seal made.
 struct Sealed<'a> {
     id: &'a str,
@@ -315,9 +275,13 @@ struct Sealed<'a> {
     village_code: &'a str,
     content_hash: &'a str,
     body_sealed: &'a str,
-    replay_checked: bool,
 }
 
+/// Stores a sealed submission exactly once (its caller looked for a receipt just before).
+/// `store` writes the submission's own rows and returns the answer body; it runs inside the
+/// transaction that claims the id, after the claim. Any unique
+/// violation (a racing replay, or a racing first survey of the same household) rolls everything
+/// back and the whole attempt is repeated, so it then sees what the other request committed.
 fn ingest_sealed<F>(
     conn: &mut DbConnection,
     incoming: &Sealed<'_>,
@@ -336,7 +300,7 @@ where
     for attempt in 1..=ATTEMPTS {
         // The caller looked for a receipt just before; later attempts follow a collision and
         // must look again.
-        if attempt > 1 || !incoming.replay_checked {
+        if attempt > 1 {
             if let Some(outcome) = replay_with_hash(conn, &claimed)? {
                 return Ok(outcome);
             }
@@ -381,20 +345,17 @@ where
 }
 
 /// A conflict with a concurrent transaction that a fresh attempt resolves: a unique violation
-/// (a racing request stored the same key first), a serialization failure, or a deadlock
-/// PostgreSQL broke by aborting us.
+/// (a racing request stored the same key first), or a lost race ([`lost_a_race`]).
 fn is_retryable(error: &anyhow::Error) -> bool {
-    error
-        .chain()
-        .any(|cause| match cause.downcast_ref::<DieselError>() {
-            Some(DieselError::DatabaseError(
-                DatabaseErrorKind::UniqueViolation | DatabaseErrorKind::SerializationFailure,
-                _,
-            )) => true,
-            Some(DieselError::DatabaseError(DatabaseErrorKind::Unknown, info)) => {
-                info.message().contains("deadlock detected")
-            }
-            _ => false,
+    lost_a_race(error)
+        || error.chain().any(|cause| {
+            matches!(
+                cause.downcast_ref::<DieselError>(),
+                Some(DieselError::DatabaseError(
+                    DatabaseErrorKind::UniqueViolation,
+                    _
+                ))
+            )
         })
 }
 
