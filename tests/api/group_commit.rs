@@ -248,3 +248,53 @@ both_backends!(
     a_failing_item_and_a_racing_replay_inside_one_batch,
     concurrent_submissions_share_transactions
 );
+
+/// Two writers that take two rows in opposite orders, the way a reviewer's decision and a
+/// batch holding its items' locks can: PostgreSQL aborts one to break the deadlock, and
+/// `db::transaction` runs that one again, so both writes land and neither caller sees it.
+#[test]
+fn a_writer_that_a_deadlock_aborted_runs_again() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::{Arc, Barrier};
+    use taizhang::db::{self, DatabaseUrl};
+
+    let url = DatabaseUrl::parse(&crate::pg::fresh_database()).expect("url");
+    let mut setup = url.establish().expect("db");
+    for key in ["test.deadlock.a", "test.deadlock.b"] {
+        db::write_setting(&mut setup, key, "0").expect("setting");
+    }
+    let barrier = Arc::new(Barrier::new(2));
+    let runs = Arc::new(AtomicU32::new(0));
+    let writer = |first: &'static str, second: &'static str| {
+        let (url, barrier, runs) = (url.clone(), barrier.clone(), runs.clone());
+        std::thread::spawn(move || {
+            let mut conn = url.establish().expect("db");
+            let mut attempt = 0;
+            db::transaction(&mut conn, |conn| {
+                attempt += 1;
+                runs.fetch_add(1, Ordering::SeqCst);
+                db::write_setting(conn, first, "1")?;
+                // Only the first attempts meet: each holds its first row and wants the other's.
+                if attempt == 1 {
+                    barrier.wait();
+                }
+                db::write_setting(conn, second, "1")?;
+                Ok(attempt)
+            })
+        })
+    };
+    let one = writer("test.deadlock.a", "test.deadlock.b");
+    let two = writer("test.deadlock.b", "test.deadlock.a");
+    let attempts = [one.join().expect("thread"), two.join().expect("thread")]
+        .map(|r| r.expect("both writes land"));
+    let mut sorted = attempts;
+    sorted.sort_unstable();
+    assert_eq!(sorted, [1, 2], "exactly one was aborted and run again");
+    assert_eq!(runs.load(Ordering::SeqCst), 3);
+    for key in ["test.deadlock.a", "test.deadlock.b"] {
+        assert_eq!(
+            db::read_setting(&mut setup, key).expect("read").as_deref(),
+            Some("1")
+        );
+    }
+}

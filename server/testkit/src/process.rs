@@ -52,10 +52,13 @@ pub fn spawn(
         .env("TAIZHANG_SECRET_KEY", secret)
         .env("TAIZHANG_BIND", bind)
         .env("TAIZHANG_DEMO_HOUSEHOLDS", "0")
+        // Its warnings and errors go to the test's stderr, which the runner shows when the
+        // test fails: a 500 from a child process otherwise leaves no trace of why.
+        .env("RUST_LOG", "warn")
         .envs(env.iter().copied())
         .args(["serve", "--demo"])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::inherit())
         .spawn()?;
     let address = child.stdout.take().and_then(|stdout| {
         std::io::BufReader::new(stdout)

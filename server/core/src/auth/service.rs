@@ -10,7 +10,7 @@ use super::caller::{Caller, ScopeLevel};
 use super::store::{self, Rotation, UserRow};
 use super::{password, throttle, tokens, AuthPolicy};
 use crate::db::schema::{divisions, users, villages};
-use crate::db::{write_transaction, Db, DbConnection};
+use crate::db::{Db, DbConnection};
 use crate::domain::{DivisionCode, Phone, Role, Rule};
 use crate::error::{ApiError, ApiResult, ErrorCode, FieldError};
 use crate::secrets::Keys;
@@ -173,29 +173,21 @@ pub async fn log_in(
     let refresh_ttl = chrono::Duration::from_std(policy.refresh_ttl).map_err(ApiError::internal)?;
     let device_id = credentials.device_id;
     let outcome = db
-        .write(move |conn| {
-            write_transaction(conn, |conn| {
-                if !user.active {
-                    store::mark_attempt_succeeded(conn, &attempt_id)?;
-                    return Ok(Err(ErrorCode::AccountDisabled));
-                }
-                // Counts as a failed attempt: an old one-time password is no proof.
-                if user.one_time_password_expired(now) {
-                    return Ok(Err(ErrorCode::OneTimePasswordExpired));
-                }
+        .transaction(move |conn| {
+            if !user.active {
                 store::mark_attempt_succeeded(conn, &attempt_id)?;
-                let session_id = store::open_session(
-                    conn,
-                    &user.id,
-                    &device_id,
-                    &refresh_hash,
-                    now,
-                    refresh_ttl,
-                )?;
-                let caller = store::caller_from(conn, user, session_id)?;
-                let me = me_of(conn, &caller)?;
-                Ok::<_, ApiError>(Ok((caller, me)))
-            })
+                return Ok(Err(ErrorCode::AccountDisabled));
+            }
+            // Counts as a failed attempt: an old one-time password is no proof.
+            if user.one_time_password_expired(now) {
+                return Ok(Err(ErrorCode::OneTimePasswordExpired));
+            }
+            store::mark_attempt_succeeded(conn, &attempt_id)?;
+            let session_id =
+                store::open_session(conn, &user.id, &device_id, &refresh_hash, now, refresh_ttl)?;
+            let caller = store::caller_from(conn, user.clone(), session_id)?;
+            let me = me_of(conn, &caller)?;
+            Ok::<_, ApiError>(Ok((caller, me)))
         })
         .await?;
     let (caller, me) = match outcome {
@@ -234,20 +226,18 @@ async fn count_attempt(
     let device = credentials.device_id.clone();
     let addr = addr.to_owned();
     let policy = policy.clone();
-    db.write(move |conn| {
-        write_transaction(conn, |conn| {
-            store::lock_phone_attempts(conn, &phone)?;
-            let user = store::find_user_by_phone(conn, &phone)?;
-            // Asked for unknown phones too, so the answer takes the same path either way.
-            let known =
-                store::is_known_device(conn, user.as_ref().map_or("", |u| u.id.as_str()), &device)?
-                    && user.is_some()
-                    && device != CONSOLE_DEVICE_ID;
-            let key = known.then_some(device.as_str());
-            throttle::throttle(conn, &policy, &phone, &addr, key, now.naive_utc())?;
-            let attempt = store::record_attempt(conn, &phone, &addr, key, now, false)?;
-            Ok::<_, ApiError>((user, attempt))
-        })
+    db.transaction(move |conn| {
+        store::lock_phone_attempts(conn, &phone)?;
+        let user = store::find_user_by_phone(conn, &phone)?;
+        // Asked for unknown phones too, so the answer takes the same path either way.
+        let known =
+            store::is_known_device(conn, user.as_ref().map_or("", |u| u.id.as_str()), &device)?
+                && user.is_some()
+                && device != CONSOLE_DEVICE_ID;
+        let key = known.then_some(device.as_str());
+        throttle::throttle(conn, &policy, &phone, &addr, key, now.naive_utc())?;
+        let attempt = store::record_attempt(conn, &phone, &addr, key, now, false)?;
+        Ok::<_, ApiError>((user, attempt))
     })
     .await
 }
@@ -325,7 +315,7 @@ pub async fn refresh(
         .write(move |conn| {
             match store::rotate_refresh_token(conn, &presented_hash, &new_hash, now, ttl)? {
                 Rotation::Rotated { user, session_id } => {
-                    let caller = store::caller_from(conn, user, session_id)?;
+                    let caller = store::caller_from(conn, user.clone(), session_id)?;
                     let me = me_of(conn, &caller)?;
                     Ok((caller, me))
                 }
@@ -374,21 +364,19 @@ pub async fn verify_current_password(
     let now = Utc::now();
     let (phone, addr_owned, policy_owned) = (caller.phone.clone(), addr.to_owned(), policy.clone());
     let (user, attempt_id) = db
-        .write(move |conn| {
-            write_transaction(conn, |conn| {
-                store::lock_phone_attempts(conn, &phone)?;
-                let user = store::find_user_by_phone(conn, &phone)?;
-                throttle::throttle(
-                    conn,
-                    &policy_owned,
-                    &phone,
-                    &addr_owned,
-                    None,
-                    now.naive_utc(),
-                )?;
-                let attempt = store::record_attempt(conn, &phone, &addr_owned, None, now, false)?;
-                Ok::<_, ApiError>((user, attempt))
-            })
+        .transaction(move |conn| {
+            store::lock_phone_attempts(conn, &phone)?;
+            let user = store::find_user_by_phone(conn, &phone)?;
+            throttle::throttle(
+                conn,
+                &policy_owned,
+                &phone,
+                &addr_owned,
+                None,
+                now.naive_utc(),
+            )?;
+            let attempt = store::record_attempt(conn, &phone, &addr_owned, None, now, false)?;
+            Ok::<_, ApiError>((user, attempt))
         })
         .await?;
     let Some(user) = user.filter(|u| u.id == caller.user_id) else {

@@ -115,12 +115,8 @@ pub async fn review_checkin(
     request: CheckinReviewRequest,
     now: DateTime<Utc>,
 ) -> ApiResult<(CheckinReview, bool)> {
-    db.write(move |conn| {
-        crate::db::write_transaction(conn, |conn| {
-            review::decide(conn, &caller, &id, &request, now)
-        })
-    })
-    .await
+    db.transaction(move |conn| review::decide(conn, &caller, &id, &request, now))
+        .await
 }
 
 /// The file name's month and the names of the villages a sheet shows.

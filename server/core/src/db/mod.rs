@@ -102,6 +102,16 @@ impl Db {
         self.run_inner(self.sqlite_writer.clone(), f).await
     }
 
+    /// [`Db::write`] of one [`transaction`]: the write runs again if it lost a race, so it
+    /// must keep no state between runs.
+    pub async fn transaction<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        F: FnMut(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.write(move |conn| transaction(conn, f)).await
+    }
+
     /// Runs `write` as part of a group commit (see the `group_commit` module) and answers once its batch
     /// is durable. `write` runs inside a savepoint of the batch's transaction, and again alone
     /// if the batch cannot commit, so it must keep no state between runs. `key` orders the
@@ -186,6 +196,45 @@ impl Db {
     }
 }
 
+/// Whether `conn` is inside a transaction already.
+fn in_transaction(conn: &mut DbConnection) -> diesel::QueryResult<bool> {
+    type Manager = <DbConnection as Connection>::TransactionManager;
+    Ok(Manager::transaction_manager_status_mut(conn)
+        .transaction_depth()?
+        .is_some())
+}
+
+/// How often [`transaction`] runs a write that lost a race before it gives up.
+const RACE_ATTEMPTS: u32 = 3;
+
+/// Runs `f` in a [`write_transaction`], again (up to [`RACE_ATTEMPTS`] times) when PostgreSQL
+/// aborted it to break a deadlock or for a serialization failure ([`lost_a_race`]).
+///
+/// A batch of the group commit holds each of its items' locks until the batch commits, so the
+/// order of lock taking that keeps two single writers apart does not hold against a batch: a
+/// reviewer's decision can wait on a household a batch has locked while the batch waits on the
+/// decision. PostgreSQL aborts one of the two; a batch item is rerun by its committer, and this
+/// is the rerun for every other writer. Nested in a transaction (a batch item, a bulk
+/// operation's caller) it runs once and leaves the rerun to whoever owns the transaction.
+pub fn transaction<T, F>(conn: &mut DbConnection, mut f: F) -> Result<T, ApiError>
+where
+    F: FnMut(&mut DbConnection) -> Result<T, ApiError>,
+{
+    let nested = in_transaction(conn)?;
+    let mut attempt = 1;
+    loop {
+        match write_transaction(conn, &mut f) {
+            Err(ApiError::Internal(error))
+                if !nested && attempt < RACE_ATTEMPTS && lost_a_race(&error) =>
+            {
+                tracing::warn!(attempt, error = %error, "write lost a race; running it again");
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Runs `f` in a transaction that takes the write lock up front.
 ///
 /// On SQLite a deferred transaction that reads and then writes can fail with `SQLITE_BUSY`
@@ -198,9 +247,7 @@ where
     E: From<diesel::result::Error>,
 {
     type Manager = <DbConnection as Connection>::TransactionManager;
-    let nested = Manager::transaction_manager_status_mut(conn)
-        .transaction_depth()?
-        .is_some();
+    let nested = in_transaction(conn)?;
     match conn {
         // Inside a group commit's transaction (which holds the write lock): a savepoint.
         _ if nested => Manager::begin_transaction(conn)?,

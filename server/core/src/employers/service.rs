@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use crate::auth::Caller;
 use crate::db::schema::{divisions, employers, villages};
-use crate::db::{write_transaction, Db, DbConnection};
+use crate::db::{Db, DbConnection};
 use crate::domain::{DivisionCode, DivisionLevel, EmployerKind, EmploymentStatus, Role};
 use crate::error::{ApiError, ApiResult, FieldError};
 
@@ -253,28 +253,26 @@ pub async fn update(
     require_editor(caller)?;
     let user = caller.user_id.clone();
     let now = Utc::now();
-    db.write(move |conn| {
-        write_transaction(conn, |conn| {
-            let before =
-                find(conn, &id)?.ok_or_else(|| ApiError::NotFound(format!("no employer {id}")))?;
-            let errors = check_input(conn, &input)?;
-            if !errors.is_empty() {
-                return Err(ApiError::Validation(errors));
-            }
-            let fields = Fields {
-                kind: input.kind,
-                name: input.name.trim().to_owned(),
-                credit_code: before.credit_code.clone(),
-                county_code: input.county_code.clone(),
-                village_code: text(input.village_code.as_deref()),
-                address: text(input.address.as_deref()),
-                active: input.active,
-            };
-            if fields != Fields::of(&before) {
-                store(conn, &id, &fields, &user, now, false)?;
-            }
-            find(conn, &id)?.ok_or_else(|| ApiError::internal(anyhow::anyhow!("employer gone")))
-        })
+    db.transaction(move |conn| {
+        let before =
+            find(conn, &id)?.ok_or_else(|| ApiError::NotFound(format!("no employer {id}")))?;
+        let errors = check_input(conn, &input)?;
+        if !errors.is_empty() {
+            return Err(ApiError::Validation(errors));
+        }
+        let fields = Fields {
+            kind: input.kind,
+            name: input.name.trim().to_owned(),
+            credit_code: before.credit_code.clone(),
+            county_code: input.county_code.clone(),
+            village_code: text(input.village_code.as_deref()),
+            address: text(input.address.as_deref()),
+            active: input.active,
+        };
+        if fields != Fields::of(&before) {
+            store(conn, &id, &fields, &user, now, false)?;
+        }
+        find(conn, &id)?.ok_or_else(|| ApiError::internal(anyhow::anyhow!("employer gone")))
     })
     .await
 }

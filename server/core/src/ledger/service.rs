@@ -15,7 +15,7 @@ use super::quotas::{self, QuotaRequest, YearQuotas};
 use super::roster::{self, RosterCursor, RosterEntry, RosterKind};
 use super::signoff::{self, SignoffRequest, WithdrawRequest};
 use crate::auth::Caller;
-use crate::db::{write_transaction, Db, DbConnection};
+use crate::db::{Db, DbConnection};
 use crate::domain::{DivisionCode, Month, Role};
 use crate::error::{bad_query, ApiResult};
 use crate::privacy::Vault;
@@ -29,13 +29,11 @@ async fn store_fresh(db: &Db, fresh: Vec<cache::Fresh>) -> ApiResult<()> {
     if fresh.iter().all(|f| f.is_empty()) {
         return Ok(());
     }
-    db.write(move |conn| {
-        write_transaction(conn, |conn| {
-            for f in &fresh {
-                cache::store(conn, f)?;
-            }
-            Ok(())
-        })
+    db.transaction(move |conn| {
+        for f in &fresh {
+            cache::store(conn, f)?;
+        }
+        Ok(())
     })
     .await
 }
@@ -218,12 +216,10 @@ pub async fn set_quotas(
     require_closer(caller)?;
     let now = Utc::now();
     let user = caller.user_id.clone();
-    db.write(move |conn| {
-        write_transaction(conn, |conn| {
-            quotas::validate(conn, year, &request)?;
-            quotas::set(conn, year, &request, &user, now)?;
-            Ok(quotas::year(conn, year)?)
-        })
+    db.transaction(move |conn| {
+        quotas::validate(conn, year, &request)?;
+        quotas::set(conn, year, &request, &user, now)?;
+        Ok(quotas::year(conn, year)?)
     })
     .await
 }
@@ -401,10 +397,8 @@ pub async fn roster_export(
     if filter.reveal {
         let (subject, reason) = (scope.subject.clone(), filter.reason.clone());
         let user = caller.user_id.clone();
-        db.write(move |conn| {
-            write_transaction(conn, |conn| {
-                audit_reveal(conn, &user, &subject, reason.as_deref(), "导出全部")
-            })
+        db.transaction(move |conn| {
+            audit_reveal(conn, &user, &subject, reason.as_deref(), "导出全部")
         })
         .await?;
     }

@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use super::review::{self, BulkItem, BulkOutcome, BulkReviewRequest};
 use crate::auth::{Caller, ScopeLevel};
 use crate::db::schema::{household_surveys, survey_flags};
-use crate::db::{write_transaction, DbConnection};
+use crate::db::DbConnection;
 use crate::domain::Rule;
 use crate::domain::{DivisionCode, DivisionLevel, ReviewStatus, SubmissionId};
 use crate::error::{ApiError, ApiResult, FieldError};
@@ -141,7 +141,7 @@ pub fn decide(
         let decided = SubmissionId::parse(id)
             .map_err(|e| ApiError::invalid("ids", e))
             .and_then(|id| {
-                write_transaction(conn, |conn| {
+                crate::db::transaction(conn, |conn| {
                     review::decide(
                         conn,
                         caller,

@@ -14,7 +14,7 @@ use super::validate::{HouseholdSurvey, VillageSurvey};
 use super::views::{HouseholdView, MySubmissions, SurveyDetail, SurveyPage};
 use super::{bulk, duplicate_list, ingest, validate, views};
 use crate::auth::{reveal_allowed, Caller};
-use crate::db::{write_transaction, Db};
+use crate::db::Db;
 use crate::domain::{Role, Rule, SubmissionId};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::privacy::Vault;
@@ -199,18 +199,16 @@ pub async fn review(
     require_reviewer(&caller)?;
     let reason = review::checked_reason(request.decision, request.reason.as_deref())?;
     let now = Utc::now();
-    db.write(move |conn| {
-        write_transaction(conn, |conn| {
-            review::decide(
-                conn,
-                &caller,
-                id.as_str(),
-                request.decision,
-                reason.as_deref(),
-                request.seen_version,
-                now,
-            )
-        })
+    db.transaction(move |conn| {
+        review::decide(
+            conn,
+            &caller,
+            id.as_str(),
+            request.decision,
+            reason.as_deref(),
+            request.seen_version,
+            now,
+        )
     })
     .await
 }
@@ -268,21 +266,19 @@ pub async fn decide_pair(
         ));
     }
     let now = Utc::now();
-    db.write(move |conn| {
-        write_transaction(conn, |conn| {
-            duplicates::decide(
-                conn,
-                &caller,
-                &PairDecision {
-                    households: (&a, &b),
-                    action: request.action,
-                    survivor: request.survivor.as_deref(),
-                    reason: reason.as_deref(),
-                    seen_version: request.seen_version,
-                },
-                now,
-            )
-        })
+    db.transaction(move |conn| {
+        duplicates::decide(
+            conn,
+            &caller,
+            &PairDecision {
+                households: (&a, &b),
+                action: request.action,
+                survivor: request.survivor.as_deref(),
+                reason: reason.as_deref(),
+                seen_version: request.seen_version,
+            },
+            now,
+        )
     })
     .await
 }

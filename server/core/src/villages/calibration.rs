@@ -18,7 +18,7 @@ use super::fence::{self, Fields};
 use super::service::{village_code, LatLon, Village};
 use crate::auth::Caller;
 use crate::db::schema::{checkin_reviews, checkins, users, villages};
-use crate::db::{write_transaction, Db, DbConnection};
+use crate::db::{Db, DbConnection};
 use crate::domain::{
     CheckinDecision, CheckinKind, CheckinStatus, DivisionCode, GeofenceProvenance, Month, Role,
     Rule,
@@ -380,51 +380,49 @@ pub async fn accept(
     }
     let user = caller.user_id.clone();
     let village = code.clone();
-    db.write(move |conn| {
-        write_transaction(conn, |conn| {
-            let p = propose_in(conn, &village, input.month)?;
-            if let (Some(rule), Some(detail)) = (p.refusal, &p.refusal_detail) {
-                if rule == Rule::NotAllowed {
-                    return Err(ApiError::conflict(detail.clone()));
-                }
-                return Err(ApiError::field("month", rule, detail.clone()));
+    db.transaction(move |conn| {
+        let p = propose_in(conn, &village, input.month)?;
+        if let (Some(rule), Some(detail)) = (p.refusal, &p.refusal_detail) {
+            if rule == Rule::NotAllowed {
+                return Err(ApiError::conflict(detail.clone()));
             }
-            let centre = p
-                .centre
-                .as_ref()
-                .ok_or_else(|| ApiError::field("month", Rule::TooFewDays, "没有有效打卡"))?;
-            let county = edit::county_of(conn, village.as_str())?;
-            let boundary = edit::county_boundary(conn, &county)?;
-            let fence: Geofence = fence::circle(
-                &Fields {
-                    geometry: "month".into(),
-                    coordinates: "month".into(),
-                    radius_m: "radius_m".into(),
-                },
-                centre.lat,
-                centre.lon,
-                Some(radius),
-                Crs::Wgs84,
-                &boundary,
-            )
-            .map_err(ApiError::Validation)?;
-            edit::store(
-                conn,
-                &user,
-                village.as_str(),
-                &fence,
-                &Change {
-                    provenance: GeofenceProvenance::FieldCalibrated,
-                    action: "calibrate_geofence",
-                    reason: None,
-                    source: json!({
-                        "month": input.month.to_string(),
-                        "days": p.days,
-                        "spread_m": p.spread_m.map(|s| s.round()),
-                    }),
-                },
-            )
-        })
+            return Err(ApiError::field("month", rule, detail.clone()));
+        }
+        let centre = p
+            .centre
+            .as_ref()
+            .ok_or_else(|| ApiError::field("month", Rule::TooFewDays, "没有有效打卡"))?;
+        let county = edit::county_of(conn, village.as_str())?;
+        let boundary = edit::county_boundary(conn, &county)?;
+        let fence: Geofence = fence::circle(
+            &Fields {
+                geometry: "month".into(),
+                coordinates: "month".into(),
+                radius_m: "radius_m".into(),
+            },
+            centre.lat,
+            centre.lon,
+            Some(radius),
+            Crs::Wgs84,
+            &boundary,
+        )
+        .map_err(ApiError::Validation)?;
+        edit::store(
+            conn,
+            &user,
+            village.as_str(),
+            &fence,
+            &Change {
+                provenance: GeofenceProvenance::FieldCalibrated,
+                action: "calibrate_geofence",
+                reason: None,
+                source: json!({
+                    "month": input.month.to_string(),
+                    "days": p.days,
+                    "spread_m": p.spread_m.map(|s| s.round()),
+                }),
+            },
+        )
     })
     .await?;
     super::service::get(db, caller, code).await

@@ -13,7 +13,7 @@ use super::fence::{self, Fields};
 use super::service::{self, Village};
 use crate::auth::Caller;
 use crate::db::schema::{divisions, villages};
-use crate::db::{write_transaction, Db, DbConnection};
+use crate::db::{Db, DbConnection};
 use crate::domain::{DivisionCode, GeofenceProvenance, Role, Rule};
 use crate::error::{ApiError, ApiResult};
 use crate::geography::{multi_polygon_from_geojson, Crs, Geofence};
@@ -198,31 +198,29 @@ pub async fn put(
     let why = reason("reason", input.reason.as_deref())?;
     let user = caller.user_id.clone();
     let village = code.as_str().to_owned();
-    db.write(move |conn| {
-        write_transaction(conn, |conn| {
-            let county = county_of(conn, &village)?;
-            let boundary = county_boundary(conn, &county)?;
-            let fence = fence::geometry(
-                &Fields::under(""),
-                &input.geometry,
-                input.radius_m,
-                input.crs,
-                &boundary,
-            )
-            .map_err(ApiError::Validation)?;
-            store(
-                conn,
-                &user,
-                &village,
-                &fence,
-                &Change {
-                    provenance: GeofenceProvenance::Imported,
-                    action: "import_geofence",
-                    reason: why.as_deref(),
-                    source: json!({"crs": input.crs.as_str()}),
-                },
-            )
-        })
+    db.transaction(move |conn| {
+        let county = county_of(conn, &village)?;
+        let boundary = county_boundary(conn, &county)?;
+        let fence = fence::geometry(
+            &Fields::under(""),
+            &input.geometry,
+            input.radius_m,
+            input.crs,
+            &boundary,
+        )
+        .map_err(ApiError::Validation)?;
+        store(
+            conn,
+            &user,
+            &village,
+            &fence,
+            &Change {
+                provenance: GeofenceProvenance::Imported,
+                action: "import_geofence",
+                reason: why.as_deref(),
+                source: json!({"crs": input.crs.as_str()}),
+            },
+        )
     })
     .await?;
     service::get(db, caller, code).await
