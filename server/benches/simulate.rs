@@ -11,7 +11,9 @@
 //!
 //! Settings (environment): `TAIZHANG_SIM_VILLAGES` (919), `TAIZHANG_SIM_DAYS` (3),
 //! `TAIZHANG_SIM_HOUSEHOLDS` (households per village, 4), `TAIZHANG_SIM_CONCURRENCY` (32),
-//! `TAIZHANG_SIM_FAULT_RATE` (0.05), `TAIZHANG_BENCH_BACKENDS` (`sqlite,postgres,postgres2`).
+//! `TAIZHANG_SIM_FAULT_RATE` (0.05), `TAIZHANG_SIM_PHOTO_WIDTH` (1600: photos of 1600×1200, as
+//! a phone's camera app sends them after its own downscaling),
+//! `TAIZHANG_BENCH_BACKENDS` (`sqlite,postgres,postgres2`).
 //! PostgreSQL is the throwaway cluster the tests use (`taizhang_testkit::pg`, fsync off).
 
 // Tests and benches fail by panicking: `unwrap` and `expect` are their assertions.
@@ -86,6 +88,7 @@ async fn run(name: &str, database_url: &str, processes: usize) -> anyhow::Result
     options.households_per_village = env_or("TAIZHANG_SIM_HOUSEHOLDS", 4);
     options.concurrency = env_or("TAIZHANG_SIM_CONCURRENCY", 32);
     options.fault_rate = env_or("TAIZHANG_SIM_FAULT_RATE", 0.05);
+    options.photo_width = env_or("TAIZHANG_SIM_PHOTO_WIDTH", 1600);
     options.give_up_after = Duration::from_secs(300);
     let baseline = bench::baselines(&options, Some(database_url)).await?;
     let pids: Vec<u32> = servers.iter().map(|s| s.child.id()).collect();

@@ -22,6 +22,7 @@ pub mod phone;
 pub mod photos;
 pub mod revisit;
 pub mod seed;
+pub mod soak;
 pub mod stats;
 pub mod truth;
 pub mod world;
@@ -236,7 +237,7 @@ async fn list_employers(admin: &mut Phone) -> anyhow::Result<employers::DemoEmpl
     }
 }
 
-fn choose_villages(list: &Value, count: usize) -> anyhow::Result<Vec<Village>> {
+pub(crate) fn choose_villages(list: &Value, count: usize) -> anyhow::Result<Vec<Village>> {
     let all = list["villages"]
         .as_array()
         .ok_or_else(|| anyhow!("GET /villages answered without villages"))?;

@@ -83,3 +83,50 @@ pub async fn fresh_bucket() -> (String, String) {
     );
     (endpoint, bucket)
 }
+
+/// A moto server of one's own that spools every object to a file (in `dir`) instead of keeping
+/// it in memory, for runs that store more photos than memory holds (the soak). Stopped when
+/// dropped.
+pub struct Spooled {
+    pub endpoint: String,
+    child: std::process::Child,
+}
+
+impl Drop for Spooled {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Spooled {
+    pub fn start(dir: &std::path::Path) -> std::io::Result<Spooled> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        // Each spooled object is an open (unlinked) file: raise the descriptor limit first.
+        let script = format!(
+            "ulimit -n 1048576 2>/dev/null || ulimit -n 65536 2>/dev/null; \
+             exec python3 -m moto.server -H 127.0.0.1 -p {port}"
+        );
+        let child = Command::new("sh")
+            .args(["-c", &script])
+            .env("TMPDIR", dir)
+            .env("MOTO_S3_DEFAULT_KEY_BUFFER_SIZE", "1")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        let spooled = Spooled {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            child,
+        };
+        let started = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if started.elapsed() > Duration::from_secs(60) {
+                return Err(std::io::Error::other("moto did not start"));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(spooled)
+    }
+}
