@@ -16,6 +16,9 @@
 //! - for comparison, summing every village's cached figures, as the city node did before the
 //!   roll-ups;
 //! - a county node cached and after one of its villages changed, and a village node.
+//!
+//! `TAIZHANG_BENCH_PROFILE=1` instead prints where one village's computation spends its time,
+//! query by query, and on PostgreSQL the plans of its dearest queries.
 
 // Tests and benches fail by panicking: `unwrap` and `expect` are their assertions.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -45,6 +48,10 @@ fn run(backend: &str, postgres: Option<String>) -> anyhow::Result<()> {
         &DivisionCode::parse(node::CITY).map_err(|e| anyhow::anyhow!(e.message))?,
     )?;
     let villages = node::villages_of(&mut conn, &city)?;
+    if std::env::var_os("TAIZHANG_BENCH_PROFILE").is_some() {
+        let some: Vec<String> = villages.iter().step_by(46).cloned().collect();
+        return profile(&mut conn, &some, month);
+    }
 
     // Baseline: every village from the normalised tables.
     let mut full = Vec::new();
@@ -154,5 +161,118 @@ fn run(backend: &str, postgres: Option<String>) -> anyhow::Result<()> {
     row("county node (洮北区), cached", county);
     row("county node, one of its villages changed", county_changed);
     row("village node, cached", village);
+    Ok(())
+}
+
+/// With `TAIZHANG_BENCH_PROFILE=1`: where one village's computation spends its time, query by
+/// query (diesel's instrumentation), over `villages`.
+fn profile(
+    conn: &mut taizhang::db::DbConnection,
+    villages: &[String],
+    month: taizhang::domain::Month,
+) -> anyhow::Result<()> {
+    use diesel::connection::{Connection, InstrumentationEvent};
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+    type Spent = HashMap<String, (usize, Duration)>;
+    let spent: Arc<Mutex<Spent>> = Arc::default();
+    let started: Arc<Mutex<Option<(String, Instant)>>> = Arc::default();
+    {
+        let (spent, started) = (spent.clone(), started.clone());
+        conn.set_instrumentation(move |event: InstrumentationEvent<'_>| match event {
+            InstrumentationEvent::StartQuery { query, .. } => {
+                let text = query.to_string();
+                let sql = text.split("-- binds").next().unwrap_or("").trim();
+                // IN lists of different lengths are one query.
+                let sql: String = sql
+                    .split(", $")
+                    .next()
+                    .unwrap_or(sql)
+                    .chars()
+                    .take(160)
+                    .collect();
+                *started.lock().unwrap() = Some((sql, Instant::now()));
+            }
+            InstrumentationEvent::FinishQuery { .. } => {
+                if let Some((sql, at)) = started.lock().unwrap().take() {
+                    let mut spent = spent.lock().unwrap();
+                    let entry = spent.entry(sql).or_default();
+                    entry.0 += 1;
+                    entry.1 += at.elapsed();
+                }
+            }
+            _ => {}
+        });
+    }
+    if matches!(conn, taizhang::db::DbConnection::Postgresql(_)) {
+        explain(conn, &villages[0], month)?;
+    }
+    let t = Instant::now();
+    for village in villages {
+        taizhang::ledger::figures::village(conn, village, month)?;
+    }
+    let total = t.elapsed();
+    conn.set_instrumentation(|_: InstrumentationEvent<'_>| {});
+    let mut rows: Vec<(String, (usize, Duration))> = spent.lock().unwrap().drain().collect();
+    rows.sort_by_key(|(_, (_, d))| std::cmp::Reverse(*d));
+    println!(
+        "\none village's figures, {} villages: {:.2} ms a village",
+        villages.len(),
+        ms(total) / villages.len() as f64
+    );
+    for (sql, (n, d)) in rows.iter().take(12) {
+        println!(
+            "{:>8.2} ms {:>5}×  {sql}",
+            ms(*d) / villages.len() as f64,
+            n
+        );
+    }
+    Ok(())
+}
+
+/// The plans of the village computation's two dearest queries on PostgreSQL, as it runs them.
+fn explain(
+    conn: &mut taizhang::db::DbConnection,
+    village: &str,
+    month: taizhang::domain::Month,
+) -> anyhow::Result<()> {
+    use diesel::prelude::*;
+    use diesel::sql_types::Text;
+    #[derive(QueryableByName)]
+    struct Line {
+        #[diesel(sql_type = Text, column_name = "QUERY PLAN")]
+        line: String,
+    }
+    let list = |sql: String, conn: &mut taizhang::db::DbConnection| -> anyhow::Result<String> {
+        let rows: Vec<(String,)> = diesel::sql_query(sql)
+            .load::<Line>(conn)?
+            .into_iter()
+            .map(|l| (l.line,))
+            .collect();
+        Ok(format!(
+            "ARRAY[{}]::text[]",
+            rows.iter()
+                .map(|(v,)| format!("'{v}'"))
+                .collect::<Vec<_>>()
+                .join(",")
+        ))
+    };
+    let m = month.to_string();
+    let persons = list(format!(
+        "SELECT DISTINCT sm.person_id_hash AS \"QUERY PLAN\" FROM survey_members sm JOIN household_surveys hs ON hs.id = sm.survey_id WHERE hs.village_code = '{village}' AND hs.month <= '{m}'"
+    ), conn)?;
+    let surveys = list(format!(
+        "SELECT id AS \"QUERY PLAN\" FROM household_surveys WHERE village_code = '{village}' AND month <= '{m}'"
+    ), conn)?;
+    for sql in [
+        format!("EXPLAIN (ANALYZE, BUFFERS) SELECT DISTINCT hs.household_id FROM survey_members sm JOIN household_surveys hs ON sm.survey_id = hs.id WHERE sm.person_id_hash = ANY({persons}) AND hs.month <= '{m}' AND hs.status = ANY(ARRAY['approved','submitted','reopened']::text[])"),
+        format!("EXPLAIN (ANALYZE, BUFFERS) SELECT survey_id, position, person_id_hash, labour_capacity FROM survey_members WHERE survey_id = ANY({surveys})"),
+        format!("EXPLAIN (ANALYZE, BUFFERS) SELECT DISTINCT household_id FROM household_surveys WHERE village_code = '{village}' AND month <= '{m}'"),
+    ] {
+        println!();
+        for l in diesel::sql_query(sql).load::<Line>(conn)? {
+            println!("  {}", l.line);
+        }
+    }
     Ok(())
 }

@@ -13,15 +13,17 @@
 //! `TAIZHANG_SOAK_VILLAGES` (919, one first secretary each), `TAIZHANG_SOAK_PHOTO_WIDTH` (1600,
 //! photos 1600×1200), `TAIZHANG_SOAK_PEAK_SECS` (30), `TAIZHANG_SOAK_CONCURRENCY` (16 phones
 //! while the peak is measured), `TAIZHANG_SOAK_IN_FLIGHT` (48 check-ins at most in flight).
-//! The S3 store is a moto server of the bench's own that spools objects to files;
+//! The S3 store is `s3s-fs` (objects as files; `cargo install s3s-fs --features binary`): moto,
+//! which the tests use, keeps objects in memory or in one open file each, and ten minutes of
+//! photos are more than either holds here.
 //! PostgreSQL is the throwaway cluster the tests use (fsync off).
 
 // Tests and benches fail by panicking: `unwrap` and `expect` are their assertions.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use taizhang_testkit::moto::Spooled;
 use taizhang_testkit::pg;
 use taizhang_testkit::process as server_process;
+use taizhang_testkit::s3s::S3sFs;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,15 +69,8 @@ fn database_size(url: String) -> DatabaseSize {
 
 async fn run(database_url: &str) -> anyhow::Result<SoakReport> {
     let dir = tempfile::tempdir()?;
-    let moto = Spooled::start(dir.path())?;
     let bucket = "soak-photos";
-    reqwest::Client::builder()
-        .no_proxy()
-        .build()?
-        .put(format!("{}/{bucket}", moto.endpoint))
-        .send()
-        .await?
-        .error_for_status()?;
+    let s3 = S3sFs::start(&dir.path().join("s3"), &[bucket], "soak", "soak-secret")?;
     let server = server_process::spawn(
         database_url,
         &dir.path().join("data"),
@@ -86,10 +81,10 @@ async fn run(database_url: &str) -> anyhow::Result<SoakReport> {
                 "TAIZHANG_PHOTO_STORE",
                 format!("s3://{bucket}/photos").as_ref(),
             ),
-            ("AWS_ENDPOINT_URL", moto.endpoint.as_ref()),
+            ("AWS_ENDPOINT_URL", s3.endpoint.as_ref()),
             ("AWS_REGION", "us-east-1".as_ref()),
             ("AWS_ACCESS_KEY_ID", "soak".as_ref()),
-            ("AWS_SECRET_ACCESS_KEY", "soak".as_ref()),
+            ("AWS_SECRET_ACCESS_KEY", "soak-secret".as_ref()),
         ],
     )?;
     let options = SoakOptions {
@@ -107,7 +102,7 @@ async fn run(database_url: &str) -> anyhow::Result<SoakReport> {
     };
     let report = soak::run(&options, database_size(database_url.to_owned())).await?;
     drop(server);
-    drop(moto);
+    drop(s3);
     Ok(report)
 }
 
@@ -115,7 +110,8 @@ fn summary(name: &str, r: &SoakReport) -> String {
     format!(
         "{name}: peak {:.1} check-ins/s (p99 {:.0} ms) | soak at {:.1}/s ({:.2} of the peak), \
          achieved {:.1}/s | {} check-ins, {} failed | server RSS {:.1} → {:.1} MiB ({:+.1} % after the \
-         first minute) | database +{:.0} KiB per 1 000 check-ins | photos {:.0} KiB each\n",
+         first minute) | server CPU {:.2} ms a check-in | database +{:.0} KiB per 1 000 check-ins | \
+         photos {:.0} KiB each\n",
         r.peak_rate,
         r.peak_p99_ms,
         r.target_rate,
@@ -126,6 +122,7 @@ fn summary(name: &str, r: &SoakReport) -> String {
         r.minutes.first().map_or(0.0, |m| m.rss_mib),
         r.minutes.last().map_or(0.0, |m| m.rss_mib),
         r.rss_growth_percent(),
+        r.cpu_ms_per_checkin(),
         r.database_kib_per_1000(),
         r.photo_bytes as f64 / 1024.0 / r.checkins.max(1) as f64,
     )

@@ -67,6 +67,8 @@ pub struct Minute {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
+    /// The server's CPU time (user and system) in the minute, per check-in scheduled in it.
+    pub cpu_ms_per_checkin: f64,
     /// At the minute's end.
     pub rss_mib: f64,
     pub database_bytes: u64,
@@ -103,6 +105,16 @@ impl SoakReport {
         }
     }
 
+    /// The server's CPU time per check-in over the soak, in ms.
+    pub fn cpu_ms_per_checkin(&self) -> f64 {
+        let total: f64 = self
+            .minutes
+            .iter()
+            .map(|m| m.cpu_ms_per_checkin * m.scheduled as f64)
+            .sum();
+        total / self.checkins.max(1) as f64
+    }
+
     /// Database growth per 1 000 check-ins during the soak, in KiB.
     pub fn database_kib_per_1000(&self) -> f64 {
         let grown = self
@@ -114,18 +126,19 @@ impl SoakReport {
     /// The per-minute table, in Markdown.
     pub fn table(&self) -> String {
         let mut out = String::from(
-            "| minute | check-ins | failed | p50 ms | p99 ms | max ms | server RSS MiB | database MiB |\n\
-             |--:|--:|--:|--:|--:|--:|--:|--:|\n",
+            "| minute | check-ins | failed | p50 ms | p99 ms | max ms | server CPU ms a check-in | server RSS MiB | database MiB |\n\
+             |--:|--:|--:|--:|--:|--:|--:|--:|--:|\n",
         );
         for m in &self.minutes {
             out.push_str(&format!(
-                "| {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |\n",
+                "| {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.2} | {:.1} | {:.1} |\n",
                 m.minute,
                 m.scheduled,
                 m.failed,
                 m.p50_ms,
                 m.p99_ms,
                 m.max_ms,
+                m.cpu_ms_per_checkin,
                 m.rss_mib,
                 m.database_bytes as f64 / (1 << 20) as f64
             ));
@@ -353,12 +366,15 @@ async fn steady(
         let pid = options.pid;
         tokio::spawn(async move {
             let mut samples = Vec::with_capacity(minutes);
+            let mut cpu = cpu_ms(pid);
             for m in 1..=minutes {
                 tokio::time::sleep_until((started + Duration::from_secs(60 * m as u64)).into())
                     .await;
                 let f = database_size.clone();
                 let bytes = tokio::task::spawn_blocking(move || f()).await??;
-                samples.push((resident_mib(pid), bytes));
+                let now = cpu_ms(pid);
+                samples.push((resident_mib(pid), bytes, now - cpu));
+                cpu = now;
             }
             anyhow::Ok(samples)
         })
@@ -393,7 +409,9 @@ async fn steady(
         achieved_rate,
         ..SoakReport::default()
     };
-    for (m, (outcome, (rss_mib, database_bytes))) in outcomes.into_iter().zip(samples).enumerate() {
+    for (m, (outcome, (rss_mib, database_bytes, cpu))) in
+        outcomes.into_iter().zip(samples).enumerate()
+    {
         let failed: Vec<String> = outcome.iter().filter_map(|(_, f)| f.clone()).collect();
         let mut latencies: Vec<f64> = outcome.iter().map(|(l, _)| *l).collect();
         report.checkins += latencies.len() as u64;
@@ -411,6 +429,7 @@ async fn steady(
             p50_ms: percentile(&mut latencies, 0.5),
             p99_ms: percentile(&mut latencies, 0.99),
             max_ms: latencies.last().copied().unwrap_or(0.0),
+            cpu_ms_per_checkin: cpu / latencies.len().max(1) as f64,
             rss_mib,
             database_bytes,
         });
@@ -519,6 +538,24 @@ fn percentile(values: &mut [f64], q: f64) -> f64 {
     values.sort_by(f64::total_cmp);
     let rank = ((values.len() as f64 * q).ceil() as usize).clamp(1, values.len());
     values[rank - 1]
+}
+
+/// The process's CPU time so far (user and system, `/proc/PID/stat`), in ms; 0 if it cannot
+/// be read.
+fn cpu_ms(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            // Fields after the command name (which may hold spaces) in parentheses.
+            let rest = stat.rsplit_once(')')?.1;
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+            let ticks =
+                fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+            // Linux reports them in USER_HZ, 100 a second.
+            Some(ticks * 10.0)
+        })
+        .unwrap_or(0.0)
 }
 
 /// The process's resident memory (`VmRSS`), in MiB; 0 if it cannot be read.

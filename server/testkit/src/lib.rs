@@ -1,5 +1,5 @@
 //! The test kit of Taizhang, shared by the integration tests and the benches: a throwaway
-//! PostgreSQL cluster (`pg`), an S3-compatible server (`moto`), the real server in-process or as
+//! PostgreSQL cluster (`pg`), S3-compatible servers (`moto` for the tests, `s3s` for the soak), the real server in-process or as
 //! a child process (`app`, `process`), and a client that checks every exchange against the
 //! OpenAPI document (`conformance`), and what the benches share (`bench`).
 
@@ -9,6 +9,7 @@ pub mod conformance;
 pub mod moto;
 pub mod pg;
 pub mod process;
+pub mod s3s;
 
 /// The repository root, where `fixtures/` and `mobile-api-spec/` are.
 pub const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");

@@ -196,6 +196,32 @@ impl Db {
     }
 }
 
+/// Runs `f` with PostgreSQL planning each statement for its own parameters.
+///
+/// PostgreSQL plans a prepared statement generically after five runs when that looks no
+/// dearer, not knowing its parameters; for the ledger's queries over a village's surveys and
+/// people (an `= ANY($1)` of a few hundred keys, a range of months) the generic plans were 3×
+/// slower than the custom ones (`TAIZHANG_BENCH_PROFILE=1 cargo bench --bench ledger`). Intake's
+/// short statements keep the plan cache: planning each of them would cost more than it saves.
+/// The setting is `LOCAL`, so it ends with the transaction `f` runs in (a savepoint inside the
+/// caller's).
+pub fn with_custom_plans<T, E, F>(conn: &mut DbConnection, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    match conn {
+        DbConnection::Sqlite(_) => f(conn),
+        DbConnection::Postgresql(_) => conn.transaction(|conn| {
+            diesel::connection::SimpleConnection::batch_execute(
+                conn,
+                "SET LOCAL plan_cache_mode = force_custom_plan",
+            )?;
+            f(conn)
+        }),
+    }
+}
+
 /// Whether `conn` is inside a transaction already.
 fn in_transaction(conn: &mut DbConnection) -> diesel::QueryResult<bool> {
     type Manager = <DbConnection as Connection>::TransactionManager;

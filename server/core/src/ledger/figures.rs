@@ -430,6 +430,10 @@ pub fn village(
     village: &str,
     month: Month,
 ) -> QueryResult<VillageFigures> {
+    crate::db::with_custom_plans(conn, |conn| village_in(conn, village, month))
+}
+
+fn village_in(conn: &mut DbConnection, village: &str, month: Month) -> QueryResult<VillageFigures> {
     let [approved, pending] = counted(conn, village, month)?;
     let unsurveyed = imported_unsurveyed(conn, village, month)?;
     // Months are compared as `YYYY-MM` text in the tables.
@@ -531,13 +535,19 @@ fn imported_unsurveyed(
 pub fn counted(conn: &mut DbConnection, village: &str, month: Month) -> QueryResult<[Counted; 2]> {
     let month = month.to_string();
     let month = month.as_str();
-    let households: Vec<String> = household_surveys::table
-        .filter(household_surveys::village_code.eq(village))
+    // Every version (on either basis) of every household surveyed here by the month, in one
+    // query: a household that moved has versions recorded elsewhere too.
+    let here = diesel::alias!(household_surveys as here);
+    let surveyed_here = here
+        .filter(here.field(household_surveys::village_code).eq(village))
+        .filter(here.field(household_surveys::month).le(month))
+        .select(here.field(household_surveys::household_id));
+    let versions: Vec<Version> = household_surveys::table
+        .filter(household_surveys::household_id.eq_any(surveyed_here))
         .filter(household_surveys::month.le(month))
-        .select(household_surveys::household_id)
-        .distinct()
+        .filter(household_surveys::status.eq_any(INCLUDING_PENDING))
+        .select(Version::as_select())
         .load(conn)?;
-    let versions = versions_of(conn, &households, month)?;
     let ours_pending = effective(&versions, INCLUDING_PENDING);
     let ours_approved = effective(&versions, APPROVED);
     let in_village = |m: &HashMap<&str, &Version>| -> Vec<Version> {
@@ -557,13 +567,30 @@ pub fn counted(conn: &mut DbConnection, village: &str, month: Month) -> QueryRes
     };
 
     // The same people in other households' versions: their effective versions compete for
-    // each person (counted once, in the latest).
-    let known: HashSet<&str> = households.iter().map(String::as_str).collect();
-    let mut elsewhere: Vec<String> = Vec::new();
+    // each person (counted once, in the latest). Most people are in no other household, so
+    // the surveys holding them are read from the (person, survey) index alone, and only those
+    // that are not our households' versions are looked up.
+    let known: HashSet<&str> = versions.iter().map(|v| v.household.as_str()).collect();
+    let ours_all: HashSet<&str> = versions.iter().map(|v| v.id.as_str()).collect();
+    let mut foreign: Vec<String> = Vec::new();
     for chunk in persons.chunks(500) {
-        let found: Vec<String> = survey_members::table
-            .inner_join(household_surveys::table)
+        let holding: Vec<String> = survey_members::table
             .filter(survey_members::person_id_hash.eq_any(chunk))
+            .select(survey_members::survey_id)
+            .distinct()
+            .load(conn)?;
+        foreign.extend(
+            holding
+                .into_iter()
+                .filter(|s| !ours_all.contains(s.as_str())),
+        );
+    }
+    foreign.sort_unstable();
+    foreign.dedup();
+    let mut elsewhere: Vec<String> = Vec::new();
+    for chunk in foreign.chunks(500) {
+        let found: Vec<String> = household_surveys::table
+            .filter(household_surveys::id.eq_any(chunk))
             .filter(household_surveys::month.le(month))
             .filter(household_surveys::status.eq_any(INCLUDING_PENDING))
             .select(household_surveys::household_id)
