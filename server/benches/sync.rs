@@ -110,7 +110,11 @@ fn run(backend: &str, postgres: Option<String>) -> anyhow::Result<()> {
     for _ in 0..10 {
         let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
         taizhang::db::write_transaction(&mut conn, |c| {
-            taizhang_core::changes::households(c, &refs)
+            taizhang_core::changes::households(
+                c,
+                &refs,
+                taizhang_core::ledger::cache::Affected::All,
+            )
         })?;
         let t = Instant::now();
         let p = page(&mut conn, vault, &key, &caller, &request(Some(cursor)))?;

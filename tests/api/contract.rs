@@ -421,7 +421,7 @@ fn load_every_table(conn: &mut DbConnection) {
         .expect("merge_moves");
     ledger_generations::table
         .select(ledger_generations::all_columns)
-        .load::<(Text, i64)>(conn)
+        .load::<(Text, i64, i64, Text)>(conn)
         .expect("ledger_generations");
     ledger_cache::table
         .select(ledger_cache::all_columns)

@@ -1352,7 +1352,94 @@ async fn changed_villages_are_recomputed_in_the_background(backend: Backend) {
     }
 }
 
+/// A survey of July keeps June's cached figures of its village current (nothing of June
+/// changed); a correction dated July of a June survey does not (the June survey stops
+/// counting in June), and neither does a rejection of a June survey decided in July.
+async fn a_change_leaves_earlier_months_cached(backend: Backend) {
+    use taizhang::domain::Month;
+    use taizhang::ledger::cache;
+    const VILLAGE: &str = "220802100201";
+    let app = TestApp::spawn(backend).await;
+    let field = app.token(ENUMERATOR_TAOBEI).await;
+    let reviewer = app.token(REVIEWER_TAOBEI).await;
+    let city = app.token(CITY_ADMIN).await;
+    let households = |month: &'static str| {
+        let (app, city) = (&app, &city);
+        async move {
+            let path = format!("/api/v1/inventory?level=village&code={VILLAGE}&month={month}");
+            let inventory: Value = app.get_as(city, &path).await.json().await.expect("json");
+            inventory["node"]["figures"]
+                .as_array()
+                .expect("figures")
+                .iter()
+                .find(|row| row["key"] == "households")
+                .map_or(0, |row| row["including_pending"].as_i64().expect("count"))
+        }
+    };
+    let stale = |month: &str| {
+        let mut conn = app.database().url.establish().expect("connect");
+        let month = Month::parse(month).expect("month");
+        cache::stale_villages(&mut conn, month, 1000)
+            .expect("stale")
+            .contains(&VILLAGE.to_owned())
+    };
+    let survey = |name: &str, id_tail: u32, surveyed_at: &str| {
+        let mut body = crate::surveys::household_survey(
+            &new_id(),
+            name,
+            &id_number("220802", "19660606", id_tail),
+            &[],
+        );
+        body["surveyed_at"] = json!(surveyed_at);
+        body
+    };
+    let june = survey("六月", 511, "2020-06-20T09:31:00+08:00");
+    let june_answer = send(&app, &field, "/api/v1/surveys/households", &june).await;
+    let second_june = survey("六月二", 513, "2020-06-21T09:31:00+08:00");
+    let second_answer = send(&app, &field, "/api/v1/surveys/households", &second_june).await;
+    // The July read caches July and June (for the change from June).
+    assert_eq!(households("2020-07").await, 2);
+    assert_eq!(households("2020-06").await, 2);
+    assert!(!stale("2020-06") && !stale("2020-07"));
+
+    send(
+        &app,
+        &field,
+        "/api/v1/surveys/households",
+        &survey("七月", 515, "2020-07-20T09:31:00+08:00"),
+    )
+    .await;
+    assert!(stale("2020-07"), "July changed");
+    assert!(!stale("2020-06"), "June did not");
+    assert_eq!(households("2020-07").await, 3);
+    assert_eq!(households("2020-06").await, 2);
+
+    // A correction dated July of the first June survey: June counts it no longer.
+    let mut correction = june.clone();
+    correction["submission_id"] = json!(new_id());
+    correction["surveyed_at"] = json!("2020-07-22T09:31:00+08:00");
+    correction["replaces"] = june_answer["id"].clone();
+    send(&app, &field, "/api/v1/surveys/households", &correction).await;
+    assert!(stale("2020-06"), "the corrected survey was June's");
+    assert_eq!(households("2020-06").await, 1);
+    assert_eq!(households("2020-07").await, 3);
+
+    // A rejection of the other June survey, decided now.
+    assert!(!stale("2020-06"));
+    decide(
+        &app,
+        &reviewer,
+        second_answer["id"].as_str().expect("id"),
+        "reject",
+    )
+    .await;
+    assert!(stale("2020-06"), "the rejected survey was June's");
+    assert_eq!(households("2020-06").await, 0);
+    assert_eq!(households("2020-07").await, 2);
+}
+
 crate::helpers::both_backends!(
+    a_change_leaves_earlier_months_cached,
     every_figure_equals_a_recomputation_from_the_raw_submissions,
     real_name_ledgers_exports_quotas_and_scope,
     concurrent_closes_close_once,

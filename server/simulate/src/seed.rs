@@ -647,7 +647,11 @@ fn village_surveys(
         }
     }
     let codes: BTreeSet<String> = run.villages.iter().map(|v| v.code.clone()).collect();
-    taizhang_core::ledger::cache::touch_villages(conn, &codes)?;
+    taizhang_core::ledger::cache::touch_villages(
+        conn,
+        &codes,
+        taizhang_core::ledger::cache::Affected::All,
+    )?;
     Ok(())
 }
 

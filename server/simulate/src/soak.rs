@@ -24,6 +24,8 @@ use crate::world::Village;
 
 /// A phone's access token is refreshed this long after it was issued (it lasts 15 minutes).
 const REFRESH_AFTER: Duration = Duration::from_secs(10 * 60);
+/// How far back the soak's first check-in of each phone is dated (see `send`).
+const DAYS_BACK: i64 = 400;
 /// Distinct photo scenes; each check-in's bytes are made unique by its EXIF and a comment.
 const SCENES: u64 = 24;
 
@@ -373,7 +375,14 @@ async fn steady(
                 let f = database_size.clone();
                 let bytes = tokio::task::spawn_blocking(move || f()).await??;
                 let now = cpu_ms(pid);
-                samples.push((resident_mib(pid), bytes, now - cpu));
+                let rss = resident_mib(pid);
+                // As it goes, for a run watched (or stopped) before the end.
+                eprintln!(
+                    "soak minute {m}: server RSS {rss:.1} MiB, CPU {:.0} ms, database {:.1} MiB",
+                    now - cpu,
+                    bytes as f64 / (1 << 20) as f64
+                );
+                samples.push((rss, bytes, now - cpu));
                 cpu = now;
             }
             anyhow::Ok(samples)
@@ -463,7 +472,14 @@ async fn send(rig: &Rig, account: &Account, tokens: &mut Tokens, n: u64) -> anyh
         *tokens = tokens_from(answer).await.context("refresh")?;
     }
     let china = FixedOffset::east_opt(8 * 3600).ok_or_else(|| anyhow!("offset"))?;
-    let taken = Utc::now().with_timezone(&china);
+    // A phone checks in once a day: its k-th check-in of the soak is dated k days after a
+    // start DAYS_BACK days ago, so that the county's and the person's recent check-ins (what
+    // the photo-reuse check compares with) are as many as in the field, not a year's worth
+    // squeezed into one day. (Check-ins older than the upload window are flagged
+    // `stale_time`, and stored all the same.)
+    let day = (n / rig.accounts.len() as u64) as i64;
+    let taken =
+        (Utc::now() - chrono::Duration::days(DAYS_BACK - day.min(DAYS_BACK))).with_timezone(&china);
     let (lat, lon) = account.village.home;
     let photo = unique_photo(
         &rig.scenes[(n % rig.scenes.len() as u64) as usize],

@@ -19,7 +19,7 @@ use crate::db::schema::{
     villages,
 };
 use crate::db::DbConnection;
-use crate::ledger::cache;
+use crate::ledger::cache::{self, Affected};
 
 /// Why a household left a village's download.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,7 +59,7 @@ pub fn generation(conn: &mut DbConnection, village: &str) -> QueryResult<i64> {
 
 /// The households changed: their villages' figures are stale, and each household is stamped
 /// for the download of the village it lives in now.
-pub fn households(conn: &mut DbConnection, ids: &[&str]) -> QueryResult<()> {
+pub fn households(conn: &mut DbConnection, ids: &[&str], affected: Affected) -> QueryResult<()> {
     if ids.is_empty() {
         return Ok(());
     }
@@ -68,8 +68,12 @@ pub fn households(conn: &mut DbConnection, ids: &[&str]) -> QueryResult<()> {
         .select((households::id, households::village_code))
         .load(conn)?;
     // Their home villages too: a household moved by this transaction is stamped where it is now.
-    cache::touch_villages(conn, &homes.iter().map(|(_, v)| v.clone()).collect())?;
-    cache::touch_households(conn, ids)?;
+    cache::touch_villages(
+        conn,
+        &homes.iter().map(|(_, v)| v.clone()).collect(),
+        affected,
+    )?;
+    cache::touch_households(conn, ids, affected)?;
     for (id, village) in homes {
         let seq = generation(conn, &village)?;
         diesel::update(households::table.find(&id))
@@ -92,7 +96,7 @@ pub fn households_added(
     conn: &mut DbConnection,
     villages: &BTreeSet<String>,
 ) -> QueryResult<std::collections::HashMap<String, i64>> {
-    cache::touch_villages(conn, villages)?;
+    cache::touch_villages(conn, villages, Affected::All)?;
     let mut stamps = std::collections::HashMap::new();
     for village in villages {
         stamps.insert(village.clone(), generation(conn, village)?);
@@ -109,7 +113,7 @@ pub fn departed(
     why: Departure,
     into: Option<&str>,
 ) -> QueryResult<()> {
-    cache::touch_villages(conn, &BTreeSet::from([village.to_owned()]))?;
+    cache::touch_villages(conn, &BTreeSet::from([village.to_owned()]), Affected::All)?;
     let seq = generation(conn, village)?;
     diesel::delete(
         sync_tombstones::table
@@ -132,7 +136,7 @@ pub fn departed(
 /// A village survey was stored or reviewed: the village's figures are stale, and the survey
 /// is stamped for its author's download.
 pub fn village_survey(conn: &mut DbConnection, survey: &str, village: &str) -> QueryResult<()> {
-    cache::touch_villages(conn, &BTreeSet::from([village.to_owned()]))?;
+    cache::touch_villages(conn, &BTreeSet::from([village.to_owned()]), Affected::All)?;
     let seq = generation(conn, village)?;
     diesel::update(village_surveys::table.find(survey))
         .set(village_surveys::sync_seq.eq(seq))
@@ -143,7 +147,7 @@ pub fn village_survey(conn: &mut DbConnection, survey: &str, village: &str) -> Q
 /// A village's own record changed (its position or geofence): stamped for the download of
 /// everyone who works in it, so phones check against the new fence.
 pub fn village(conn: &mut DbConnection, village: &str) -> QueryResult<()> {
-    cache::touch_villages(conn, &BTreeSet::from([village.to_owned()]))?;
+    cache::touch_villages(conn, &BTreeSet::from([village.to_owned()]), Affected::All)?;
     let seq = generation(conn, village)?;
     diesel::update(villages::table.find(village))
         .set(villages::sync_seq.eq(seq))

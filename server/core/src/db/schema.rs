@@ -375,6 +375,8 @@ diesel::table! {
     ledger_generations (village_code) {
         village_code -> Text,
         generation -> BigInt,
+        base_generation -> BigInt,
+        floor_month -> Text,
     }
 }
 

@@ -16,19 +16,57 @@ use crate::db::DbConnection;
 use crate::domain::Month;
 use crate::error::{ApiError, ApiResult};
 
+/// Which months' figures a change can alter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Affected {
+    /// The month given and every later one: a household survey counts from its own month
+    /// on, so a survey stored or decided changes nothing before its month.
+    From(Month),
+    /// Every month (a merge, a move, an import, a village's record).
+    All,
+}
+
 /// Marks the villages' figures as changed.
-pub fn touch_villages(conn: &mut DbConnection, villages: &BTreeSet<String>) -> QueryResult<()> {
+///
+/// Besides the generation (which every cached figure set must match to count, and which is
+/// also the sync stamp), a village keeps `floor_month` and `base_generation`: figure sets of a
+/// month before `floor_month` computed at `base_generation` or later are still current, since
+/// every change since `base_generation` altered only `floor_month` and later. A change from
+/// the same month as the last keeps both; one from another month starts them afresh (only
+/// figures computed at the generation just before it survive it, for the months before its
+/// own); a change of every month leaves none.
+pub fn touch_villages(
+    conn: &mut DbConnection,
+    villages: &BTreeSet<String>,
+    affected: Affected,
+) -> QueryResult<()> {
+    use diesel::dsl::case_when;
+    use ledger_generations::{base_generation, floor_month, generation};
+    let bump = |conn: &mut DbConnection, village: &String| match affected {
+        Affected::All => diesel::update(ledger_generations::table.find(village))
+            .set((generation.eq(generation + 1), floor_month.eq("")))
+            .execute(conn),
+        // Every expression of a SET reads the row as it was before the update.
+        Affected::From(month) => {
+            let month = month.to_string();
+            diesel::update(ledger_generations::table.find(village))
+                .set((
+                    base_generation.eq(case_when(floor_month.eq(month.clone()), base_generation)
+                        .otherwise(generation)),
+                    floor_month.eq(month),
+                    generation.eq(generation + 1),
+                ))
+                .execute(conn)
+        }
+    };
     for village in villages {
-        let bumped = diesel::update(ledger_generations::table.find(village))
-            .set(ledger_generations::generation.eq(ledger_generations::generation + 1))
-            .execute(conn)?;
-        if bumped == 0 {
+        if bump(conn, village)? == 0 {
             // First change in this village. A racing first change inserts too: whichever
             // loses does nothing, and the update below counts its change.
             let first = diesel::insert_into(ledger_generations::table)
                 .values((
                     ledger_generations::village_code.eq(village),
-                    ledger_generations::generation.eq(1i64),
+                    generation.eq(1i64),
                 ))
                 .on_conflict_do_nothing();
             // `ON CONFLICT` is spelt the same on both backends, but diesel's multi-backend
@@ -37,17 +75,25 @@ pub fn touch_villages(conn: &mut DbConnection, villages: &BTreeSet<String>) -> Q
                 DbConnection::Sqlite(c) => first.execute(c)?,
                 DbConnection::Postgresql(c) => first.execute(c)?,
             };
-            diesel::update(ledger_generations::table.find(village))
-                .set(ledger_generations::generation.eq(ledger_generations::generation + 1))
-                .execute(conn)?;
+            bump(conn, village)?;
         }
     }
     Ok(())
 }
 
+/// Whether a figure set of `month` cached at `cached` is current for a village at
+/// `(generation, base_generation, floor_month)` (see [`touch_villages`]).
+fn current(cached: i64, month: &str, (generation, base, floor): &(i64, i64, String)) -> bool {
+    cached == *generation || (cached >= *base && month < floor.as_str())
+}
+
 /// Marks as changed every village whose figures the households' versions can reach: where
 /// they were surveyed, and where any of their people are counted.
-pub fn touch_households(conn: &mut DbConnection, households: &[&str]) -> QueryResult<()> {
+pub fn touch_households(
+    conn: &mut DbConnection,
+    households: &[&str],
+    affected: Affected,
+) -> QueryResult<()> {
     let mut villages: BTreeSet<String> = household_surveys::table
         .filter(household_surveys::household_id.eq_any(households))
         .select(household_surveys::village_code)
@@ -77,7 +123,7 @@ pub fn touch_households(conn: &mut DbConnection, households: &[&str]) -> QueryRe
             .load(conn)?;
         villages.extend(elsewhere);
     }
-    touch_villages(conn, &villages)
+    touch_villages(conn, &villages, affected)
 }
 
 fn parse(text: &str) -> ApiResult<Dense> {
@@ -175,7 +221,7 @@ pub fn figures_for(
     }
     // Generations first: data read afterwards is at least as new as them, so a stored
     // figure set is never newer-labelled than its data.
-    let generations: HashMap<String, i64> = {
+    let generations: HashMap<String, (i64, i64, String)> = {
         let mut q = ledger_generations::table.into_boxed();
         if !all {
             q = q.filter(ledger_generations::village_code.eq_any(villages));
@@ -183,9 +229,12 @@ pub fn figures_for(
         q.select((
             ledger_generations::village_code,
             ledger_generations::generation,
+            ledger_generations::base_generation,
+            ledger_generations::floor_month,
         ))
-        .load::<(String, i64)>(conn)?
+        .load::<(String, i64, i64, String)>(conn)?
         .into_iter()
+        .map(|(village, g, base, floor)| (village, (g, base, floor)))
         .collect()
     };
     let cached: HashMap<String, (i64, String, String)> = {
@@ -201,10 +250,12 @@ pub fn figures_for(
             .map(|r| (r.village_code, (r.generation, r.approved, r.pending)))
             .collect()
     };
+    let never = (0, 0, String::new());
     for village in villages {
-        let generation = generations.get(village).copied().unwrap_or(0);
+        let stamps = generations.get(village).unwrap_or(&never);
+        let generation = stamps.0;
         match cached.get(village) {
-            Some((g, approved, pending)) if *g == generation => {
+            Some((g, approved, pending)) if current(*g, &fresh.month, stamps) => {
                 out.insert(
                     village.clone(),
                     VillageFigures {
@@ -286,15 +337,23 @@ pub fn stale_villages(
         .left_join(
             ledger_cache::table.on(ledger_cache::village_code
                 .eq(ledger_generations::village_code)
-                .and(ledger_cache::month.eq(month))),
+                .and(ledger_cache::month.eq(month.clone()))),
         )
+        // Missing, or neither at the generation nor still current below the floor (see
+        // `current`).
         .filter(
             ledger_cache::generation
                 .nullable()
                 .is_null()
                 .or(ledger_cache::generation
                     .nullable()
-                    .ne(ledger_generations::generation.nullable())),
+                    .ne(ledger_generations::generation.nullable())
+                    .and(
+                        ledger_cache::generation
+                            .nullable()
+                            .lt(ledger_generations::base_generation.nullable())
+                            .or(ledger_generations::floor_month.le(month)),
+                    )),
         )
         .select(ledger_generations::village_code)
         .order(ledger_generations::village_code)

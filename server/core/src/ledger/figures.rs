@@ -566,40 +566,7 @@ pub fn counted(conn: &mut DbConnection, village: &str, month: Month) -> QueryRes
         set.into_iter().map(str::to_owned).collect()
     };
 
-    // The same people in other households' versions: their effective versions compete for
-    // each person (counted once, in the latest). Most people are in no other household, so
-    // the surveys holding them are read from the (person, survey) index alone, and only those
-    // that are not our households' versions are looked up.
-    let known: HashSet<&str> = versions.iter().map(|v| v.household.as_str()).collect();
-    let ours_all: HashSet<&str> = versions.iter().map(|v| v.id.as_str()).collect();
-    let mut foreign: Vec<String> = Vec::new();
-    for chunk in persons.chunks(500) {
-        let holding: Vec<String> = survey_members::table
-            .filter(survey_members::person_id_hash.eq_any(chunk))
-            .select(survey_members::survey_id)
-            .distinct()
-            .load(conn)?;
-        foreign.extend(
-            holding
-                .into_iter()
-                .filter(|s| !ours_all.contains(s.as_str())),
-        );
-    }
-    foreign.sort_unstable();
-    foreign.dedup();
-    let mut elsewhere: Vec<String> = Vec::new();
-    for chunk in foreign.chunks(500) {
-        let found: Vec<String> = household_surveys::table
-            .filter(household_surveys::id.eq_any(chunk))
-            .filter(household_surveys::month.le(month))
-            .filter(household_surveys::status.eq_any(INCLUDING_PENDING))
-            .select(household_surveys::household_id)
-            .distinct()
-            .load(conn)?;
-        elsewhere.extend(found.into_iter().filter(|h| !known.contains(h.as_str())));
-    }
-    elsewhere.sort_unstable();
-    elsewhere.dedup();
+    let elsewhere = households_elsewhere(conn, &versions, &persons, month)?;
     let other_versions = versions_of(conn, &elsewhere, month)?;
     let other_bases = [
         effective(&other_versions, APPROVED),
@@ -660,6 +627,49 @@ pub fn counted(conn: &mut DbConnection, village: &str, month: Month) -> QueryRes
         };
     }
     Ok(out)
+}
+
+/// The other households whose versions by `month` hold any of `persons`: their effective
+/// versions compete for each person (counted once, in the latest). Most people are in no other
+/// household, so the surveys holding them are read from the (person, survey) index alone, and
+/// only those that are not the village's own `versions` are looked up.
+fn households_elsewhere(
+    conn: &mut DbConnection,
+    versions: &[Version],
+    persons: &[String],
+    month: &str,
+) -> QueryResult<Vec<String>> {
+    let known: HashSet<&str> = versions.iter().map(|v| v.household.as_str()).collect();
+    let ours_all: HashSet<&str> = versions.iter().map(|v| v.id.as_str()).collect();
+    let mut foreign: Vec<String> = Vec::new();
+    for chunk in persons.chunks(500) {
+        let holding: Vec<String> = survey_members::table
+            .filter(survey_members::person_id_hash.eq_any(chunk))
+            .select(survey_members::survey_id)
+            .distinct()
+            .load(conn)?;
+        foreign.extend(
+            holding
+                .into_iter()
+                .filter(|s| !ours_all.contains(s.as_str())),
+        );
+    }
+    foreign.sort_unstable();
+    foreign.dedup();
+    let mut elsewhere: Vec<String> = Vec::new();
+    for chunk in foreign.chunks(500) {
+        let found: Vec<String> = household_surveys::table
+            .filter(household_surveys::id.eq_any(chunk))
+            .filter(household_surveys::month.le(month))
+            .filter(household_surveys::status.eq_any(INCLUDING_PENDING))
+            .select(household_surveys::household_id)
+            .distinct()
+            .load(conn)?;
+        elsewhere.extend(found.into_iter().filter(|h| !known.contains(h.as_str())));
+    }
+    elsewhere.sort_unstable();
+    elsewhere.dedup();
+    Ok(elsewhere)
 }
 
 fn household_figures(figures: &mut Figures, ours: &[Version], month: &str) {

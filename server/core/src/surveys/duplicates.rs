@@ -19,6 +19,7 @@ use crate::db::DbConnection;
 use crate::domain::Rule;
 use crate::domain::{DivisionCode, Role};
 use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::ledger::cache::Affected;
 
 /// Merges are at most this deep before a lookup gives up following them (a guard against a
 /// cycle, which the merge rules do not allow).
@@ -456,7 +457,7 @@ pub fn decide(
     // the households their people are listed in.
     let reach = super::derived::reach(conn, &[pair.a.as_str(), pair.b.as_str()])?;
     super::derived::recompute(conn, &reach)?;
-    crate::changes::households(conn, &[pair.a.as_str(), pair.b.as_str()])?;
+    crate::changes::households(conn, &[pair.a.as_str(), pair.b.as_str()], Affected::All)?;
     if let Some(kept) = survivor.as_deref() {
         absorbed_departs(conn, &pair, kept)?;
     }

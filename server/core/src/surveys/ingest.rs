@@ -21,9 +21,10 @@ use crate::db::schema::{
 };
 use crate::db::DbConnection;
 use crate::domain::Rule;
-use crate::domain::{DivisionCode, SurveyFlag};
+use crate::domain::{DivisionCode, Month, SurveyFlag};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::geography::distance_m;
+use crate::ledger::cache::Affected;
 use crate::privacy::Vault;
 
 /// The answer to a household survey: the same body on every replay.
@@ -522,18 +523,22 @@ fn touch_and_audit(
     enumerator_id: &str,
 ) -> ApiResult<()> {
     let mut touched = vec![household_id];
-    let replaced_household: Option<String> = match &survey.replaces {
+    let replaced: Option<(String, String)> = match &survey.replaces {
         Some(r) => household_surveys::table
             .find(r.as_str())
-            .select(household_surveys::household_id)
+            .select((household_surveys::household_id, household_surveys::month))
             .first(conn)
             .optional()?,
         None => None,
     };
-    if let Some(h) = &replaced_household {
+    // The survey counts from its month on; the one it corrects stops counting from its own.
+    let mut from = survey.month.as_str();
+    if let Some((h, month)) = &replaced {
         touched.push(h);
+        from = from.min(month.as_str());
     }
-    crate::changes::households(conn, &touched)?;
+    let affected = Month::parse(from).map_or(Affected::All, Affected::From);
+    crate::changes::households(conn, &touched, affected)?;
     if let (Some(from), Some(replaced)) = (superseded, &survey.replaces) {
         super::review::audit_supersede(
             conn,

@@ -18,8 +18,9 @@ use crate::auth::Caller;
 use crate::db::schema::household_surveys;
 use crate::db::DbConnection;
 use crate::domain::Rule;
-use crate::domain::{DivisionCode, ReviewStatus};
+use crate::domain::{DivisionCode, Month, ReviewStatus};
 use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::ledger::cache::Affected;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -123,6 +124,7 @@ pub fn checked_text(field: &str, text: Option<&str>, required: bool) -> ApiResul
 #[diesel(table_name = household_surveys, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 struct Decided {
     village_code: String,
+    month: String,
     status: String,
     review_version: i32,
     household_id: String,
@@ -155,6 +157,7 @@ pub fn decide(
     let not_found = || ApiError::NotFound(format!("入户调查 {id} 不存在"));
     let Decided {
         village_code: village,
+        month,
         status,
         review_version: version,
         household_id: household,
@@ -210,7 +213,9 @@ pub fn decide(
     }
     // A rejection changes which version a revisit could have been based on.
     super::derived::recompute(conn, &std::collections::BTreeSet::from([household.clone()]))?;
-    crate::changes::households(conn, &[household.as_str()])?;
+    // A decision changes what counts from the survey's month on.
+    let affected = Month::parse(&month).map_or(Affected::All, Affected::From);
+    crate::changes::households(conn, &[household.as_str()], affected)?;
     audit::append(
         conn,
         &audit::Entry {
