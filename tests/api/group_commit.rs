@@ -53,14 +53,7 @@ async fn in_one_batch(app: &TestApp, requests: Vec<(&str, String, Value)>) -> Ve
 /// the first read, so a later read is fresh only if the writes bumped the village).
 async fn pending_households(app: &TestApp) -> i64 {
     let token = app.token(CITY_ADMIN).await;
-    let path = format!("/api/v1/inventory?level=village&code={VILLAGE}&month=2020-07");
-    let inventory: Value = app.get_as(&token, &path).await.json().await.expect("json");
-    inventory["node"]["figures"]
-        .as_array()
-        .expect("figures")
-        .iter()
-        .find(|row| row["key"] == "households")
-        .map_or(0, |row| row["including_pending"].as_i64().expect("count"))
+    village_households(app, &token, VILLAGE, "2020-07").await
 }
 
 async fn a_failing_item_and_a_racing_replay_inside_one_batch(backend: Backend) {

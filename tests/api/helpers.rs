@@ -84,3 +84,16 @@ print(json.dumps({ws.title: sheet(ws) for ws in wb.worksheets}, ensure_ascii=Fal
     );
     serde_json::from_slice(&out.stdout).expect("json")
 }
+
+/// A village's households counted (surveys pending included) in its ledger node for `month`,
+/// as `token` reads it.
+pub async fn village_households(app: &TestApp, token: &str, village: &str, month: &str) -> i64 {
+    let path = format!("/api/v1/inventory?level=village&code={village}&month={month}");
+    let inventory: serde_json::Value = app.get_as(token, &path).await.json().await.expect("json");
+    inventory["node"]["figures"]
+        .as_array()
+        .expect("figures")
+        .iter()
+        .find(|row| row["key"] == "households")
+        .map_or(0, |row| row["including_pending"].as_i64().expect("count"))
+}

@@ -1363,19 +1363,7 @@ async fn a_change_leaves_earlier_months_cached(backend: Backend) {
     let field = app.token(ENUMERATOR_TAOBEI).await;
     let reviewer = app.token(REVIEWER_TAOBEI).await;
     let city = app.token(CITY_ADMIN).await;
-    let households = |month: &'static str| {
-        let (app, city) = (&app, &city);
-        async move {
-            let path = format!("/api/v1/inventory?level=village&code={VILLAGE}&month={month}");
-            let inventory: Value = app.get_as(city, &path).await.json().await.expect("json");
-            inventory["node"]["figures"]
-                .as_array()
-                .expect("figures")
-                .iter()
-                .find(|row| row["key"] == "households")
-                .map_or(0, |row| row["including_pending"].as_i64().expect("count"))
-        }
-    };
+    let households = |month: &'static str| village_households(&app, &city, VILLAGE, month);
     let stale = |month: &str| {
         let mut conn = app.database().url.establish().expect("connect");
         let month = Month::parse(month).expect("month");
