@@ -256,6 +256,13 @@ where
                 tracing::warn!(attempt, error = %error, "write lost a race; running it again");
                 attempt += 1;
             }
+            // Lost every time: busy, not broken (503, the client may try again later).
+            Err(ApiError::Internal(error)) if !nested && lost_a_race(&error) => {
+                tracing::warn!(error = %error, "write lost a race {RACE_ATTEMPTS} times");
+                return Err(ApiError::Unavailable(
+                    "该操作多次与同时进行的写入冲突，请稍后重试".into(),
+                ));
+            }
             other => return other,
         }
     }
