@@ -324,25 +324,12 @@ async fn phone_photos_pass_and_the_memory_limit_holds(backend: Backend) {
 
 /// Kilobytes of a `/proc/<pid>/status` line such as `VmHWM:  123456 kB`.
 fn status_kb(pid: u32, key: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(key))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("a kB figure")
+    taizhang::simulate::bench::status_kib(pid, key).expect("a kB figure")
 }
 
-/// User plus system CPU time of a process, in milliseconds (`/proc` counts in USER_HZ, 100 a
-/// second on Linux).
+/// User plus system CPU time of a process, in milliseconds.
 fn cpu_ms(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
-    // Fields after the command name (which may hold spaces) start at the state, field 3.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks = |i: usize| fields[i - 3].parse::<u64>().expect("ticks");
-    (ticks(14) + ticks(15)) * 10
+    taizhang::simulate::bench::cpu_ms(pid).expect("stat")
 }
 
 /// Eight bombs uploaded at once to a real server process: its peak memory grows by less than

@@ -122,12 +122,27 @@ pub async fn baselines(options: &Options, database_url: Option<&str>) -> anyhow:
 
 /// Peak resident set size (VmHWM) of a process, in KiB.
 pub fn peak_kib(pid: u32) -> Option<u64> {
+    status_kib(pid, "VmHWM:")
+}
+
+/// A `/proc/PID/status` figure in KiB, by its key (`VmRSS:`, `VmHWM:`).
+pub fn status_kib(pid: u32, key: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(key))
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|n| n.parse().ok())
+}
+
+/// User plus system CPU time of a process so far, in ms (`/proc/PID/stat`, which counts in
+/// USER_HZ, 100 a second on Linux).
+pub fn cpu_ms(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start at the state, field 3.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = |field: usize| fields.get(field - 3)?.parse::<u64>().ok();
+    Some((ticks(14)? + ticks(15)?) * 10)
 }
 
 /// Resets a process's peak resident set size to its current size (Linux: `5` into

@@ -556,35 +556,14 @@ fn percentile(values: &mut [f64], q: f64) -> f64 {
     values[rank - 1]
 }
 
-/// The process's CPU time so far (user and system, `/proc/PID/stat`), in ms; 0 if it cannot
-/// be read.
+/// The process's CPU time so far, in ms; 0 if it cannot be read.
 fn cpu_ms(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| {
-            // Fields after the command name (which may hold spaces) in parentheses.
-            let rest = stat.rsplit_once(')')?.1;
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
-            let ticks =
-                fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-            // Linux reports them in USER_HZ, 100 a second.
-            Some(ticks * 10.0)
-        })
-        .unwrap_or(0.0)
+    crate::bench::cpu_ms(pid).map_or(0.0, |ms| ms as f64)
 }
 
 /// The process's resident memory (`VmRSS`), in MiB; 0 if it cannot be read.
 fn resident_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kib| kib / 1024.0)
+    crate::bench::status_kib(pid, "VmRSS:").map_or(0.0, |kib| kib as f64 / 1024.0)
 }
 
 #[cfg(test)]
