@@ -12,7 +12,8 @@
 //! `TAIZHANG_SOAK_MINUTES` (10), `TAIZHANG_SOAK_LOAD` (0.8 of the peak),
 //! `TAIZHANG_SOAK_VILLAGES` (919, one first secretary each), `TAIZHANG_SOAK_PHOTO_WIDTH` (1600,
 //! photos 1600×1200), `TAIZHANG_SOAK_PEAK_SECS` (30), `TAIZHANG_SOAK_CONCURRENCY` (16 phones
-//! while the peak is measured), `TAIZHANG_SOAK_IN_FLIGHT` (48 check-ins at most in flight).
+//! while the peak is measured), `TAIZHANG_SOAK_IN_FLIGHT` (48 check-ins at most in flight), `TAIZHANG_SOAK_GRACE_SECS` (30: a
+//! check-in still unanswered that long after the soak's end counts as failed).
 //! The S3 store is `s3s-fs` (objects as files; `cargo install s3s-fs --features binary`): moto,
 //! which the tests use, keeps objects in memory or in one open file each, and ten minutes of
 //! photos are more than either holds here.
@@ -98,6 +99,7 @@ async fn run(database_url: &str) -> anyhow::Result<SoakReport> {
         minutes: env_or("TAIZHANG_SOAK_MINUTES", 10),
         load: env_or("TAIZHANG_SOAK_LOAD", 0.8),
         max_in_flight: env_or("TAIZHANG_SOAK_IN_FLIGHT", 48),
+        grace: Duration::from_secs(env_or("TAIZHANG_SOAK_GRACE_SECS", 30)),
         pid: server.child.id(),
     };
     let report = soak::run(&options, database_size(database_url.to_owned())).await?;

@@ -55,6 +55,10 @@ pub struct SoakOptions {
     pub load: f64,
     /// Check-ins in flight at most during the soak (the server admits 64 per client address).
     pub max_in_flight: usize,
+    /// How long after the soak's last scheduled check-in an unanswered one still counts: later
+    /// than that it is a failure, so a server that falls behind ends the run instead of
+    /// draining its backlog for as long as it takes.
+    pub grace: Duration,
     /// The server process, for its resident memory.
     pub pid: u32,
 }
@@ -388,6 +392,7 @@ async fn steady(
             anyhow::Ok(samples)
         })
     };
+    let deadline = started + Duration::from_secs(60 * minutes as u64) + options.grace;
     let mut tasks = Vec::with_capacity(total as usize);
     for k in 0..total {
         let scheduled = started + interval.mul_f64(k as f64);
@@ -396,8 +401,15 @@ async fn steady(
         let (rig, gate, outcomes) = (rig.clone(), gate.clone(), outcomes.clone());
         tasks.push(tokio::spawn(async move {
             // Waiting for a slot counts: the latency runs from the scheduled start.
-            let _permit = gate.acquire_owned().await;
-            let outcome = checkin(&rig, scheduled).await;
+            let answered = tokio::time::timeout_at(deadline.into(), async {
+                let _permit = gate.acquire_owned().await;
+                checkin(&rig, scheduled).await
+            })
+            .await;
+            let outcome = answered.unwrap_or_else(|_| Outcome {
+                latency: scheduled.elapsed(),
+                failure: Some("unanswered when the soak and its grace period ended".into()),
+            });
             if let Ok(mut all) = outcomes.lock() {
                 let last = all.len() - 1;
                 all[minute.min(last)]
