@@ -95,6 +95,13 @@ pub fn prepare(settings: &Settings) -> anyhow::Result<Prepared> {
     let photos = PhotoStore::open(&settings.photos.store)?;
     with_startup_lock(conn, |conn| {
         let migrations_applied = migrations::run_pending(conn)?;
+        let partitions = crate::checkins::partitions::ensure_current(conn)?;
+        if !partitions.is_empty() {
+            tracing::info!(
+                months = %month_list(&partitions),
+                "created the check-in partitions of these months"
+            );
+        }
         // Again under the lock: another process may have set up a new database meanwhile.
         match read_setting(conn, KEY_FINGERPRINT)? {
             Some(stored) => check_fingerprint(&stored, &keys)?,
@@ -309,6 +316,7 @@ impl Application {
             .settings
             .ledger_warm_interval
             .map(|every| tokio::spawn(warm_ledger_forever(self.state.clone(), every)));
+        let partitioner = tokio::spawn(partition_ahead_forever(self.state.clone()));
         let signals = self.signals;
         tokio::spawn(async move {
             signals.wait().await;
@@ -319,6 +327,7 @@ impl Application {
         if let Some(warmer) = warmer {
             warmer.abort();
         }
+        partitioner.abort();
         served
     }
 }
@@ -367,6 +376,35 @@ impl ShutdownSignals {
             let _ = tokio::signal::ctrl_c().await;
         }
     }
+}
+
+/// Creates the coming months' check-in partitions every hour (start-up made the first ones), so
+/// a server that runs for months never meets a month without its partition. Runs until dropped.
+async fn partition_ahead_forever(state: actix_web::web::Data<AppState>) {
+    let mut ticks = tokio::time::interval(Duration::from_secs(3600));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        match crate::checkins::partitions::ensure_current_async(&state.db).await {
+            Ok(created) if !created.is_empty() => {
+                tracing::info!(
+                    months = %month_list(&created),
+                    "created the check-in partitions of these months"
+                )
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "creating check-in partitions"),
+        }
+    }
+}
+
+fn month_list(months: &[crate::domain::Month]) -> String {
+    months
+        .iter()
+        .map(|m| m.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Keeps the cached ledger figures of the current and previous month fresh: every `interval`,

@@ -833,8 +833,115 @@ async fn attendance_equals_a_recomputation_from_raw_checkins(backend: Backend) {
     .await;
 }
 
+/// The table holding check-in `id`: its month's partition or the default one on PostgreSQL,
+/// `None` on SQLite (one table).
+fn partition_of(app: &TestApp, id: &str) -> Option<String> {
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Table {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        name: String,
+    }
+    let mut conn = app.database().url.establish().expect("connect");
+    let taizhang::db::DbConnection::Postgresql(pg) = &mut conn else {
+        return None;
+    };
+    let row: Table =
+        diesel::sql_query("SELECT tableoid::regclass::text AS name FROM checkins WHERE id = $1")
+            .bind::<diesel::sql_types::Text, _>(id)
+            .get_result(pg)
+            .expect("the check-in's table");
+    Some(row.name)
+}
+
+/// On PostgreSQL check-ins live in month partitions the server made ahead (the month before,
+/// this one and the next two); one dated in a month without a partition waits in the default
+/// one and moves when its month's partition is made. Replays, lists and reviews find it wherever
+/// it lies, on both databases.
+async fn checkins_live_in_their_months_partition(backend: Backend) {
+    use taizhang::checkins::partitions;
+    use taizhang::domain::Month;
+    let app = TestApp::spawn(backend).await;
+    let token = app.token(SECRETARY_TAOBEI).await;
+    let now = Utc::now();
+    let current = Month::current();
+    let postgres = backend == Backend::Postgres;
+
+    let today = checkin_body(&app, &token, &Shot::new(9001, now - Duration::minutes(5))).await;
+    let answer: Value = post(&app, &token, &today).await.json().await.expect("json");
+    let id = answer["id"].as_str().expect("id").to_owned();
+    let expected = postgres.then(|| format!("checkins_{}", current.to_string().replace('-', "_")));
+    assert_eq!(partition_of(&app, &id), expected);
+
+    // A phone whose queue held a check-in of March 2025: accepted (flagged stale), kept in the
+    // default partition, moved when its month's partition is made.
+    let old_at = DateTime::parse_from_rfc3339("2025-03-10T09:00:00+08:00")
+        .expect("time")
+        .with_timezone(&Utc);
+    let old = checkin_body(&app, &token, &Shot::new(9002, old_at)).await;
+    let first = post(&app, &token, &old).await;
+    assert_eq!(first.status(), 201);
+    let first: Value = first.json().await.expect("json");
+    assert_eq!(first["status"], "flagged", "{first}");
+    let old_id = first["id"].as_str().expect("id").to_owned();
+    assert_eq!(
+        partition_of(&app, &old_id),
+        postgres.then(|| "checkins_default".to_owned())
+    );
+    let march = Month::parse("2025-03").expect("month");
+    let mut conn = app.database().url.establish().expect("connect");
+    let made = partitions::ensure(&mut conn, march, march).expect("partition");
+    assert_eq!(made, if postgres { vec![march] } else { vec![] });
+    assert_eq!(
+        partitions::ensure(&mut conn, march, march).expect("again"),
+        vec![],
+        "a partition is made once"
+    );
+    // Start-up made this month's and the next ones': nothing is left to make.
+    assert_eq!(
+        partitions::ensure_current(&mut conn).expect("current"),
+        vec![]
+    );
+    assert_eq!(
+        partition_of(&app, &old_id),
+        postgres.then(|| "checkins_2025_03".to_owned())
+    );
+
+    // Wherever it lies: the replay answers what was stored, the list shows it, a review of it
+    // is stored.
+    let replay = post(&app, &token, &old).await;
+    assert_eq!(replay.status(), 200);
+    let replay: Value = replay.json().await.expect("json");
+    assert_eq!(replay, first);
+    let admin = app.token(CITY_ADMIN).await;
+    let list: Value = app
+        .get_as(&admin, "/api/v1/checkins?month=2025-03")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let ids: Vec<&str> = list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|c| c["id"].as_str())
+        .collect();
+    assert_eq!(ids, vec![old_id.as_str()], "{list}");
+    let reviewer = app.token(REVIEWER_TAOBEI).await;
+    let review = app
+        .post(&format!("/api/v1/checkins/{old_id}/review"))
+        .bearer_auth(&reviewer)
+        .json(&json!({"decision": "confirm", "reason": "补传的记录，已电话核实"}))
+        .send()
+        .await
+        .expect("review");
+    assert_eq!(review.status(), 201);
+    app.stop().await;
+}
+
 both_backends!(
     accepted_then_replayed_even_a_week_later,
+    checkins_live_in_their_months_partition,
     geofence_edges_accuracy_and_gcj02,
     polygon_geofences_count_the_boundary_as_inside,
     local_midnight_splits_days_and_travel_is_judged,

@@ -529,7 +529,8 @@ fn tables(conn: &mut DbConnection) -> BTreeSet<String> {
     }
     let sql = match conn {
         DbConnection::Sqlite(_) => "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name <> '__diesel_schema_migrations'",
-        DbConnection::Postgresql(_) => "SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public' AND tablename <> '__diesel_schema_migrations'",
+        // A partitioned table counts once: its month partitions are not tables of the schema.
+        DbConnection::Postgresql(_) => "SELECT c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition AND c.relname <> '__diesel_schema_migrations'",
     };
     diesel::sql_query(sql)
         .load::<Name>(conn)

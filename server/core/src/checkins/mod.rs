@@ -4,6 +4,7 @@
 pub mod attendance;
 pub mod expected;
 pub mod input;
+pub mod partitions;
 pub mod policy;
 pub mod review;
 pub mod service;

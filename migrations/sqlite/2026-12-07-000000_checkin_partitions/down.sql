@@ -1,0 +1,2 @@
+-- Reverts ../up.sql (nothing to undo on SQLite).
+SELECT 1;
