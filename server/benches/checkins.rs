@@ -4,14 +4,18 @@
 //! cargo bench --bench checkins
 //! TAIZHANG_BENCH_CHECKINS=500 TAIZHANG_BENCH_ROWS=1300000 cargo bench --bench checkins
 //! TAIZHANG_BENCH_CHECKINS=0 cargo bench --bench checkins      # the lookup only
+//! TAIZHANG_BENCH_CHECKINS=0 TAIZHANG_BENCH_ROWS=20000000 TAIZHANG_BENCH_BACKENDS=postgres \
+//!     cargo bench --bench checkins                            # a province's two years
 //! ```
 //!
 //! 1. End to end over HTTP on SQLite: each item is a 1600×1200 photo upload followed by the
 //!    check-in that names it, 8 clients at once. Baselines in the same run: the photo uploads
 //!    alone (other photos of the same size), and bare single-row inserts of the check-in JSON.
 //! 2. The photo-reuse lookup with a year of data (1.3 million check-ins over the 919 villages,
-//!    on SQLite and PostgreSQL): the query the server runs for each check-in (the hashes of the
-//!    same village or person, compared in memory), beside a primary-key lookup.
+//!    on SQLite and PostgreSQL; more rows are two years of more villages at the same density):
+//!    the queries the server runs for each check-in (the hashes of the same village or person,
+//!    and of the county within a week, compared in memory), beside a primary-key lookup. On
+//!    PostgreSQL the table is partitioned by month and the bench prints the plans.
 
 // Tests and benches fail by panicking: `unwrap` and `expect` are their assertions.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -29,6 +33,7 @@ use sha2::{Digest, Sha256};
 use taizhang::config::Settings;
 use taizhang::db::schema::checkins;
 use taizhang::db::{DatabaseUrl, DbConnection};
+use taizhang::domain::Month;
 use taizhang::photos::phash::distance;
 use taizhang::secrets::SecretSource;
 use taizhang::simulate::photos::{jpeg, with_exif, ExifSpec, Scene};
@@ -207,18 +212,88 @@ async fn end_to_end(n: usize) -> anyhow::Result<()> {
 
 /// Fills `checkins` with `rows` synthetic check-ins (a year over 919 villages) in SQL, without
 /// the foreign keys a benchmark table needs no more than it needs the photos.
-fn fill(conn: &mut DbConnection, rows: usize) -> anyhow::Result<()> {
-    // A year of days, and the city's five counties in turn (the village codes are stand-ins).
-    let day = match conn {
-        DbConnection::Sqlite(_) => "date('2020-01-01', '+' || (n % 365) || ' days')",
-        DbConnection::Postgresql(_) => "(DATE '2020-01-01' + (n % 365)::int)",
+/// The shape of the generated check-ins: a city's year at 1.3 million rows (919 villages), and
+/// beyond that two years of as many villages as the rows fill at the same density — 20 million
+/// rows are two years of ~7,000 villages, a province.
+struct Shape {
+    rows: usize,
+    days: usize,
+    villages: usize,
+    subjects: usize,
+    counties: usize,
+}
+
+/// Check-ins per village and year in a city's real year (1.3 million over 919 villages).
+const PER_VILLAGE_YEAR: usize = 1415;
+/// The first day of the generated check-ins.
+const FIRST_DAY: (i32, u32, u32) = (2019, 1, 1);
+
+impl Shape {
+    fn of(rows: usize) -> Self {
+        let years = if rows > 1_300_000 { 2 } else { 1 };
+        let villages = (rows / (PER_VILLAGE_YEAR * years)).max(919);
+        Self {
+            rows,
+            days: 365 * years,
+            villages,
+            // Four people check in per village (3,700 in the city's 919 villages).
+            subjects: villages * 4,
+            // A county has about 184 villages.
+            counties: (villages / 184).max(5),
+        }
+    }
+
+    fn first_day() -> chrono::NaiveDate {
+        chrono::NaiveDate::from_ymd_opt(FIRST_DAY.0, FIRST_DAY.1, FIRST_DAY.2).unwrap_or_default()
+    }
+
+    /// The code of village `v`: its county's six digits (county `v % counties`) and six of its
+    /// own, so that `county_of` finds the county the rows carry.
+    fn village(&self, v: usize) -> String {
+        format!("{}{v:06}", 300_000 + v % self.counties)
+    }
+
+    /// The i-th person of village `v` (each person checks in in one village).
+    fn subject(&self, v: usize, i: usize) -> String {
+        format!("user:{}", v + self.villages * (i % 4))
+    }
+
+    fn months(&self) -> (Month, Month) {
+        let first = Self::first_day();
+        let last = first + chrono::Duration::days(self.days as i64 - 1);
+        (Month::containing(first), Month::containing(last))
+    }
+}
+
+fn fill(conn: &mut DbConnection, shape: &Shape) -> anyhow::Result<()> {
+    let Shape {
+        rows,
+        days,
+        villages,
+        counties,
+        ..
+    } = *shape;
+    // Row n is village v = n % villages on day (n / villages) % days, by one of its four people.
+    let (pad, day) = match conn {
+        DbConnection::Sqlite(_) => (
+            "printf('%06d', n % {villages})",
+            "date('2019-01-01', '+' || ((n / {villages}) % {days}) || ' days')",
+        ),
+        DbConnection::Postgresql(_) => (
+            "lpad((n % {villages})::text, 6, '0')",
+            "(DATE '2019-01-01' + ((n / {villages}) % {days})::int)",
+        ),
     };
+    let pad = pad.replace("{villages}", &villages.to_string());
+    let day = day
+        .replace("{villages}", &villages.to_string())
+        .replace("{days}", &days.to_string());
+    let county = format!("(300000 + (n % {villages}) % {counties})");
     let select = format!(
-        "SELECT 'c' || n, 'u', 'resident_duty', 'user:' || (n % 3700), NULL, \
-         '220802100' || (200 + n % 919), '2020-07-01 00:00:00', {day}, 45.7, 122.5, 10.0, FALSE, \
+        "SELECT 'c' || n, 'u', 'resident_duty', 'user:' || ((n % {villages}) + {villages} * ((n / {villages} / {days}) % 4)), NULL, \
+         {county} || {pad}, '2020-07-01 00:00:00', {day}, 45.7, 122.5, 10.0, FALSE, \
          'p' || n, (n * 2654435761) % 9223372036854775807, 'accepted', '', '2020-07-01 00:00:00', \
-         (CASE n % 5 WHEN 0 THEN '220802000000' WHEN 1 THEN '220821000000' WHEN 2 THEN '220822000000' \
-          WHEN 3 THEN '220881000000' ELSE '220882000000' END) FROM nums"
+         {county} || '000000' FROM nums"
     );
     let columns = "id, user_id, kind, subject, worker_id_sealed, village_code, captured_at, attendance_date, lat, lon, \
                    accuracy_m, mock_location, photo_sha256, photo_phash, status, flags, received_at, county_code";
@@ -226,7 +301,7 @@ fn fill(conn: &mut DbConnection, rows: usize) -> anyhow::Result<()> {
         DbConnection::Sqlite(c) => {
             c.batch_execute("PRAGMA foreign_keys = OFF")?;
             c.batch_execute(&format!(
-                "WITH RECURSIVE nums(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM nums WHERE n < {rows}) \
+                "WITH RECURSIVE nums(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM nums WHERE n < {rows} - 1) \
                  INSERT INTO checkins ({columns}) {select}"
             ))?;
         }
@@ -234,11 +309,10 @@ fn fill(conn: &mut DbConnection, rows: usize) -> anyhow::Result<()> {
             c.batch_execute("ALTER TABLE checkins DROP CONSTRAINT checkins_id_fkey, DROP CONSTRAINT checkins_user_id_fkey, \
                              DROP CONSTRAINT checkins_photo_sha256_fkey, DROP CONSTRAINT checkins_village_code_fkey")?;
             c.batch_execute(&format!(
-                "WITH nums AS (SELECT generate_series(1, {rows})::bigint AS n) \
-                 INSERT INTO checkins ({columns}) {}",
-                select
+                "WITH nums AS (SELECT generate_series(0, {rows} - 1)::bigint AS n) \
+                 INSERT INTO checkins ({columns}) {select}"
             ))?;
-            // As autovacuum would have done to a year-old table: index-only scans need the
+            // As autovacuum would have done to old partitions: index-only scans need the
             // visibility map.
             c.batch_execute("VACUUM (FREEZE, ANALYZE) checkins")?;
         }
@@ -246,21 +320,73 @@ fn fill(conn: &mut DbConnection, rows: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The plan and time PostgreSQL gives the reuse check's three queries for one probe.
+fn explain(
+    conn: &mut DbConnection,
+    village: &str,
+    subject: &str,
+    day: chrono::NaiveDate,
+) -> anyhow::Result<()> {
+    #[derive(QueryableByName)]
+    struct Line {
+        #[diesel(sql_type = diesel::sql_types::Text, column_name = "QUERY PLAN")]
+        line: String,
+    }
+    let DbConnection::Postgresql(pg) = conn else {
+        return Ok(());
+    };
+    let window = chrono::Duration::days(taizhang::checkins::store::COUNTY_REUSE_DAYS);
+    let county = format!("{}000000", &village[..6]);
+    for (what, sql) in [
+        (
+            "village",
+            format!("SELECT photo_phash FROM checkins WHERE village_code = '{village}'"),
+        ),
+        (
+            "person",
+            format!("SELECT photo_phash FROM checkins WHERE subject = '{subject}'"),
+        ),
+        (
+            "county ±7 days",
+            format!(
+                "SELECT photo_phash FROM checkins WHERE county_code = '{county}' \
+                 AND attendance_date BETWEEN '{}' AND '{}' AND subject <> '{subject}'",
+                day - window,
+                day + window
+            ),
+        ),
+    ] {
+        let plan: Vec<Line> =
+            diesel::sql_query(format!("EXPLAIN (ANALYZE, BUFFERS) {sql}")).load(pg)?;
+        println!("postgres plan of the {what} query:");
+        for line in plan {
+            println!("    {}", line.line);
+        }
+    }
+    Ok(())
+}
+
 fn lookup(name: &str, database: DatabaseUrl, rows: usize) -> anyhow::Result<()> {
+    let shape = Shape::of(rows);
     let mut conn = database.establish()?;
     taizhang::db::migrations::run_pending(&mut conn)?;
+    // On PostgreSQL the months' partitions, as the server would have made them ahead.
+    let (first, last) = shape.months();
+    taizhang::checkins::partitions::ensure(&mut conn, first, last)?;
     let started = Instant::now();
-    fill(&mut conn, rows)?;
+    fill(&mut conn, &shape)?;
     let filled = started.elapsed();
     let probes = 500;
+    let probe = |i: usize| {
+        let v = (i * 7) % shape.villages;
+        let day = Shape::first_day() + chrono::Duration::days((i * 11 % shape.days) as i64);
+        (shape.village(v), shape.subject(v, i), day)
+    };
     let started = Instant::now();
     let mut matches = 0usize;
     let mut scanned = 0usize;
     for i in 0..probes {
-        let village = format!("220802100{}", 200 + (i * 7) % 919);
-        let subject = format!("user:{}", (i * 13) % 3700);
-        let day = chrono::NaiveDate::from_ymd_opt(2020, 1, 1).unwrap_or_default()
-            + chrono::Duration::days((i * 11 % 365) as i64);
+        let (village, subject, day) = probe(i);
         let hashes =
             taizhang::checkins::store::reuse_candidates(&mut conn, &village, &subject, day)?;
         scanned += hashes.len();
@@ -273,44 +399,50 @@ fn lookup(name: &str, database: DatabaseUrl, rows: usize) -> anyhow::Result<()> 
     let started = Instant::now();
     for i in 0..probes {
         let _: Option<i64> = checkins::table
-            .find(format!("c{}", 1 + i * 2111 % rows))
+            .find(format!("c{}", i * 2111 % rows))
             .select(checkins::photo_phash)
             .first(&mut conn)
             .optional()?;
     }
     let per_key = started.elapsed().as_secs_f64() * 1000.0 / probes as f64;
     println!(
-        "{name:<8} reuse lookup over {rows} check-ins (filled in {:.1} s): {per_lookup:.3} ms each, {} hashes compared \
-         on average ({matches} near matches) | primary-key lookup {per_key:.3} ms (ratio {:.1})",
+        "{name:<8} reuse lookup over {rows} check-ins ({} villages, {} people, {} counties, {} days; filled in {:.1} s): \
+         {per_lookup:.3} ms each, {} hashes compared on average ({matches} near matches) | \
+         primary-key lookup {per_key:.3} ms (ratio {:.1})",
+        shape.villages,
+        shape.subjects,
+        shape.counties,
+        shape.days,
         filled.as_secs_f64(),
         scanned / probes,
         per_lookup / per_key
     );
-    Ok(())
+    let (village, subject, day) = probe(probes / 2);
+    explain(&mut conn, &village, &subject, day)
 }
 
 fn main() -> anyhow::Result<()> {
     let n = env("TAIZHANG_BENCH_CHECKINS", 300);
     let rows = env("TAIZHANG_BENCH_ROWS", 1_300_000);
+    let backends = std::env::var("TAIZHANG_BENCH_BACKENDS").unwrap_or("sqlite,postgres".into());
     if n > 0 {
         actix_web::rt::System::new().block_on(end_to_end(n))?;
     }
-    let dir = tempfile::tempdir()?;
-    lookup(
-        "sqlite",
-        DatabaseUrl::Sqlite(dir.path().join("lookup.sqlite3")),
-        rows,
-    )?;
-    let url = pg::fresh_database();
-    let mut conn = DatabaseUrl::parse(&url)
-        .map_err(anyhow::Error::msg)?
-        .establish()?;
-    // The template holds migrations and fixtures; start from the migrated schema.
-    conn.batch_execute("SELECT 1")?;
-    drop(conn);
-    lookup(
-        "postgres",
-        DatabaseUrl::parse(&url).map_err(anyhow::Error::msg)?,
-        rows,
-    )
+    if backends.contains("sqlite") {
+        let dir = tempfile::tempdir()?;
+        lookup(
+            "sqlite",
+            DatabaseUrl::Sqlite(dir.path().join("lookup.sqlite3")),
+            rows,
+        )?;
+    }
+    if backends.contains("postgres") {
+        let url = pg::fresh_database();
+        lookup(
+            "postgres",
+            DatabaseUrl::parse(&url).map_err(anyhow::Error::msg)?,
+            rows,
+        )?;
+    }
+    Ok(())
 }

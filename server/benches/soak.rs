@@ -68,7 +68,64 @@ fn database_size(url: String) -> DatabaseSize {
     })
 }
 
-async fn run(database_url: &str) -> anyhow::Result<SoakReport> {
+/// What PostgreSQL did, summed over the soak database (`pg_stat_database`, the WAL position and,
+/// when the cluster loads it, `pg_stat_statements`): turned into per-check-in costs.
+#[derive(QueryableByName, Default, Clone, Copy)]
+struct Activity {
+    #[diesel(sql_type = BigInt)]
+    statements: i64,
+    #[diesel(sql_type = BigInt)]
+    commits: i64,
+    #[diesel(sql_type = BigInt)]
+    rows_written: i64,
+    #[diesel(sql_type = BigInt)]
+    rows_read: i64,
+    #[diesel(sql_type = BigInt)]
+    wal_bytes: i64,
+    #[diesel(sql_type = BigInt)]
+    checkins: i64,
+}
+
+impl Activity {
+    fn read(conn: &mut diesel::PgConnection) -> anyhow::Result<Self> {
+        // The statistics of this transaction's own queries are not in yet: a fresh snapshot.
+        diesel::sql_query("SELECT pg_stat_clear_snapshot()").execute(conn)?;
+        Ok(diesel::sql_query(
+            "SELECT COALESCE((SELECT sum(calls) FROM pg_stat_statements s                               JOIN pg_database d ON d.oid = s.dbid                               WHERE d.datname = current_database()), 0)::bigint AS statements,                     xact_commit AS commits,                     (tup_inserted + tup_updated + tup_deleted) AS rows_written,                     (tup_returned + tup_fetched) AS rows_read,                     pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint AS wal_bytes,                     (SELECT count(*) FROM checkins) AS checkins              FROM pg_stat_database WHERE datname = current_database()",
+        )
+        .get_result(conn)?)
+    }
+
+    /// Starts counting: the extension in the soak's database, its counts reset.
+    fn start(url: &str) -> anyhow::Result<(diesel::PgConnection, Self)> {
+        use diesel::connection::SimpleConnection;
+        let mut conn = diesel::PgConnection::establish(url)?;
+        let extension = conn.batch_execute(
+            "CREATE EXTENSION IF NOT EXISTS pg_stat_statements; SELECT pg_stat_statements_reset()",
+        );
+        if let Err(e) = extension {
+            eprintln!("no statement counts (pg_stat_statements is not loaded): {e}");
+        }
+        let before = Self::read(&mut conn)?;
+        Ok((conn, before))
+    }
+
+    fn per_checkin(self, before: Self) -> String {
+        let n = (self.checkins - before.checkins).max(1) as f64;
+        let per = |after: i64, before: i64| (after - before) as f64 / n;
+        format!(
+            "PostgreSQL per check-in (whole run, accounts and logins included): {:.1} statements              (round trips), {:.2} commits, {:.1} rows written, {:.0} rows read, {:.1} KiB of WAL\n",
+            per(self.statements, before.statements),
+            per(self.commits, before.commits),
+            per(self.rows_written, before.rows_written),
+            per(self.rows_read, before.rows_read),
+            per(self.wal_bytes, before.wal_bytes) / 1024.0,
+        )
+    }
+}
+
+/// The soak's report, and on PostgreSQL what the database did per check-in.
+async fn run(database_url: &str) -> anyhow::Result<(SoakReport, String)> {
     let dir = tempfile::tempdir()?;
     let bucket = "soak-photos";
     let s3 = S3sFs::start(&dir.path().join("s3"), &[bucket], "soak", "soak-secret")?;
@@ -102,10 +159,26 @@ async fn run(database_url: &str) -> anyhow::Result<SoakReport> {
         grace: Duration::from_secs(env_or("TAIZHANG_SOAK_GRACE_SECS", 30)),
         pid: server.child.id(),
     };
+    let postgres = database_url.starts_with("postgres");
+    let counting = if postgres {
+        let url = database_url.to_owned();
+        Some(tokio::task::spawn_blocking(move || Activity::start(&url)).await??)
+    } else {
+        None
+    };
     let report = soak::run(&options, database_size(database_url.to_owned())).await?;
+    // The server's connections report their statistics as they close.
     drop(server);
     drop(s3);
-    Ok(report)
+    let costs = match counting {
+        Some((mut conn, before)) => {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let after = tokio::task::spawn_blocking(move || Activity::read(&mut conn)).await??;
+            after.per_checkin(before)
+        }
+        None => String::new(),
+    };
+    Ok((report, costs))
 }
 
 fn summary(name: &str, r: &SoakReport) -> String {
@@ -143,19 +216,22 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     let mut out = String::new();
     for backend in backends.split(',').map(str::trim) {
-        let (name, report) = runtime.block_on(async {
+        let (name, report, costs) = runtime.block_on(async {
             match backend {
                 "sqlite" => {
                     let dir = tempfile::tempdir()?;
                     let url = dir.path().join("soak.sqlite3");
-                    let report = run(&url.to_string_lossy()).await?;
-                    anyhow::Ok(("SQLite", report))
+                    let (report, costs) = run(&url.to_string_lossy()).await?;
+                    anyhow::Ok(("SQLite", report, costs))
                 }
-                "postgres" => Ok(("PostgreSQL", run(&pg::fresh_database()).await?)),
+                "postgres" => {
+                    let (report, costs) = run(&pg::fresh_database()).await?;
+                    Ok(("PostgreSQL", report, costs))
+                }
                 other => Err(anyhow::anyhow!("unknown backend {other}")),
             }
         })?;
-        let text = format!("{}\n{}", summary(name, &report), report.table());
+        let text = format!("{}{costs}\n{}", summary(name, &report), report.table());
         for failure in &report.failures {
             eprintln!("{name}: failure: {failure}");
         }

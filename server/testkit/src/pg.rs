@@ -150,10 +150,19 @@ fn start() -> Cluster {
         ]);
         run(init, "initdb");
         // Durability is irrelevant for a throwaway cluster; speed is not.
-        let options = format!(
+        let mut options = format!(
             "-k {} -c listen_addresses='' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400",
             root.display()
         );
+        // Statement counts for the benches (the soak's statements per check-in), where the
+        // server has the module (Debian's postgresql package does).
+        let lib = initdb
+            .parent()
+            .and_then(Path::parent)
+            .map(|d| d.join("lib"));
+        if lib.is_some_and(|d| d.join("pg_stat_statements.so").exists()) {
+            options.push_str(" -c shared_preload_libraries=pg_stat_statements");
+        }
         let mut ctl = pg_command(&pg_ctl);
         ctl.arg("-D")
             .arg(&data)
