@@ -1,2 +1,3 @@
--- Reverts ../up.sql (nothing to undo on SQLite).
-SELECT 1;
+-- Reverts ../up.sql.
+DROP INDEX checkins_county;
+CREATE INDEX checkins_county ON checkins (county_code, attendance_date, photo_phash);
