@@ -308,10 +308,33 @@ fn fill(conn: &mut DbConnection, shape: &Shape) -> anyhow::Result<()> {
         DbConnection::Postgresql(c) => {
             c.batch_execute("ALTER TABLE checkins DROP CONSTRAINT checkins_id_fkey, DROP CONSTRAINT checkins_user_id_fkey, \
                              DROP CONSTRAINT checkins_photo_sha256_fkey, DROP CONSTRAINT checkins_village_code_fkey")?;
+            // A bulk load: the key and indexes are taken off and built again after it (sorted
+            // builds, not millions of random inserts), from the definitions the migrations made
+            // (a partitioned table's index reads `ON ONLY`, which would skip the partitions).
+            #[derive(QueryableByName)]
+            struct Definition {
+                #[diesel(sql_type = diesel::sql_types::Text)]
+                sql: String,
+            }
+            let rebuild: Vec<Definition> = diesel::sql_query(
+                "SELECT 'ALTER TABLE checkins ADD CONSTRAINT checkins_pkey ' || pg_get_constraintdef(oid) AS sql \
+                 FROM pg_constraint WHERE conname = 'checkins_pkey' AND conrelid = 'checkins'::regclass \
+                 UNION ALL SELECT replace(indexdef, ' ON ONLY ', ' ON ') FROM pg_indexes \
+                 WHERE tablename = 'checkins' AND indexname <> 'checkins_pkey'",
+            )
+            .load(c)?;
+            c.batch_execute(
+                "ALTER TABLE checkins DROP CONSTRAINT checkins_pkey; \
+                 DROP INDEX checkins_subject, checkins_village, checkins_county, checkins_photo",
+            )?;
             c.batch_execute(&format!(
                 "WITH nums AS (SELECT generate_series(0, {rows} - 1)::bigint AS n) \
                  INSERT INTO checkins ({columns}) {select}"
             ))?;
+            c.batch_execute("SET maintenance_work_mem = '1GB'")?;
+            for definition in &rebuild {
+                c.batch_execute(&definition.sql)?;
+            }
             // As autovacuum would have done to old partitions: index-only scans need the
             // visibility map.
             c.batch_execute("VACUUM (FREEZE, ANALYZE) checkins")?;

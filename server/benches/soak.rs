@@ -90,21 +90,48 @@ impl Activity {
     fn read(conn: &mut diesel::PgConnection) -> anyhow::Result<Self> {
         // The statistics of this transaction's own queries are not in yet: a fresh snapshot.
         diesel::sql_query("SELECT pg_stat_clear_snapshot()").execute(conn)?;
-        Ok(diesel::sql_query(
-            "SELECT COALESCE((SELECT sum(calls) FROM pg_stat_statements s                               JOIN pg_database d ON d.oid = s.dbid                               WHERE d.datname = current_database()), 0)::bigint AS statements,                     xact_commit AS commits,                     (tup_inserted + tup_updated + tup_deleted) AS rows_written,                     (tup_returned + tup_fetched) AS rows_read,                     pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint AS wal_bytes,                     (SELECT count(*) FROM checkins) AS checkins              FROM pg_stat_database WHERE datname = current_database()",
-        )
+        let statements = if Self::counts_statements(conn)? {
+            "(SELECT COALESCE(sum(calls), 0) FROM pg_stat_statements s \
+              JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = current_database())::bigint"
+        } else {
+            "0::bigint"
+        };
+        Ok(diesel::sql_query(format!(
+            "SELECT {statements} AS statements, xact_commit AS commits, \
+                    (tup_inserted + tup_updated + tup_deleted) AS rows_written, \
+                    (tup_returned + tup_fetched) AS rows_read, \
+                    pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint AS wal_bytes, \
+                    (SELECT count(*) FROM checkins) AS checkins \
+             FROM pg_stat_database WHERE datname = current_database()"
+        ))
         .get_result(conn)?)
+    }
+
+    /// Whether the cluster loads `pg_stat_statements` (the test cluster does where the server
+    /// has the module); without it the extension's view cannot be read.
+    fn counts_statements(conn: &mut diesel::PgConnection) -> anyhow::Result<bool> {
+        #[derive(QueryableByName)]
+        struct Loaded {
+            #[diesel(sql_type = diesel::sql_types::Bool)]
+            loaded: bool,
+        }
+        let row: Loaded = diesel::sql_query(
+            "SELECT current_setting('shared_preload_libraries') LIKE '%pg_stat_statements%' \
+                    AND to_regclass('pg_stat_statements') IS NOT NULL AS loaded",
+        )
+        .get_result(conn)?;
+        Ok(row.loaded)
     }
 
     /// Starts counting: the extension in the soak's database, its counts reset.
     fn start(url: &str) -> anyhow::Result<(diesel::PgConnection, Self)> {
         use diesel::connection::SimpleConnection;
         let mut conn = diesel::PgConnection::establish(url)?;
-        let extension = conn.batch_execute(
-            "CREATE EXTENSION IF NOT EXISTS pg_stat_statements; SELECT pg_stat_statements_reset()",
-        );
-        if let Err(e) = extension {
-            eprintln!("no statement counts (pg_stat_statements is not loaded): {e}");
+        conn.batch_execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")?;
+        if Self::counts_statements(&mut conn)? {
+            conn.batch_execute("SELECT pg_stat_statements_reset()")?;
+        } else {
+            eprintln!("no statement counts: the cluster does not load pg_stat_statements");
         }
         let before = Self::read(&mut conn)?;
         Ok((conn, before))
@@ -113,9 +140,15 @@ impl Activity {
     fn per_checkin(self, before: Self) -> String {
         let n = (self.checkins - before.checkins).max(1) as f64;
         let per = |after: i64, before: i64| (after - before) as f64 / n;
+        let statements = if self.statements > 0 {
+            format!("{:.1}", per(self.statements, before.statements))
+        } else {
+            "(not counted)".into()
+        };
         format!(
-            "PostgreSQL per check-in (whole run, accounts and logins included): {:.1} statements              (round trips), {:.2} commits, {:.1} rows written, {:.0} rows read, {:.1} KiB of WAL\n",
-            per(self.statements, before.statements),
+            "PostgreSQL per check-in (whole run, accounts and logins included): {statements} \
+             statements (round trips), {:.2} commits, {:.1} rows written, {:.0} rows read, \
+             {:.1} KiB of WAL\n",
             per(self.commits, before.commits),
             per(self.rows_written, before.rows_written),
             per(self.rows_read, before.rows_read),

@@ -156,10 +156,9 @@ fn start() -> Cluster {
         );
         // Statement counts for the benches (the soak's statements per check-in), where the
         // server has the module (Debian's postgresql package does).
-        let lib = initdb
-            .parent()
-            .and_then(Path::parent)
-            .map(|d| d.join("lib"));
+        // (`initdb` may be a link on PATH to `…/postgresql/15/bin/initdb`.)
+        let bin = fs::canonicalize(&initdb).unwrap_or_else(|_| initdb.clone());
+        let lib = bin.parent().and_then(Path::parent).map(|d| d.join("lib"));
         if lib.is_some_and(|d| d.join("pg_stat_statements.so").exists()) {
             options.push_str(" -c shared_preload_libraries=pg_stat_statements");
         }
