@@ -1,7 +1,7 @@
 //! Month partitions of `checkins` on PostgreSQL (migration `2026-12-07-000000_checkin_partitions`):
 //! the server creates each month's partition before the month begins, so that check-ins land in
-//! their month's table and the photo-reuse check reads one or two months, not the history.
-//! SQLite keeps one table and has nothing to create.
+//! their month's table: the photo-reuse check's county query reads one or two months, and a
+//! closed year can be detached whole. SQLite keeps one table and has nothing to create.
 
 use diesel::sql_types::{Bool, Date};
 use diesel::{QueryableByName, RunQueryDsl};
