@@ -95,13 +95,7 @@ pub fn prepare(settings: &Settings) -> anyhow::Result<Prepared> {
     let photos = PhotoStore::open(&settings.photos.store)?;
     with_startup_lock(conn, |conn| {
         let migrations_applied = migrations::run_pending(conn)?;
-        let partitions = crate::checkins::partitions::ensure_current(conn)?;
-        if !partitions.is_empty() {
-            tracing::info!(
-                months = %month_list(&partitions),
-                "created the check-in partitions of these months"
-            );
-        }
+        log_partitions_made(&crate::checkins::partitions::ensure_current(conn)?);
         // Again under the lock: another process may have set up a new database meanwhile.
         match read_setting(conn, KEY_FINGERPRINT)? {
             Some(stored) => check_fingerprint(&stored, &keys)?,
@@ -316,7 +310,9 @@ impl Application {
             .settings
             .ledger_warm_interval
             .map(|every| tokio::spawn(warm_ledger_forever(self.state.clone(), every)));
-        let partitioner = tokio::spawn(partition_ahead_forever(self.state.clone()));
+        // SQLite keeps one table: nothing to make ahead.
+        let partitioner = (self.state.db.backend() == crate::db::Backend::Postgres)
+            .then(|| tokio::spawn(partition_ahead_forever(self.state.clone())));
         let signals = self.signals;
         tokio::spawn(async move {
             signals.wait().await;
@@ -327,7 +323,9 @@ impl Application {
         if let Some(warmer) = warmer {
             warmer.abort();
         }
-        partitioner.abort();
+        if let Some(partitioner) = partitioner {
+            partitioner.abort();
+        }
         served
     }
 }
@@ -387,24 +385,23 @@ async fn partition_ahead_forever(state: actix_web::web::Data<AppState>) {
     loop {
         ticks.tick().await;
         match crate::checkins::partitions::ensure_current_async(&state.db).await {
-            Ok(created) if !created.is_empty() => {
-                tracing::info!(
-                    months = %month_list(&created),
-                    "created the check-in partitions of these months"
-                )
-            }
-            Ok(_) => {}
+            Ok(created) => log_partitions_made(&created),
             Err(e) => tracing::warn!(error = %e, "creating check-in partitions"),
         }
     }
 }
 
-fn month_list(months: &[crate::domain::Month]) -> String {
-    months
+/// What start-up and the hourly round say when they made partitions (nothing when none).
+fn log_partitions_made(months: &[crate::domain::Month]) {
+    if months.is_empty() {
+        return;
+    }
+    let months = months
         .iter()
         .map(|m| m.to_string())
         .collect::<Vec<_>>()
-        .join(", ")
+        .join(", ");
+    tracing::info!(%months, "created the check-in partitions of these months");
 }
 
 /// Keeps the cached ledger figures of the current and previous month fresh: every `interval`,
