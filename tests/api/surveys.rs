@@ -686,6 +686,26 @@ async fn keyless_surveys_near_a_similar_household_are_possible_duplicates(backen
     assert!(!duplicate(&smaller), "{smaller}");
     let other = survey_ok(&app, &token, &keyless("张四", 0.0, 0, 237)).await;
     assert!(!duplicate(&other), "{other}");
+    // A household with a key arriving after them pairs with the keyless look-alike only: not
+    // with `known`, whose key tells the two apart, nor with the near misses.
+    let keyed = survey_ok(
+        &app,
+        &token,
+        &household_survey(
+            &new_id(),
+            "张三",
+            &id_number("220802", "19700101", 239),
+            &[],
+        ),
+    )
+    .await;
+    let related: Vec<&Value> = keyed["flag_details"]
+        .as_array()
+        .expect("details")
+        .iter()
+        .map(|d| &d["related_household_id"])
+        .collect();
+    assert_eq!(related, [&near["household_id"]], "{keyed}");
 }
 
 /// The text of every row of every table, whatever the backend: ID numbers must be in none.

@@ -67,13 +67,11 @@ pub fn households(conn: &mut DbConnection, ids: &[&str], affected: Affected) -> 
         .filter(households::id.eq_any(ids))
         .select((households::id, households::village_code))
         .load(conn)?;
-    // Their home villages too: a household moved by this transaction is stamped where it is now.
-    cache::touch_villages(
-        conn,
-        &homes.iter().map(|(_, v)| v.clone()).collect(),
-        affected,
-    )?;
-    cache::touch_households(conn, ids, affected)?;
+    // Their home villages too: a household moved by this transaction is stamped where it is
+    // now. Each village is bumped once, in code order with every other writer's.
+    let mut villages: BTreeSet<String> = homes.iter().map(|(_, v)| v.clone()).collect();
+    villages.extend(cache::villages_of_households(conn, ids)?);
+    cache::touch_villages(conn, &villages, affected)?;
     for (id, village) in homes {
         let seq = generation(conn, &village)?;
         diesel::update(households::table.find(&id))
@@ -168,11 +166,7 @@ pub fn next(conn: &mut DbConnection, counter: &str) -> QueryResult<i64> {
         let first = diesel::insert_into(sync_counters::table)
             .values((sync_counters::name.eq(counter), sync_counters::seq.eq(0i64)))
             .on_conflict_do_nothing();
-        // `ON CONFLICT` is built only on the concrete connection (see `ledger::cache`).
-        match conn {
-            DbConnection::Sqlite(c) => first.execute(c)?,
-            DbConnection::Postgresql(c) => first.execute(c)?,
-        };
+        crate::execute_on_backend!(conn, first)?;
         diesel::update(sync_counters::table.find(counter))
             .set(sync_counters::seq.eq(sync_counters::seq + 1))
             .execute(conn)?;

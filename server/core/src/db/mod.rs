@@ -4,6 +4,20 @@
 //! is chosen from the URL scheme, never by trying each in turn. Diesel is synchronous, so every
 //! query runs on tokio's blocking pool through [`Db::run`], never on an actix worker thread.
 
+/// Executes `$query` on the concrete connection behind a [`DbConnection`]: for statements
+/// spelt the same on both backends that diesel's multi-backend connection does not build
+/// (`ON CONFLICT`, multi-row inserts).
+#[macro_export]
+macro_rules! execute_on_backend {
+    ($conn:expr, $query:expr) => {{
+        let query = $query;
+        match $conn {
+            $crate::db::DbConnection::Sqlite(c) => diesel::RunQueryDsl::execute(query, c),
+            $crate::db::DbConnection::Postgresql(c) => diesel::RunQueryDsl::execute(query, c),
+        }
+    }};
+}
+
 mod connection;
 mod group_commit;
 pub mod migrations;

@@ -69,12 +69,7 @@ pub fn touch_villages(
                     generation.eq(1i64),
                 ))
                 .on_conflict_do_nothing();
-            // `ON CONFLICT` is spelt the same on both backends, but diesel's multi-backend
-            // connection does not build it: run it on the concrete connection.
-            match conn {
-                DbConnection::Sqlite(c) => first.execute(c)?,
-                DbConnection::Postgresql(c) => first.execute(c)?,
-            };
+            crate::execute_on_backend!(conn, first)?;
             bump(conn, village)?;
         }
     }
@@ -87,13 +82,12 @@ fn current(cached: i64, month: &str, (generation, base, floor): &(i64, i64, Stri
     cached == *generation || (cached >= *base && month < floor.as_str())
 }
 
-/// Marks as changed every village whose figures the households' versions can reach: where
-/// they were surveyed, and where any of their people are counted.
-pub fn touch_households(
+/// Every village whose figures the households' versions can reach: where they were surveyed,
+/// and where any of their people are counted. A change of the households touches them all.
+pub fn villages_of_households(
     conn: &mut DbConnection,
     households: &[&str],
-    affected: Affected,
-) -> QueryResult<()> {
+) -> QueryResult<BTreeSet<String>> {
     let mut villages: BTreeSet<String> = household_surveys::table
         .filter(household_surveys::household_id.eq_any(households))
         .select(household_surveys::village_code)
@@ -123,7 +117,7 @@ pub fn touch_households(
             .load(conn)?;
         villages.extend(elsewhere);
     }
-    touch_villages(conn, &villages, affected)
+    Ok(villages)
 }
 
 fn parse(text: &str) -> ApiResult<Dense> {
@@ -300,10 +294,7 @@ pub fn store(conn: &mut DbConnection, fresh: &Fresh) -> QueryResult<()> {
                 ledger_cache::pending.eq(encode(&figures.including_pending)),
             ))
             .on_conflict_do_nothing();
-        match conn {
-            DbConnection::Sqlite(c) => insert.execute(c)?,
-            DbConnection::Postgresql(c) => insert.execute(c)?,
-        };
+        crate::execute_on_backend!(conn, insert)?;
     }
     Ok(())
 }

@@ -278,11 +278,7 @@ pub fn store(
                 ledger_rollups::pending.eq(figures.including_pending.encode()),
             ))
             .on_conflict_do_nothing();
-        // See `cache::touch_villages`: diesel's multi-backend connection does not build it.
-        match conn {
-            DbConnection::Sqlite(c) => insert.execute(c)?,
-            DbConnection::Postgresql(c) => insert.execute(c)?,
-        };
+        crate::execute_on_backend!(conn, insert)?;
     }
     Ok(())
 }

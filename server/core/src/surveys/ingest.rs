@@ -104,16 +104,21 @@ fn link_photos(
     submission_id: &str,
     village: &str,
 ) -> ApiResult<()> {
-    // A new submission has no links yet: insert without looking.
-    for sha in photo_list {
-        diesel::insert_into(photo_links::table)
-            .values((
-                photo_links::photo_sha256.eq(sha),
+    if photo_list.is_empty() {
+        return Ok(());
+    }
+    // A new submission has no links yet: insert without looking, in one statement.
+    let rows: Vec<_> = photo_list
+        .iter()
+        .map(|sha| {
+            (
+                photo_links::photo_sha256.eq(sha.as_str()),
                 photo_links::submission_id.eq(submission_id),
                 photo_links::village_code.eq(village),
-            ))
-            .execute(conn)?;
-    }
+            )
+        })
+        .collect();
+    crate::execute_on_backend!(conn, diesel::insert_into(photo_links::table).values(rows))?;
     Ok(())
 }
 
@@ -181,11 +186,8 @@ fn resolve_household(
 struct LookAlike {
     id: String,
     household_id: String,
-    member_count: i32,
     lat: f64,
     lon: f64,
-    household_number: Option<String>,
-    head_id_hash: Option<String>,
 }
 
 /// The versions of other households of the village that look like this survey: the same
@@ -201,10 +203,21 @@ fn look_alikes(
 ) -> ApiResult<Vec<(String, Vec<String>)>> {
     let name = super::validate::normalise_name(&survey.head_name);
     let size = survey.members.len() as i32;
-    let candidates: Vec<LookAlike> = household_surveys::table
+    let mut query = household_surveys::table
         .filter(household_surveys::village_code.eq(survey.village.as_str()))
         .filter(household_surveys::head_name_norm.eq(&name))
         .filter(household_surveys::household_id.ne(own))
+        .filter(household_surveys::member_count.between(size - 1, size + 1))
+        .into_boxed();
+    if !keyless {
+        // Two households that both have a key are told apart by their keys: only a keyless
+        // version can look like this one. The partial index of keyless versions answers this
+        // without reading the village's every household of the same name.
+        query = query
+            .filter(household_surveys::household_number.is_null())
+            .filter(household_surveys::head_id_hash.is_null());
+    }
+    let candidates: Vec<LookAlike> = query
         .select(LookAlike::as_select())
         .order((household_surveys::household_id, household_surveys::id))
         .load(conn)?;
@@ -212,10 +225,6 @@ fn look_alikes(
     let here = Point::new(survey.position.lon, survey.position.lat);
     let mut found: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     for c in candidates {
-        let other_keyless = c.household_number.is_none() && c.head_id_hash.is_none();
-        if !(keyless || other_keyless) || (c.member_count - size).abs() > 1 {
-            continue;
-        }
         let household = super::duplicates::survivor_of(conn, &c.household_id)?;
         if household == own || decided.contains(&household) {
             continue;
@@ -403,15 +412,18 @@ fn insert_members(
     resolved: &revisit::Resolved,
 ) -> QueryResult<()> {
     revisit::store_people(conn, survey, resolved)?;
-    for (position, (m, person)) in survey.members.iter().zip(&resolved.people).enumerate() {
-        let person = &person.key;
-        let employment = m.employment.as_ref();
-        diesel::insert_into(survey_members::table)
-            .values((
+    let rows: Vec<_> = survey
+        .members
+        .iter()
+        .zip(&resolved.people)
+        .enumerate()
+        .map(|(position, (m, person))| {
+            let employment = m.employment.as_ref();
+            (
                 survey_members::survey_id.eq(survey.id.as_str()),
                 survey_members::position.eq(position as i32),
-                survey_members::person_id_hash.eq(person),
-                survey_members::name.eq(&m.name),
+                survey_members::person_id_hash.eq(person.key.as_str()),
+                survey_members::name.eq(m.name.as_str()),
                 survey_members::relation.eq(m.relation.as_str()),
                 survey_members::labour_capacity.eq(m.labour_capacity.as_str()),
                 survey_members::employment_status.eq(employment.map(|e| e.status.as_str())),
@@ -430,9 +442,14 @@ fn insert_members(
                     .map(|n| n.as_str())
                     .collect::<Vec<_>>()
                     .join(",")),
-            ))
-            .execute(conn)?;
-    }
+            )
+        })
+        .collect();
+    // One statement for the household, not one a member.
+    crate::execute_on_backend!(
+        conn,
+        diesel::insert_into(survey_members::table).values(rows)
+    )?;
     Ok(())
 }
 

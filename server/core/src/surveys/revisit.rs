@@ -286,18 +286,23 @@ pub fn store_people(
         .filter(people::id_hash.eq_any(&fresh))
         .select(people::id_hash)
         .load(conn)?;
-    for (m, p) in survey.members.iter().zip(&resolved.people) {
-        if p.known || stored.contains(&p.key) {
-            continue;
-        }
-        diesel::insert_into(people::table)
-            .values((
-                people::id_hash.eq(&p.key),
-                people::id_sealed.eq(&p.new_sealed),
+    let rows: Vec<_> = survey
+        .members
+        .iter()
+        .zip(&resolved.people)
+        .filter(|(_, p)| !p.known && !stored.contains(&p.key))
+        .map(|(m, p)| {
+            (
+                people::id_hash.eq(p.key.as_str()),
+                people::id_sealed.eq(p.new_sealed.as_deref()),
                 people::sex.eq(m.sex.as_str()),
                 people::birth_date.eq(m.birth_date),
-            ))
-            .execute(conn)?;
+            )
+        })
+        .collect();
+    if !rows.is_empty() {
+        // One statement for the household's new people.
+        crate::execute_on_backend!(conn, diesel::insert_into(people::table).values(rows))?;
     }
     Ok(())
 }

@@ -1,0 +1,1 @@
+DROP INDEX household_surveys_keyless_name;
