@@ -9,8 +9,9 @@
 //! ```
 //!
 //! 1. End to end over HTTP on SQLite: each item is a 1600×1200 photo upload followed by the
-//!    check-in that names it, 8 clients at once. Baselines in the same run: the photo uploads
-//!    alone (other photos of the same size), and bare single-row inserts of the check-in JSON.
+//!    check-in that names it, 8 clients at once (`TAIZHANG_BENCH_CONCURRENCY`). Baselines in the same run: the photo uploads
+//!    alone (other photos of the same size), timed in blocks that alternate with the
+//!    end-to-end ones, and bare single-row inserts of the check-in JSON.
 //! 2. The photo-reuse lookup with a year of data (1.3 million check-ins over the 919 villages,
 //!    on SQLite and PostgreSQL; more rows are two years of more villages at the same density):
 //!    the queries the server runs for each check-in (the hashes of the same village or person,
@@ -46,7 +47,10 @@ diesel::table! {
     }
 }
 
+/// Clients at once in the end-to-end round (`TAIZHANG_BENCH_CONCURRENCY`, else 8).
 const CONCURRENCY: usize = 8;
+/// The end-to-end round and its baseline take turns in this many blocks each.
+const BLOCKS: usize = 4;
 const CENTRE: (f64, f64) = (45.736537, 122.566161);
 
 fn env(name: &str, default: usize) -> usize {
@@ -83,6 +87,7 @@ async fn status_after_body(request: reqwest::RequestBuilder) -> u16 {
 }
 
 async fn end_to_end(n: usize) -> anyhow::Result<()> {
+    let concurrency = env("TAIZHANG_BENCH_CONCURRENCY", CONCURRENCY);
     let dir = tempfile::tempdir()?;
     let mut settings = Settings::new(dir.path());
     settings.bind = "127.0.0.1:0".into();
@@ -98,7 +103,7 @@ async fn end_to_end(n: usize) -> anyhow::Result<()> {
     // Idle connections are dropped before the server's 5-second keep-alive would close them under us.
     let client = reqwest::Client::builder()
         .no_proxy()
-        .pool_max_idle_per_host(CONCURRENCY)
+        .pool_max_idle_per_host(concurrency)
         .pool_idle_timeout(std::time::Duration::from_secs(2))
         .build()?;
     let login: Value = client
@@ -136,19 +141,6 @@ async fn end_to_end(n: usize) -> anyhow::Result<()> {
             .header("content-type", "image/jpeg")
             .body(bytes)
     };
-    let started = Instant::now();
-    let uploads: Vec<u16> = futures_util::stream::iter(baseline_photos)
-        .map(|(bytes, _)| status_after_body(put(bytes)))
-        .buffer_unordered(CONCURRENCY)
-        .collect()
-        .await;
-    let upload_rate = n as f64 / started.elapsed().as_secs_f64();
-    anyhow::ensure!(
-        uploads.iter().all(|s| *s == 201),
-        "uploads failed: {:?}",
-        &uploads[..uploads.len().min(5)]
-    );
-
     let bodies: Vec<Value> = photos
         .iter()
         .map(|(bytes, at)| {
@@ -160,31 +152,59 @@ async fn end_to_end(n: usize) -> anyhow::Result<()> {
             })
         })
         .collect();
-    let started = Instant::now();
-    let results: Vec<(u16, u16)> =
-        futures_util::stream::iter(photos.into_iter().zip(bodies.iter()))
-            .map(|((bytes, _), body)| {
-                let upload = put(bytes);
-                let checkin = client
-                    .post(format!("{base}/api/v1/checkins"))
-                    .bearer_auth(&token)
-                    .json(body);
-                async move {
-                    (
-                        status_after_body(upload).await,
-                        status_after_body(checkin).await,
-                    )
-                }
-            })
-            .buffer_unordered(CONCURRENCY)
-            .collect()
-            .await;
-    let e2e_rate = n as f64 / started.elapsed().as_secs_f64();
-    anyhow::ensure!(
-        results.iter().all(|r| *r == (201, 201)),
-        "check-ins failed: {:?}",
-        &results[..results.len().min(3)]
-    );
+
+    // The two are timed in alternating blocks (uploads alone, then photo + check-in, then the
+    // other way round), so that the machine's drift and the growing database weigh on both.
+    let block = n.div_ceil(BLOCKS);
+    let mut baseline_photos = baseline_photos.into_iter();
+    let mut items = photos.into_iter().zip(bodies.iter());
+    let (mut upload_secs, mut e2e_secs) = (0.0, 0.0);
+    for b in 0..BLOCKS {
+        for phase in [b % 2, 1 - b % 2] {
+            let started = Instant::now();
+            if phase == 0 {
+                let uploads: Vec<u16> =
+                    futures_util::stream::iter(baseline_photos.by_ref().take(block))
+                        .map(|(bytes, _)| status_after_body(put(bytes)))
+                        .buffer_unordered(concurrency)
+                        .collect()
+                        .await;
+                upload_secs += started.elapsed().as_secs_f64();
+                anyhow::ensure!(
+                    uploads.iter().all(|s| *s == 201),
+                    "uploads failed: {:?}",
+                    &uploads[..uploads.len().min(5)]
+                );
+            } else {
+                let results: Vec<(u16, u16)> =
+                    futures_util::stream::iter(items.by_ref().take(block))
+                        .map(|((bytes, _), body)| {
+                            let upload = put(bytes);
+                            let checkin = client
+                                .post(format!("{base}/api/v1/checkins"))
+                                .bearer_auth(&token)
+                                .json(body);
+                            async move {
+                                (
+                                    status_after_body(upload).await,
+                                    status_after_body(checkin).await,
+                                )
+                            }
+                        })
+                        .buffer_unordered(concurrency)
+                        .collect()
+                        .await;
+                e2e_secs += started.elapsed().as_secs_f64();
+                anyhow::ensure!(
+                    results.iter().all(|r| *r == (201, 201)),
+                    "check-ins failed: {:?}",
+                    &results[..results.len().min(3)]
+                );
+            }
+        }
+    }
+    let upload_rate = n as f64 / upload_secs;
+    let e2e_rate = n as f64 / e2e_secs;
     handle.stop(true).await;
 
     let mut conn = database.establish()?;
@@ -202,7 +222,7 @@ async fn end_to_end(n: usize) -> anyhow::Result<()> {
     }
     let insert_rate = n as f64 / started.elapsed().as_secs_f64();
     println!(
-        "sqlite end to end: {e2e_rate:.0} photo+check-in/s | photo upload alone {upload_rate:.0}/s (ratio {:.2}) | \
+        "sqlite end to end, {concurrency} clients: {e2e_rate:.0} photo+check-in/s | photo upload alone {upload_rate:.0}/s (ratio {:.2}) | \
          bare insert {insert_rate:.0}/s (ratio {:.4})",
         e2e_rate / upload_rate,
         e2e_rate / insert_rate

@@ -10,7 +10,10 @@
 //! the same database, one after another on one connection. The ingest is the same surveys
 //! (4 members, 2 photos each, every head a new household) POSTed to
 //! `/api/v1/surveys/households` by 8 concurrent clients, then as many new ones by 32, each round
-//! with the median and 99th-percentile latency of its requests. Concurrent surveys share write
+//! with the median and 99th-percentile latency of its requests, after an unmeasured warm-up
+//! round (and, on PostgreSQL, `ANALYZE`, as autovacuum would have run in service). On
+//! PostgreSQL the one-connection round also reports the statements per survey and the most
+//! frequent ones. Concurrent surveys share write
 //! transactions (the group commit), so more clients means larger batches. To show where the time goes, it also
 //! times the same number of authenticated `GET /api/v1/me` (HTTP, token check, session
 //! lookup). PostgreSQL is the throwaway cluster the tests use (fsync off), so both backends are
@@ -46,6 +49,9 @@ diesel::table! {
         body -> Text,
     }
 }
+
+/// What the bench stores, for the per-survey costs on PostgreSQL.
+const SURVEYS: &str = "SELECT count(*) FROM household_surveys";
 
 /// Concurrent clients of the HTTP rounds; each round sends its own surveys.
 const CONCURRENCY: [usize; 2] = [8, 32];
@@ -237,6 +243,19 @@ async fn run(name: &str, database: DatabaseUrl, n: usize) -> anyhow::Result<()> 
     }
     let baseline = rate(n, started);
 
+    // A warm-up round, not measured: the tables hold a round of surveys, and PostgreSQL's
+    // statistics know it. A table that grew from empty since its last ANALYZE is planned as
+    // tiny, with sequential scans; autovacuum analyzes it within a minute of its growth in
+    // service, but a round here lasts seconds.
+    let warm_first = (CONCURRENCY.len() + 1) * n;
+    let warm: Vec<Value> = (warm_first..warm_first + n)
+        .map(|i| survey(i, &photos))
+        .collect();
+    ingest(&client, &base, &token, &warm, CONCURRENCY[0]).await?;
+    if let DatabaseUrl::Postgres(_) = &database {
+        conn.batch_execute("ANALYZE")?;
+    }
+
     // The same surveys over HTTP, by 8 clients and by 32 (a fresh set of surveys each).
     let mut http = Vec::new();
     for (round, concurrency) in CONCURRENCY.into_iter().enumerate() {
@@ -281,6 +300,11 @@ async fn run(name: &str, database: DatabaseUrl, n: usize) -> anyhow::Result<()> 
     };
     let first = CONCURRENCY.len() * n;
     let direct_bodies: Vec<Value> = (first..first + n).map(|i| survey(i, &photos)).collect();
+    // On PostgreSQL, what the database does for each of these surveys: the round trips.
+    let counting = match &database {
+        DatabaseUrl::Postgres(url) => Some(pg::Activity::start(url, SURVEYS)?),
+        DatabaseUrl::Sqlite(_) => None,
+    };
     let started = Instant::now();
     for value in &direct_bodies {
         let input: HouseholdSurveyRequest = serde_json::from_value(value.clone())?;
@@ -303,6 +327,17 @@ async fn run(name: &str, database: DatabaseUrl, n: usize) -> anyhow::Result<()> 
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     let direct = rate(n, started);
+    let mut costs = String::new();
+    if let Some((mut conn, before)) = counting {
+        let after = pg::Activity::read(&mut conn, SURVEYS)?;
+        costs = format!(
+            "\n{name:<9} per survey, one connection: {}",
+            after.per_item(before)
+        );
+        for line in pg::Activity::top_statements(&mut conn, n as i64, 40)? {
+            costs += &format!("\n    {line}");
+        }
+    }
 
     let mut line = format!("{name:<9} baseline {baseline:>6.0} inserts/s");
     for (concurrency, round) in &http {
@@ -317,7 +352,7 @@ async fn run(name: &str, database: DatabaseUrl, n: usize) -> anyhow::Result<()> 
     }
     println!(
         "{line} | without HTTP, one connection: {direct:>5.0} surveys/s = {:.3} of baseline | \
-         authenticated GET /me {me:>5.0}/s",
+         authenticated GET /me {me:>5.0}/s{costs}",
         direct / baseline,
     );
     Ok(())

@@ -68,94 +68,8 @@ fn database_size(url: String) -> DatabaseSize {
     })
 }
 
-/// What PostgreSQL did, summed over the soak database (`pg_stat_database`, the WAL position and,
-/// when the cluster loads it, `pg_stat_statements`): turned into per-check-in costs.
-#[derive(QueryableByName, Default, Clone, Copy)]
-struct Activity {
-    #[diesel(sql_type = BigInt)]
-    statements: i64,
-    #[diesel(sql_type = BigInt)]
-    commits: i64,
-    #[diesel(sql_type = BigInt)]
-    rows_written: i64,
-    #[diesel(sql_type = BigInt)]
-    rows_read: i64,
-    #[diesel(sql_type = BigInt)]
-    wal_bytes: i64,
-    #[diesel(sql_type = BigInt)]
-    checkins: i64,
-}
-
-impl Activity {
-    fn read(conn: &mut diesel::PgConnection) -> anyhow::Result<Self> {
-        // The statistics of this transaction's own queries are not in yet: a fresh snapshot.
-        diesel::sql_query("SELECT pg_stat_clear_snapshot()").execute(conn)?;
-        let statements = if Self::counts_statements(conn)? {
-            "(SELECT COALESCE(sum(calls), 0) FROM pg_stat_statements s \
-              JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = current_database())::bigint"
-        } else {
-            "0::bigint"
-        };
-        Ok(diesel::sql_query(format!(
-            "SELECT {statements} AS statements, xact_commit AS commits, \
-                    (tup_inserted + tup_updated + tup_deleted) AS rows_written, \
-                    (tup_returned + tup_fetched) AS rows_read, \
-                    pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint AS wal_bytes, \
-                    (SELECT count(*) FROM checkins) AS checkins \
-             FROM pg_stat_database WHERE datname = current_database()"
-        ))
-        .get_result(conn)?)
-    }
-
-    /// Whether the cluster loads `pg_stat_statements` (the test cluster does where the server
-    /// has the module); without it the extension's view cannot be read.
-    fn counts_statements(conn: &mut diesel::PgConnection) -> anyhow::Result<bool> {
-        #[derive(QueryableByName)]
-        struct Loaded {
-            #[diesel(sql_type = diesel::sql_types::Bool)]
-            loaded: bool,
-        }
-        let row: Loaded = diesel::sql_query(
-            "SELECT current_setting('shared_preload_libraries') LIKE '%pg_stat_statements%' \
-                    AND to_regclass('pg_stat_statements') IS NOT NULL AS loaded",
-        )
-        .get_result(conn)?;
-        Ok(row.loaded)
-    }
-
-    /// Starts counting: the extension in the soak's database, its counts reset.
-    fn start(url: &str) -> anyhow::Result<(diesel::PgConnection, Self)> {
-        use diesel::connection::SimpleConnection;
-        let mut conn = diesel::PgConnection::establish(url)?;
-        conn.batch_execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")?;
-        if Self::counts_statements(&mut conn)? {
-            conn.batch_execute("SELECT pg_stat_statements_reset()")?;
-        } else {
-            eprintln!("no statement counts: the cluster does not load pg_stat_statements");
-        }
-        let before = Self::read(&mut conn)?;
-        Ok((conn, before))
-    }
-
-    fn per_checkin(self, before: Self) -> String {
-        let n = (self.checkins - before.checkins).max(1) as f64;
-        let per = |after: i64, before: i64| (after - before) as f64 / n;
-        let statements = if self.statements > 0 {
-            format!("{:.1}", per(self.statements, before.statements))
-        } else {
-            "(not counted)".into()
-        };
-        format!(
-            "PostgreSQL per check-in (whole run, accounts and logins included): {statements} \
-             statements (round trips), {:.2} commits, {:.1} rows written, {:.0} rows read, \
-             {:.1} KiB of WAL\n",
-            per(self.commits, before.commits),
-            per(self.rows_written, before.rows_written),
-            per(self.rows_read, before.rows_read),
-            per(self.wal_bytes, before.wal_bytes) / 1024.0,
-        )
-    }
-}
+/// What the soak stores, for the per-check-in costs.
+const CHECKINS: &str = "SELECT count(*) FROM checkins";
 
 /// The soak's report, and on PostgreSQL what the database did per check-in.
 async fn run(database_url: &str) -> anyhow::Result<(SoakReport, String)> {
@@ -195,7 +109,7 @@ async fn run(database_url: &str) -> anyhow::Result<(SoakReport, String)> {
     let postgres = database_url.starts_with("postgres");
     let counting = if postgres {
         let url = database_url.to_owned();
-        Some(tokio::task::spawn_blocking(move || Activity::start(&url)).await??)
+        Some(tokio::task::spawn_blocking(move || pg::Activity::start(&url, CHECKINS)).await??)
     } else {
         None
     };
@@ -206,8 +120,13 @@ async fn run(database_url: &str) -> anyhow::Result<(SoakReport, String)> {
     let costs = match counting {
         Some((mut conn, before)) => {
             tokio::time::sleep(Duration::from_secs(2)).await;
-            let after = tokio::task::spawn_blocking(move || Activity::read(&mut conn)).await??;
-            after.per_checkin(before)
+            let after =
+                tokio::task::spawn_blocking(move || pg::Activity::read(&mut conn, CHECKINS))
+                    .await??;
+            format!(
+                "PostgreSQL per check-in (whole run, accounts and logins included): {}\n",
+                after.per_item(before)
+            )
         }
         None => String::new(),
     };

@@ -228,3 +228,154 @@ pub fn fresh_database() -> String {
         .expect("create a test database");
     url(&cluster.socket_dir, &name)
 }
+
+/// What PostgreSQL did in one database (`pg_stat_database`, the WAL position and, when the
+/// cluster loads it, `pg_stat_statements`), for a bench to turn into per-item costs. `items` is
+/// the count of what the bench stores, read at each reading.
+#[derive(diesel::QueryableByName, Default, Clone, Copy)]
+pub struct Activity {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    statements: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    commits: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    rows_written: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    rows_read: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    wal_bytes: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    items: i64,
+}
+
+impl Activity {
+    /// A reading now; `items` is a query of one `bigint`, e.g. `SELECT count(*) FROM checkins`.
+    pub fn read(conn: &mut PgConnection, items: &str) -> anyhow::Result<Self> {
+        use diesel::RunQueryDsl;
+        // The statistics of this transaction's own queries are not in yet: a fresh snapshot.
+        diesel::sql_query("SELECT pg_stat_clear_snapshot()").execute(conn)?;
+        let statements = if Self::counts_statements(conn)? {
+            "(SELECT COALESCE(sum(calls), 0) FROM pg_stat_statements s \
+              JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = current_database())::bigint"
+        } else {
+            "0::bigint"
+        };
+        Ok(diesel::sql_query(format!(
+            "SELECT {statements} AS statements, xact_commit AS commits, \
+                    (tup_inserted + tup_updated + tup_deleted) AS rows_written, \
+                    (tup_returned + tup_fetched) AS rows_read, \
+                    pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint AS wal_bytes, \
+                    ({items})::bigint AS items \
+             FROM pg_stat_database WHERE datname = current_database()"
+        ))
+        .get_result(conn)?)
+    }
+
+    /// Whether the cluster loads `pg_stat_statements` (the test cluster does where the server
+    /// has the module); without it the extension's view cannot be read.
+    fn counts_statements(conn: &mut PgConnection) -> anyhow::Result<bool> {
+        use diesel::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct Loaded {
+            #[diesel(sql_type = diesel::sql_types::Bool)]
+            loaded: bool,
+        }
+        let row: Loaded = diesel::sql_query(
+            "SELECT current_setting('shared_preload_libraries') LIKE '%pg_stat_statements%' \
+                    AND to_regclass('pg_stat_statements') IS NOT NULL AS loaded",
+        )
+        .get_result(conn)?;
+        Ok(row.loaded)
+    }
+
+    /// Starts counting in the database at `url`: the extension made, its counts reset.
+    pub fn start(url: &str, items: &str) -> anyhow::Result<(PgConnection, Self)> {
+        let mut conn = PgConnection::establish(url)?;
+        conn.batch_execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")?;
+        if Self::counts_statements(&mut conn)? {
+            conn.batch_execute("SELECT pg_stat_statements_reset()")?;
+        } else {
+            eprintln!("no statement counts: the cluster does not load pg_stat_statements");
+        }
+        let before = Self::read(&mut conn, items)?;
+        Ok((conn, before))
+    }
+
+    /// Statements (round trips), commits, rows and WAL per item stored since `before`.
+    pub fn per_item(self, before: Self) -> String {
+        let n = (self.items - before.items).max(1) as f64;
+        let per = |after: i64, before: i64| (after - before) as f64 / n;
+        let statements = if self.statements > 0 {
+            format!("{:.1}", per(self.statements, before.statements))
+        } else {
+            "(not counted)".into()
+        };
+        format!(
+            "{statements} statements (round trips), {:.2} commits, {:.1} rows written, \
+             {:.0} rows read, {:.1} KiB of WAL",
+            per(self.commits, before.commits),
+            per(self.rows_written, before.rows_written),
+            per(self.rows_read, before.rows_read),
+            per(self.wal_bytes, before.wal_bytes) / 1024.0,
+        )
+    }
+
+    /// The statements run most often since the counts were reset, with their calls per item
+    /// and mean time: where a bench's round trips go.
+    pub fn top_statements(
+        conn: &mut PgConnection,
+        items: i64,
+        limit: i64,
+    ) -> anyhow::Result<Vec<String>> {
+        use diesel::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct Top {
+            #[diesel(sql_type = diesel::sql_types::Double)]
+            calls: f64,
+            #[diesel(sql_type = diesel::sql_types::Double)]
+            mean_ms: f64,
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            query: String,
+        }
+        if !Self::counts_statements(conn)? {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<Top> = diesel::sql_query(format!(
+            "SELECT calls::float8 AS calls, mean_exec_time AS mean_ms, \
+                    left(regexp_replace(query, '\\s+', ' ', 'g'), 110) AS query \
+             FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid \
+             WHERE d.datname = current_database() ORDER BY calls DESC LIMIT {limit}"
+        ))
+        .load(conn)?;
+        let n = items.max(1) as f64;
+        let mut lines: Vec<String> = rows
+            .into_iter()
+            .map(|r| format!("{:6.2}/item {:7.3} ms  {}", r.calls / n, r.mean_ms, r.query))
+            .collect();
+        // And the tables read row by row: where the rows read go.
+        #[derive(diesel::QueryableByName)]
+        struct Scanned {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            relname: String,
+            #[diesel(sql_type = diesel::sql_types::Double)]
+            seq_rows: f64,
+            #[diesel(sql_type = diesel::sql_types::Double)]
+            idx_rows: f64,
+        }
+        let scanned: Vec<Scanned> = diesel::sql_query(
+            "SELECT relname::text AS relname, COALESCE(seq_tup_read, 0)::float8 AS seq_rows, \
+                    COALESCE(idx_tup_fetch, 0)::float8 AS idx_rows \
+             FROM pg_stat_user_tables ORDER BY seq_tup_read + COALESCE(idx_tup_fetch, 0) DESC LIMIT 6",
+        )
+        .load(conn)?;
+        for t in scanned {
+            lines.push(format!(
+                "{}: {:.0} rows read in sequence, {:.0} by index, per item (whole run)",
+                t.relname,
+                t.seq_rows / n,
+                t.idx_rows / n
+            ));
+        }
+        Ok(lines)
+    }
+}
