@@ -378,29 +378,53 @@ fn explain(
     let DbConnection::Postgresql(pg) = conn else {
         return Ok(());
     };
-    let window = chrono::Duration::days(taizhang::checkins::store::COUNTY_REUSE_DAYS);
-    let county = format!("{}000000", &village[..6]);
-    for (what, sql) in [
+    use diesel::sql_types::{Date, Text};
+    use taizhang::checkins::store::{county_of, reuse, COUNTY_REUSE_DAYS};
+    let window = chrono::Duration::days(COUNTY_REUSE_DAYS);
+    let county = county_of(village);
+    let (from, to) = (day - window, day + window);
+    // The very queries intake runs, rendered by diesel, their binds given in argument order.
+    let sql = |rendered: String| {
+        let sql = rendered
+            .split(" -- binds:")
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        format!("EXPLAIN (ANALYZE, BUFFERS) {sql}")
+    };
+    let plans: [(&str, Vec<Line>); 3] = [
         (
             "village",
-            format!("SELECT photo_phash FROM checkins WHERE village_code = '{village}'"),
+            diesel::sql_query(sql(diesel::debug_query::<diesel::pg::Pg, _>(
+                &reuse::village(village),
+            )
+            .to_string()))
+            .bind::<Text, _>(village)
+            .load(pg)?,
         ),
         (
             "person",
-            format!("SELECT photo_phash FROM checkins WHERE subject = '{subject}'"),
+            diesel::sql_query(sql(diesel::debug_query::<diesel::pg::Pg, _>(
+                &reuse::person(subject),
+            )
+            .to_string()))
+            .bind::<Text, _>(subject)
+            .load(pg)?,
         ),
         (
             "county ±7 days",
-            format!(
-                "SELECT photo_phash FROM checkins WHERE county_code = '{county}' \
-                 AND attendance_date BETWEEN '{}' AND '{}' AND subject <> '{subject}'",
-                day - window,
-                day + window
-            ),
+            diesel::sql_query(sql(diesel::debug_query::<diesel::pg::Pg, _>(
+                &reuse::county(&county, from, to, subject),
+            )
+            .to_string()))
+            .bind::<Text, _>(&county)
+            .bind::<Date, _>(from)
+            .bind::<Date, _>(to)
+            .bind::<Text, _>(subject)
+            .load(pg)?,
         ),
-    ] {
-        let plan: Vec<Line> =
-            diesel::sql_query(format!("EXPLAIN (ANALYZE, BUFFERS) {sql}")).load(pg)?;
+    ];
+    for (what, plan) in plans {
         println!("postgres plan of the {what} query:");
         for line in plan {
             println!("    {}", line.line);

@@ -959,21 +959,31 @@ async fn the_county_reuse_query_reads_the_index_alone(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let mut conn = app.database().url.establish().expect("connect");
     let today = Utc::now().date_naive();
-    let query = format!(
-        "SELECT photo_phash FROM checkins WHERE county_code = '220802000000' \
-         AND attendance_date BETWEEN '{}' AND '{}' AND subject <> 'user:1'",
-        today - Duration::days(7),
-        today + Duration::days(7)
-    );
+    let (from, to) = (today - Duration::days(7), today + Duration::days(7));
+    // The very query intake runs, its binds given in the order of its arguments.
+    let query = taizhang::checkins::store::reuse::county("220802000000", from, to, "user:1");
+    let explain = |sql: String, prefix: &str| {
+        let sql = sql
+            .split(" -- binds:")
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        diesel::sql_query(format!("{prefix} {sql}"))
+            .bind::<diesel::sql_types::Text, _>("220802000000")
+            .bind::<diesel::sql_types::Date, _>(from)
+            .bind::<diesel::sql_types::Date, _>(to)
+            .bind::<diesel::sql_types::Text, _>("user:1")
+    };
     let plan: Vec<String> = match &mut conn {
-        taizhang::db::DbConnection::Sqlite(c) => {
-            diesel::sql_query(format!("EXPLAIN QUERY PLAN {query}"))
-                .load::<Sqlite>(c)
-                .expect("plan")
-                .into_iter()
-                .map(|r| r.detail)
-                .collect()
-        }
+        taizhang::db::DbConnection::Sqlite(c) => explain(
+            diesel::debug_query::<diesel::sqlite::Sqlite, _>(&query).to_string(),
+            "EXPLAIN QUERY PLAN",
+        )
+        .load::<Sqlite>(c)
+        .expect("plan")
+        .into_iter()
+        .map(|r| r.detail)
+        .collect(),
         taizhang::db::DbConnection::Postgresql(c) => {
             // An empty table is read whole whatever its indexes: ask for the index's plan.
             diesel::sql_query("SET enable_seqscan = off")
@@ -982,12 +992,15 @@ async fn the_county_reuse_query_reads_the_index_alone(backend: Backend) {
             diesel::sql_query("SET enable_bitmapscan = off")
                 .execute(c)
                 .expect("set");
-            diesel::sql_query(format!("EXPLAIN {query}"))
-                .load::<Postgres>(c)
-                .expect("plan")
-                .into_iter()
-                .map(|r| r.line)
-                .collect()
+            explain(
+                diesel::debug_query::<diesel::pg::Pg, _>(&query).to_string(),
+                "EXPLAIN",
+            )
+            .load::<Postgres>(c)
+            .expect("plan")
+            .into_iter()
+            .map(|r| r.line)
+            .collect()
         }
     };
     let scans: Vec<&String> = plan

@@ -76,25 +76,45 @@ pub fn reuse_candidates(
 ) -> QueryResult<Vec<i64>> {
     let county = county_of(village);
     let window = chrono::Duration::days(COUNTY_REUSE_DAYS);
-    let mut hashes: Vec<i64> = checkins::table
-        .filter(checkins::village_code.eq(village))
-        .select(checkins::photo_phash)
-        .load(conn)?;
-    hashes.extend(
+    let mut hashes: Vec<i64> = reuse::village(village).load(conn)?;
+    hashes.extend(reuse::person(subject).load::<i64>(conn)?);
+    hashes.extend(reuse::county(&county, day - window, day + window, subject).load::<i64>(conn)?);
+    Ok(hashes)
+}
+
+/// The reuse check's three queries, public so that the tests and benches that check their
+/// plans explain these very queries. Their binds are their arguments, in order.
+pub mod reuse {
+    use chrono::NaiveDate;
+    use diesel::prelude::*;
+
+    use crate::db::schema::checkins;
+
+    /// The hashes of the village's check-in photos.
+    #[diesel::dsl::auto_type]
+    pub fn village<'a>(village: &'a str) -> _ {
+        checkins::table
+            .filter(checkins::village_code.eq(village))
+            .select(checkins::photo_phash)
+    }
+
+    /// The hashes of the person's check-in photos.
+    #[diesel::dsl::auto_type]
+    pub fn person<'a>(subject: &'a str) -> _ {
         checkins::table
             .filter(checkins::subject.eq(subject))
             .select(checkins::photo_phash)
-            .load::<i64>(conn)?,
-    );
-    hashes.extend(
+    }
+
+    /// The hashes of other people's check-in photos in the county between two days.
+    #[diesel::dsl::auto_type]
+    pub fn county<'a>(county: &'a str, from: NaiveDate, to: NaiveDate, subject: &'a str) -> _ {
         checkins::table
-            .filter(checkins::county_code.eq(&county))
-            .filter(checkins::attendance_date.between(day - window, day + window))
+            .filter(checkins::county_code.eq(county))
+            .filter(checkins::attendance_date.between(from, to))
             .filter(checkins::subject.ne(subject))
             .select(checkins::photo_phash)
-            .load::<i64>(conn)?,
-    );
-    Ok(hashes)
+    }
 }
 
 /// Whether another person's check-in anywhere in the county used these very bytes.
@@ -114,7 +134,7 @@ fn same_bytes_in_county(
 }
 
 /// The 12-digit code of a village's county.
-fn county_of(village: &str) -> String {
+pub fn county_of(village: &str) -> String {
     format!("{}000000", village.get(..6).unwrap_or(village))
 }
 
