@@ -378,50 +378,36 @@ fn explain(
     let DbConnection::Postgresql(pg) = conn else {
         return Ok(());
     };
+    use diesel::pg::Pg;
     use diesel::sql_types::{Date, Text};
     use taizhang::checkins::store::{county_of, reuse, COUNTY_REUSE_DAYS};
+    use taizhang_testkit::sql_of;
     let window = chrono::Duration::days(COUNTY_REUSE_DAYS);
     let county = county_of(village);
     let (from, to) = (day - window, day + window);
     // The very queries intake runs, rendered by diesel, their binds given in argument order.
-    let sql = |rendered: String| {
-        let sql = rendered
-            .split(" -- binds:")
-            .next()
-            .unwrap_or_default()
-            .to_owned();
-        format!("EXPLAIN (ANALYZE, BUFFERS) {sql}")
-    };
+    let explain = |sql: String| diesel::sql_query(format!("EXPLAIN (ANALYZE, BUFFERS) {sql}"));
     let plans: [(&str, Vec<Line>); 3] = [
         (
             "village",
-            diesel::sql_query(sql(diesel::debug_query::<diesel::pg::Pg, _>(
-                &reuse::village(village),
-            )
-            .to_string()))
-            .bind::<Text, _>(village)
-            .load(pg)?,
+            explain(sql_of::<Pg, _>(&reuse::village(village)))
+                .bind::<Text, _>(village)
+                .load(pg)?,
         ),
         (
             "person",
-            diesel::sql_query(sql(diesel::debug_query::<diesel::pg::Pg, _>(
-                &reuse::person(subject),
-            )
-            .to_string()))
-            .bind::<Text, _>(subject)
-            .load(pg)?,
+            explain(sql_of::<Pg, _>(&reuse::person(subject)))
+                .bind::<Text, _>(subject)
+                .load(pg)?,
         ),
         (
             "county ±7 days",
-            diesel::sql_query(sql(diesel::debug_query::<diesel::pg::Pg, _>(
-                &reuse::county(&county, from, to, subject),
-            )
-            .to_string()))
-            .bind::<Text, _>(&county)
-            .bind::<Date, _>(from)
-            .bind::<Date, _>(to)
-            .bind::<Text, _>(subject)
-            .load(pg)?,
+            explain(sql_of::<Pg, _>(&reuse::county(&county, from, to, subject)))
+                .bind::<Text, _>(&county)
+                .bind::<Date, _>(from)
+                .bind::<Date, _>(to)
+                .bind::<Text, _>(subject)
+                .load(pg)?,
         ),
     ];
     for (what, plan) in plans {

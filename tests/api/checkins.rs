@@ -963,11 +963,6 @@ async fn the_county_reuse_query_reads_the_index_alone(backend: Backend) {
     // The very query intake runs, its binds given in the order of its arguments.
     let query = taizhang::checkins::store::reuse::county("220802000000", from, to, "user:1");
     let explain = |sql: String, prefix: &str| {
-        let sql = sql
-            .split(" -- binds:")
-            .next()
-            .unwrap_or_default()
-            .to_owned();
         diesel::sql_query(format!("{prefix} {sql}"))
             .bind::<diesel::sql_types::Text, _>("220802000000")
             .bind::<diesel::sql_types::Date, _>(from)
@@ -976,7 +971,7 @@ async fn the_county_reuse_query_reads_the_index_alone(backend: Backend) {
     };
     let plan: Vec<String> = match &mut conn {
         taizhang::db::DbConnection::Sqlite(c) => explain(
-            diesel::debug_query::<diesel::sqlite::Sqlite, _>(&query).to_string(),
+            taizhang_testkit::sql_of::<diesel::sqlite::Sqlite, _>(&query),
             "EXPLAIN QUERY PLAN",
         )
         .load::<Sqlite>(c)
@@ -986,14 +981,13 @@ async fn the_county_reuse_query_reads_the_index_alone(backend: Backend) {
         .collect(),
         taizhang::db::DbConnection::Postgresql(c) => {
             // An empty table is read whole whatever its indexes: ask for the index's plan.
-            diesel::sql_query("SET enable_seqscan = off")
-                .execute(c)
-                .expect("set");
-            diesel::sql_query("SET enable_bitmapscan = off")
-                .execute(c)
-                .expect("set");
+            diesel::connection::SimpleConnection::batch_execute(
+                c,
+                "SET enable_seqscan = off; SET enable_bitmapscan = off",
+            )
+            .expect("set");
             explain(
-                diesel::debug_query::<diesel::pg::Pg, _>(&query).to_string(),
+                taizhang_testkit::sql_of::<diesel::pg::Pg, _>(&query),
                 "EXPLAIN",
             )
             .load::<Postgres>(c)

@@ -13,3 +13,19 @@ pub mod s3s;
 
 /// The repository root, where `fixtures/` and `mobile-api-spec/` are.
 pub const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+
+/// The SQL diesel sends for `query` on backend `DB`, with placeholders for its binds: for
+/// `EXPLAIN`ing a query the server runs, its values bound in the order of its arguments.
+pub fn sql_of<DB, Q>(query: &Q) -> String
+where
+    DB: diesel::backend::Backend + Default,
+    DB::QueryBuilder: Default,
+    Q: diesel::query_builder::QueryFragment<DB>,
+{
+    use diesel::query_builder::QueryBuilder;
+    let mut builder = DB::QueryBuilder::default();
+    query
+        .to_sql(&mut builder, &DB::default())
+        .expect("a diesel query renders");
+    builder.finish()
+}
