@@ -1,5 +1,6 @@
 //! Keeping per-village figures ready: every change that can alter a village's figures bumps the
-//! village's generation in the same transaction ([`touch_households`], [`touch_villages`]);
+//! village's generation in the same transaction ([`touch_villages`], of the villages
+//! [`villages_of_households`] finds for changed households);
 //! a cached figure set counts only while its generation is current, and stale or missing ones
 //! are recomputed for the villages concerned alone. Closed months are read from their snapshot.
 
